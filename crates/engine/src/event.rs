@@ -1,0 +1,181 @@
+//! Incoming events are parsed here, once, into [`NewEvent`]s: after this the engine trusts them.
+//!
+//! Errors name the field (and the array index in a batch), so a backend developer can fix the
+//! sender without reading our code.
+
+use hookflow_templating::Catalog;
+use serde_json::Value;
+
+use crate::model::{NewEvent, ShopId, Timestamp};
+
+/// Most events one request may carry; a larger batch is a 413-style refusal, not a slow commit.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// An event that cannot be accepted, with the path of the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidEvent {
+    /// e.g. `eventType` or `[3].shopId`.
+    pub field: String,
+    pub message: String,
+    /// The event type is not in the catalog (a distinct code for clients).
+    pub unknown_event_type: bool,
+}
+
+/// Parses one event object or an array of them.
+pub fn parse_events(body: Value, catalog: &Catalog, now: Timestamp) -> Result<Vec<NewEvent>, InvalidEvent> {
+    match body {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(invalid("", "the array holds no events"));
+            }
+            if items.len() > MAX_EVENTS_PER_REQUEST {
+                return Err(invalid(
+                    "",
+                    &format!("{} events in one request; at most {MAX_EVENTS_PER_REQUEST} are accepted", items.len()),
+                ));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| parse_event(item, catalog, now, &format!("[{i}].")))
+                .collect()
+        }
+        other => Ok(vec![parse_event(other, catalog, now, "")?]),
+    }
+}
+
+fn invalid(field: &str, message: &str) -> InvalidEvent {
+    InvalidEvent { field: if field.is_empty() { "body".into() } else { field.into() }, message: message.into(), unknown_event_type: false }
+}
+
+fn parse_event(value: Value, catalog: &Catalog, now: Timestamp, prefix: &str) -> Result<NewEvent, InvalidEvent> {
+    let field = |name: &str| format!("{prefix}{name}");
+    let Value::Object(mut obj) = value else {
+        return Err(invalid(prefix.trim_end_matches('.'), "an event must be a JSON object"));
+    };
+    for key in obj.keys() {
+        if !matches!(
+            key.as_str(),
+            "eventType" | "shopId" | "entityId" | "entityData" | "occurredAt" | "idempotencyKey"
+        ) {
+            return Err(invalid(
+                &field(key),
+                "unknown field; an event has eventType, shopId, entityId, entityData, occurredAt and idempotencyKey",
+            ));
+        }
+    }
+    let event_type = match obj.remove("eventType") {
+        Some(Value::String(s)) => s,
+        None | Some(Value::Null) => return Err(invalid(&field("eventType"), "is required")),
+        Some(_) => return Err(invalid(&field("eventType"), "must be a string")),
+    };
+    if catalog.get(&event_type).is_none() {
+        return Err(InvalidEvent {
+            field: field("eventType"),
+            message: format!("unknown event type {event_type:?}; GET /api/v1/event-types lists the known ones"),
+            unknown_event_type: true,
+        });
+    }
+    let shop_id = match obj.remove("shopId") {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| invalid(&field("shopId"), "must be a positive integer"))?,
+        None | Some(Value::Null) => return Err(invalid(&field("shopId"), "is required")),
+        Some(_) => return Err(invalid(&field("shopId"), "must be a positive integer")),
+    };
+    let entity_id = match obj.remove("entityId") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => s,
+        Some(Value::String(_)) => return Err(invalid(&field("entityId"), "must be 1 to 255 characters")),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+        None | Some(Value::Null) => return Err(invalid(&field("entityId"), "is required")),
+        Some(_) => return Err(invalid(&field("entityId"), "must be a string or an integer")),
+    };
+    let entity = match obj.remove("entityData") {
+        Some(Value::Object(map)) => map,
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(_) => return Err(invalid(&field("entityData"), "must be a JSON object")),
+    };
+    let occurred_at = match obj.remove("occurredAt") {
+        Some(Value::String(s)) => Timestamp::parse_rfc3339(&s).ok_or_else(|| {
+            invalid(&field("occurredAt"), "must be an RFC 3339 date-time such as 2026-11-27T10:00:00Z")
+        })?,
+        None | Some(Value::Null) => now,
+        Some(_) => return Err(invalid(&field("occurredAt"), "must be an RFC 3339 date-time string")),
+    };
+    let idempotency_key = match obj.remove("idempotencyKey") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_IDEMPOTENCY_KEY => Some(s),
+        Some(Value::String(_)) => {
+            return Err(invalid(&field("idempotencyKey"), "must be 1 to 255 characters"))
+        }
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(invalid(&field("idempotencyKey"), "must be a string")),
+    };
+    Ok(NewEvent { event_type, shop_id: ShopId(shop_id), entity_id, entity, occurred_at, idempotency_key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn catalog() -> Catalog {
+        Catalog::builtin().unwrap()
+    }
+
+    #[test]
+    fn a_single_event_is_parsed() {
+        let events = parse_events(
+            json!({"eventType": "OrderChanged", "shopId": 1, "entityId": 77, "entityData": {"OrderId": 77},
+                   "occurredAt": "2026-11-27T10:00:00Z", "idempotencyKey": "k1"}),
+            &catalog(),
+            Timestamp(5),
+        )
+        .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].entity_id, "77");
+        assert_eq!(events[0].shop_id, ShopId(1));
+        assert_eq!(events[0].idempotency_key.as_deref(), Some("k1"));
+    }
+
+    #[test]
+    fn errors_name_the_field_and_index() {
+        let err = parse_events(
+            json!([{"eventType": "OrderChanged", "shopId": 1, "entityId": "a"},
+                   {"eventType": "OrderChanged", "shopId": "x", "entityId": "a"}]),
+            &catalog(),
+            Timestamp(5),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "[1].shopId");
+    }
+
+    #[test]
+    fn unknown_event_types_are_flagged() {
+        let err = parse_events(json!({"eventType": "Nope", "shopId": 1, "entityId": "a"}), &catalog(), Timestamp(5))
+            .unwrap_err();
+        assert!(err.unknown_event_type);
+        assert_eq!(err.field, "eventType");
+    }
+
+    #[test]
+    fn missing_and_malformed_fields_are_refused() {
+        let c = catalog();
+        let cases = [
+            (json!({"shopId": 1, "entityId": "a"}), "eventType"),
+            (json!({"eventType": "OrderChanged", "entityId": "a"}), "shopId"),
+            (json!({"eventType": "OrderChanged", "shopId": 1}), "entityId"),
+            (json!({"eventType": "OrderChanged", "shopId": 1, "entityId": "a", "entityData": []}), "entityData"),
+            (json!({"eventType": "OrderChanged", "shopId": 1, "entityId": "a", "occurredAt": "soon"}), "occurredAt"),
+            (json!({"eventType": "OrderChanged", "shopId": 1, "entityId": "a", "extra": 1}), "extra"),
+            (json!("text"), "body"),
+        ];
+        for (body, field) in cases {
+            let err = parse_events(body.clone(), &c, Timestamp(0)).unwrap_err();
+            assert_eq!(err.field, field, "{body}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Group commit: concurrent ingest requests share one transaction.
+//!
+//! Every request waits for its event to be committed before it is answered (an accepted event
+//! is durable), but a commit costs about the same for one event as for hundreds. So requests
+//! queue on a bounded channel and one task commits whatever has gathered, then answers them all.
+
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{mpsc, oneshot, Notify};
+use tracing::error;
+
+use crate::model::{Ingested, NewEvent, Timestamp};
+use crate::store::{IngestRejection, Store, StoreError};
+use crate::triggers::CompiledTriggers;
+
+/// Most requests committed together. Large enough to amortise a commit, small enough that one
+/// transaction does not hold SQLite's write lock for long.
+const MAX_GROUP: usize = 256;
+/// Requests that may wait for a commit before callers feel backpressure.
+const QUEUE_DEPTH: usize = 4096;
+
+/// Why an ingest request was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("shop {0} does not exist")]
+    UnknownShop(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("hookflow is shutting down")]
+    ShuttingDown,
+}
+
+struct Job {
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<Vec<Ingested>, IngestError>>,
+}
+
+/// The handle requests submit through.
+#[derive(Clone)]
+pub struct Ingestor {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Ingestor {
+    /// Starts the committing task. It ends when every handle is dropped.
+    pub fn start(
+        store: Arc<dyn Store>,
+        triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
+        queued: Arc<Notify>,
+    ) -> (Ingestor, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let task = tokio::spawn(run(store, triggers, queued, rx));
+        (Ingestor { tx }, task)
+    }
+
+    /// Stores, matches and queues the events; returns once they are committed.
+    pub async fn submit(&self, events: Vec<NewEvent>) -> Result<Vec<Ingested>, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Job { events, reply }).await.map_err(|_| IngestError::ShuttingDown)?;
+        answer.await.map_err(|_| IngestError::ShuttingDown)?
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
+    queued: Arc<Notify>,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    let mut jobs = Vec::with_capacity(MAX_GROUP);
+    let mut requests = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut jobs, MAX_GROUP).await > 0 {
+        let (events, replies): (Vec<_>, Vec<_>) = jobs.drain(..).map(|j| (j.events, j.reply)).unzip();
+        requests.clear();
+        requests.extend(events);
+        let planner = triggers.read().expect("trigger lock is never poisoned: writers only swap an Arc").clone();
+        match store.ingest(&requests, planner.as_ref(), Timestamp::now()).await {
+            Ok(results) => {
+                let mut any_queued = false;
+                for (result, reply) in results.into_iter().zip(replies) {
+                    let answer = result.map_err(|IngestRejection::UnknownShop(shop)| IngestError::UnknownShop(shop.0));
+                    if let Ok(ingested) = &answer {
+                        any_queued |= ingested.iter().any(|i| i.calls_queued > 0);
+                    }
+                    let _ = reply.send(answer);
+                }
+                if any_queued {
+                    queued.notify_one();
+                }
+            }
+            Err(err) => {
+                error!(error = %err, requests = requests.len(), "ingest transaction failed");
+                for reply in replies {
+                    let _ = reply.send(Err(IngestError::Store(StoreError(err.0.clone()))));
+                }
+            }
+        }
+    }
+}

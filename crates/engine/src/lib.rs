@@ -1,0 +1,26 @@
+//! The engine: hookflow's domain and its two loops.
+//!
+//! # Layout
+//! - [`model`]: ids, timestamps, shops, triggers, events, queued calls, attempts.
+//! - [`event`]: parsing incoming events at the edge into [`model::NewEvent`]s.
+//! - [`store`]: the [`store::Store`] trait that storage implements.
+//! - [`transport`]: the [`transport::Transport`] trait that delivery implements.
+//! - [`retry`]: outcome classification and the retry schedule.
+//! - [`triggers`]: compiled triggers, matching and rendering an event into calls.
+//! - [`ingest`]: the group-committing ingest loop.
+//! - [`dispatch`]: the delivery loop (claim, send, record).
+//! - [`service`]: [`Engine`], the one facade the HTTP layer and the CLI call.
+//!
+//! The engine knows no SQL and no HTTP: it compiles and tests without a database or network.
+
+pub mod dispatch;
+pub mod event;
+pub mod ingest;
+pub mod model;
+pub mod retry;
+pub mod service;
+pub mod store;
+pub mod transport;
+pub mod triggers;
+
+pub use service::{Engine, EngineConfig, EngineError};

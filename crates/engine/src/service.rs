@@ -1,0 +1,383 @@
+//! [`Engine`]: the facade over storage, the compiled triggers and the two loops. The HTTP API,
+//! the CLI and the benchmark all call this; none of them talk to storage directly.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hookflow_templating::render::{EventFields, ShopFields};
+use hookflow_templating::{Catalog, EventType, FieldType, RenderContext, TemplateSet};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::dispatch::{self, DispatchConfig};
+use crate::event::{parse_events, InvalidEvent};
+use crate::ingest::{IngestError, Ingestor};
+use crate::model::{
+    Action, Attempt, CallId, Ingested, Method, QueueFilter, QueueItem, Shop, ShopId, Timestamp, Trigger,
+    TriggerDraft, TriggerId,
+};
+use crate::store::{CancelOutcome, RetryOutcome, Store, StoreError};
+use crate::transport::Transport;
+use crate::triggers::CompiledTriggers;
+
+/// How often triggers are reloaded from storage even without a local change, so that nodes
+/// sharing a database pick up each other's edits.
+const TRIGGER_REFRESH: Duration = Duration::from_secs(10);
+/// Most actions one trigger may have.
+const MAX_ACTIONS: usize = 20;
+
+/// The engine's configuration, built once by the binary.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    pub dispatch: DispatchConfig,
+}
+
+/// An engine call that cannot be done, in terms the API can map to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A field of the request is invalid (422).
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// The event type is not in the catalog (422).
+    #[error("{field}: {message}")]
+    UnknownEventType { field: String, message: String },
+    /// The shop does not exist (422).
+    #[error("shop {0} does not exist; create it with POST /api/v1/shops")]
+    UnknownShop(i64),
+    /// The thing asked for does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed (500; the detail is logged, not shown).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// hookflow is stopping (503).
+    #[error("hookflow is shutting down")]
+    Unavailable,
+}
+
+impl From<InvalidEvent> for EngineError {
+    fn from(e: InvalidEvent) -> Self {
+        if e.unknown_event_type {
+            EngineError::UnknownEventType { field: e.field, message: e.message }
+        } else {
+            EngineError::Invalid { field: e.field, message: e.message }
+        }
+    }
+}
+
+impl From<IngestError> for EngineError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::UnknownShop(id) => EngineError::UnknownShop(id),
+            IngestError::Store(err) => EngineError::Store(err),
+            IngestError::ShuttingDown => EngineError::Unavailable,
+        }
+    }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError {
+    EngineError::Invalid { field: field.into(), message: message.into() }
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
+    ingestor: Ingestor,
+    queued: Arc<Notify>,
+    config: EngineConfig,
+    /// Serialises trigger reloads so an older snapshot never replaces a newer one.
+    reload: tokio::sync::Mutex<()>,
+}
+
+/// The engine's background tasks, owned by whoever started it.
+pub struct EngineTasks {
+    ingest: JoinHandle<()>,
+    refresh: JoinHandle<()>,
+}
+
+impl EngineTasks {
+    /// Waits for the ingest loop to finish (after every `Engine` handle is dropped).
+    pub async fn join(self) {
+        self.refresh.abort();
+        let _ = self.ingest.await;
+    }
+}
+
+impl Engine {
+    /// Loads the triggers and starts the ingest loop.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        config: EngineConfig,
+    ) -> Result<(Arc<Engine>, EngineTasks), EngineError> {
+        let triggers = store.list_triggers().await?;
+        let compiled = CompiledTriggers::build(&triggers, catalog.clone(), config.dispatch.retry.max_attempts());
+        let triggers = Arc::new(RwLock::new(Arc::new(compiled)));
+        let queued = Arc::new(Notify::new());
+        let (ingestor, ingest) = Ingestor::start(store.clone(), triggers.clone(), queued.clone());
+        let engine = Arc::new(Engine {
+            store,
+            catalog,
+            triggers,
+            ingestor,
+            queued,
+            config,
+            reload: tokio::sync::Mutex::new(()),
+        });
+        let weak = Arc::downgrade(&engine);
+        let refresh = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TRIGGER_REFRESH).await;
+                let Some(engine) = weak.upgrade() else { break };
+                if let Err(err) = engine.reload_triggers().await {
+                    error!(error = %err, "could not refresh triggers");
+                }
+            }
+        });
+        Ok((engine, EngineTasks { ingest, refresh }))
+    }
+
+    /// Starts the delivery loop; it drains and returns when `shutdown` fires.
+    pub fn spawn_dispatcher(&self, transport: Arc<dyn Transport>, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(dispatch::run(
+            self.store.clone(),
+            transport,
+            self.config.dispatch.clone(),
+            self.queued.clone(),
+            shutdown,
+        ))
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    async fn reload_triggers(&self) -> Result<(), EngineError> {
+        let _guard = self.reload.lock().await;
+        let triggers = self.store.list_triggers().await?;
+        let compiled = CompiledTriggers::build(&triggers, self.catalog.clone(), self.config.dispatch.retry.max_attempts());
+        *self.triggers.write().expect("trigger lock is never poisoned: writers only swap an Arc") = Arc::new(compiled);
+        Ok(())
+    }
+
+    // ---- shops ----
+
+    pub async fn create_shop(&self, name: &str) -> Result<Shop, EngineError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(invalid("name", "must be 1 to 200 characters"));
+        }
+        Ok(self.store.create_shop(name, Timestamp::now()).await?)
+    }
+
+    pub async fn list_shops(&self) -> Result<Vec<Shop>, EngineError> {
+        Ok(self.store.list_shops().await?)
+    }
+
+    pub async fn get_shop(&self, id: ShopId) -> Result<Shop, EngineError> {
+        self.store.get_shop(id).await?.ok_or_else(|| EngineError::NotFound(format!("shop {id} does not exist")))
+    }
+
+    // ---- triggers ----
+
+    pub async fn list_triggers(&self) -> Result<Vec<Trigger>, EngineError> {
+        Ok(self.store.list_triggers().await?)
+    }
+
+    pub async fn get_trigger(&self, id: TriggerId) -> Result<Trigger, EngineError> {
+        self.store.get_trigger(id).await?.ok_or_else(|| trigger_not_found(id))
+    }
+
+    pub async fn create_trigger(&self, draft: TriggerDraft) -> Result<Trigger, EngineError> {
+        let draft = self.validate_trigger(draft).await?;
+        let trigger = self.store.create_trigger(&draft, Timestamp::now()).await?;
+        info!(trigger_id = %trigger.id, event_type = %draft.event_type, "trigger created");
+        self.reload_triggers().await?;
+        Ok(trigger)
+    }
+
+    pub async fn update_trigger(&self, id: TriggerId, draft: TriggerDraft) -> Result<Trigger, EngineError> {
+        let draft = self.validate_trigger(draft).await?;
+        let trigger = self.store.update_trigger(id, &draft, Timestamp::now()).await?.ok_or_else(|| trigger_not_found(id))?;
+        info!(trigger_id = %id, "trigger updated");
+        self.reload_triggers().await?;
+        Ok(trigger)
+    }
+
+    pub async fn delete_trigger(&self, id: TriggerId) -> Result<(), EngineError> {
+        if !self.store.delete_trigger(id).await? {
+            return Err(trigger_not_found(id));
+        }
+        info!(trigger_id = %id, "trigger deleted");
+        self.reload_triggers().await
+    }
+
+    /// Checks everything about a trigger that can be checked before an event arrives.
+    async fn validate_trigger(&self, mut draft: TriggerDraft) -> Result<TriggerDraft, EngineError> {
+        draft.name = draft.name.trim().to_owned();
+        if draft.name.is_empty() || draft.name.chars().count() > 200 {
+            return Err(invalid("name", "must be 1 to 200 characters"));
+        }
+        let Some(event_type) = self.catalog.get(&draft.event_type) else {
+            return Err(EngineError::UnknownEventType {
+                field: "eventType".into(),
+                message: format!("unknown event type {:?}; GET /api/v1/event-types lists the known ones", draft.event_type),
+            });
+        };
+        if let Some(shop) = draft.shop_id {
+            if self.store.get_shop(shop).await?.is_none() {
+                return Err(EngineError::UnknownShop(shop.0));
+            }
+        }
+        let checker = TemplateSet::new();
+        if let Some(condition) = &draft.condition {
+            if condition.trim().is_empty() {
+                draft.condition = None;
+            } else {
+                checker.check_condition(condition).map_err(|e| invalid("condition", format!("does not compile: {e}")))?;
+            }
+        }
+        if draft.actions.is_empty() {
+            return Err(invalid("actions", "a trigger needs at least one action"));
+        }
+        if draft.actions.len() > MAX_ACTIONS {
+            return Err(invalid("actions", format!("at most {MAX_ACTIONS} actions per trigger")));
+        }
+        let sample = sample_entity(event_type);
+        for (i, action) in draft.actions.iter().enumerate() {
+            let Action::CallWebhook(call) = action;
+            check_url(&call.url).map_err(|m| invalid(format!("actions[{i}].url"), m))?;
+            if let Some(payload) = &call.payload {
+                if call.method == Method::Get {
+                    return Err(invalid(format!("actions[{i}].payload"), "GET calls send no body; remove the payload or use POST"));
+                }
+                let field = format!("actions[{i}].payload.body");
+                checker
+                    .check_payload(payload.mime_type, &payload.body)
+                    .map_err(|e| invalid(&field, format!("does not compile: {e}")))?;
+                let ctx = sample_context(event_type, &sample);
+                checker
+                    .render_once(payload.mime_type, &payload.body, &ctx)
+                    .map_err(|e| invalid(&field, format!("renders invalid {} for a sample {}: {e}", payload.mime_type, event_type.name)))?;
+            }
+        }
+        Ok(draft)
+    }
+
+    // ---- events ----
+
+    /// Validates a request body (one event or an array) and ingests it; returns once committed.
+    pub async fn ingest_json(&self, body: Value) -> Result<Vec<Ingested>, EngineError> {
+        let events = parse_events(body, &self.catalog, Timestamp::now())?;
+        Ok(self.ingestor.submit(events).await?)
+    }
+
+    // ---- queue ----
+
+    pub async fn list_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, EngineError> {
+        Ok(self.store.list_queue(filter).await?)
+    }
+
+    pub async fn get_call(&self, id: CallId) -> Result<(QueueItem, Vec<Attempt>), EngineError> {
+        self.store.get_call(id).await?.ok_or_else(|| call_not_found(id))
+    }
+
+    /// Sends a call again now: a failed or cancelled call gets a fresh set of attempts, and a
+    /// succeeded one is resent.
+    pub async fn retry_call(&self, id: CallId) -> Result<QueueItem, EngineError> {
+        match self.store.retry_call(id, self.config.dispatch.retry.max_attempts(), Timestamp::now()).await? {
+            RetryOutcome::Queued(item) => {
+                self.queued.notify_one();
+                Ok(item)
+            }
+            RetryOutcome::InFlight(_) => Err(EngineError::Conflict(format!("call {id} is being delivered right now"))),
+            RetryOutcome::NotFound => Err(call_not_found(id)),
+        }
+    }
+
+    pub async fn cancel_call(&self, id: CallId) -> Result<QueueItem, EngineError> {
+        match self.store.cancel_call(id, Timestamp::now()).await? {
+            CancelOutcome::Cancelled(item) => Ok(item),
+            CancelOutcome::Finished(item) => {
+                Err(EngineError::Conflict(format!("call {id} has already finished ({})", item.status.as_str())))
+            }
+            CancelOutcome::NotFound => Err(call_not_found(id)),
+        }
+    }
+}
+
+fn trigger_not_found(id: TriggerId) -> EngineError {
+    EngineError::NotFound(format!("trigger {id} does not exist"))
+}
+
+fn call_not_found(id: CallId) -> EngineError {
+    EngineError::NotFound(format!("queue item {id} does not exist"))
+}
+
+/// Webhook URLs must be absolute http(s) URLs with a host. Where they may point is checked at
+/// delivery time, on the resolved addresses.
+fn check_url(url: &str) -> Result<(), String> {
+    let probe = url.replace("{{ entityId }}", "1").replace("{{entityId}}", "1");
+    let parsed = url::Url::parse(&probe).map_err(|e| format!("is not a valid URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("scheme {:?} is not allowed; use http or https", parsed.scheme()));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry credentials; use the action's basic authentication".into());
+    }
+    Ok(())
+}
+
+/// An entity with every catalog field set to a plausible value, for checking templates.
+pub fn sample_entity(event_type: &EventType) -> serde_json::Map<String, Value> {
+    event_type
+        .fields
+        .iter()
+        .map(|f| {
+            let value = match f.ty {
+                FieldType::Integer => Value::from(1001),
+                FieldType::Number => Value::from(10.5),
+                FieldType::Boolean => Value::from(true),
+                FieldType::String => Value::from(format!("{}-1001", f.name)),
+            };
+            (f.name.clone(), value)
+        })
+        .collect()
+}
+
+fn sample_context(event_type: &EventType, entity: &serde_json::Map<String, Value>) -> hookflow_templating::ContextValue {
+    let entity_value = Value::Object(entity.clone());
+    let data = hookflow_templating::entity_data(event_type, entity);
+    RenderContext {
+        event: EventFields { id: 1, event_type: &event_type.name, occurred_at: "2026-01-01T00:00:00Z", entity_id: "1001" },
+        shop: ShopFields { id: 1, name: "Sample shop" },
+        entity: &entity_value,
+        entity_data: &data,
+        entity_id: "1001",
+    }
+    .to_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_absolute_http() {
+        assert!(check_url("https://erp.example.com/hooks").is_ok());
+        assert!(check_url("http://h/o/{{ entityId }}").is_ok());
+        assert!(check_url("ftp://h/").is_err());
+        assert!(check_url("/relative").is_err());
+        assert!(check_url("http://user:pw@h/").is_err());
+    }
+}
