@@ -1,1 +1,150 @@
-fn main(){}
+//! The `hookflow` command line. Parsing only; the work happens in the library.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use hookflow::{bench, ServeConfig};
+use hookflow_delivery::{DeliveryConfig, TargetPolicy};
+use hookflow_engine::dispatch::DispatchConfig;
+use hookflow_engine::retry::RetryPolicy;
+use hookflow_storage::DbConfig;
+use tracing_subscriber::EnvFilter;
+
+/// hookflow: a self-hosted trigger engine for commerce platforms. Events in, webhooks out.
+#[derive(Parser)]
+#[command(name = "hookflow", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the delivery workers (applies migrations first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Measure end-to-end delivery throughput against the raw HTTP limit of this machine.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// Database URL: sqlite://FILE?mode=rwc or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        env = "HOOKFLOW_DATABASE_URL",
+        default_value = "sqlite://hookflow.db?mode=rwc"
+    )]
+    database_url: String,
+    /// Database connection pool size (default: 8 for SQLite, 16 for PostgreSQL).
+    #[arg(long, env = "HOOKFLOW_DATABASE_POOL")]
+    database_pool: Option<u32>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address the API listens on (port 0 picks a free port).
+    #[arg(long, env = "HOOKFLOW_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bearer token with full rights on the API. Without one the API is open: keep it on loopback.
+    #[arg(long, env = "HOOKFLOW_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Comma-separated networks (CIDR) webhooks may reach although they are loopback, private
+    /// or link-local, e.g. 10.0.0.0/8,127.0.0.1. By default only public addresses are reachable.
+    #[arg(long, env = "HOOKFLOW_ALLOW_PRIVATE_TARGETS", default_value = "")]
+    allow_private_targets: String,
+    /// Timeout of one delivery attempt, in milliseconds.
+    #[arg(long, env = "HOOKFLOW_DELIVERY_TIMEOUT_MS", default_value_t = 10_000)]
+    delivery_timeout_ms: u64,
+    /// Retries after a failed attempt (timeouts, connection errors, 5xx, 408, 429).
+    #[arg(long, env = "HOOKFLOW_MAX_RETRIES", default_value_t = 10)]
+    max_retries: u32,
+    /// Delay before the first retry, in milliseconds; it doubles with each retry (±25 % jitter).
+    #[arg(long, env = "HOOKFLOW_RETRY_BASE_MS", default_value_t = 10_000)]
+    retry_base_ms: u64,
+    /// Longest delay between retries, in milliseconds.
+    #[arg(long, env = "HOOKFLOW_RETRY_MAX_MS", default_value_t = 6 * 3600 * 1000)]
+    retry_max_ms: u64,
+    /// Calls delivered at once by this process.
+    #[arg(long, env = "HOOKFLOW_CONCURRENCY", default_value_t = 512)]
+    concurrency: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("HOOKFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Migrate { db } => {
+                hookflow::open_store(&db_config(db)).await?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::Bench(args) => bench::run(args).await,
+        }
+    })
+}
+
+fn db_config(db: DbArgs) -> DbConfig {
+    DbConfig {
+        url: db.database_url,
+        max_connections: db.database_pool,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let policy = TargetPolicy::parse(&args.allow_private_targets)
+        .map_err(|e| anyhow::anyhow!("--allow-private-targets: {e}"))?;
+    let timeout = Duration::from_millis(args.delivery_timeout_ms);
+    let config = ServeConfig {
+        database: db_config(args.db),
+        listen: args.listen,
+        admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        delivery: DeliveryConfig { timeout, policy },
+        dispatch: DispatchConfig {
+            concurrency: args.concurrency.max(1),
+            // A live worker must never lose a call it is still sending.
+            lease: (timeout * 2).max(Duration::from_secs(30)),
+            retry: RetryPolicy {
+                max_retries: args.max_retries,
+                base: Duration::from_millis(args.retry_base_ms),
+                max_delay: Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms)),
+            },
+            ..DispatchConfig::default()
+        },
+    };
+    let running = hookflow::start(config).await?;
+    // Tests and scripts read this line to learn the port.
+    println!("hookflow listening on http://{}", running.addr);
+    shutdown_signal()
+        .await
+        .context("waiting for a shutdown signal")?;
+    eprintln!("shutting down: finishing in-flight calls");
+    running.shutdown();
+    running.wait().await
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}

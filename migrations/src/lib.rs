@@ -1,1 +1,17 @@
+//! hookflow's schema: one set of sea-orm migrations for SQLite and PostgreSQL.
+//!
+//! Times are stored as UTC milliseconds (`BIGINT`), the same on both databases; JSON documents
+//! (trigger actions, entity data, headers) as text, because the engine reads them whole.
 
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_initial::Migration)]
+    }
+}

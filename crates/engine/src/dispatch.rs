@@ -135,7 +135,10 @@ pub async fn run(
 /// Decides what an attempt means for its call.
 fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &RetryPolicy) -> Completion {
     let attempt_no = call.attempts + 1;
-    let error = delivery.failure.as_ref().map(|(_, message)| message.clone());
+    let error = delivery
+        .failure
+        .as_ref()
+        .map(|(_, message)| message.clone());
     let next = match classify(&delivery) {
         Verdict::Success => Next::Succeeded,
         Verdict::Fail => Next::Failed,
@@ -220,14 +223,45 @@ mod tests {
 
     #[test]
     fn retries_until_the_attempts_run_out() {
-        let policy = RetryPolicy { max_retries: 2, base: Duration::from_millis(10), max_delay: Duration::from_secs(1) };
-        assert!(matches!(conclude(&call(0), delivery(Some(500), None), &policy).next, Next::RetryAt(_)));
-        assert!(matches!(conclude(&call(1), delivery(None, Some(FailureKind::Timeout)), &policy).next, Next::RetryAt(_)));
-        assert_eq!(conclude(&call(2), delivery(Some(500), None), &policy).next, Next::Failed);
-        assert_eq!(conclude(&call(0), delivery(Some(404), None), &policy).next, Next::Failed);
+        let policy = RetryPolicy {
+            max_retries: 2,
+            base: Duration::from_millis(10),
+            max_delay: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            conclude(&call(0), delivery(Some(500), None), &policy).next,
+            Next::RetryAt(_)
+        ));
+        assert!(matches!(
+            conclude(
+                &call(1),
+                delivery(None, Some(FailureKind::Timeout)),
+                &policy
+            )
+            .next,
+            Next::RetryAt(_)
+        ));
+        assert_eq!(
+            conclude(&call(2), delivery(Some(500), None), &policy).next,
+            Next::Failed
+        );
+        assert_eq!(
+            conclude(&call(0), delivery(Some(404), None), &policy).next,
+            Next::Failed
+        );
         let ok = conclude(&call(1), delivery(Some(200), None), &policy);
         assert_eq!(ok.next, Next::Succeeded);
         assert_eq!(ok.attempt.attempt, 2);
-        assert_eq!(conclude(&call(0), delivery(None, Some(FailureKind::Connection)), &policy).attempt.error.as_deref(), Some("boom"));
+        assert_eq!(
+            conclude(
+                &call(0),
+                delivery(None, Some(FailureKind::Connection)),
+                &policy
+            )
+            .attempt
+            .error
+            .as_deref(),
+            Some("boom")
+        );
     }
 }

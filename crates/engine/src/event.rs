@@ -25,7 +25,11 @@ pub struct InvalidEvent {
 }
 
 /// Parses one event object or an array of them.
-pub fn parse_events(body: Value, catalog: &Catalog, now: Timestamp) -> Result<Vec<NewEvent>, InvalidEvent> {
+pub fn parse_events(
+    body: Value,
+    catalog: &Catalog,
+    now: Timestamp,
+) -> Result<Vec<NewEvent>, InvalidEvent> {
     match body {
         Value::Array(items) => {
             if items.is_empty() {
@@ -34,7 +38,10 @@ pub fn parse_events(body: Value, catalog: &Catalog, now: Timestamp) -> Result<Ve
             if items.len() > MAX_EVENTS_PER_REQUEST {
                 return Err(invalid(
                     "",
-                    &format!("{} events in one request; at most {MAX_EVENTS_PER_REQUEST} are accepted", items.len()),
+                    &format!(
+                        "{} events in one request; at most {MAX_EVENTS_PER_REQUEST} are accepted",
+                        items.len()
+                    ),
                 ));
             }
             items
@@ -48,13 +55,29 @@ pub fn parse_events(body: Value, catalog: &Catalog, now: Timestamp) -> Result<Ve
 }
 
 fn invalid(field: &str, message: &str) -> InvalidEvent {
-    InvalidEvent { field: if field.is_empty() { "body".into() } else { field.into() }, message: message.into(), unknown_event_type: false }
+    InvalidEvent {
+        field: if field.is_empty() {
+            "body".into()
+        } else {
+            field.into()
+        },
+        message: message.into(),
+        unknown_event_type: false,
+    }
 }
 
-fn parse_event(value: Value, catalog: &Catalog, now: Timestamp, prefix: &str) -> Result<NewEvent, InvalidEvent> {
+fn parse_event(
+    value: Value,
+    catalog: &Catalog,
+    now: Timestamp,
+    prefix: &str,
+) -> Result<NewEvent, InvalidEvent> {
     let field = |name: &str| format!("{prefix}{name}");
     let Value::Object(mut obj) = value else {
-        return Err(invalid(prefix.trim_end_matches('.'), "an event must be a JSON object"));
+        return Err(invalid(
+            prefix.trim_end_matches('.'),
+            "an event must be a JSON object",
+        ));
     };
     for key in obj.keys() {
         if !matches!(
@@ -75,7 +98,9 @@ fn parse_event(value: Value, catalog: &Catalog, now: Timestamp, prefix: &str) ->
     if catalog.get(&event_type).is_none() {
         return Err(InvalidEvent {
             field: field("eventType"),
-            message: format!("unknown event type {event_type:?}; GET /api/v1/event-types lists the known ones"),
+            message: format!(
+                "unknown event type {event_type:?}; GET /api/v1/event-types lists the known ones"
+            ),
             unknown_event_type: true,
         });
     }
@@ -89,10 +114,17 @@ fn parse_event(value: Value, catalog: &Catalog, now: Timestamp, prefix: &str) ->
     };
     let entity_id = match obj.remove("entityId") {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => s,
-        Some(Value::String(_)) => return Err(invalid(&field("entityId"), "must be 1 to 255 characters")),
+        Some(Value::String(_)) => {
+            return Err(invalid(&field("entityId"), "must be 1 to 255 characters"))
+        }
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
         None | Some(Value::Null) => return Err(invalid(&field("entityId"), "is required")),
-        Some(_) => return Err(invalid(&field("entityId"), "must be a string or an integer")),
+        Some(_) => {
+            return Err(invalid(
+                &field("entityId"),
+                "must be a string or an integer",
+            ))
+        }
     };
     let entity = match obj.remove("entityData") {
         Some(Value::Object(map)) => map,
@@ -101,20 +133,38 @@ fn parse_event(value: Value, catalog: &Catalog, now: Timestamp, prefix: &str) ->
     };
     let occurred_at = match obj.remove("occurredAt") {
         Some(Value::String(s)) => Timestamp::parse_rfc3339(&s).ok_or_else(|| {
-            invalid(&field("occurredAt"), "must be an RFC 3339 date-time such as 2026-11-27T10:00:00Z")
+            invalid(
+                &field("occurredAt"),
+                "must be an RFC 3339 date-time such as 2026-11-27T10:00:00Z",
+            )
         })?,
         None | Some(Value::Null) => now,
-        Some(_) => return Err(invalid(&field("occurredAt"), "must be an RFC 3339 date-time string")),
+        Some(_) => {
+            return Err(invalid(
+                &field("occurredAt"),
+                "must be an RFC 3339 date-time string",
+            ))
+        }
     };
     let idempotency_key = match obj.remove("idempotencyKey") {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_IDEMPOTENCY_KEY => Some(s),
         Some(Value::String(_)) => {
-            return Err(invalid(&field("idempotencyKey"), "must be 1 to 255 characters"))
+            return Err(invalid(
+                &field("idempotencyKey"),
+                "must be 1 to 255 characters",
+            ))
         }
         None | Some(Value::Null) => None,
         Some(_) => return Err(invalid(&field("idempotencyKey"), "must be a string")),
     };
-    Ok(NewEvent { event_type, shop_id: ShopId(shop_id), entity_id, entity, occurred_at, idempotency_key })
+    Ok(NewEvent {
+        event_type,
+        shop_id: ShopId(shop_id),
+        entity_id,
+        entity,
+        occurred_at,
+        idempotency_key,
+    })
 }
 
 #[cfg(test)]
@@ -155,8 +205,12 @@ mod tests {
 
     #[test]
     fn unknown_event_types_are_flagged() {
-        let err = parse_events(json!({"eventType": "Nope", "shopId": 1, "entityId": "a"}), &catalog(), Timestamp(5))
-            .unwrap_err();
+        let err = parse_events(
+            json!({"eventType": "Nope", "shopId": 1, "entityId": "a"}),
+            &catalog(),
+            Timestamp(5),
+        )
+        .unwrap_err();
         assert!(err.unknown_event_type);
         assert_eq!(err.field, "eventType");
     }
@@ -166,11 +220,26 @@ mod tests {
         let c = catalog();
         let cases = [
             (json!({"shopId": 1, "entityId": "a"}), "eventType"),
-            (json!({"eventType": "OrderChanged", "entityId": "a"}), "shopId"),
-            (json!({"eventType": "OrderChanged", "shopId": 1}), "entityId"),
-            (json!({"eventType": "OrderChanged", "shopId": 1, "entityId": "a", "entityData": []}), "entityData"),
-            (json!({"eventType": "OrderChanged", "shopId": 1, "entityId": "a", "occurredAt": "soon"}), "occurredAt"),
-            (json!({"eventType": "OrderChanged", "shopId": 1, "entityId": "a", "extra": 1}), "extra"),
+            (
+                json!({"eventType": "OrderChanged", "entityId": "a"}),
+                "shopId",
+            ),
+            (
+                json!({"eventType": "OrderChanged", "shopId": 1}),
+                "entityId",
+            ),
+            (
+                json!({"eventType": "OrderChanged", "shopId": 1, "entityId": "a", "entityData": []}),
+                "entityData",
+            ),
+            (
+                json!({"eventType": "OrderChanged", "shopId": 1, "entityId": "a", "occurredAt": "soon"}),
+                "occurredAt",
+            ),
+            (
+                json!({"eventType": "OrderChanged", "shopId": 1, "entityId": "a", "extra": 1}),
+                "extra",
+            ),
             (json!("text"), "body"),
         ];
         for (body, field) in cases {

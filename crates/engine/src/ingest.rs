@@ -56,7 +56,10 @@ impl Ingestor {
     /// Stores, matches and queues the events; returns once they are committed.
     pub async fn submit(&self, events: Vec<NewEvent>) -> Result<Vec<Ingested>, IngestError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Job { events, reply }).await.map_err(|_| IngestError::ShuttingDown)?;
+        self.tx
+            .send(Job { events, reply })
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?;
         answer.await.map_err(|_| IngestError::ShuttingDown)?
     }
 }
@@ -70,15 +73,24 @@ async fn run(
     let mut jobs = Vec::with_capacity(MAX_GROUP);
     let mut requests = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut jobs, MAX_GROUP).await > 0 {
-        let (events, replies): (Vec<_>, Vec<_>) = jobs.drain(..).map(|j| (j.events, j.reply)).unzip();
+        let (events, replies): (Vec<_>, Vec<_>) =
+            jobs.drain(..).map(|j| (j.events, j.reply)).unzip();
         requests.clear();
         requests.extend(events);
-        let planner = triggers.read().expect("trigger lock is never poisoned: writers only swap an Arc").clone();
-        match store.ingest(&requests, planner.as_ref(), Timestamp::now()).await {
+        let planner = triggers
+            .read()
+            .expect("trigger lock is never poisoned: writers only swap an Arc")
+            .clone();
+        match store
+            .ingest(&requests, planner.as_ref(), Timestamp::now())
+            .await
+        {
             Ok(results) => {
                 let mut any_queued = false;
                 for (result, reply) in results.into_iter().zip(replies) {
-                    let answer = result.map_err(|IngestRejection::UnknownShop(shop)| IngestError::UnknownShop(shop.0));
+                    let answer = result.map_err(|IngestRejection::UnknownShop(shop)| {
+                        IngestError::UnknownShop(shop.0)
+                    });
                     if let Ok(ingested) = &answer {
                         any_queued |= ingested.iter().any(|i| i.calls_queued > 0);
                     }

@@ -19,7 +19,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_retries: 10, base: Duration::from_secs(10), max_delay: Duration::from_secs(6 * 3600) }
+        RetryPolicy {
+            max_retries: 10,
+            base: Duration::from_secs(10),
+            max_delay: Duration::from_secs(6 * 3600),
+        }
     }
 }
 
@@ -50,7 +54,9 @@ pub fn classify(delivery: &Delivery) -> Verdict {
 impl RetryPolicy {
     /// Total attempts a new call may make.
     pub fn max_attempts(&self) -> i32 {
-        i32::try_from(self.max_retries).unwrap_or(i32::MAX - 1).saturating_add(1)
+        i32::try_from(self.max_retries)
+            .unwrap_or(i32::MAX - 1)
+            .saturating_add(1)
     }
 
     /// Delay before retry number `retry` (1-based): exponential, with ±25 % jitter so that calls
@@ -95,28 +101,54 @@ mod tests {
         assert_eq!(classify(&delivery(Some(404), None)), Verdict::Fail);
         assert_eq!(classify(&delivery(Some(400), None)), Verdict::Fail);
         assert_eq!(classify(&delivery(Some(301), None)), Verdict::Fail);
-        assert_eq!(classify(&delivery(None, Some(FailureKind::Timeout))), Verdict::Retry);
-        assert_eq!(classify(&delivery(None, Some(FailureKind::Connection))), Verdict::Retry);
-        assert_eq!(classify(&delivery(None, Some(FailureKind::Refused))), Verdict::Fail);
+        assert_eq!(
+            classify(&delivery(None, Some(FailureKind::Timeout))),
+            Verdict::Retry
+        );
+        assert_eq!(
+            classify(&delivery(None, Some(FailureKind::Connection))),
+            Verdict::Retry
+        );
+        assert_eq!(
+            classify(&delivery(None, Some(FailureKind::Refused))),
+            Verdict::Fail
+        );
     }
 
     #[test]
     fn delays_grow_exponentially_within_jitter_and_cap() {
-        let policy = RetryPolicy { max_retries: 10, base: Duration::from_secs(10), max_delay: Duration::from_secs(3600) };
+        let policy = RetryPolicy {
+            max_retries: 10,
+            base: Duration::from_secs(10),
+            max_delay: Duration::from_secs(3600),
+        };
         let mut rng = rand::thread_rng();
         for retry in 1..=10u32 {
-            let nominal = Duration::from_secs(10 * (1 << (retry - 1))).min(Duration::from_secs(3600));
+            let nominal =
+                Duration::from_secs(10 * (1 << (retry - 1))).min(Duration::from_secs(3600));
             let d = policy.delay(retry, None, &mut rng);
-            assert!(d >= nominal.mul_f64(0.75) && d <= nominal.mul_f64(1.25).min(policy.max_delay), "{retry}: {d:?}");
+            assert!(
+                d >= nominal.mul_f64(0.75) && d <= nominal.mul_f64(1.25).min(policy.max_delay),
+                "{retry}: {d:?}"
+            );
         }
         assert_eq!(policy.max_attempts(), 11);
     }
 
     #[test]
     fn retry_after_is_honoured_but_capped() {
-        let policy = RetryPolicy { max_retries: 3, base: Duration::from_millis(10), max_delay: Duration::from_secs(60) };
+        let policy = RetryPolicy {
+            max_retries: 3,
+            base: Duration::from_millis(10),
+            max_delay: Duration::from_secs(60),
+        };
         let mut rng = rand::thread_rng();
-        assert!(policy.delay(1, Some(Duration::from_secs(30)), &mut rng) >= Duration::from_secs(30));
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(9999)), &mut rng), Duration::from_secs(60));
+        assert!(
+            policy.delay(1, Some(Duration::from_secs(30)), &mut rng) >= Duration::from_secs(30)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(9999)), &mut rng),
+            Duration::from_secs(60)
+        );
     }
 }

@@ -16,8 +16,8 @@ use crate::dispatch::{self, DispatchConfig};
 use crate::event::{parse_events, InvalidEvent};
 use crate::ingest::{IngestError, Ingestor};
 use crate::model::{
-    Action, Attempt, CallId, Ingested, Method, QueueFilter, QueueItem, Shop, ShopId, Timestamp, Trigger,
-    TriggerDraft, TriggerId,
+    Action, Attempt, CallId, Ingested, Method, QueueFilter, QueueItem, Shop, ShopId, Timestamp,
+    Trigger, TriggerDraft, TriggerId,
 };
 use crate::store::{CancelOutcome, RetryOutcome, Store, StoreError};
 use crate::transport::Transport;
@@ -64,9 +64,15 @@ pub enum EngineError {
 impl From<InvalidEvent> for EngineError {
     fn from(e: InvalidEvent) -> Self {
         if e.unknown_event_type {
-            EngineError::UnknownEventType { field: e.field, message: e.message }
+            EngineError::UnknownEventType {
+                field: e.field,
+                message: e.message,
+            }
         } else {
-            EngineError::Invalid { field: e.field, message: e.message }
+            EngineError::Invalid {
+                field: e.field,
+                message: e.message,
+            }
         }
     }
 }
@@ -82,7 +88,10 @@ impl From<IngestError> for EngineError {
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError {
-    EngineError::Invalid { field: field.into(), message: message.into() }
+    EngineError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 pub struct Engine {
@@ -118,7 +127,11 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<(Arc<Engine>, EngineTasks), EngineError> {
         let triggers = store.list_triggers().await?;
-        let compiled = CompiledTriggers::build(&triggers, catalog.clone(), config.dispatch.retry.max_attempts());
+        let compiled = CompiledTriggers::build(
+            &triggers,
+            catalog.clone(),
+            config.dispatch.retry.max_attempts(),
+        );
         let triggers = Arc::new(RwLock::new(Arc::new(compiled)));
         let queued = Arc::new(Notify::new());
         let (ingestor, ingest) = Ingestor::start(store.clone(), triggers.clone(), queued.clone());
@@ -145,7 +158,11 @@ impl Engine {
     }
 
     /// Starts the delivery loop; it drains and returns when `shutdown` fires.
-    pub fn spawn_dispatcher(&self, transport: Arc<dyn Transport>, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub fn spawn_dispatcher(
+        &self,
+        transport: Arc<dyn Transport>,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<()> {
         tokio::spawn(dispatch::run(
             self.store.clone(),
             transport,
@@ -162,8 +179,16 @@ impl Engine {
     async fn reload_triggers(&self) -> Result<(), EngineError> {
         let _guard = self.reload.lock().await;
         let triggers = self.store.list_triggers().await?;
-        let compiled = CompiledTriggers::build(&triggers, self.catalog.clone(), self.config.dispatch.retry.max_attempts());
-        *self.triggers.write().expect("trigger lock is never poisoned: writers only swap an Arc") = Arc::new(compiled);
+        let compiled = CompiledTriggers::build(
+            &triggers,
+            self.catalog.clone(),
+            self.config.dispatch.retry.max_attempts(),
+        );
+        *self
+            .triggers
+            .write()
+            .expect("trigger lock is never poisoned: writers only swap an Arc") =
+            Arc::new(compiled);
         Ok(())
     }
 
@@ -182,7 +207,10 @@ impl Engine {
     }
 
     pub async fn get_shop(&self, id: ShopId) -> Result<Shop, EngineError> {
-        self.store.get_shop(id).await?.ok_or_else(|| EngineError::NotFound(format!("shop {id} does not exist")))
+        self.store
+            .get_shop(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("shop {id} does not exist")))
     }
 
     // ---- triggers ----
@@ -192,7 +220,10 @@ impl Engine {
     }
 
     pub async fn get_trigger(&self, id: TriggerId) -> Result<Trigger, EngineError> {
-        self.store.get_trigger(id).await?.ok_or_else(|| trigger_not_found(id))
+        self.store
+            .get_trigger(id)
+            .await?
+            .ok_or_else(|| trigger_not_found(id))
     }
 
     pub async fn create_trigger(&self, draft: TriggerDraft) -> Result<Trigger, EngineError> {
@@ -203,9 +234,17 @@ impl Engine {
         Ok(trigger)
     }
 
-    pub async fn update_trigger(&self, id: TriggerId, draft: TriggerDraft) -> Result<Trigger, EngineError> {
+    pub async fn update_trigger(
+        &self,
+        id: TriggerId,
+        draft: TriggerDraft,
+    ) -> Result<Trigger, EngineError> {
         let draft = self.validate_trigger(draft).await?;
-        let trigger = self.store.update_trigger(id, &draft, Timestamp::now()).await?.ok_or_else(|| trigger_not_found(id))?;
+        let trigger = self
+            .store
+            .update_trigger(id, &draft, Timestamp::now())
+            .await?
+            .ok_or_else(|| trigger_not_found(id))?;
         info!(trigger_id = %id, "trigger updated");
         self.reload_triggers().await?;
         Ok(trigger)
@@ -228,7 +267,10 @@ impl Engine {
         let Some(event_type) = self.catalog.get(&draft.event_type) else {
             return Err(EngineError::UnknownEventType {
                 field: "eventType".into(),
-                message: format!("unknown event type {:?}; GET /api/v1/event-types lists the known ones", draft.event_type),
+                message: format!(
+                    "unknown event type {:?}; GET /api/v1/event-types lists the known ones",
+                    draft.event_type
+                ),
             });
         };
         if let Some(shop) = draft.shop_id {
@@ -241,14 +283,19 @@ impl Engine {
             if condition.trim().is_empty() {
                 draft.condition = None;
             } else {
-                checker.check_condition(condition).map_err(|e| invalid("condition", format!("does not compile: {e}")))?;
+                checker
+                    .check_condition(condition)
+                    .map_err(|e| invalid("condition", format!("does not compile: {e}")))?;
             }
         }
         if draft.actions.is_empty() {
             return Err(invalid("actions", "a trigger needs at least one action"));
         }
         if draft.actions.len() > MAX_ACTIONS {
-            return Err(invalid("actions", format!("at most {MAX_ACTIONS} actions per trigger")));
+            return Err(invalid(
+                "actions",
+                format!("at most {MAX_ACTIONS} actions per trigger"),
+            ));
         }
         let sample = sample_entity(event_type);
         for (i, action) in draft.actions.iter().enumerate() {
@@ -256,7 +303,10 @@ impl Engine {
             check_url(&call.url).map_err(|m| invalid(format!("actions[{i}].url"), m))?;
             if let Some(payload) = &call.payload {
                 if call.method == Method::Get {
-                    return Err(invalid(format!("actions[{i}].payload"), "GET calls send no body; remove the payload or use POST"));
+                    return Err(invalid(
+                        format!("actions[{i}].payload"),
+                        "GET calls send no body; remove the payload or use POST",
+                    ));
                 }
                 let field = format!("actions[{i}].payload.body");
                 checker
@@ -265,7 +315,15 @@ impl Engine {
                 let ctx = sample_context(event_type, &sample);
                 checker
                     .render_once(payload.mime_type, &payload.body, &ctx)
-                    .map_err(|e| invalid(&field, format!("renders invalid {} for a sample {}: {e}", payload.mime_type, event_type.name)))?;
+                    .map_err(|e| {
+                        invalid(
+                            &field,
+                            format!(
+                                "renders invalid {} for a sample {}: {e}",
+                                payload.mime_type, event_type.name
+                            ),
+                        )
+                    })?;
             }
         }
         Ok(draft)
@@ -286,18 +344,31 @@ impl Engine {
     }
 
     pub async fn get_call(&self, id: CallId) -> Result<(QueueItem, Vec<Attempt>), EngineError> {
-        self.store.get_call(id).await?.ok_or_else(|| call_not_found(id))
+        self.store
+            .get_call(id)
+            .await?
+            .ok_or_else(|| call_not_found(id))
     }
 
     /// Sends a call again now: a failed or cancelled call gets a fresh set of attempts, and a
     /// succeeded one is resent.
     pub async fn retry_call(&self, id: CallId) -> Result<QueueItem, EngineError> {
-        match self.store.retry_call(id, self.config.dispatch.retry.max_attempts(), Timestamp::now()).await? {
+        match self
+            .store
+            .retry_call(
+                id,
+                self.config.dispatch.retry.max_attempts(),
+                Timestamp::now(),
+            )
+            .await?
+        {
             RetryOutcome::Queued(item) => {
                 self.queued.notify_one();
                 Ok(item)
             }
-            RetryOutcome::InFlight(_) => Err(EngineError::Conflict(format!("call {id} is being delivered right now"))),
+            RetryOutcome::InFlight(_) => Err(EngineError::Conflict(format!(
+                "call {id} is being delivered right now"
+            ))),
             RetryOutcome::NotFound => Err(call_not_found(id)),
         }
     }
@@ -305,9 +376,10 @@ impl Engine {
     pub async fn cancel_call(&self, id: CallId) -> Result<QueueItem, EngineError> {
         match self.store.cancel_call(id, Timestamp::now()).await? {
             CancelOutcome::Cancelled(item) => Ok(item),
-            CancelOutcome::Finished(item) => {
-                Err(EngineError::Conflict(format!("call {id} has already finished ({})", item.status.as_str())))
-            }
+            CancelOutcome::Finished(item) => Err(EngineError::Conflict(format!(
+                "call {id} has already finished ({})",
+                item.status.as_str()
+            ))),
             CancelOutcome::NotFound => Err(call_not_found(id)),
         }
     }
@@ -324,10 +396,15 @@ fn call_not_found(id: CallId) -> EngineError {
 /// Webhook URLs must be absolute http(s) URLs with a host. Where they may point is checked at
 /// delivery time, on the resolved addresses.
 fn check_url(url: &str) -> Result<(), String> {
-    let probe = url.replace("{{ entityId }}", "1").replace("{{entityId}}", "1");
+    let probe = url
+        .replace("{{ entityId }}", "1")
+        .replace("{{entityId}}", "1");
     let parsed = url::Url::parse(&probe).map_err(|e| format!("is not a valid URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("scheme {:?} is not allowed; use http or https", parsed.scheme()));
+        return Err(format!(
+            "scheme {:?} is not allowed; use http or https",
+            parsed.scheme()
+        ));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err("has no host".into());
@@ -355,12 +432,23 @@ pub fn sample_entity(event_type: &EventType) -> serde_json::Map<String, Value> {
         .collect()
 }
 
-fn sample_context(event_type: &EventType, entity: &serde_json::Map<String, Value>) -> hookflow_templating::ContextValue {
+fn sample_context(
+    event_type: &EventType,
+    entity: &serde_json::Map<String, Value>,
+) -> hookflow_templating::ContextValue {
     let entity_value = Value::Object(entity.clone());
     let data = hookflow_templating::entity_data(event_type, entity);
     RenderContext {
-        event: EventFields { id: 1, event_type: &event_type.name, occurred_at: "2026-01-01T00:00:00Z", entity_id: "1001" },
-        shop: ShopFields { id: 1, name: "Sample shop" },
+        event: EventFields {
+            id: 1,
+            event_type: &event_type.name,
+            occurred_at: "2026-01-01T00:00:00Z",
+            entity_id: "1001",
+        },
+        shop: ShopFields {
+            id: 1,
+            name: "Sample shop",
+        },
         entity: &entity_value,
         entity_data: &data,
         entity_id: "1001",

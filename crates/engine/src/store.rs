@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    Attempt, CallId, ClaimedCall, Completion, Ingested, NewCall, NewEvent, QueueItem, QueueFilter, Shop,
-    ShopId, Timestamp, Trigger, TriggerDraft, TriggerId, EventId,
+    Attempt, CallId, ClaimedCall, Completion, EventId, Ingested, NewCall, NewEvent, QueueFilter,
+    QueueItem, Shop, ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 
 /// A storage failure. The engine cannot act on its detail, only report it.
@@ -58,7 +58,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_triggers(&self) -> Result<Vec<Trigger>, StoreError>;
     async fn get_trigger(&self, id: TriggerId) -> Result<Option<Trigger>, StoreError>;
-    async fn create_trigger(&self, draft: &TriggerDraft, now: Timestamp) -> Result<Trigger, StoreError>;
+    async fn create_trigger(
+        &self,
+        draft: &TriggerDraft,
+        now: Timestamp,
+    ) -> Result<Trigger, StoreError>;
     async fn update_trigger(
         &self,
         id: TriggerId,
@@ -79,7 +83,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Claims up to `limit` due pending calls, highest priority first, leasing them until
     /// `lease_until`. Concurrent claimers (other processes) never get the same call.
-    async fn claim(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<ClaimedCall>, StoreError>;
+    async fn claim(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedCall>, StoreError>;
     /// Records attempts and moves their calls on. A call no longer in flight (cancelled while
     /// it was being sent) keeps its state; its attempt is still logged.
     async fn complete(&self, done: &[Completion], now: Timestamp) -> Result<(), StoreError>;
@@ -89,6 +98,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, StoreError>;
     async fn get_call(&self, id: CallId) -> Result<Option<(QueueItem, Vec<Attempt>)>, StoreError>;
     /// Queues a call again now, with `extra_attempts` more attempts allowed.
-    async fn retry_call(&self, id: CallId, extra_attempts: i32, now: Timestamp) -> Result<RetryOutcome, StoreError>;
+    async fn retry_call(
+        &self,
+        id: CallId,
+        extra_attempts: i32,
+        now: Timestamp,
+    ) -> Result<RetryOutcome, StoreError>;
     async fn cancel_call(&self, id: CallId, now: Timestamp) -> Result<CancelOutcome, StoreError>;
 }

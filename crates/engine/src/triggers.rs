@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hookflow_templating::render::{EventFields, ShopFields};
-use hookflow_templating::{default_payload, entity_data, Catalog, MimeType, RenderContext, TemplateError, TemplateSet};
 use hookflow_templating::ContextValue as CtxValue;
+use hookflow_templating::{
+    default_payload, entity_data, Catalog, MimeType, RenderContext, TemplateError, TemplateSet,
+};
 use tracing::warn;
 
 use crate::model::{Action, CallStatus, Method, NewCall, ShopId, Trigger, TriggerId};
@@ -45,20 +47,34 @@ pub struct CompiledTriggers {
 impl CompiledTriggers {
     /// Compiles the enabled triggers. A trigger that no longer compiles (it was validated when
     /// saved, so only a changed engine could cause this) is logged and left out.
-    pub fn build(triggers: &[Trigger], catalog: Arc<Catalog>, max_attempts: i32) -> CompiledTriggers {
+    pub fn build(
+        triggers: &[Trigger],
+        catalog: Arc<Catalog>,
+        max_attempts: i32,
+    ) -> CompiledTriggers {
         let mut templates = TemplateSet::new();
         let mut by_type: HashMap<String, Vec<CompiledTrigger>> = HashMap::new();
         for trigger in triggers.iter().filter(|t| t.draft.enabled) {
             match compile(&mut templates, trigger) {
-                Ok(compiled) => by_type.entry(trigger.draft.event_type.clone()).or_default().push(compiled),
-                Err(err) => warn!(trigger_id = %trigger.id, error = %err, "trigger does not compile; skipped"),
+                Ok(compiled) => by_type
+                    .entry(trigger.draft.event_type.clone())
+                    .or_default()
+                    .push(compiled),
+                Err(err) => {
+                    warn!(trigger_id = %trigger.id, error = %err, "trigger does not compile; skipped")
+                }
             }
         }
         // Highest priority first, so calls are queued in the order they should run.
         for list in by_type.values_mut() {
             list.sort_by_key(|t| (-t.priority, t.id));
         }
-        CompiledTriggers { templates, by_type, catalog, max_attempts }
+        CompiledTriggers {
+            templates,
+            by_type,
+            catalog,
+            max_attempts,
+        }
     }
 
     pub fn templates(&self) -> &TemplateSet {
@@ -66,7 +82,10 @@ impl CompiledTriggers {
     }
 }
 
-fn compile(templates: &mut TemplateSet, trigger: &Trigger) -> Result<CompiledTrigger, TemplateError> {
+fn compile(
+    templates: &mut TemplateSet,
+    trigger: &Trigger,
+) -> Result<CompiledTrigger, TemplateError> {
     let condition_key = match trigger.draft.condition.as_deref().map(str::trim) {
         Some(cond) if !cond.is_empty() => {
             let key = format!("t{}", trigger.id);
@@ -86,16 +105,32 @@ fn compile(templates: &mut TemplateSet, trigger: &Trigger) -> Result<CompiledTri
             }
             _ => None,
         };
-        actions.push(CompiledAction { index: index as i32, method: call.method, url: call.url.clone(), template, key });
+        actions.push(CompiledAction {
+            index: index as i32,
+            method: call.method,
+            url: call.url.clone(),
+            template,
+            key,
+        });
     }
-    Ok(CompiledTrigger { id: trigger.id, shop_id: trigger.draft.shop_id, priority: trigger.draft.priority, condition_key, actions })
+    Ok(CompiledTrigger {
+        id: trigger.id,
+        shop_id: trigger.draft.shop_id,
+        priority: trigger.draft.priority,
+        condition_key,
+        actions,
+    })
 }
 
 impl Planner for CompiledTriggers {
     fn plan(&self, planned: &PlannedEvent<'_>, out: &mut Vec<NewCall>) {
         let event = planned.event;
-        let Some(candidates) = self.by_type.get(&event.event_type) else { return };
-        let Some(event_type) = self.catalog.get(&event.event_type) else { return };
+        let Some(candidates) = self.by_type.get(&event.event_type) else {
+            return;
+        };
+        let Some(event_type) = self.catalog.get(&event.event_type) else {
+            return;
+        };
         let occurred_at = event.occurred_at.to_rfc3339();
         // The merge-field context is built at most once per event, and only if needed.
         let mut ctx: Option<CtxValue> = None;
@@ -110,7 +145,10 @@ impl Planner for CompiledTriggers {
                         occurred_at: &occurred_at,
                         entity_id: &event.entity_id,
                     },
-                    shop: ShopFields { id: planned.shop.id.0, name: &planned.shop.name },
+                    shop: ShopFields {
+                        id: planned.shop.id.0,
+                        name: &planned.shop.name,
+                    },
                     entity: &entity,
                     entity_data: &data,
                     entity_id: &event.entity_id,
@@ -164,20 +202,28 @@ impl Planner for CompiledTriggers {
                                 MimeType::Json,
                                 default_body
                                     .get_or_insert_with(|| {
-                                        default_payload(planned.id.0, event_type, event.shop_id.0, &occurred_at, &event.entity)
+                                        default_payload(
+                                            planned.id.0,
+                                            event_type,
+                                            event.shop_id.0,
+                                            &occurred_at,
+                                            &event.entity,
+                                        )
                                     })
                                     .clone(),
                             )),
                         };
                         match rendered {
                             Ok((mime, body)) => {
-                                call.headers.push(("content-type".into(), mime.content_type().into()));
+                                call.headers
+                                    .push(("content-type".into(), mime.content_type().into()));
                                 call.body = Some(body);
                             }
                             Err(err) => {
                                 // Never send a payload that is not what the receiver was promised.
                                 call.status = CallStatus::Failed;
-                                call.last_error = Some(format!("payload could not be rendered: {err}"));
+                                call.last_error =
+                                    Some(format!("payload could not be rendered: {err}"));
                             }
                         }
                     }
@@ -216,7 +262,9 @@ fn replace_placeholder(url: &str, value: &str) -> Option<String> {
     let mut rest = url;
     let mut found = false;
     while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else { break };
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
         let inner = rest[start + 2..start + len].trim();
         out.push_str(&rest[..start]);
         if inner == "entityId" {
@@ -247,10 +295,17 @@ fn encode_segment(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CallWebhook, EventId, NewEvent, PayloadTemplate, Shop, Timestamp, TriggerDraft};
+    use crate::model::{
+        CallWebhook, EventId, NewEvent, PayloadTemplate, Shop, Timestamp, TriggerDraft,
+    };
     use serde_json::json;
 
-    fn trigger(id: i64, shop: Option<i64>, condition: Option<&str>, action: CallWebhook) -> Trigger {
+    fn trigger(
+        id: i64,
+        shop: Option<i64>,
+        condition: Option<&str>,
+        action: CallWebhook,
+    ) -> Trigger {
         Trigger {
             id: TriggerId(id),
             draft: TriggerDraft {
@@ -268,7 +323,11 @@ mod tests {
     }
 
     fn post(url: &str) -> CallWebhook {
-        CallWebhook { url: url.into(), method: Method::Post, payload: None }
+        CallWebhook {
+            url: url.into(),
+            method: Method::Post,
+            payload: None,
+        }
     }
 
     fn plan(triggers: &[Trigger], entity: serde_json::Value) -> Vec<NewCall> {
@@ -282,9 +341,20 @@ mod tests {
             occurred_at: Timestamp(0),
             idempotency_key: None,
         };
-        let shop = Shop { id: ShopId(1), name: "Main".into(), created_at: Timestamp(0) };
+        let shop = Shop {
+            id: ShopId(1),
+            name: "Main".into(),
+            created_at: Timestamp(0),
+        };
         let mut out = Vec::new();
-        set.plan(&PlannedEvent { id: EventId(9), event: &event, shop: &shop }, &mut out);
+        set.plan(
+            &PlannedEvent {
+                id: EventId(9),
+                event: &event,
+                shop: &shop,
+            },
+            &mut out,
+        );
         out
     }
 
@@ -293,10 +363,18 @@ mod tests {
         let triggers = [
             trigger(1, Some(1), None, post("http://a/")),
             trigger(2, Some(2), None, post("http://b/")),
-            trigger(3, None, Some("entity.Status == 'Shipped'"), post("http://c/")),
+            trigger(
+                3,
+                None,
+                Some("entity.Status == 'Shipped'"),
+                post("http://c/"),
+            ),
             trigger(4, None, Some("entity.Total > 100"), post("http://d/")),
         ];
-        let calls = plan(&triggers, json!({"OrderId": 77, "Status": "Shipped", "Total": 5}));
+        let calls = plan(
+            &triggers,
+            json!({"OrderId": 77, "Status": "Shipped", "Total": 5}),
+        );
         let urls: Vec<_> = calls.iter().map(|c| c.url.as_str()).collect();
         assert_eq!(urls, ["http://c/", "http://a/"]);
         assert_eq!(calls[0].priority, 3);
@@ -311,21 +389,48 @@ mod tests {
             mime_type: MimeType::Json,
             body: r#"{"order": {{ entity.OrderCode }}, "shop": {{ shop.name }}, "event": {{ event.id }}}"#.into(),
         });
-        let calls = plan(&[trigger(1, None, None, post("http://d/")), trigger(2, None, None, templated)], json!({"OrderId": 77, "OrderCode": "O-77"}));
-        let templated: serde_json::Value = serde_json::from_str(calls[0].body.as_deref().unwrap()).unwrap();
-        assert_eq!(templated, json!({"order": "O-77", "shop": "Main", "event": 9}));
-        let default: serde_json::Value = serde_json::from_str(calls[1].body.as_deref().unwrap()).unwrap();
-        assert_eq!(default["entityData"], json!({"OrderId": 77, "OrderCode": "O-77"}));
-        assert_eq!(calls[1].headers, [("content-type".to_string(), "application/json; charset=utf-8".to_string())]);
+        let calls = plan(
+            &[
+                trigger(1, None, None, post("http://d/")),
+                trigger(2, None, None, templated),
+            ],
+            json!({"OrderId": 77, "OrderCode": "O-77"}),
+        );
+        let templated: serde_json::Value =
+            serde_json::from_str(calls[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            templated,
+            json!({"order": "O-77", "shop": "Main", "event": 9})
+        );
+        let default: serde_json::Value =
+            serde_json::from_str(calls[1].body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            default["entityData"],
+            json!({"OrderId": 77, "OrderCode": "O-77"})
+        );
+        assert_eq!(
+            calls[1].headers,
+            [(
+                "content-type".to_string(),
+                "application/json; charset=utf-8".to_string()
+            )]
+        );
     }
 
     #[test]
     fn a_payload_that_renders_invalid_fails_the_call_instead_of_sending_it() {
         let mut broken = post("http://t/");
-        broken.payload = Some(PayloadTemplate { mime_type: MimeType::Json, body: "{\"a\": {{ entity.A | safe }}}".into() });
+        broken.payload = Some(PayloadTemplate {
+            mime_type: MimeType::Json,
+            body: "{\"a\": {{ entity.A | safe }}}".into(),
+        });
         let calls = plan(&[trigger(1, None, None, broken)], json!({"A": "not json"}));
         assert_eq!(calls[0].status, CallStatus::Failed);
-        assert!(calls[0].last_error.as_deref().unwrap().contains("not valid JSON"));
+        assert!(calls[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("not valid JSON"));
         assert!(calls[0].body.is_none());
     }
 
@@ -334,8 +439,15 @@ mod tests {
         assert_eq!(get_url("http://h/orders", "7 a"), "http://h/orders/7%20a");
         assert_eq!(get_url("http://h/orders/", "7"), "http://h/orders/7");
         assert_eq!(get_url("http://h/orders?x=1", "7"), "http://h/orders/7?x=1");
-        assert_eq!(get_url("http://h/o/{{ entityId }}/detail", "a/b"), "http://h/o/a%2Fb/detail");
-        let get = CallWebhook { url: "http://g/items".into(), method: Method::Get, payload: None };
+        assert_eq!(
+            get_url("http://h/o/{{ entityId }}/detail", "a/b"),
+            "http://h/o/a%2Fb/detail"
+        );
+        let get = CallWebhook {
+            url: "http://g/items".into(),
+            method: Method::Get,
+            payload: None,
+        };
         let calls = plan(&[trigger(1, None, None, get)], json!({}));
         assert_eq!(calls[0].url, "http://g/items/77");
         assert!(calls[0].body.is_none());

@@ -1,1 +1,83 @@
+//! The HTTP face of hookflow: the REST API under `/api/v1` (axum).
+//!
+//! # Layout
+//! - [`error`]: [`ApiError`], the one place engine errors become status codes.
+//! - `json`: request-body parsing with messages that say what and where.
+//! - `v1`: one module per resource, each with its handlers and a `router()`.
+//!
+//! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
+pub mod error;
+mod json;
+mod v1;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use hookflow_engine::Engine;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    /// With a token set, every `/api/v1` request must present it as a bearer token.
+    pub admin_token: Option<Arc<str>>,
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let api = v1::router().layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/api/v1", api)
+        .fallback(|| async {
+            ApiError::NotFound("no such route; the API lives under /api/v1".into())
+        })
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes; requests in progress finish first.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(token) = &state.admin_token {
+        let presented = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+/// Compares secrets without leaking, through timing, how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,1 +1,209 @@
+//! Storage: hookflow's tables on SQLite (embedded default) or PostgreSQL (scale-out), through
+//! sea-orm. [`DbStore`] implements the engine's [`Store`].
+//!
+//! # Layout
+//! - [`entities`]: one sea-orm entity per table.
+//! - `shops`, `triggers`: plain CRUD.
+//! - `ingest`: the group-commit transaction (events + their calls).
+//! - `queue`: claiming with leases, recording attempts, listing, retry and cancel.
+//!
+//! Hot paths (ingest, claim, complete) build multi-row statements with sea-query, so a batch of
+//! hundreds of rows is one round trip on either database.
 
+pub mod entities;
+mod ingest;
+mod queue;
+mod shops;
+mod triggers;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hookflow_engine::model::{
+    Attempt, CallId, ClaimedCall, Completion, Ingested, NewEvent, QueueFilter, QueueItem, Shop,
+    ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
+};
+use hookflow_engine::store::{
+    CancelOutcome, IngestRejection, Planner, RetryOutcome, Store, StoreError,
+};
+use hookflow_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("unsupported database URL {0:?}: use sqlite://... or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("could not connect to the database: {0}")]
+    Connect(DbErr),
+    #[error("could not apply migrations: {0}")]
+    Migrate(DbErr),
+}
+
+/// Connection settings, from the CLI.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub url: String,
+    /// Pool size; `None` picks a default for the backend.
+    pub max_connections: Option<u32>,
+}
+
+/// hookflow's tables on one database.
+#[derive(Clone)]
+pub struct DbStore {
+    db: DatabaseConnection,
+}
+
+impl DbStore {
+    /// Opens the database (creating a SQLite file when the URL says `mode=rwc`).
+    pub async fn connect(config: &DbConfig) -> Result<DbStore, StorageError> {
+        let is_sqlite = config.url.starts_with("sqlite:");
+        if !is_sqlite
+            && !config.url.starts_with("postgres://")
+            && !config.url.starts_with("postgresql://")
+        {
+            return Err(StorageError::UnsupportedUrl(config.url.clone()));
+        }
+        let mut options = ConnectOptions::new(config.url.clone());
+        options
+            .sqlx_logging(false)
+            .acquire_timeout(Duration::from_secs(30))
+            .max_connections(
+                config
+                    .max_connections
+                    .unwrap_or(if is_sqlite { 8 } else { 16 }),
+            );
+        if is_sqlite {
+            // WAL lets readers (the queue page) run beside the writer; synchronous=NORMAL in WAL
+            // mode loses nothing when the process dies, only (at most the last commits) on power
+            // loss. Writers wait for the lock instead of failing at once.
+            options.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        }
+        let db = Database::connect(options)
+            .await
+            .map_err(StorageError::Connect)?;
+        Ok(DbStore { db })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        Migrator::up(&self.db, None)
+            .await
+            .map_err(StorageError::Migrate)
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// The underlying connection, for tests and tools.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+/// Database errors reach the engine as text: it can only report them.
+pub(crate) fn db_err(err: DbErr) -> StoreError {
+    StoreError(err.to_string())
+}
+
+pub(crate) fn json_err(err: serde_json::Error) -> StoreError {
+    StoreError(format!("stored JSON is corrupt: {err}"))
+}
+
+#[async_trait]
+impl Store for DbStore {
+    async fn create_shop(&self, name: &str, now: Timestamp) -> Result<Shop, StoreError> {
+        shops::create(&self.db, name, now).await
+    }
+
+    async fn list_shops(&self) -> Result<Vec<Shop>, StoreError> {
+        shops::list(&self.db).await
+    }
+
+    async fn get_shop(&self, id: ShopId) -> Result<Option<Shop>, StoreError> {
+        shops::get(&self.db, id).await
+    }
+
+    async fn list_triggers(&self) -> Result<Vec<Trigger>, StoreError> {
+        triggers::list(&self.db).await
+    }
+
+    async fn get_trigger(&self, id: TriggerId) -> Result<Option<Trigger>, StoreError> {
+        triggers::get(&self.db, id).await
+    }
+
+    async fn create_trigger(
+        &self,
+        draft: &TriggerDraft,
+        now: Timestamp,
+    ) -> Result<Trigger, StoreError> {
+        triggers::create(&self.db, draft, now).await
+    }
+
+    async fn update_trigger(
+        &self,
+        id: TriggerId,
+        draft: &TriggerDraft,
+        now: Timestamp,
+    ) -> Result<Option<Trigger>, StoreError> {
+        triggers::update(&self.db, id, draft, now).await
+    }
+
+    async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError> {
+        triggers::delete(&self.db, id).await
+    }
+
+    async fn ingest(
+        &self,
+        requests: &[Vec<NewEvent>],
+        planner: &dyn Planner,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Vec<Ingested>, IngestRejection>>, StoreError> {
+        ingest::ingest(&self.db, requests, planner, now).await
+    }
+
+    async fn claim(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedCall>, StoreError> {
+        queue::claim(&self.db, now, lease_until, limit).await
+    }
+
+    async fn complete(&self, done: &[Completion], now: Timestamp) -> Result<(), StoreError> {
+        queue::complete(&self.db, done, now).await
+    }
+
+    async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
+        queue::release_expired(&self.db, now).await
+    }
+
+    async fn list_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, StoreError> {
+        queue::list(&self.db, filter).await
+    }
+
+    async fn get_call(&self, id: CallId) -> Result<Option<(QueueItem, Vec<Attempt>)>, StoreError> {
+        queue::get(&self.db, id).await
+    }
+
+    async fn retry_call(
+        &self,
+        id: CallId,
+        extra_attempts: i32,
+        now: Timestamp,
+    ) -> Result<RetryOutcome, StoreError> {
+        queue::retry(&self.db, id, extra_attempts, now).await
+    }
+
+    async fn cancel_call(&self, id: CallId, now: Timestamp) -> Result<CancelOutcome, StoreError> {
+        queue::cancel(&self.db, id, now).await
+    }
+}

@@ -115,7 +115,14 @@ mod tests {
         let names: Vec<_> = shipped.fields.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(
             names,
-            ["ParcelId", "TrackingCode", "OrderShipmentId", "OrderShipmentCode", "OrderId", "OrderCode"]
+            [
+                "ParcelId",
+                "TrackingCode",
+                "OrderShipmentId",
+                "OrderShipmentCode",
+                "OrderId",
+                "OrderCode"
+            ]
         );
         let order = catalog.get("OrderChanged").unwrap();
         assert_eq!(order.fields.len(), 2);

@@ -14,7 +14,7 @@ pub mod payload;
 pub mod render;
 
 pub use catalog::{Catalog, CatalogError, EventType, Field, FieldType};
-pub use payload::{default_payload, entity_data, MimeType, UnknownMimeType};
-pub use render::{RenderContext, TemplateError, TemplateSet};
 /// A rendered merge-field context (minijinja value), built once per event.
 pub use minijinja::Value as ContextValue;
+pub use payload::{default_payload, entity_data, MimeType, UnknownMimeType};
+pub use render::{RenderContext, TemplateError, TemplateSet};

@@ -103,7 +103,13 @@ mod tests {
         let catalog = Catalog::builtin().unwrap();
         let ty = catalog.get("ShipmentShipped").unwrap();
         let entity = serde_json::json!({"ParcelId": 7, "TrackingCode": "TR1", "Extra": true});
-        let body = default_payload(42, ty, 3, "2026-01-02T03:04:05Z", entity.as_object().unwrap());
+        let body = default_payload(
+            42,
+            ty,
+            3,
+            "2026-01-02T03:04:05Z",
+            entity.as_object().unwrap(),
+        );
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["eventId"], 42);
         assert_eq!(v["eventType"], "ShipmentShipped");
@@ -118,7 +124,10 @@ mod tests {
 
     #[test]
     fn mime_types_parse_case_insensitively() {
-        assert_eq!("Application/JSON".parse::<MimeType>().unwrap(), MimeType::Json);
+        assert_eq!(
+            "Application/JSON".parse::<MimeType>().unwrap(),
+            MimeType::Json
+        );
         assert_eq!("text/plain".parse::<MimeType>().unwrap(), MimeType::Text);
         assert!("image/png".parse::<MimeType>().is_err());
     }

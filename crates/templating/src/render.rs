@@ -26,7 +26,9 @@ pub struct TemplateError {
 impl fmt::Display for TemplateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.line, self.column) {
-            (Some(line), Some(column)) => write!(f, "line {line}, column {column}: {}", self.message),
+            (Some(line), Some(column)) => {
+                write!(f, "line {line}, column {column}: {}", self.message)
+            }
             (Some(line), None) => write!(f, "line {line}: {}", self.message),
             _ => f.write_str(&self.message),
         }
@@ -46,7 +48,11 @@ impl TemplateError {
             }
             None => (err.line(), None),
         };
-        TemplateError { message, line, column }
+        TemplateError {
+            message,
+            line,
+            column,
+        }
     }
 }
 
@@ -160,7 +166,12 @@ impl TemplateSet {
     }
 
     /// Compiles and keeps a payload template under `key`.
-    pub fn add_payload(&mut self, key: &str, mime: MimeType, source: &str) -> Result<(), TemplateError> {
+    pub fn add_payload(
+        &mut self,
+        key: &str,
+        mime: MimeType,
+        source: &str,
+    ) -> Result<(), TemplateError> {
         self.env
             .add_template_owned(template_name(key, mime), source.to_owned())
             .map_err(|e| TemplateError::from_minijinja(&e, source))
@@ -169,31 +180,52 @@ impl TemplateSet {
     /// Evaluates the condition kept under `key`.
     pub fn condition_holds(&self, key: &str, ctx: &Value) -> Result<bool, TemplateError> {
         let name = format!("{key}.cond");
-        let template = self.env.get_template(&name).map_err(|e| TemplateError::from_minijinja(&e, ""))?;
-        let out = template.render(ctx).map_err(|e| TemplateError::from_minijinja(&e, ""))?;
+        let template = self
+            .env
+            .get_template(&name)
+            .map_err(|e| TemplateError::from_minijinja(&e, ""))?;
+        let out = template
+            .render(ctx)
+            .map_err(|e| TemplateError::from_minijinja(&e, ""))?;
         Ok(out == "1")
     }
 
     /// Renders the payload kept under `key` and checks the output is valid for `mime`.
-    pub fn render_payload(&self, key: &str, mime: MimeType, ctx: &Value) -> Result<String, TemplateError> {
+    pub fn render_payload(
+        &self,
+        key: &str,
+        mime: MimeType,
+        ctx: &Value,
+    ) -> Result<String, TemplateError> {
         let template = self
             .env
             .get_template(&template_name(key, mime))
             .map_err(|e| TemplateError::from_minijinja(&e, ""))?;
-        let out = template.render(ctx).map_err(|e| TemplateError::from_minijinja(&e, template.source()))?;
+        let out = template
+            .render(ctx)
+            .map_err(|e| TemplateError::from_minijinja(&e, template.source()))?;
         validate_output(mime, &out)?;
         Ok(out)
     }
 
     /// Compiles a one-off payload template, renders it and validates the output.
-    pub fn render_once(&self, mime: MimeType, source: &str, ctx: &Value) -> Result<String, TemplateError> {
+    pub fn render_once(
+        &self,
+        mime: MimeType,
+        source: &str,
+        ctx: &Value,
+    ) -> Result<String, TemplateError> {
         let mut scratch = self.env.clone();
         let name = template_name("once", mime);
         scratch
             .add_template_owned(name.clone(), source.to_owned())
             .map_err(|e| TemplateError::from_minijinja(&e, source))?;
-        let template = scratch.get_template(&name).map_err(|e| TemplateError::from_minijinja(&e, source))?;
-        let out = template.render(ctx).map_err(|e| TemplateError::from_minijinja(&e, source))?;
+        let template = scratch
+            .get_template(&name)
+            .map_err(|e| TemplateError::from_minijinja(&e, source))?;
+        let out = template
+            .render(ctx)
+            .map_err(|e| TemplateError::from_minijinja(&e, source))?;
         validate_output(mime, &out)?;
         Ok(out)
     }
@@ -230,8 +262,16 @@ mod tests {
     fn ctx(entity: &serde_json::Value) -> Value {
         let entity_data = json!({});
         RenderContext {
-            event: EventFields { id: 1, event_type: "OrderChanged", occurred_at: "2026-01-01T00:00:00Z", entity_id: "9" },
-            shop: ShopFields { id: 2, name: "Main \"shop\"" },
+            event: EventFields {
+                id: 1,
+                event_type: "OrderChanged",
+                occurred_at: "2026-01-01T00:00:00Z",
+                entity_id: "9",
+            },
+            shop: ShopFields {
+                id: 2,
+                name: "Main \"shop\"",
+            },
             entity,
             entity_data: &entity_data,
             entity_id: "9",
@@ -242,10 +282,16 @@ mod tests {
     #[test]
     fn json_templates_escape_merge_fields() {
         let mut set = TemplateSet::new();
-        set.add_payload("t", MimeType::Json, r#"{"code": {{ entity.OrderCode }}, "shop": {{ shop.name }}, "n": {{ entity.Total }}}"#)
-            .unwrap();
+        set.add_payload(
+            "t",
+            MimeType::Json,
+            r#"{"code": {{ entity.OrderCode }}, "shop": {{ shop.name }}, "n": {{ entity.Total }}}"#,
+        )
+        .unwrap();
         let entity = json!({"OrderCode": "A\"B\\C\nD ☃", "Total": 12.5});
-        let out = set.render_payload("t", MimeType::Json, &ctx(&entity)).unwrap();
+        let out = set
+            .render_payload("t", MimeType::Json, &ctx(&entity))
+            .unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["code"], "A\"B\\C\nD ☃");
         assert_eq!(v["shop"], "Main \"shop\"");
@@ -255,26 +301,43 @@ mod tests {
     #[test]
     fn tojson_is_not_escaped_twice() {
         let mut set = TemplateSet::new();
-        set.add_payload("t", MimeType::Json, r#"{"order": {{ entity.OrderCode | tojson }}}"#).unwrap();
-        let out = set.render_payload("t", MimeType::Json, &ctx(&json!({"OrderCode": "X1"}))).unwrap();
+        set.add_payload(
+            "t",
+            MimeType::Json,
+            r#"{"order": {{ entity.OrderCode | tojson }}}"#,
+        )
+        .unwrap();
+        let out = set
+            .render_payload("t", MimeType::Json, &ctx(&json!({"OrderCode": "X1"})))
+            .unwrap();
         assert_eq!(out, r#"{"order": "X1"}"#);
     }
 
     #[test]
     fn output_that_is_not_json_is_an_error() {
         let mut set = TemplateSet::new();
-        set.add_payload("t", MimeType::Json, r#"{"a": {{ entity.A | safe }}}"#).unwrap();
-        let err = set.render_payload("t", MimeType::Json, &ctx(&json!({"A": "not json"}))).unwrap_err();
+        set.add_payload("t", MimeType::Json, r#"{"a": {{ entity.A | safe }}}"#)
+            .unwrap();
+        let err = set
+            .render_payload("t", MimeType::Json, &ctx(&json!({"A": "not json"})))
+            .unwrap_err();
         assert!(err.message.contains("not valid JSON"), "{err}");
     }
 
     #[test]
     fn conditions_evaluate_over_entity_and_event() {
         let mut set = TemplateSet::new();
-        set.add_condition("c", r#"entity.Status == "Shipped" and entity.Total > 100 and event.type == "OrderChanged""#)
-            .unwrap();
-        assert!(set.condition_holds("c", &ctx(&json!({"Status": "Shipped", "Total": 150}))).unwrap());
-        assert!(!set.condition_holds("c", &ctx(&json!({"Status": "Shipped", "Total": 50}))).unwrap());
+        set.add_condition(
+            "c",
+            r#"entity.Status == "Shipped" and entity.Total > 100 and event.type == "OrderChanged""#,
+        )
+        .unwrap();
+        assert!(set
+            .condition_holds("c", &ctx(&json!({"Status": "Shipped", "Total": 150})))
+            .unwrap());
+        assert!(!set
+            .condition_holds("c", &ctx(&json!({"Status": "Shipped", "Total": 50})))
+            .unwrap());
         assert!(!set.condition_holds("c", &ctx(&json!({}))).unwrap());
     }
 
@@ -285,7 +348,9 @@ mod tests {
         assert_eq!(err.line, Some(1));
         assert!(err.column.is_some());
         assert!(set.check_condition("x %} {% if y").is_err());
-        let err = set.check_payload(MimeType::Json, "{\n  \"a\": {{ entity.A \n}").unwrap_err();
+        let err = set
+            .check_payload(MimeType::Json, "{\n  \"a\": {{ entity.A \n}")
+            .unwrap_err();
         assert!(err.line.is_some(), "{err:?}");
     }
 

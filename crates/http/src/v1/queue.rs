@@ -1,0 +1,111 @@
+//! The webhook queue as operators see it: list, detail with attempts, retry, cancel.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hookflow_engine::model::{Attempt, CallId, QueueFilter, QueueItem, Timestamp, TriggerId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListParams {
+    status: Option<String>,
+    trigger_id: Option<i64>,
+    event_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Page {
+    items: Vec<QueueItem>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    next: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ItemWithAttempts {
+    #[serde(flatten)]
+    item: QueueItem,
+    #[serde(rename = "attemptLog")]
+    attempts: Vec<Attempt>,
+}
+
+fn time_param(name: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
+    value
+        .map(|v| {
+            Timestamp::parse_rfc3339(&v).ok_or_else(|| {
+                ApiError::BadRequest(format!("{name}: {v:?} is not an RFC 3339 date-time"))
+            })
+        })
+        .transpose()
+}
+
+async fn list_queue(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "limit: must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    let filter = QueueFilter {
+        status: p
+            .status
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(|e: String| ApiError::BadRequest(format!("status: {e}")))?,
+        trigger_id: p.trigger_id.map(TriggerId),
+        event_type: p.event_type,
+        from: time_param("from", p.from)?,
+        to: time_param("to", p.to)?,
+        before: p.cursor.map(CallId),
+        limit,
+    };
+    let items = state.engine.list_queue(&filter).await?;
+    let next = (items.len() as u32 == limit)
+        .then(|| items.last().map(|i| i.id.to_string()))
+        .flatten();
+    Ok(Json(Page { items, next }))
+}
+
+async fn get_item(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<ItemWithAttempts>, ApiError> {
+    let (item, attempts) = state.engine.get_call(CallId(id)).await?;
+    Ok(Json(ItemWithAttempts { item, attempts }))
+}
+
+async fn retry_item(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<QueueItem>, ApiError> {
+    Ok(Json(state.engine.retry_call(CallId(id)).await?))
+}
+
+async fn cancel_item(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<QueueItem>, ApiError> {
+    Ok(Json(state.engine.cancel_call(CallId(id)).await?))
+}
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/queue", get(list_queue))
+        .route("/queue/{id}", get(get_item))
+        .route("/queue/{id}/retry", post(retry_item))
+        .route("/queue/{id}/cancel", post(cancel_item))
+}

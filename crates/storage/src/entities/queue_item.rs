@@ -1,0 +1,35 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "queue_items")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub webhook_id: String,
+    pub event_id: i64,
+    pub trigger_id: i64,
+    pub action_index: i32,
+    pub shop_id: i64,
+    pub event_type: String,
+    pub entity_id: String,
+    pub method: String,
+    pub url: String,
+    /// Request headers as a JSON array of `[name, value]` pairs.
+    pub headers: String,
+    pub body: Option<String>,
+    pub priority: i32,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub next_attempt_at: i64,
+    pub lease_until: Option<i64>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

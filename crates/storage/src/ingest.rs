@@ -1,0 +1,282 @@
+//! The ingest transaction: events and the calls planned from them, committed together.
+
+use std::collections::{HashMap, HashSet};
+
+use hookflow_engine::model::{EventId, Ingested, NewCall, NewEvent, Shop, ShopId, Timestamp};
+use hookflow_engine::store::{IngestRejection, PlannedEvent, Planner, StoreError};
+use sea_orm::sea_query::{Alias, Expr, Func, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
+
+use crate::entities::{event, queue_item, shop};
+use crate::{db_err, json_err};
+
+/// Rows per multi-row INSERT: stays under SQLite's 32 766 bound parameters (events have 7
+/// columns, calls 21).
+const EVENT_CHUNK: usize = 1000;
+const CALL_CHUNK: usize = 500;
+
+/// Where an event of a request ends up.
+enum Slot {
+    /// Index into the fresh events inserted by this batch.
+    Fresh(usize),
+    /// The same key as a fresh event earlier in this batch.
+    SameAsFresh(usize),
+    /// The key was committed before.
+    Known(EventId),
+}
+
+pub(crate) async fn ingest(
+    db: &DatabaseConnection,
+    requests: &[Vec<NewEvent>],
+    planner: &dyn Planner,
+    now: Timestamp,
+) -> Result<Vec<Result<Vec<Ingested>, IngestRejection>>, StoreError> {
+    // Reads first, outside the transaction: on SQLite a transaction that reads before it writes
+    // can fail to upgrade its lock. Shops are never deleted, and idempotency keys are serialised
+    // by the single ingest task of this process (and by the unique index across processes).
+    let shop_ids: HashSet<i64> = requests.iter().flatten().map(|e| e.shop_id.0).collect();
+    let shops: HashMap<ShopId, Shop> = shop::Entity::find()
+        .filter(shop::Column::Id.is_in(shop_ids))
+        .all(db)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|m| {
+            (
+                ShopId(m.id),
+                Shop {
+                    id: ShopId(m.id),
+                    name: m.name,
+                    created_at: Timestamp(m.created_at),
+                },
+            )
+        })
+        .collect();
+    let keys: HashSet<&str> = requests
+        .iter()
+        .flatten()
+        .filter_map(|e| e.idempotency_key.as_deref())
+        .collect();
+    let mut known: HashMap<(ShopId, String), EventId> = HashMap::new();
+    if !keys.is_empty() {
+        for chunk in keys.into_iter().collect::<Vec<_>>().chunks(EVENT_CHUNK) {
+            let rows = event::Entity::find()
+                .filter(event::Column::IdempotencyKey.is_in(chunk.iter().copied()))
+                .all(db)
+                .await
+                .map_err(db_err)?;
+            for row in rows {
+                if let Some(key) = row.idempotency_key {
+                    known.insert((ShopId(row.shop_id), key), EventId(row.id));
+                }
+            }
+        }
+    }
+
+    // Decide per request: rejected, or where each of its events goes.
+    let mut fresh: Vec<&NewEvent> = Vec::new();
+    let mut in_batch: HashMap<(ShopId, &str), usize> = HashMap::new();
+    let mut plans: Vec<Result<Vec<Slot>, IngestRejection>> = Vec::with_capacity(requests.len());
+    for request in requests {
+        if let Some(unknown) = request.iter().find(|e| !shops.contains_key(&e.shop_id)) {
+            plans.push(Err(IngestRejection::UnknownShop(unknown.shop_id)));
+            continue;
+        }
+        let mut slots = Vec::with_capacity(request.len());
+        for event in request {
+            let slot = match event.idempotency_key.as_deref() {
+                Some(key) => {
+                    if let Some(id) = known.get(&(event.shop_id, key.to_owned())) {
+                        Slot::Known(*id)
+                    } else if let Some(&i) = in_batch.get(&(event.shop_id, key)) {
+                        Slot::SameAsFresh(i)
+                    } else {
+                        in_batch.insert((event.shop_id, key), fresh.len());
+                        fresh.push(event);
+                        Slot::Fresh(fresh.len() - 1)
+                    }
+                }
+                None => {
+                    fresh.push(event);
+                    Slot::Fresh(fresh.len() - 1)
+                }
+            };
+            slots.push(slot);
+        }
+        plans.push(Ok(slots));
+    }
+
+    let txn = db.begin().await.map_err(db_err)?;
+    let backend = txn.get_database_backend();
+
+    // Insert the fresh events; ids come back through RETURNING. Ids of one multi-row INSERT
+    // are assigned in VALUES order on both databases, so sorted ids line up with the rows.
+    let mut event_ids: Vec<EventId> = Vec::with_capacity(fresh.len());
+    for chunk in fresh.chunks(EVENT_CHUNK) {
+        let mut insert = Query::insert();
+        insert.into_table(event::Entity).columns([
+            event::Column::ShopId,
+            event::Column::EventType,
+            event::Column::EntityId,
+            event::Column::EntityData,
+            event::Column::OccurredAt,
+            event::Column::ReceivedAt,
+            event::Column::IdempotencyKey,
+        ]);
+        for e in chunk {
+            let data = serde_json::to_string(&e.entity).map_err(json_err)?;
+            insert.values_panic([
+                e.shop_id.0.into(),
+                e.event_type.as_str().into(),
+                e.entity_id.as_str().into(),
+                data.into(),
+                e.occurred_at.0.into(),
+                now.0.into(),
+                e.idempotency_key.clone().into(),
+            ]);
+        }
+        insert.returning_col(event::Column::Id);
+        let rows = txn
+            .query_all(backend.build(&insert))
+            .await
+            .map_err(db_err)?;
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get_by_index::<i64>(0).map(EventId))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        ids.sort_unstable();
+        event_ids.extend(ids);
+    }
+    if event_ids.len() != fresh.len() {
+        return Err(StoreError(format!(
+            "inserted {} events but got {} ids",
+            fresh.len(),
+            event_ids.len()
+        )));
+    }
+
+    // Match and render inside the transaction: the calls commit with their event or not at all.
+    let mut calls: Vec<NewCall> = Vec::new();
+    let mut queued_per_event = vec![0u32; fresh.len()];
+    for (i, event) in fresh.iter().enumerate() {
+        let before = calls.len();
+        let shop = &shops[&event.shop_id];
+        planner.plan(
+            &PlannedEvent {
+                id: event_ids[i],
+                event,
+                shop,
+            },
+            &mut calls,
+        );
+        queued_per_event[i] = (calls.len() - before) as u32;
+    }
+    for chunk in calls.chunks(CALL_CHUNK) {
+        let mut insert = Query::insert();
+        insert.into_table(queue_item::Entity).columns([
+            queue_item::Column::WebhookId,
+            queue_item::Column::EventId,
+            queue_item::Column::TriggerId,
+            queue_item::Column::ActionIndex,
+            queue_item::Column::ShopId,
+            queue_item::Column::EventType,
+            queue_item::Column::EntityId,
+            queue_item::Column::Method,
+            queue_item::Column::Url,
+            queue_item::Column::Headers,
+            queue_item::Column::Body,
+            queue_item::Column::Priority,
+            queue_item::Column::Status,
+            queue_item::Column::Attempts,
+            queue_item::Column::MaxAttempts,
+            queue_item::Column::NextAttemptAt,
+            queue_item::Column::LastError,
+            queue_item::Column::CreatedAt,
+            queue_item::Column::UpdatedAt,
+        ]);
+        for c in chunk {
+            let headers = serde_json::to_string(&c.headers).map_err(json_err)?;
+            insert.values_panic([
+                c.webhook_id.as_str().into(),
+                c.event_id.0.into(),
+                c.trigger_id.0.into(),
+                c.action_index.into(),
+                c.shop_id.0.into(),
+                c.event_type.as_str().into(),
+                c.entity_id.as_str().into(),
+                c.method.as_str().into(),
+                c.url.as_str().into(),
+                headers.into(),
+                c.body.clone().into(),
+                c.priority.into(),
+                c.status.as_str().into(),
+                0i32.into(),
+                c.max_attempts.into(),
+                now.0.into(),
+                c.last_error.clone().into(),
+                now.0.into(),
+                now.0.into(),
+            ]);
+        }
+        txn.execute(backend.build(&insert)).await.map_err(db_err)?;
+    }
+
+    // Replays of keys committed earlier answer with the calls their first delivery queued.
+    let replayed: Vec<i64> = plans
+        .iter()
+        .flatten()
+        .flatten()
+        .filter_map(|s| match s {
+            Slot::Known(id) => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    let mut replay_counts: HashMap<EventId, u32> = HashMap::new();
+    if !replayed.is_empty() {
+        let count = Alias::new("n");
+        let query = Query::select()
+            .column(queue_item::Column::EventId)
+            .expr_as(Func::count(Expr::col(queue_item::Column::Id)), count)
+            .from(queue_item::Entity)
+            .and_where(Expr::col(queue_item::Column::EventId).is_in(replayed))
+            .group_by_col(queue_item::Column::EventId)
+            .to_owned();
+        for row in txn.query_all(backend.build(&query)).await.map_err(db_err)? {
+            let id: i64 = row.try_get_by_index(0).map_err(db_err)?;
+            let n: i64 = row.try_get_by_index(1).map_err(db_err)?;
+            replay_counts.insert(EventId(id), n as u32);
+        }
+    }
+    txn.commit().await.map_err(db_err)?;
+
+    Ok(plans
+        .into_iter()
+        .map(|plan| {
+            plan.map(|slots| {
+                slots
+                    .into_iter()
+                    .map(|slot| match slot {
+                        Slot::Fresh(i) => Ingested {
+                            event_id: event_ids[i],
+                            calls_queued: queued_per_event[i],
+                            duplicate: false,
+                        },
+                        Slot::SameAsFresh(i) => Ingested {
+                            event_id: event_ids[i],
+                            calls_queued: queued_per_event[i],
+                            duplicate: true,
+                        },
+                        Slot::Known(id) => Ingested {
+                            event_id: id,
+                            calls_queued: replay_counts.get(&id).copied().unwrap_or(0),
+                            duplicate: true,
+                        },
+                    })
+                    .collect()
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,98 @@
+//! Triggers: plain CRUD; actions are kept as JSON in the API's shape.
+
+use hookflow_engine::model::{ShopId, Timestamp, Trigger, TriggerDraft, TriggerId};
+use hookflow_engine::store::StoreError;
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
+
+use crate::entities::trigger;
+use crate::{db_err, json_err};
+
+fn to_trigger(m: trigger::Model) -> Result<Trigger, StoreError> {
+    Ok(Trigger {
+        id: TriggerId(m.id),
+        draft: TriggerDraft {
+            name: m.name,
+            event_type: m.event_type,
+            shop_id: m.shop_id.map(ShopId),
+            enabled: m.enabled,
+            priority: m.priority,
+            condition: m.condition,
+            actions: serde_json::from_str(&m.actions).map_err(json_err)?,
+        },
+        created_at: Timestamp(m.created_at),
+        updated_at: Timestamp(m.updated_at),
+    })
+}
+
+fn fill(model: &mut trigger::ActiveModel, draft: &TriggerDraft) -> Result<(), StoreError> {
+    model.name = Set(draft.name.clone());
+    model.event_type = Set(draft.event_type.clone());
+    model.shop_id = Set(draft.shop_id.map(|s| s.0));
+    model.enabled = Set(draft.enabled);
+    model.priority = Set(draft.priority);
+    model.condition = Set(draft.condition.clone());
+    model.actions = Set(serde_json::to_string(&draft.actions).map_err(json_err)?);
+    Ok(())
+}
+
+pub(crate) async fn list(db: &DatabaseConnection) -> Result<Vec<Trigger>, StoreError> {
+    let rows = trigger::Entity::find()
+        .order_by_asc(trigger::Column::Id)
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    rows.into_iter().map(to_trigger).collect()
+}
+
+pub(crate) async fn get(
+    db: &DatabaseConnection,
+    id: TriggerId,
+) -> Result<Option<Trigger>, StoreError> {
+    trigger::Entity::find_by_id(id.0)
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(to_trigger)
+        .transpose()
+}
+
+pub(crate) async fn create(
+    db: &DatabaseConnection,
+    draft: &TriggerDraft,
+    now: Timestamp,
+) -> Result<Trigger, StoreError> {
+    let mut model = trigger::ActiveModel {
+        created_at: Set(now.0),
+        updated_at: Set(now.0),
+        ..Default::default()
+    };
+    fill(&mut model, draft)?;
+    to_trigger(model.insert(db).await.map_err(db_err)?)
+}
+
+pub(crate) async fn update(
+    db: &DatabaseConnection,
+    id: TriggerId,
+    draft: &TriggerDraft,
+    now: Timestamp,
+) -> Result<Option<Trigger>, StoreError> {
+    let Some(existing) = trigger::Entity::find_by_id(id.0)
+        .one(db)
+        .await
+        .map_err(db_err)?
+    else {
+        return Ok(None);
+    };
+    let mut model: trigger::ActiveModel = existing.into();
+    fill(&mut model, draft)?;
+    model.updated_at = Set(now.0);
+    Ok(Some(to_trigger(model.update(db).await.map_err(db_err)?)?))
+}
+
+pub(crate) async fn delete(db: &DatabaseConnection, id: TriggerId) -> Result<bool, StoreError> {
+    let result = trigger::Entity::delete_by_id(id.0)
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(result.rows_affected > 0)
+}
