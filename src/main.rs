@@ -12,6 +12,11 @@ use hookflow_engine::retry::RetryPolicy;
 use hookflow_storage::DbConfig;
 use tracing_subscriber::EnvFilter;
 
+/// The hot paths allocate many short-lived buffers from several threads; mimalloc handles that
+/// pattern markedly better than glibc's allocator (measured with `hookflow bench`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// hookflow: a self-hosted trigger engine for commerce platforms. Events in, webhooks out.
 #[derive(Parser)]
 #[command(name = "hookflow", version, about)]

@@ -16,6 +16,7 @@ mod queue;
 mod shops;
 mod triggers;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +29,7 @@ use hookflow_engine::store::{
 };
 use hookflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use tokio::sync::{Mutex, MutexGuard};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 /// Why the database could not be opened.
@@ -53,6 +55,9 @@ pub struct DbConfig {
 #[derive(Clone)]
 pub struct DbStore {
     db: DatabaseConnection,
+    /// SQLite only: writers of this process take turns here instead of in SQLite's busy
+    /// handler, which sleeps in steps of milliseconds while it waits for the write lock.
+    write_gate: Option<Arc<Mutex<()>>>,
 }
 
 impl DbStore {
@@ -88,7 +93,8 @@ impl DbStore {
         let db = Database::connect(options)
             .await
             .map_err(StorageError::Connect)?;
-        Ok(DbStore { db })
+        let write_gate = is_sqlite.then(|| Arc::new(Mutex::new(())));
+        Ok(DbStore { db, write_gate })
     }
 
     /// Applies pending migrations.
@@ -108,6 +114,16 @@ impl DbStore {
     }
 }
 
+impl DbStore {
+    /// Held while writing; `None` on PostgreSQL, whose row locks need no help.
+    async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        }
+    }
+}
+
 /// Database errors reach the engine as text: it can only report them.
 pub(crate) fn db_err(err: DbErr) -> StoreError {
     StoreError(err.to_string())
@@ -120,6 +136,7 @@ pub(crate) fn json_err(err: serde_json::Error) -> StoreError {
 #[async_trait]
 impl Store for DbStore {
     async fn create_shop(&self, name: &str, now: Timestamp) -> Result<Shop, StoreError> {
+        let _turn = self.write_turn().await;
         shops::create(&self.db, name, now).await
     }
 
@@ -144,6 +161,7 @@ impl Store for DbStore {
         draft: &TriggerDraft,
         now: Timestamp,
     ) -> Result<Trigger, StoreError> {
+        let _turn = self.write_turn().await;
         triggers::create(&self.db, draft, now).await
     }
 
@@ -153,10 +171,12 @@ impl Store for DbStore {
         draft: &TriggerDraft,
         now: Timestamp,
     ) -> Result<Option<Trigger>, StoreError> {
+        let _turn = self.write_turn().await;
         triggers::update(&self.db, id, draft, now).await
     }
 
     async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         triggers::delete(&self.db, id).await
     }
 
@@ -166,6 +186,7 @@ impl Store for DbStore {
         planner: &dyn Planner,
         now: Timestamp,
     ) -> Result<Vec<Result<Vec<Ingested>, IngestRejection>>, StoreError> {
+        let _turn = self.write_turn().await;
         ingest::ingest(&self.db, requests, planner, now).await
     }
 
@@ -175,14 +196,17 @@ impl Store for DbStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<ClaimedCall>, StoreError> {
+        let _turn = self.write_turn().await;
         queue::claim(&self.db, now, lease_until, limit).await
     }
 
     async fn complete(&self, done: &[Completion], now: Timestamp) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         queue::complete(&self.db, done, now).await
     }
 
     async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         queue::release_expired(&self.db, now).await
     }
 
@@ -200,10 +224,12 @@ impl Store for DbStore {
         extra_attempts: i32,
         now: Timestamp,
     ) -> Result<RetryOutcome, StoreError> {
+        let _turn = self.write_turn().await;
         queue::retry(&self.db, id, extra_attempts, now).await
     }
 
     async fn cancel_call(&self, id: CallId, now: Timestamp) -> Result<CancelOutcome, StoreError> {
+        let _turn = self.write_turn().await;
         queue::cancel(&self.db, id, now).await
     }
 }

@@ -1,0 +1,271 @@
+//! Webhooks out: payload templates, GET calls, retries and their limits, timeouts, priority
+//! and the SSRF guard.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+/// A trigger with one POST action whose JSON payload is `body`.
+fn templated(event_type: &str, url: &str, body: &str) -> Value {
+    webhook_trigger(event_type, url).with(json!({"actions": [{
+        "type": "callWebhook",
+        "url": url,
+        "method": "POST",
+        "payload": {"mimeType": "application/json", "body": body}
+    }]}))
+}
+
+both_backends! {
+    async fn a_templated_payload_keeps_tricky_strings_exact(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let shop = app.create_shop("Shop \"Zürich\" \\ 1").await;
+        app.create_trigger(templated(
+            "OrderChanged",
+            &receiver.url("/orders"),
+            r#"{"order": {{ entity.OrderCode }}, "note": {{ entity.Note }}, "total": {{ entity.Total }},
+ "shop": {{ shop.name }}, "shopId": {{ shop.id }}, "event": {{ event.id }}, "type": {{ event.type }},
+ "entity": {{ entityId }}, "lines": {{ entity.Lines }}, "missing": {{ entity.Nope is defined }}}"#,
+        ))
+        .await;
+        let tricky = "say \"hi\" \\ back\\slash\nnew line\ttab ünïcødé ☃ 😀 </script> {{ not a tag }}";
+        let answer = app
+            .post_event(event(
+                "OrderChanged",
+                shop,
+                "A-7",
+                json!({
+                    "OrderCode": "O-\"7\"",
+                    "Note": tricky,
+                    "Total": 12.5,
+                    "Lines": [{"Sku": "S\"1", "Qty": 2}]
+                }),
+            ))
+            .await;
+        assert_eq!(answer["callsQueued"], 1);
+
+        let request = receiver.wait_for_requests(1, WAIT).await.remove(0);
+        assert_eq!(request.header("content-type"), Some("application/json; charset=utf-8"));
+        assert_eq!(
+            request.json(),
+            json!({
+                "order": "O-\"7\"",
+                "note": tricky,
+                "total": 12.5,
+                "shop": "Shop \"Zürich\" \\ 1",
+                "shopId": shop,
+                "event": answer["eventId"],
+                "type": "OrderChanged",
+                "entity": "A-7",
+                "lines": [{"Sku": "S\"1", "Qty": 2}],
+                "missing": false
+            })
+        );
+    }
+
+    async fn get_webhooks_carry_the_entity_id_in_the_url_and_no_body(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let shop = app.create_shop("Main").await;
+        let get = |url: String| json!({"type": "callWebhook", "method": "GET", "url": url});
+        app.create_trigger(webhook_trigger("OrderChanged", "http://unused/").with(json!({"actions": [
+            get(receiver.url("/orders?expand=lines")),
+            get(receiver.url("/items/")),
+            get(receiver.url("/o/{{ entityId }}/detail")),
+        ]})))
+        .await;
+
+        let answer = app.post_event(event("OrderChanged", shop, 5, json!({"OrderId": 5}))).await;
+        assert_eq!(answer["callsQueued"], 3);
+
+        let requests = receiver.wait_for_requests(3, WAIT).await;
+        let paths: HashSet<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            HashSet::from(["/orders/5?expand=lines", "/items/5", "/o/5/detail"])
+        );
+        for request in &requests {
+            assert_eq!(request.method, "GET");
+            assert!(request.body.is_empty(), "GET with a body: {request:?}");
+            assert_eq!(request.header("content-type"), None);
+            assert!(request.webhook_id().starts_with("msg_"));
+        }
+        for item in app.queue_items("").await {
+            assert_eq!(item["method"], "GET");
+            assert_eq!(item["body"], Value::Null);
+        }
+    }
+
+    async fn a_5xx_is_retried_with_the_same_webhook_id(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::with_script(vec![Reply::status(500).body("oops")]).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+
+        let item = app.only_item("").await;
+        let item = app.wait_for_queue_status(id(&item), "succeeded").await;
+        assert_eq!(item["attempts"], 2);
+        assert_eq!(item["lastStatusCode"], 200);
+        let log = item["attemptLog"].as_array().unwrap();
+        assert_eq!(log.len(), 2, "{item:#}");
+        assert_eq!(log[0]["statusCode"], 500);
+        assert_eq!(log[0]["responseBody"], "oops");
+        assert_eq!(log[1]["statusCode"], 200);
+
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].webhook_id(), item["webhookId"].as_str().unwrap());
+        assert_eq!(requests[1].webhook_id(), requests[0].webhook_id());
+        assert_eq!(requests[1].body, requests[0].body);
+        // --retry-base-ms 100 with ±25 % jitter: the retry waits at least 75 ms.
+        let gap = requests[1].at - requests[0].at;
+        assert!(gap >= Duration::from_millis(70), "retried after {gap:?}");
+    }
+
+    async fn a_404_is_not_retried(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::always(Reply::status(404)).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/gone"))).await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+
+        let item = app.only_item("").await;
+        let item = app.wait_for_queue_status(id(&item), "failed").await;
+        assert_eq!(item["attempts"], 1);
+        assert_eq!(item["lastStatusCode"], 404);
+        assert_eq!(item["attemptLog"].as_array().unwrap().len(), 1);
+        assert_eq!(receiver.count(), 1);
+    }
+
+    async fn a_429_is_retried(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::with_script(vec![Reply::status(429)]).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+
+        let item = app.only_item("").await;
+        let item = app.wait_for_queue_status(id(&item), "succeeded").await;
+        assert_eq!(item["attempts"], 2);
+        assert_eq!(item["attemptLog"][0]["statusCode"], 429);
+        assert_eq!(item["attemptLog"][1]["statusCode"], 200);
+        assert_eq!(receiver.count(), 2);
+    }
+
+    async fn a_timeout_is_retried(backend: Backend) {
+        let app = spawn_app_with(backend, &["--delivery-timeout-ms", "500"]).await;
+        let receiver = Receiver::with_script(vec![Reply::delay(Duration::from_millis(1500))]).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/slow"))).await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+
+        let item = app.only_item("").await;
+        let item = app.wait_for_queue_status(id(&item), "succeeded").await;
+        assert_eq!(item["attempts"], 2);
+        let first = &item["attemptLog"][0];
+        assert_eq!(first["statusCode"], Value::Null);
+        let error = first["error"].as_str().unwrap_or_default().to_lowercase();
+        assert!(error.contains("timed out") || error.contains("timeout"), "{first:#}");
+        let took = first["durationMs"].as_i64().unwrap();
+        assert!((400..1500).contains(&took), "the attempt took {took} ms: {first:#}");
+        assert_eq!(item["attemptLog"][1]["statusCode"], 200);
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].webhook_id(), requests[1].webhook_id());
+    }
+
+    async fn a_call_fails_when_its_retries_run_out(backend: Backend) {
+        let app = spawn_app_with(backend, &["--max-retries", "2"]).await;
+        let receiver = Receiver::always(Reply::status(500)).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/down"))).await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+
+        let item = app.only_item("").await;
+        assert_eq!(item["maxAttempts"], 3);
+        let item = app.wait_for_queue_status(id(&item), "failed").await;
+        assert_eq!(item["attempts"], 3);
+        assert_eq!(item["lastStatusCode"], 500);
+        assert!(item["lastError"].as_str().unwrap_or_default().contains("500"), "{item:#}");
+        let log = item["attemptLog"].as_array().unwrap();
+        assert_eq!(log.iter().map(|a| a["attempt"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(log.iter().all(|a| a["statusCode"] == 500));
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 3);
+        assert!(requests.iter().all(|r| r.webhook_id() == item["webhookId"]));
+    }
+
+    async fn loopback_targets_are_refused_unless_allowed(backend: Backend) {
+        let app = spawn_app_with(backend, &["--allow-private-targets", ""]).await;
+        let receiver = Receiver::start().await;
+        let shop = app.create_shop("Main").await;
+        let by_ip = app
+            .create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook")))
+            .await;
+        let by_name = app
+            .create_trigger(webhook_trigger(
+                "OrderChanged",
+                &format!("http://localhost:{}/hook", receiver.port()),
+            ))
+            .await;
+        let answer = app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        assert_eq!(answer["callsQueued"], 2);
+
+        for trigger in [by_ip, by_name] {
+            let item = app.only_item(&format!("triggerId={}", id(&trigger))).await;
+            let item = app.wait_for_queue_status(id(&item), "failed").await;
+            assert_eq!(item["attempts"], 1, "a refused target is not retried: {item:#}");
+            let error = item["lastError"].as_str().unwrap_or_default();
+            assert!(error.contains("loopback"), "{item:#}");
+            assert!(error.contains("--allow-private-targets"), "{item:#}");
+        }
+        assert_eq!(receiver.count(), 0, "the receiver must not be reached");
+    }
+
+    async fn higher_priority_calls_are_delivered_first(backend: Backend) {
+        // One delivery slot, held busy by a call the receiver answers only when told to:
+        // everything queued meanwhile waits, and then goes out by priority.
+        let app = spawn_app_with(backend, &["--concurrency", "1"]).await;
+        let gate = Gate::new();
+        let blocker_receiver = Receiver::always(Reply::held(&gate)).await;
+        let receiver = Receiver::start().await;
+        let shop = app.create_shop("Main").await;
+        let blocker = app
+            .create_trigger(webhook_trigger("ProductChanged", &blocker_receiver.url("/block")))
+            .await;
+        app.create_trigger(
+            webhook_trigger("OrderCreated", &receiver.url("/low")).with(json!({"priority": 1})),
+        )
+        .await;
+        app.create_trigger(
+            webhook_trigger("OrderChanged", &receiver.url("/high")).with(json!({"priority": 9})),
+        )
+        .await;
+        app.create_trigger(
+            webhook_trigger("OrderChanged", &receiver.url("/middle")).with(json!({"priority": 5})),
+        )
+        .await;
+
+        app.post_event(event("ProductChanged", shop, 1, json!({}))).await;
+        blocker_receiver.wait_for_requests(1, WAIT).await;
+        // Oldest first would be /low, /high, /middle.
+        app.post_event(event("OrderCreated", shop, 2, json!({}))).await;
+        app.post_event(event("OrderChanged", shop, 3, json!({}))).await;
+
+        let blocked = app.only_item(&format!("triggerId={}", id(&blocker))).await;
+        assert_eq!(blocked["status"], "in_flight");
+        // While it is on the wire it can be neither retried nor resent.
+        let answer = app.post_json(&format!("/api/v1/queue/{}/retry", id(&blocked)), json!({})).await;
+        assert_error(&answer, reqwest::StatusCode::CONFLICT, "conflict");
+
+        gate.open();
+        let requests = receiver.wait_for_requests(3, WAIT).await;
+        let order: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(order, ["/high", "/middle", "/low"]);
+        app.wait_for_queue_status(id(&blocked), "succeeded").await;
+    }
+}

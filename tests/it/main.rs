@@ -1,0 +1,13 @@
+//! hookflow end to end: the real binary, real databases, real HTTP receivers.
+//!
+//! Every test runs on SQLite and, when `HOOKFLOW_TEST_POSTGRES_URL` is set, on PostgreSQL
+//! (`<test>::sqlite`, `<test>::postgres`). See `common` for the harness.
+
+#[macro_use]
+mod common;
+
+mod delivery;
+mod durability;
+mod ingest;
+mod queue;
+mod triggers;
