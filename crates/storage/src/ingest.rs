@@ -1,6 +1,7 @@
 //! The ingest transaction: events and the calls planned from them, committed together.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
 
 use hookflow_engine::model::{EventId, Ingested, NewCall, NewEvent, Shop, ShopId, Timestamp};
 use hookflow_engine::store::{IngestRejection, PlannedEvent, Planner, StoreError};
@@ -29,6 +30,7 @@ enum Slot {
 
 pub(crate) async fn ingest(
     db: &DatabaseConnection,
+    shop_cache: &RwLock<HashMap<ShopId, Shop>>,
     requests: &[Vec<NewEvent>],
     planner: &dyn Planner,
     now: Timestamp,
@@ -36,24 +38,42 @@ pub(crate) async fn ingest(
     // Reads first, outside the transaction: on SQLite a transaction that reads before it writes
     // can fail to upgrade its lock. Shops are never deleted, and idempotency keys are serialised
     // by the single ingest task of this process (and by the unique index across processes).
-    let shop_ids: HashSet<i64> = requests.iter().flatten().map(|e| e.shop_id.0).collect();
-    let shops: HashMap<ShopId, Shop> = shop::Entity::find()
-        .filter(shop::Column::Id.is_in(shop_ids))
-        .all(db)
-        .await
-        .map_err(db_err)?
-        .into_iter()
-        .map(|m| {
-            (
-                ShopId(m.id),
-                Shop {
-                    id: ShopId(m.id),
-                    name: m.name,
-                    created_at: Timestamp(m.created_at),
-                },
-            )
-        })
-        .collect();
+    let mut shops: HashMap<ShopId, Shop> = HashMap::new();
+    let mut missing: HashSet<i64> = HashSet::new();
+    {
+        let cache = shop_cache
+            .read()
+            .expect("shop cache lock is never poisoned: no panics while held");
+        for event in requests.iter().flatten() {
+            match cache.get(&event.shop_id) {
+                Some(shop) => {
+                    shops.entry(event.shop_id).or_insert_with(|| shop.clone());
+                }
+                None => {
+                    missing.insert(event.shop_id.0);
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let found = shop::Entity::find()
+            .filter(shop::Column::Id.is_in(missing))
+            .all(db)
+            .await
+            .map_err(db_err)?;
+        let mut cache = shop_cache
+            .write()
+            .expect("shop cache lock is never poisoned: no panics while held");
+        for m in found {
+            let shop = Shop {
+                id: ShopId(m.id),
+                name: m.name,
+                created_at: Timestamp(m.created_at),
+            };
+            cache.insert(shop.id, shop.clone());
+            shops.insert(shop.id, shop);
+        }
+    }
     let keys: HashSet<&str> = requests
         .iter()
         .flatten()

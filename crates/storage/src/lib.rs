@@ -16,6 +16,7 @@ mod queue;
 mod shops;
 mod triggers;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +30,8 @@ use hookflow_engine::store::{
 };
 use hookflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use tokio::sync::{Mutex, MutexGuard};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,9 @@ pub struct DbStore {
     /// SQLite only: writers of this process take turns here instead of in SQLite's busy
     /// handler, which sleeps in steps of milliseconds while it waits for the write lock.
     write_gate: Option<Arc<Mutex<()>>>,
+    /// Shops seen so far. Shops are never deleted or renamed, so the cache cannot go stale;
+    /// it saves ingest a query per group commit.
+    shops: Arc<std::sync::RwLock<HashMap<ShopId, Shop>>>,
 }
 
 impl DbStore {
@@ -94,7 +98,11 @@ impl DbStore {
             .await
             .map_err(StorageError::Connect)?;
         let write_gate = is_sqlite.then(|| Arc::new(Mutex::new(())));
-        Ok(DbStore { db, write_gate })
+        Ok(DbStore {
+            db,
+            write_gate,
+            shops: Arc::default(),
+        })
     }
 
     /// Applies pending migrations.
@@ -127,6 +135,11 @@ impl DbStore {
 /// Database errors reach the engine as text: it can only report them.
 pub(crate) fn db_err(err: DbErr) -> StoreError {
     StoreError(err.to_string())
+}
+
+/// A unique violation of `events_idempotency` (SQLite and PostgreSQL word it differently).
+fn is_idempotency_race(err: &StoreError) -> bool {
+    err.0.contains("events_idempotency") || err.0.contains("events.shop_id, events.idempotency_key")
 }
 
 pub(crate) fn json_err(err: serde_json::Error) -> StoreError {
@@ -187,7 +200,15 @@ impl Store for DbStore {
         now: Timestamp,
     ) -> Result<Vec<Result<Vec<Ingested>, IngestRejection>>, StoreError> {
         let _turn = self.write_turn().await;
-        ingest::ingest(&self.db, requests, planner, now).await
+        match ingest::ingest(&self.db, &self.shops, requests, planner, now).await {
+            // Another node committed one of our idempotency keys between our lookup and our
+            // insert. The transaction rolled back; a second pass finds the key and answers
+            // with the first result.
+            Err(err) if is_idempotency_race(&err) => {
+                ingest::ingest(&self.db, &self.shops, requests, planner, now).await
+            }
+            result => result,
+        }
     }
 
     async fn claim(
