@@ -95,12 +95,12 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError 
 }
 
 pub struct Engine {
-    store: Arc<dyn Store>,
-    catalog: Arc<Catalog>,
-    triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
     ingestor: Ingestor,
-    queued: Arc<Notify>,
-    config: EngineConfig,
+    pub(crate) queued: Arc<Notify>,
+    pub(crate) config: EngineConfig,
     /// Serialises trigger reloads so an older snapshot never replaces a newer one.
     reload: tokio::sync::Mutex<()>,
 }

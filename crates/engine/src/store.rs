@@ -26,6 +26,17 @@ pub trait Planner: Send + Sync {
     fn plan(&self, event: &PlannedEvent<'_>, out: &mut Vec<NewCall>);
 }
 
+/// An event as stored.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: EventId,
+    pub shop_id: ShopId,
+    pub event_type: String,
+    pub entity_id: String,
+    pub entity: serde_json::Map<String, serde_json::Value>,
+    pub occurred_at: Timestamp,
+}
+
 /// Why one ingest request was refused while others in its group commit went through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestRejection {
@@ -94,6 +105,14 @@ pub trait Store: Send + Sync + 'static {
     async fn complete(&self, done: &[Completion], now: Timestamp) -> Result<(), StoreError>;
     /// Returns in-flight calls whose lease ran out (their worker died) to the queue.
     async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// The latest stored event about an entity of a shop (for dynamic merge fields and
+    /// previews): its type and the entity data the backend sent.
+    async fn latest_event(
+        &self,
+        shop: ShopId,
+        entity_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError>;
 
     async fn list_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, StoreError>;
     async fn get_call(&self, id: CallId) -> Result<Option<(QueueItem, Vec<Attempt>)>, StoreError>;

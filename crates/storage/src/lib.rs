@@ -11,6 +11,7 @@
 //! hundreds of rows is one round trip on either database.
 
 pub mod entities;
+mod events;
 mod ingest;
 mod queue;
 mod shops;
@@ -26,7 +27,7 @@ use hookflow_engine::model::{
     ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 use hookflow_engine::store::{
-    CancelOutcome, IngestRejection, Planner, RetryOutcome, Store, StoreError,
+    CancelOutcome, IngestRejection, Planner, RetryOutcome, Store, StoreError, StoredEvent,
 };
 use hookflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -229,6 +230,14 @@ impl Store for DbStore {
     async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
         queue::release_expired(&self.db, now).await
+    }
+
+    async fn latest_event(
+        &self,
+        shop: ShopId,
+        entity_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        events::latest(&self.db, shop, entity_id).await
     }
 
     async fn list_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, StoreError> {
