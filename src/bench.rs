@@ -37,6 +37,9 @@ pub struct BenchArgs {
     /// Database for the hookflow phase (default: a fresh SQLite file in a temporary directory).
     #[arg(long, env = "HOOKFLOW_BENCH_DATABASE_URL")]
     database_url: Option<String>,
+    /// Calls hookflow delivers at once (its `--concurrency`).
+    #[arg(long, default_value_t = 512)]
+    delivery_concurrency: usize,
     /// Give up waiting for deliveries after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -211,7 +214,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             timeout: Duration::from_secs(10),
             policy: TargetPolicy::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?,
         },
-        dispatch: DispatchConfig::default(),
+        dispatch: DispatchConfig {
+            concurrency: args.delivery_concurrency.max(1),
+            ..DispatchConfig::default()
+        },
     };
     let running = crate::start(config).await?;
     let api = format!("http://{}/api/v1", running.addr);

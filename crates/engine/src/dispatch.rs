@@ -8,14 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info_span, warn, Instrument};
 
 use crate::model::{Attempt, ClaimedCall, Completion, Next, Timestamp};
 use crate::retry::{classify, RetryPolicy, Verdict};
-use crate::store::Store;
+use crate::store::{Handoff, Store};
 use crate::transport::{Delivery, Transport};
 
 /// How the delivery loop runs.
@@ -51,19 +51,106 @@ const LEASE_SWEEP: Duration = Duration::from_secs(5);
 /// Outcomes written in one transaction at most.
 const COMPLETE_BATCH: usize = 1024;
 
-/// Runs until `shutdown` fires, then stops claiming, lets in-flight calls finish, records
-/// their outcomes and returns.
+/// The link between ingest and the workers of this process: ingest may store fresh calls
+/// already claimed and hand them over directly while workers have free slots.
+pub struct Workers {
+    /// Free delivery slots. Zero until a dispatcher runs; closed when it stops.
+    permits: Arc<Semaphore>,
+    tx: mpsc::UnboundedSender<Vec<ClaimedCall>>,
+    lease: Duration,
+}
+
+/// The dispatcher's end of [`Workers`].
+pub struct WorkerInbox {
+    permits: Arc<Semaphore>,
+    rx: mpsc::UnboundedReceiver<Vec<ClaimedCall>>,
+}
+
+impl Workers {
+    pub fn new(lease: Duration) -> (Workers, WorkerInbox) {
+        let permits = Arc::new(Semaphore::new(0));
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Workers {
+                permits: permits.clone(),
+                tx,
+                lease,
+            },
+            WorkerInbox { permits, rx },
+        )
+    }
+
+    /// How many calls the next ingest may hand over, and their lease.
+    pub fn handoff(&self, now: Timestamp) -> Handoff {
+        let max_calls = if self.permits.is_closed() {
+            0
+        } else {
+            self.permits.available_permits()
+        };
+        Handoff {
+            max_calls,
+            lease_until: now.plus_millis(self.lease.as_millis() as i64),
+        }
+    }
+
+    /// Gives committed, already-claimed calls to the workers.
+    pub fn hand(&self, calls: Vec<ClaimedCall>) {
+        if calls.is_empty() {
+            return;
+        }
+        if let Err(returned) = self.tx.send(calls) {
+            // Only possible past shutdown: the calls are leased, so once the lease runs out
+            // they are back in the queue for the next start (or another node).
+            warn!(
+                calls = returned.0.len(),
+                "workers stopped; handed-off calls wait for their lease to expire"
+            );
+        }
+    }
+}
+
+/// Runs until `shutdown` fires, then stops claiming, delivers what was handed over, lets
+/// in-flight calls finish, records their outcomes and returns. Stop ingest before firing
+/// `shutdown`, so that nothing is handed over afterwards.
 pub async fn run(
     store: Arc<dyn Store>,
     transport: Arc<dyn Transport>,
     config: DispatchConfig,
     queued: Arc<Notify>,
+    inbox: WorkerInbox,
     shutdown: CancellationToken,
 ) {
+    let WorkerInbox { permits, mut rx } = inbox;
     let (done_tx, done_rx) = mpsc::channel::<Completion>(config.concurrency.max(1) * 2);
     let recorder = tokio::spawn(record(store.clone(), done_rx));
     let mut inflight: JoinSet<()> = JoinSet::new();
     let mut last_sweep = tokio::time::Instant::now() - LEASE_SWEEP;
+    permits.add_permits(config.concurrency.max(1));
+    let spawn = |inflight: &mut JoinSet<()>, call: ClaimedCall| {
+        let transport = transport.clone();
+        let done = done_tx.clone();
+        let policy = config.retry;
+        // Usually a slot is free (we only take as many calls as there are); a call handed
+        // over while the slots were being claimed waits for one, under its lease.
+        let permit = permits.clone().try_acquire_owned().ok();
+        let permits = permits.clone();
+        let span = info_span!("deliver", call_id = %call.id, webhook_id = %call.webhook_id);
+        inflight.spawn(
+            async move {
+                let _permit = match permit {
+                    Some(p) => Some(p),
+                    None => permits.acquire_owned().await.ok(),
+                };
+                let delivery = transport.deliver(&call).await;
+                let completion = conclude(&call, delivery, &policy);
+                debug!(next = ?completion.next, "attempt done");
+                // The recorder outlives every sender; a failed send means we are past
+                // shutdown and the lease will hand the call back.
+                let _ = done.send(completion).await;
+            }
+            .instrument(span),
+        );
+    };
 
     loop {
         if shutdown.is_cancelled() {
@@ -78,7 +165,12 @@ pub async fn run(
             }
         }
         while inflight.try_join_next().is_some() {}
-        let free = config.concurrency.saturating_sub(inflight.len());
+        while let Ok(calls) = rx.try_recv() {
+            for call in calls {
+                spawn(&mut inflight, call);
+            }
+        }
+        let free = permits.available_permits();
         let mut claimed_full = false;
         if free > 0 {
             let limit = (free as u32).min(config.claim_batch);
@@ -88,21 +180,7 @@ pub async fn run(
                 Ok(calls) => {
                     claimed_full = calls.len() as u32 == limit;
                     for call in calls {
-                        let transport = transport.clone();
-                        let done = done_tx.clone();
-                        let policy = config.retry;
-                        let span = info_span!("deliver", call_id = %call.id, webhook_id = %call.webhook_id);
-                        inflight.spawn(
-                            async move {
-                                let delivery = transport.deliver(&call).await;
-                                let completion = conclude(&call, delivery, &policy);
-                                debug!(next = ?completion.next, "attempt done");
-                                // The recorder outlives every sender; a failed send means we
-                                // are past shutdown and the lease will hand the call back.
-                                let _ = done.send(completion).await;
-                            }
-                            .instrument(span),
-                        );
+                        spawn(&mut inflight, call);
                     }
                 }
                 Err(err) => {
@@ -115,10 +193,15 @@ pub async fn run(
                 }
             }
         }
-        if claimed_full && inflight.len() < config.concurrency {
+        if claimed_full && permits.available_permits() > 0 {
             continue;
         }
         tokio::select! {
+            Some(calls) = rx.recv() => {
+                for call in calls {
+                    spawn(&mut inflight, call);
+                }
+            }
             _ = queued.notified() => {}
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
             _ = tokio::time::sleep(config.poll_interval) => {}
@@ -126,7 +209,15 @@ pub async fn run(
         }
     }
 
-    // Drain: calls already on the wire finish and are recorded; nothing new is claimed.
+    // Drain: what was handed over is delivered, calls on the wire finish and are recorded;
+    // nothing new is claimed.
+    permits.close();
+    rx.close();
+    while let Some(calls) = rx.recv().await {
+        for call in calls {
+            spawn(&mut inflight, call);
+        }
+    }
     while inflight.join_next().await.is_some() {}
     drop(done_tx);
     let _ = recorder.await;

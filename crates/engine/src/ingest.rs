@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::error;
 
+use crate::dispatch::Workers;
 use crate::model::{Ingested, NewEvent, Timestamp};
 use crate::store::{IngestRejection, Store, StoreError};
 use crate::triggers::CompiledTriggers;
@@ -47,9 +48,10 @@ impl Ingestor {
         store: Arc<dyn Store>,
         triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
         queued: Arc<Notify>,
+        workers: Arc<Workers>,
     ) -> (Ingestor, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run(store, triggers, queued, rx));
+        let task = tokio::spawn(run(store, triggers, queued, workers, rx));
         (Ingestor { tx }, task)
     }
 
@@ -68,6 +70,7 @@ async fn run(
     store: Arc<dyn Store>,
     triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
     queued: Arc<Notify>,
+    workers: Arc<Workers>,
     mut rx: mpsc::Receiver<Job>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_GROUP);
@@ -81,22 +84,30 @@ async fn run(
             .read()
             .expect("trigger lock is never poisoned: writers only swap an Arc")
             .clone();
+        let now = Timestamp::now();
         match store
-            .ingest(&requests, planner.as_ref(), Timestamp::now())
+            .ingest(&requests, planner.as_ref(), workers.handoff(now), now)
             .await
         {
-            Ok(results) => {
-                let mut any_queued = false;
-                for (result, reply) in results.into_iter().zip(replies) {
+            Ok(outcome) => {
+                let handed = outcome.handed_off.len();
+                workers.hand(outcome.handed_off);
+                let mut queued_calls = 0usize;
+                for (result, reply) in outcome.results.into_iter().zip(replies) {
                     let answer = result.map_err(|IngestRejection::UnknownShop(shop)| {
                         IngestError::UnknownShop(shop.0)
                     });
                     if let Ok(ingested) = &answer {
-                        any_queued |= ingested.iter().any(|i| i.calls_queued > 0);
+                        queued_calls += ingested
+                            .iter()
+                            .filter(|i| !i.duplicate)
+                            .map(|i| i.calls_queued as usize)
+                            .sum::<usize>();
                     }
                     let _ = reply.send(answer);
                 }
-                if any_queued {
+                // Calls that were not handed over wait in the queue: wake a claimer.
+                if queued_calls > handed {
                     queued.notify_one();
                 }
             }

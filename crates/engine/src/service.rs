@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::dispatch::{self, DispatchConfig};
+use crate::dispatch::{self, DispatchConfig, WorkerInbox, Workers};
 use crate::event::{parse_events, InvalidEvent};
 use crate::ingest::{IngestError, Ingestor};
 use crate::model::{
@@ -100,6 +100,8 @@ pub struct Engine {
     pub(crate) triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
     ingestor: Ingestor,
     pub(crate) queued: Arc<Notify>,
+    /// The dispatcher's end of the ingest handoff, taken when the dispatcher starts.
+    inbox: std::sync::Mutex<Option<WorkerInbox>>,
     pub(crate) config: EngineConfig,
     /// Serialises trigger reloads so an older snapshot never replaces a newer one.
     reload: tokio::sync::Mutex<()>,
@@ -134,13 +136,20 @@ impl Engine {
         );
         let triggers = Arc::new(RwLock::new(Arc::new(compiled)));
         let queued = Arc::new(Notify::new());
-        let (ingestor, ingest) = Ingestor::start(store.clone(), triggers.clone(), queued.clone());
+        let (workers, inbox) = Workers::new(config.dispatch.lease);
+        let (ingestor, ingest) = Ingestor::start(
+            store.clone(),
+            triggers.clone(),
+            queued.clone(),
+            Arc::new(workers),
+        );
         let engine = Arc::new(Engine {
             store,
             catalog,
             triggers,
             ingestor,
             queued,
+            inbox: std::sync::Mutex::new(Some(inbox)),
             config,
             reload: tokio::sync::Mutex::new(()),
         });
@@ -157,17 +166,25 @@ impl Engine {
         Ok((engine, EngineTasks { ingest, refresh }))
     }
 
-    /// Starts the delivery loop; it drains and returns when `shutdown` fires.
+    /// Starts the delivery loop (once per engine); it drains and returns when `shutdown`
+    /// fires. Stop taking events before firing it.
     pub fn spawn_dispatcher(
         &self,
         transport: Arc<dyn Transport>,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
+        let inbox = self
+            .inbox
+            .lock()
+            .expect("inbox lock is never poisoned: taking an Option cannot panic")
+            .take()
+            .expect("spawn_dispatcher is called once per engine");
         tokio::spawn(dispatch::run(
             self.store.clone(),
             transport,
             self.config.dispatch.clone(),
             self.queued.clone(),
+            inbox,
             shutdown,
         ))
     }

@@ -37,6 +37,25 @@ pub struct StoredEvent {
     pub occurred_at: Timestamp,
 }
 
+/// How many of the calls an ingest queues may skip the queue: they are stored already claimed
+/// (in flight, leased until `lease_until`) and handed straight to this process's workers,
+/// which saves a claim round trip per call while workers have room. If the process dies
+/// before delivering them, their lease expires and any node delivers them.
+#[derive(Debug, Clone, Copy)]
+pub struct Handoff {
+    pub max_calls: usize,
+    pub lease_until: Timestamp,
+}
+
+/// What an ingest transaction committed.
+#[derive(Debug, Default)]
+pub struct IngestOutcome {
+    /// One entry per request, in order.
+    pub results: Vec<Result<Vec<Ingested>, IngestRejection>>,
+    /// Calls stored in flight for this process to deliver now (at most `Handoff::max_calls`).
+    pub handed_off: Vec<ClaimedCall>,
+}
+
 /// Why one ingest request was refused while others in its group commit went through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestRejection {
@@ -89,8 +108,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         requests: &[Vec<NewEvent>],
         planner: &dyn Planner,
+        handoff: Handoff,
         now: Timestamp,
-    ) -> Result<Vec<Result<Vec<Ingested>, IngestRejection>>, StoreError>;
+    ) -> Result<IngestOutcome, StoreError>;
 
     /// Claims up to `limit` due pending calls, highest priority first, leasing them until
     /// `lease_until`. Concurrent claimers (other processes) never get the same call.

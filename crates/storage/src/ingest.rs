@@ -3,8 +3,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
-use hookflow_engine::model::{EventId, Ingested, NewCall, NewEvent, Shop, ShopId, Timestamp};
-use hookflow_engine::store::{IngestRejection, PlannedEvent, Planner, StoreError};
+use hookflow_engine::model::{
+    CallId, CallStatus, ClaimedCall, EventId, Ingested, NewCall, NewEvent, Shop, ShopId, Timestamp,
+};
+use hookflow_engine::store::{
+    Handoff, IngestOutcome, IngestRejection, PlannedEvent, Planner, StoreError,
+};
 use sea_orm::sea_query::{Alias, Expr, Func, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
@@ -33,8 +37,9 @@ pub(crate) async fn ingest(
     shop_cache: &RwLock<HashMap<ShopId, Shop>>,
     requests: &[Vec<NewEvent>],
     planner: &dyn Planner,
+    handoff: Handoff,
     now: Timestamp,
-) -> Result<Vec<Result<Vec<Ingested>, IngestRejection>>, StoreError> {
+) -> Result<IngestOutcome, StoreError> {
     // Reads first, outside the transaction: on SQLite a transaction that reads before it writes
     // can fail to upgrade its lock. Shops are never deleted, and idempotency keys are serialised
     // by the single ingest task of this process (and by the unique index across processes).
@@ -194,6 +199,18 @@ pub(crate) async fn ingest(
         );
         queued_per_event[i] = (calls.len() - before) as u32;
     }
+    // Calls handed straight to this process's workers are stored already claimed.
+    let mut handed = 0;
+    for call in calls.iter_mut() {
+        if handed == handoff.max_calls {
+            break;
+        }
+        if call.status == CallStatus::Pending {
+            call.status = CallStatus::InFlight;
+            handed += 1;
+        }
+    }
+    let mut call_ids: Vec<i64> = Vec::with_capacity(if handed > 0 { calls.len() } else { 0 });
     for chunk in calls.chunks(CALL_CHUNK) {
         let mut insert = Query::insert();
         insert.into_table(queue_item::Entity).columns([
@@ -214,10 +231,12 @@ pub(crate) async fn ingest(
             queue_item::Column::MaxAttempts,
             queue_item::Column::NextAttemptAt,
             queue_item::Column::LastError,
+            queue_item::Column::LeaseUntil,
             queue_item::Column::CreatedAt,
             queue_item::Column::UpdatedAt,
         ]);
         for c in chunk {
+            let lease = (c.status == CallStatus::InFlight).then_some(handoff.lease_until.0);
             let headers = serde_json::to_string(&c.headers).map_err(json_err)?;
             insert.values_panic([
                 c.webhook_id.as_str().into(),
@@ -237,11 +256,33 @@ pub(crate) async fn ingest(
                 c.max_attempts.into(),
                 now.0.into(),
                 c.last_error.clone().into(),
+                lease.into(),
                 now.0.into(),
                 now.0.into(),
             ]);
         }
-        txn.execute(backend.build(&insert)).await.map_err(db_err)?;
+        if handed > 0 {
+            // Ids come back in VALUES order once sorted (see the events insert above).
+            insert.returning_col(queue_item::Column::Id);
+            let rows = txn
+                .query_all(backend.build(&insert))
+                .await
+                .map_err(db_err)?;
+            let first = call_ids.len();
+            for row in rows {
+                call_ids.push(row.try_get_by_index::<i64>(0).map_err(db_err)?);
+            }
+            call_ids[first..].sort_unstable();
+        } else {
+            txn.execute(backend.build(&insert)).await.map_err(db_err)?;
+        }
+    }
+    if handed > 0 && call_ids.len() != calls.len() {
+        return Err(StoreError(format!(
+            "inserted {} calls but got {} ids",
+            calls.len(),
+            call_ids.len()
+        )));
     }
 
     // Replays of keys committed earlier answer with the calls their first delivery queued.
@@ -272,7 +313,27 @@ pub(crate) async fn ingest(
     }
     txn.commit().await.map_err(db_err)?;
 
-    Ok(plans
+    let handed_off = if handed == 0 {
+        Vec::new()
+    } else {
+        calls
+            .into_iter()
+            .zip(call_ids)
+            .filter(|(c, _)| c.status == CallStatus::InFlight)
+            .map(|(c, id)| ClaimedCall {
+                id: CallId(id),
+                webhook_id: c.webhook_id,
+                method: c.method,
+                url: c.url,
+                headers: c.headers,
+                body: c.body,
+                attempts: 0,
+                max_attempts: c.max_attempts,
+                created_at: now,
+            })
+            .collect()
+    };
+    let results = plans
         .into_iter()
         .map(|plan| {
             plan.map(|slots| {
@@ -298,5 +359,9 @@ pub(crate) async fn ingest(
                     .collect()
             })
         })
-        .collect())
+        .collect();
+    Ok(IngestOutcome {
+        results,
+        handed_off,
+    })
 }

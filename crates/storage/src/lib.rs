@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hookflow_engine::model::{
-    Attempt, CallId, ClaimedCall, Completion, Ingested, NewEvent, QueueFilter, QueueItem, Shop,
-    ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
+    Attempt, CallId, ClaimedCall, Completion, NewEvent, QueueFilter, QueueItem, Shop, ShopId,
+    Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 use hookflow_engine::store::{
-    CancelOutcome, IngestRejection, Planner, RetryOutcome, Store, StoreError, StoredEvent,
+    CancelOutcome, Handoff, IngestOutcome, Planner, RetryOutcome, Store, StoreError, StoredEvent,
 };
 use hookflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -198,15 +198,16 @@ impl Store for DbStore {
         &self,
         requests: &[Vec<NewEvent>],
         planner: &dyn Planner,
+        handoff: Handoff,
         now: Timestamp,
-    ) -> Result<Vec<Result<Vec<Ingested>, IngestRejection>>, StoreError> {
+    ) -> Result<IngestOutcome, StoreError> {
         let _turn = self.write_turn().await;
-        match ingest::ingest(&self.db, &self.shops, requests, planner, now).await {
+        match ingest::ingest(&self.db, &self.shops, requests, planner, handoff, now).await {
             // Another node committed one of our idempotency keys between our lookup and our
             // insert. The transaction rolled back; a second pass finds the key and answers
             // with the first result.
             Err(err) if is_idempotency_race(&err) => {
-                ingest::ingest(&self.db, &self.shops, requests, planner, now).await
+                ingest::ingest(&self.db, &self.shops, requests, planner, handoff, now).await
             }
             result => result,
         }

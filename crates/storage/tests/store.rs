@@ -9,10 +9,15 @@ use hookflow_engine::model::{
     Timestamp, TriggerId,
 };
 use hookflow_engine::store::{
-    CancelOutcome, IngestRejection, PlannedEvent, Planner, RetryOutcome, Store,
+    CancelOutcome, Handoff, IngestRejection, PlannedEvent, Planner, RetryOutcome, Store,
 };
 use hookflow_storage::{DbConfig, DbStore};
 use sea_orm::{ConnectionTrait, Database};
+
+const NO_HANDOFF: Handoff = Handoff {
+    max_calls: 0,
+    lease_until: Timestamp(0),
+};
 
 /// Queues one call per event; the priority is taken from `entity.priority`.
 struct OneCallPerEvent;
@@ -165,9 +170,10 @@ async fn ingest_commits_events_with_their_calls_and_rejects_unknown_shops(store:
         vec![event(shop.id.0, "e", None, 0)],
     ];
     let results = store
-        .ingest(&requests, &OneCallPerEvent, Timestamp::now())
+        .ingest(&requests, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap();
+        .unwrap()
+        .results;
     let first = results[0].as_ref().unwrap();
     assert_eq!(first.len(), 2);
     assert!(first[0].event_id < first[1].event_id);
@@ -206,10 +212,12 @@ async fn a_repeated_idempotency_key_returns_the_first_result(store: DbStore) {
         .ingest(
             &[vec![event(shop.id.0, "a", Some("k1"), 0)]],
             &OneCallPerEvent,
+            NO_HANDOFF,
             Timestamp::now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .results;
     let first = first[0].as_ref().unwrap()[0];
     // Again, twice in one batch, and the same key in another shop.
     let again = store
@@ -222,10 +230,12 @@ async fn a_repeated_idempotency_key_returns_the_first_result(store: DbStore) {
                 ],
             ],
             &OneCallPerEvent,
+            NO_HANDOFF,
             Timestamp::now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .results;
     let replay = again[0].as_ref().unwrap()[0];
     assert!(replay.duplicate);
     assert_eq!(replay.event_id, first.event_id);
@@ -256,9 +266,10 @@ async fn claims_go_highest_priority_first_and_respect_leases(store: DbStore) {
         .map(|i| event(shop.id.0, &format!("e{i}"), None, i % 3))
         .collect::<Vec<_>>()];
     store
-        .ingest(&batch, &OneCallPerEvent, Timestamp::now())
+        .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap();
+        .unwrap()
+        .results;
     let now = Timestamp::now().plus_millis(1);
     let first = store.claim(now, now.plus_millis(60_000), 2).await.unwrap();
     assert_eq!(first.len(), 2);
@@ -315,9 +326,10 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
         .map(|i| event(shop.id.0, &format!("e{i}"), None, 0))
         .collect::<Vec<_>>()];
     store
-        .ingest(&batch, &OneCallPerEvent, Timestamp::now())
+        .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap();
+        .unwrap()
+        .results;
     let now = Timestamp::now().plus_millis(1);
     let calls = store.claim(now, now.plus_millis(60_000), 10).await.unwrap();
     assert_eq!(calls.len(), 3);
@@ -409,9 +421,10 @@ async fn concurrent_claimers_never_share_a_call_postgres() {
         .map(|i| event(shop.id.0, &format!("e{i}"), None, 0))
         .collect::<Vec<_>>()];
     store
-        .ingest(&batch, &OneCallPerEvent, Timestamp::now())
+        .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap();
+        .unwrap()
+        .results;
     let now = Timestamp::now().plus_millis(1);
     let claimers = (0..8).map(|_| {
         let store = store.clone();
@@ -434,4 +447,64 @@ async fn concurrent_claimers_never_share_a_call_postgres() {
     let unique: HashSet<_> = all.iter().collect();
     assert_eq!(all.len(), 500);
     assert_eq!(unique.len(), 500);
+}
+
+both_backends!(
+    handed_off_calls_are_stored_claimed_and_returned,
+    handed_off_calls_are_stored_claimed_and_returned_sqlite,
+    handed_off_calls_are_stored_claimed_and_returned_postgres
+);
+async fn handed_off_calls_are_stored_claimed_and_returned(store: DbStore) {
+    let shop = store.create_shop("Main", Timestamp::now()).await.unwrap();
+    let batch = vec![(0..5)
+        .map(|i| event(shop.id.0, &format!("e{i}"), None, 0))
+        .collect::<Vec<_>>()];
+    let lease_until = Timestamp::now().plus_millis(60_000);
+    let outcome = store
+        .ingest(
+            &batch,
+            &OneCallPerEvent,
+            Handoff {
+                max_calls: 3,
+                lease_until,
+            },
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.handed_off.len(), 3);
+    let items = store
+        .list_queue(&QueueFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for call in &outcome.handed_off {
+        let item = items.iter().find(|i| i.id == call.id).unwrap();
+        assert_eq!(item.status, CallStatus::InFlight);
+        assert_eq!(item.webhook_id, call.webhook_id);
+        assert_eq!(
+            item.body, call.body,
+            "the handed-over call is the stored one"
+        );
+    }
+    // The other two wait in the queue; the handed-over ones are not claimed again.
+    let now = Timestamp::now().plus_millis(1);
+    assert_eq!(
+        store
+            .claim(now, now.plus_millis(1_000), 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // Their lease protects them like a claim's would.
+    assert_eq!(
+        store
+            .release_expired_leases(lease_until.plus_millis(1))
+            .await
+            .unwrap(),
+        5
+    );
 }
