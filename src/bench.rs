@@ -210,6 +210,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
         listen: "127.0.0.1:0".parse()?,
         admin_token: None,
+        secret_key: None,
+        secret_key_file: Some(dir.path().join("bench.key")),
         delivery: DeliveryConfig {
             timeout: Duration::from_secs(10),
             policy: TargetPolicy::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?,

@@ -4,6 +4,7 @@
 //! The crates under `crates/` hold the logic; this file only wires them together.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,7 +12,7 @@ use hookflow_delivery::{DeliveryConfig, HttpTransport};
 use hookflow_engine::dispatch::DispatchConfig;
 use hookflow_engine::{Engine, EngineConfig};
 use hookflow_http::AppState;
-use hookflow_storage::{DbConfig, DbStore};
+use hookflow_storage::{DbConfig, DbStore, SecretBox};
 use hookflow_templating::Catalog;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -26,6 +27,11 @@ pub struct ServeConfig {
     pub database: DbConfig,
     pub listen: SocketAddr,
     pub admin_token: Option<String>,
+    /// Base64 key sealing credentials at rest; without it a key file is used (and created).
+    pub secret_key: Option<String>,
+    /// Where the key file is; default: beside the SQLite database, or `hookflow.key` in the
+    /// working directory for PostgreSQL (every node must then share the same key).
+    pub secret_key_file: Option<PathBuf>,
     pub delivery: DeliveryConfig,
     pub dispatch: DispatchConfig,
 }
@@ -57,26 +63,61 @@ pub async fn open_store(config: &DbConfig) -> anyhow::Result<DbStore> {
     Ok(store)
 }
 
+/// The key file used when none is given: beside a SQLite database file, else in the working
+/// directory.
+pub fn default_key_file(database_url: &str) -> PathBuf {
+    let sqlite_path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|p| !p.is_empty() && !p.contains(":memory:"));
+    match sqlite_path {
+        Some(db) => {
+            let db = Path::new(db);
+            let stem = db
+                .file_stem()
+                .map_or_else(|| "hookflow".into(), |s| s.to_string_lossy().into_owned());
+            db.with_file_name(format!("{stem}.key"))
+        }
+        None => PathBuf::from("hookflow.key"),
+    }
+}
+
+fn secret_box(config: &ServeConfig) -> anyhow::Result<SecretBox> {
+    let key = match &config.secret_key {
+        Some(text) => SecretBox::parse_key(text).context("HOOKFLOW_SECRET_KEY")?,
+        None => {
+            let path = config
+                .secret_key_file
+                .clone()
+                .unwrap_or_else(|| default_key_file(&config.database.url));
+            SecretBox::load_or_create_key(&path)?
+        }
+    };
+    Ok(SecretBox::new(key))
+}
+
 /// Starts hookflow: migrations, engine, delivery workers and the HTTP API.
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
-    let store = open_store(&config.database).await?;
+    let secrets = secret_box(&config)?;
+    let store = open_store(&config.database).await?.with_secrets(secrets);
     let catalog = Arc::new(Catalog::builtin().context("loading the event catalog")?);
-    let (engine, engine_tasks) = Engine::start(
-        Arc::new(store),
-        catalog,
-        EngineConfig {
-            dispatch: config.dispatch.clone(),
-        },
-    )
-    .await?;
     let transport = Arc::new(HttpTransport::new(config.delivery.clone())?);
+    let engine_config = EngineConfig {
+        dispatch: config.dispatch.clone(),
+    };
+    let (engine, engine_tasks) =
+        Engine::start(Arc::new(store), catalog, transport, engine_config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
 
     let shutdown = CancellationToken::new();
-    let dispatcher = engine.spawn_dispatcher(transport, shutdown.clone());
+    // Workers stop only after the API has answered its last request, so every call an accepted
+    // event handed over is delivered before we exit.
+    let workers_stop = CancellationToken::new();
+    let dispatcher = engine.spawn_dispatcher(workers_stop.clone());
     let state = AppState {
         engine,
         admin_token: config.admin_token.map(Into::into),
@@ -90,8 +131,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
                 async move { http_shutdown.cancelled().await },
             )
             .await;
-        // The API has stopped taking requests; let the workers finish what is on the wire.
         info!("draining in-flight calls");
+        workers_stop.cancel();
         dispatcher.await.context("dispatcher panicked")?;
         engine_tasks.join().await;
         info!("stopped");

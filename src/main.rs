@@ -62,6 +62,13 @@ struct ServeArgs {
     /// Bearer token with full rights on the API. Without one the API is open: keep it on loopback.
     #[arg(long, env = "HOOKFLOW_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Key sealing credentials (passwords, HMAC secrets, client keys) at rest: 32 bytes in
+    /// base64. Without it a key file is used, and created on first start.
+    #[arg(long, env = "HOOKFLOW_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// The key file (default: beside the SQLite database, or ./hookflow.key for PostgreSQL).
+    #[arg(long, env = "HOOKFLOW_SECRET_KEY_FILE")]
+    secret_key_file: Option<std::path::PathBuf>,
     /// Comma-separated networks (CIDR) webhooks may reach although they are loopback, private
     /// or link-local, e.g. 10.0.0.0/8,127.0.0.1. By default only public addresses are reachable.
     #[arg(long, env = "HOOKFLOW_ALLOW_PRIVATE_TARGETS", default_value = "")]
@@ -122,6 +129,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         database: db_config(args.db),
         listen: args.listen,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        secret_key: args.secret_key.filter(|k| !k.is_empty()),
+        secret_key_file: args.secret_key_file,
         delivery: DeliveryConfig { timeout, policy },
         dispatch: DispatchConfig {
             concurrency: args.concurrency.max(1),

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -66,6 +67,38 @@ both_backends! {
         );
     }
 
+    async fn xml_and_text_payloads_get_their_own_escaping(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let shop = app.create_shop("Main").await;
+        let action = |path: &str, mime: &str, body: &str| {
+            json!({"type": "callWebhook", "url": receiver.url(path),
+                   "payload": {"mimeType": mime, "body": body}})
+        };
+        app.create_trigger(webhook_trigger("OrderChanged", "http://unused/").with(json!({"actions": [
+            action("/xml", "application/xml", r#"<order code="{{ entity.OrderCode }}">{{ entity.Note }}</order>"#),
+            action("/text", "text/plain", "Order {{ entity.OrderCode }}: {{ entity.Note }}"),
+        ]})))
+        .await;
+        app.post_event(event(
+            "OrderChanged",
+            shop,
+            1,
+            json!({"OrderCode": "A\"&<B>", "Note": "x < y & z"}),
+        ))
+        .await;
+
+        let requests = receiver.wait_for_requests(2, WAIT).await;
+        let xml = requests.iter().find(|r| r.path == "/xml").unwrap();
+        assert_eq!(xml.header("content-type"), Some("application/xml; charset=utf-8"));
+        let body = xml.text();
+        assert!(body.starts_with("<order code=\"A&quot;&amp;&lt;B&gt;\">"), "{body}");
+        assert!(body.contains(">x &lt; y &amp; z</order>"), "{body}");
+        let text = requests.iter().find(|r| r.path == "/text").unwrap();
+        assert_eq!(text.header("content-type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(text.text(), "Order A\"&<B>: x < y & z");
+    }
+
     async fn get_webhooks_carry_the_entity_id_in_the_url_and_no_body(backend: Backend) {
         let app = spawn_app(backend).await;
         let receiver = Receiver::start().await;
@@ -97,6 +130,19 @@ both_backends! {
             assert_eq!(item["method"], "GET");
             assert_eq!(item["body"], Value::Null);
         }
+
+        // An entity id is one path segment, whatever it holds.
+        app.post_event(event("OrderChanged", shop, "A 1/b?c", json!({}))).await;
+        let requests = receiver.wait_for_requests(6, WAIT).await;
+        let paths: HashSet<&str> = requests[3..].iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            HashSet::from([
+                "/orders/A%201%2Fb%3Fc?expand=lines",
+                "/items/A%201%2Fb%3Fc",
+                "/o/A%201%2Fb%3Fc/detail"
+            ])
+        );
     }
 
     async fn a_5xx_is_retried_with_the_same_webhook_id(backend: Backend) {
@@ -141,19 +187,124 @@ both_backends! {
         assert_eq!(receiver.count(), 1);
     }
 
-    async fn a_429_is_retried(backend: Backend) {
+    async fn a_408_and_a_429_are_retried(backend: Backend) {
         let app = spawn_app(backend).await;
-        let receiver = Receiver::with_script(vec![Reply::status(429)]).await;
+        let receiver = Receiver::with_script(vec![Reply::status(408), Reply::status(429)]).await;
         let shop = app.create_shop("Main").await;
         app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
         app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
 
         let item = app.only_item("").await;
         let item = app.wait_for_queue_status(id(&item), "succeeded").await;
-        assert_eq!(item["attempts"], 2);
-        assert_eq!(item["attemptLog"][0]["statusCode"], 429);
-        assert_eq!(item["attemptLog"][1]["statusCode"], 200);
-        assert_eq!(receiver.count(), 2);
+        assert_eq!(item["attempts"], 3);
+        let codes: Vec<&Value> = item["attemptLog"].as_array().unwrap().iter().map(|a| &a["statusCode"]).collect();
+        assert_eq!(codes, [&json!(408), &json!(429), &json!(200)]);
+        assert_eq!(receiver.count(), 3);
+    }
+
+    async fn a_connection_error_is_retried(backend: Backend) {
+        let app = spawn_app_with(backend, &["--max-retries", "1"]).await;
+        // A port nobody listens on.
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &format!("http://127.0.0.1:{closed}/hook")))
+            .await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+
+        let item = app.only_item("").await;
+        let item = app.wait_for_queue_status(id(&item), "failed").await;
+        assert_eq!(item["attempts"], 2, "{item:#}");
+        assert_eq!(item["lastStatusCode"], Value::Null);
+        for attempt in item["attemptLog"].as_array().unwrap() {
+            let error = attempt["error"].as_str().unwrap_or_default().to_lowercase();
+            assert!(error.contains("connect"), "{attempt:#}");
+        }
+    }
+
+    async fn retries_follow_the_exponential_backoff_schedule(backend: Backend) {
+        // Nominal delays 100, 200, 250 (capped), 250 ms, each ±25 % but never above the cap.
+        let app = spawn_app_with(backend, &["--max-retries", "4", "--retry-max-ms", "250"]).await;
+        let receiver = Receiver::always(Reply::status(503)).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+
+        let item = app.only_item("").await;
+        app.wait_for_queue_status(id(&item), "failed").await;
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 5);
+        // Claiming, sending and scheduling on a busy machine may add a little.
+        let slack = Duration::from_millis(150);
+        let mut report = Vec::new();
+        let mut ok = true;
+        for (retry, nominal_ms) in [100u64, 200, 250, 250].into_iter().enumerate() {
+            let gap = requests[retry + 1].at - requests[retry].at;
+            let nominal = Duration::from_millis(nominal_ms);
+            let low = nominal.mul_f64(0.75) - Duration::from_millis(5);
+            let high = nominal.mul_f64(1.25).min(Duration::from_millis(250)) + slack;
+            ok &= gap >= low && gap <= high;
+            report.push(format!("retry {}: {gap:?} (expected {low:?}..={high:?})", retry + 1));
+        }
+        assert!(ok, "retries off schedule:\n{}", report.join("\n"));
+    }
+
+    async fn calls_that_fail_together_are_each_retried_on_schedule(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::with_script(vec![Reply::status(503); 3]).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
+        let batch: Vec<Value> = (1..=3).map(|n| event("OrderChanged", shop, n, json!({}))).collect();
+        let (status, answer) = app.post_events(Value::Array(batch)).await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{answer}");
+
+        let requests = receiver.wait_for_requests(6, WAIT).await;
+        // Each call's retry is due 75–125 ms after its own failure, whatever the others do.
+        let high = Duration::from_millis(125 + 150);
+        let mut report = Vec::new();
+        let mut ok = true;
+        for id in requests.iter().map(|r| r.webhook_id()).collect::<HashSet<_>>() {
+            let mine: Vec<&Recorded> = requests.iter().filter(|r| r.webhook_id() == id).collect();
+            assert_eq!(mine.len(), 2, "{id} was sent {} times", mine.len());
+            let gap = mine[1].at - mine[0].at;
+            ok &= gap >= Duration::from_millis(70) && gap <= high;
+            report.push(format!("{id}: retried after {gap:?}"));
+        }
+        println!("REPORT {report:?}");
+        assert!(ok, "retries off schedule (expected 70 ms..={high:?}):\n{}", report.join("\n"));
+    }
+
+    async fn a_payload_that_renders_invalid_json_is_failed_instead_of_sent(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let shop = app.create_shop("Main").await;
+        // Valid JSON for the sample entity; `safe` lets a quote in a real value break it.
+        app.create_trigger(templated(
+            "OrderChanged",
+            &receiver.url("/hook"),
+            r#"{"order": "{{ entity.OrderCode | safe }}"}"#,
+        ))
+        .await;
+        let answer = app
+            .post_event(event("OrderChanged", shop, 1, json!({"OrderCode": "O\"1"})))
+            .await;
+        assert_eq!(answer["callsQueued"], 1);
+
+        let item = app.only_item("").await;
+        assert_eq!(item["status"], "failed", "{item:#}");
+        assert_eq!(item["attempts"], 0);
+        let error = item["lastError"].as_str().unwrap_or_default();
+        assert!(error.contains("payload could not be rendered"), "{item:#}");
+
+        // A well-behaved value still goes out, so the dispatcher has looked at the queue.
+        app.post_event(event("OrderChanged", shop, 2, json!({"OrderCode": "O-2"}))).await;
+        let requests = receiver.wait_for_requests(1, WAIT).await;
+        assert_eq!(requests[0].json(), json!({"order": "O-2"}));
+        let newest = app.queue_items("limit=1").await.remove(0);
+        app.wait_for_queue_status(id(&newest), "succeeded").await;
+        assert_eq!(receiver.count(), 1, "the broken payload was never sent");
     }
 
     async fn a_timeout_is_retried(backend: Backend) {
@@ -200,21 +351,38 @@ both_backends! {
     }
 
     async fn loopback_targets_are_refused_unless_allowed(backend: Backend) {
-        let app = spawn_app_with(backend, &["--allow-private-targets", ""]).await;
         let receiver = Receiver::start().await;
+        let port = receiver.port();
+        // A trigger saved while loopback was allowed...
+        let db = TestDb::new(backend).await;
+        let app = TestApp::start_with(&db, &[]).await;
         let shop = app.create_shop("Main").await;
         let by_ip = app
             .create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook")))
             .await;
+        assert!(app.stop().await.success());
+        // ...and hookflow restarted without the allowance.
+        let app = TestApp::start_with(&db, &["--allow-private-targets", ""]).await;
+
+        // Literal loopback addresses, however spelled, are refused when saved.
+        for url in [
+            receiver.url("/hook"),
+            format!("http://[::1]:{port}/hook"),
+            format!("http://2130706433:{port}/hook"),
+        ] {
+            let answer = app.post_json("/api/v1/triggers", webhook_trigger("OrderChanged", &url)).await;
+            let message = assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+            assert!(message.starts_with("actions[0].url"), "{url}: {message}");
+            assert!(message.contains("loopback"), "{url}: {message}");
+            assert!(message.contains("--allow-private-targets"), "{url}: {message}");
+        }
+        // A name is checked on the addresses it resolves to, when the call is sent.
         let by_name = app
-            .create_trigger(webhook_trigger(
-                "OrderChanged",
-                &format!("http://localhost:{}/hook", receiver.port()),
-            ))
+            .create_trigger(webhook_trigger("OrderChanged", &format!("http://localhost:{port}/hook")))
             .await;
+
         let answer = app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
         assert_eq!(answer["callsQueued"], 2);
-
         for trigger in [by_ip, by_name] {
             let item = app.only_item(&format!("triggerId={}", id(&trigger))).await;
             let item = app.wait_for_queue_status(id(&item), "failed").await;
@@ -224,6 +392,23 @@ both_backends! {
             assert!(error.contains("--allow-private-targets"), "{item:#}");
         }
         assert_eq!(receiver.count(), 0, "the receiver must not be reached");
+    }
+
+    async fn a_localhost_url_is_reached_when_loopback_is_allowed(backend: Backend) {
+        // The default test flags allow 127.0.0.0/8 (not ::1): localhost must still work.
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger(
+            "OrderChanged",
+            &format!("http://localhost:{}/hook", receiver.port()),
+        ))
+        .await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        let item = app.only_item("").await;
+        let item = app.wait_for_queue_status(id(&item), "succeeded").await;
+        assert_eq!(item["attempts"], 1, "{item:#}");
+        assert_eq!(receiver.count(), 1);
     }
 
     async fn higher_priority_calls_are_delivered_first(backend: Backend) {
@@ -260,7 +445,7 @@ both_backends! {
         assert_eq!(blocked["status"], "in_flight");
         // While it is on the wire it can be neither retried nor resent.
         let answer = app.post_json(&format!("/api/v1/queue/{}/retry", id(&blocked)), json!({})).await;
-        assert_error(&answer, reqwest::StatusCode::CONFLICT, "conflict");
+        assert_error(&answer, StatusCode::CONFLICT, "conflict");
 
         gate.open();
         let requests = receiver.wait_for_requests(3, WAIT).await;

@@ -156,4 +156,39 @@ postgres_only! {
         assert_eq!(orders.len(), EVENTS as usize);
         assert!(succeeded.iter().all(|i| i["attempts"] == 1), "no call needed a second attempt");
     }
+
+    async fn a_key_posted_to_two_nodes_at_once_is_one_event(backend: Backend) {
+        const KEYS: i64 = 20;
+        let db = TestDb::new(backend).await;
+        let receiver = Receiver::start().await;
+        let a = TestApp::start_with(&db, &[]).await;
+        let shop = a.create_shop("Main").await;
+        a.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
+        let b = TestApp::start_with(&db, &[]).await;
+
+        let mut problems = Vec::new();
+        for n in 1..=KEYS {
+            let keyed = event("OrderChanged", shop, n, json!({"OrderId": n}))
+                .with(json!({"idempotencyKey": format!("order-{n}")}));
+            let (from_a, from_b) = tokio::join!(a.post_events(keyed.clone()), b.post_events(keyed));
+            let fine = from_a.0 == StatusCode::ACCEPTED
+                && from_b.0 == StatusCode::ACCEPTED
+                && from_a.1["eventId"] == from_b.1["eventId"]
+                && from_a.1["callsQueued"] == 1
+                && from_b.1["callsQueued"] == 1
+                && [&from_a.1, &from_b.1].iter().filter(|r| r["duplicate"] == false).count() == 1;
+            if !fine {
+                problems.push(format!("key order-{n}: A {from_a:?}, B {from_b:?}"));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "{} of {KEYS} keys posted to both nodes at once were not answered as one event:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+        receiver.wait_for_requests(KEYS as usize, WAIT).await;
+        a.wait_for_queue_count("status=succeeded&limit=500", KEYS as usize).await;
+        assert_eq!(receiver.count(), KEYS as usize);
+    }
 }

@@ -15,6 +15,54 @@ both_backends! {
         assert_eq!(body, "ok");
     }
 
+    async fn shops_are_created_and_listed(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let (status, shop) = app.post_json("/api/v1/shops", json!({"name": "Main"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{shop}");
+        assert_eq!(shop["name"], "Main");
+        assert!(shop["id"].is_i64() && shop["createdAt"].is_string(), "{shop}");
+        let outlet = app.create_shop("Outlet").await;
+
+        let (status, list) = app.get_json("/api/v1/shops").await;
+        assert_eq!(status, StatusCode::OK);
+        let names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(sorted(names), ["Main", "Outlet"]);
+        let (status, fetched) = app.get_json(&format!("/api/v1/shops/{outlet}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(fetched["name"], "Outlet");
+
+        assert_error(&app.get_json("/api/v1/shops/999").await, StatusCode::NOT_FOUND, "not_found");
+        let answer = app.post_json("/api/v1/shops", json!({"name": "  "})).await;
+        assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let answer = app.post_raw("/api/v1/shops", "{").await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "bad_request");
+    }
+
+    async fn the_admin_token_guards_the_api_but_not_healthz(backend: Backend) {
+        let app = spawn_app_with(backend, &["--admin-token", "s3cret"]).await;
+        let (status, _) = app.request_as(None, reqwest::Method::GET, "/healthz", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let answer = app.request_as(None, reqwest::Method::GET, "/api/v1/shops", None).await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+        let answer = app
+            .request_as(Some("guess"), reqwest::Method::GET, "/api/v1/shops", None)
+            .await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+        let answer = app
+            .request_as(
+                None,
+                reqwest::Method::POST,
+                "/api/v1/events",
+                Some(RequestBody::Json(event("OrderChanged", 1, 1, json!({})))),
+            )
+            .await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+        // The app's own requests present the token.
+        app.create_shop("Main").await;
+        let (status, _) = app.get_json("/api/v1/shops").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
     async fn an_event_is_delivered_with_the_default_payload(backend: Backend) {
         let app = spawn_app(backend).await;
         let receiver = Receiver::start().await;
@@ -195,6 +243,13 @@ both_backends! {
             let message = assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
             assert!(message.starts_with(field), "{body} → {message:?}, expected {field:?}");
         }
+
+        let answer = app.post_events(json!([])).await;
+        assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let too_many: Vec<Value> = (0..1001).map(|n| event("OrderChanged", shop, n, json!({}))).collect();
+        let answer = app.post_events(Value::Array(too_many)).await;
+        let message = assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(message.contains("1000"), "{message}");
 
         let answer = app.post_raw("/api/v1/events", r#"{"eventType": "OrderChanged","#).await;
         assert_error(&answer, StatusCode::BAD_REQUEST, "bad_request");

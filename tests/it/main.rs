@@ -10,4 +10,6 @@ mod delivery;
 mod durability;
 mod ingest;
 mod queue;
+mod security;
+mod templates;
 mod triggers;

@@ -129,6 +129,33 @@ both_backends! {
         assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
     }
 
+    async fn the_retry_endpoint_gives_a_failed_call_fresh_attempts(backend: Backend) {
+        let app = spawn_app_with(backend, &["--max-retries", "1"]).await;
+        let receiver = Receiver::always(Reply::status(500)).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        let item = app.only_item("").await;
+        let failed = app.wait_for_queue_status(id(&item), "failed").await;
+        assert_eq!(failed["attempts"], 2);
+
+        receiver.set_default(Reply::status(200));
+        let (status, retried) = app
+            .post_json(&format!("/api/v1/queue/{}/retry", id(&item)), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{retried}");
+        assert_eq!(retried["status"], "pending");
+        assert!(retried["maxAttempts"].as_i64().unwrap() > 2, "{retried:#}");
+
+        let item = app.wait_for_queue_status(id(&item), "succeeded").await;
+        assert_eq!(item["attempts"], 3);
+        assert_eq!(item["lastStatusCode"], 200);
+        assert_eq!(item["lastError"], Value::Null);
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 3);
+        assert!(requests.iter().all(|r| r.webhook_id() == item["webhookId"]));
+    }
+
     async fn a_cancelled_call_is_not_delivered_again(backend: Backend) {
         let app = spawn_app_with(backend, &["--retry-base-ms", "1000"]).await;
         let down = Receiver::always(Reply::status(503)).await;

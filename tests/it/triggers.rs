@@ -40,6 +40,16 @@ both_backends! {
         let answer = app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
         assert_eq!(answer["callsQueued"], 0);
 
+        // Enabled again, it calls the new URL.
+        let enabled = webhook_trigger("OrderChanged", &receiver.url("/other"))
+            .with(json!({"name": "Renamed", "shopId": shop}));
+        let (status, _) = app.put_json(&path, enabled).await;
+        assert_eq!(status, StatusCode::OK);
+        let answer = app.post_event(event("OrderChanged", shop, 2, json!({}))).await;
+        assert_eq!(answer["callsQueued"], 1);
+        let request = receiver.wait_for_requests(1, WAIT).await.remove(0);
+        assert_eq!(request.path, "/other");
+
         let (status, list) = app.get_json("/api/v1/triggers").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
@@ -54,7 +64,8 @@ both_backends! {
         assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
         let (_, list) = app.get_json("/api/v1/triggers").await;
         assert_eq!(list["items"], json!([]));
-        assert_eq!(receiver.count(), 0);
+        let answer = app.post_event(event("OrderChanged", shop, 3, json!({}))).await;
+        assert_eq!(answer["callsQueued"], 0, "a deleted trigger does not fire");
     }
 
     async fn invalid_triggers_are_refused_with_the_field_at_fault(backend: Backend) {
@@ -126,6 +137,13 @@ both_backends! {
         )
         .await;
 
+        app.create_trigger(
+            webhook_trigger("OrderChanged", &receiver.url("/third")).with(json!({
+                "condition": "event.entityId == \"3\" and event.type == \"OrderChanged\" and shop.name == \"Main\" and entityData.OrderCode is none"
+            })),
+        )
+        .await;
+
         let open = app
             .post_event(event("OrderChanged", shop, 1, json!({"Status": "Open", "Total": 500})))
             .await;
@@ -137,14 +155,19 @@ both_backends! {
         let shipped = app
             .post_event(event("OrderChanged", shop, 3, json!({"Status": "Shipped", "Total": 500})))
             .await;
-        assert_eq!(shipped["callsQueued"], 1);
+        assert_eq!(shipped["callsQueued"], 2);
 
-        let item = app.only_item("").await;
-        assert_eq!(item["eventId"], shipped["eventId"]);
-        app.wait_for_queue_status(id(&item), "succeeded").await;
+        let items = app.queue_items("").await;
+        assert_eq!(items.len(), 2);
+        for item in &items {
+            assert_eq!(item["eventId"], shipped["eventId"]);
+            app.wait_for_queue_status(id(item), "succeeded").await;
+        }
         let requests = receiver.requests();
-        assert_eq!(requests.len(), 1);
-        assert_eq!(requests[0].json()["eventId"], shipped["eventId"]);
+        assert_eq!(requests.len(), 2);
+        assert!(requests.iter().all(|r| r.json()["eventId"] == shipped["eventId"]));
+        let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(sorted(paths), ["/shipped", "/third"]);
     }
 
     async fn shop_triggers_fire_for_their_shop_and_global_ones_for_all(backend: Backend) {

@@ -4,16 +4,24 @@
 //! - [`guard`]: which addresses a webhook may reach (the SSRF guard), checked on the resolved
 //!   IPs at connect time so DNS cannot sneak past it.
 //! - [`HttpTransport`]: sends a claimed call, no redirects, with a timeout, and captures the
-//!   response (status, headers, body capped at [`MAX_RESPONSE_BODY`]).
+//!   response (status, headers, body capped at [`MAX_RESPONSE_BODY`]); adds basic auth and
+//!   signatures, and presents client certificates.
+//! - [`signing`]: Standard Webhooks and hub-style HMAC signatures.
+//! - [`tls`]: checking client certificates and CA bundles.
 
 pub mod guard;
+pub mod signing;
+pub mod tls;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use hookflow_engine::model::{ClaimedCall, Method, Timestamp};
-use hookflow_engine::transport::{Delivery, FailureKind, Transport};
+use hookflow_engine::security::ActionSecurity;
+use hookflow_engine::transport::{CertificateInfo, Delivery, FailureKind, Transport};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 pub use guard::{Blocked, TargetPolicy};
@@ -45,28 +53,106 @@ pub struct BuildError(#[from] reqwest::Error);
 
 /// Sends calls over HTTP(S).
 pub struct HttpTransport {
+    /// For actions without a client certificate or private CA.
     client: reqwest::Client,
+    /// One pooled client per distinct TLS identity (client certificate and CA), so connections
+    /// are reused across calls and never shared between identities.
+    tls_clients: Mutex<HashMap<TlsKey, reqwest::Client>>,
     policy: Arc<TargetPolicy>,
+    timeout: Duration,
+}
+
+/// What makes a TLS client distinct: its certificate, key and trusted CAs.
+#[derive(PartialEq, Eq, Hash)]
+struct TlsKey {
+    identity: Option<(String, String)>,
+    ca_pem: Option<String>,
 }
 
 impl HttpTransport {
     pub fn new(config: DeliveryConfig) -> Result<HttpTransport, BuildError> {
         let policy = Arc::new(config.policy);
-        let client = reqwest::Client::builder()
+        let client = Self::builder(&policy, config.timeout).build()?;
+        Ok(HttpTransport {
+            client,
+            tls_clients: Mutex::new(HashMap::new()),
+            policy,
+            timeout: config.timeout,
+        })
+    }
+
+    fn builder(policy: &Arc<TargetPolicy>, timeout: Duration) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             // A redirect could lead anywhere, including past the SSRF guard's intent; receivers
             // must answer at the URL they gave.
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
             .dns_resolver(Arc::new(guard::GuardedResolver::new(policy.clone())))
             .user_agent(concat!("hookflow/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
-            .build()?;
-        Ok(HttpTransport { client, policy })
     }
 
-    async fn send(&self, call: &ClaimedCall) -> Result<reqwest::Response, (FailureKind, String)> {
+    /// The client for an action's TLS settings, built on first use.
+    fn client_for(
+        &self,
+        security: Option<&ActionSecurity>,
+    ) -> Result<reqwest::Client, (FailureKind, String)> {
+        let Some(security) = security.filter(|s| s.identity.is_some() || s.ca_pem.is_some()) else {
+            return Ok(self.client.clone());
+        };
+        let key = TlsKey {
+            identity: security.identity.clone(),
+            ca_pem: security.ca_pem.clone(),
+        };
+        let mut clients = self
+            .tls_clients
+            .lock()
+            .expect("client map lock is never poisoned: no panics while held");
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let mut builder = Self::builder(&self.policy, self.timeout);
+        if let Some((cert, key_pem)) = &key.identity {
+            let mut pem = key_pem.clone().into_bytes();
+            pem.push(b'\n');
+            pem.extend_from_slice(cert.as_bytes());
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                (
+                    FailureKind::Refused,
+                    format!("client certificate unusable: {}", error_chain(&e)),
+                )
+            })?;
+            builder = builder.identity(identity);
+        }
+        if let Some(ca) = &key.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(ca.as_bytes()).map_err(|e| {
+                (
+                    FailureKind::Refused,
+                    format!("CA certificates unusable: {}", error_chain(&e)),
+                )
+            })?;
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| {
+            (
+                FailureKind::Refused,
+                format!("TLS client could not be built: {}", error_chain(&e)),
+            )
+        })?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    async fn send(
+        &self,
+        call: &ClaimedCall,
+        security: Option<&ActionSecurity>,
+    ) -> Result<reqwest::Response, (FailureKind, String)> {
         let url = reqwest::Url::parse(&call.url)
             .map_err(|e| (FailureKind::Refused, format!("invalid URL: {e}")))?;
         // IP literals never reach the resolver, so they are checked here.
@@ -108,11 +194,39 @@ impl HttpTransport {
             HeaderValue::from_str(&call.webhook_id)
                 .map_err(|e| (FailureKind::Refused, e.to_string()))?,
         );
+        let now = Timestamp::now();
+        let timestamp = now.0 / 1000;
         headers.insert(
             HeaderName::from_static("webhook-timestamp"),
-            HeaderValue::from(Timestamp::now().0 / 1000),
+            HeaderValue::from(timestamp),
         );
-        let mut request = self.client.request(method, url).headers(headers);
+        let body = call.body.as_deref().unwrap_or("");
+        if let Some(security) = security {
+            if let Some((user, password)) = &security.basic_auth {
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+                    .map_err(|e| (FailureKind::Refused, format!("invalid basic auth: {e}")))?;
+                value.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+            if let Some(signing) = &security.signing {
+                // GET calls are signed too, over an empty body.
+                for (name, value) in signing::signature_headers(
+                    signing,
+                    &call.webhook_id,
+                    timestamp,
+                    body.as_bytes(),
+                    now,
+                ) {
+                    let value = HeaderValue::from_str(&value)
+                        .map_err(|e| (FailureKind::Refused, e.to_string()))?;
+                    headers.insert(HeaderName::from_static(name), value);
+                }
+            }
+        }
+        let client = self.client_for(security)?;
+        let mut request = client.request(method, url).headers(headers);
         if let Some(body) = &call.body {
             request = request.body(body.clone());
         }
@@ -153,7 +267,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 #[async_trait]
 impl Transport for HttpTransport {
-    async fn deliver(&self, call: &ClaimedCall) -> Delivery {
+    async fn deliver(&self, call: &ClaimedCall, security: Option<&ActionSecurity>) -> Delivery {
         let started_at = Timestamp::now();
         let start = Instant::now();
         let mut delivery = Delivery {
@@ -165,7 +279,7 @@ impl Transport for HttpTransport {
             failure: None,
             retry_after: None,
         };
-        match self.send(call).await {
+        match self.send(call, security).await {
             Ok(mut response) => {
                 delivery.status = Some(response.status().as_u16());
                 delivery.retry_after = response
@@ -211,5 +325,28 @@ impl Transport for HttpTransport {
         }
         delivery.duration = start.elapsed();
         delivery
+    }
+
+    fn check_url(&self, url: &str) -> Result<(), String> {
+        let probe = url
+            .replace("{{ entityId }}", "1")
+            .replace("{{entityId}}", "1");
+        let Ok(parsed) = reqwest::Url::parse(&probe) else {
+            return Ok(());
+        };
+        let ip = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+            _ => return Ok(()),
+        };
+        self.policy.check(ip).map_err(|b| b.to_string())
+    }
+
+    fn inspect_identity(&self, cert_pem: &str, key_pem: &str) -> Result<CertificateInfo, String> {
+        tls::inspect_identity(cert_pem, key_pem)
+    }
+
+    fn check_ca(&self, ca_pem: &str) -> Result<(), String> {
+        tls::check_ca(ca_pem)
     }
 }

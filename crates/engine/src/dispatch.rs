@@ -5,7 +5,9 @@
 //! database transaction while a call is on the wire; the lease on each claimed call is what
 //! keeps other nodes away from it, and an expired lease returns it to the queue.
 
-use std::sync::Arc;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -15,6 +17,7 @@ use tracing::{debug, error, info_span, warn, Instrument};
 
 use crate::model::{Attempt, ClaimedCall, Completion, Next, Timestamp};
 use crate::retry::{classify, RetryPolicy, Verdict};
+use crate::security::SecurityIndex;
 use crate::store::{Handoff, Store};
 use crate::transport::{Delivery, Transport};
 
@@ -118,6 +121,7 @@ pub async fn run(
     config: DispatchConfig,
     queued: Arc<Notify>,
     inbox: WorkerInbox,
+    security: Arc<RwLock<Arc<SecurityIndex>>>,
     shutdown: CancellationToken,
 ) {
     let WorkerInbox { permits, mut rx } = inbox;
@@ -126,7 +130,11 @@ pub async fn run(
     let mut inflight: JoinSet<()> = JoinSet::new();
     let mut last_sweep = tokio::time::Instant::now() - LEASE_SWEEP;
     permits.add_permits(config.concurrency.max(1));
+    // When this process's retries are due (ms), so the loop wakes for them instead of waiting
+    // for the next poll; retries scheduled by other nodes are found by polling.
+    let retries_due: Arc<Mutex<BinaryHeap<Reverse<i64>>>> = Arc::default();
     let spawn = |inflight: &mut JoinSet<()>, call: ClaimedCall| {
+        let retries_due = retries_due.clone();
         let transport = transport.clone();
         let done = done_tx.clone();
         let policy = config.retry;
@@ -134,6 +142,10 @@ pub async fn run(
         // over while the slots were being claimed waits for one, under its lease.
         let permit = permits.clone().try_acquire_owned().ok();
         let permits = permits.clone();
+        let credentials = security
+            .read()
+            .expect("security lock is never poisoned: writers only swap an Arc")
+            .get(call.trigger_id, call.action_index);
         let span = info_span!("deliver", call_id = %call.id, webhook_id = %call.webhook_id);
         inflight.spawn(
             async move {
@@ -141,8 +153,14 @@ pub async fn run(
                     Some(p) => Some(p),
                     None => permits.acquire_owned().await.ok(),
                 };
-                let delivery = transport.deliver(&call).await;
+                let delivery = transport.deliver(&call, credentials.as_deref()).await;
                 let completion = conclude(&call, delivery, &policy);
+                if let Next::RetryAt(at) = completion.next {
+                    retries_due
+                        .lock()
+                        .expect("retry heap lock is never poisoned: no panics while held")
+                        .push(Reverse(at.0));
+                }
                 debug!(next = ?completion.next, "attempt done");
                 // The recorder outlives every sender; a failed send means we are past
                 // shutdown and the lease will hand the call back.
@@ -204,7 +222,7 @@ pub async fn run(
             }
             _ = queued.notified() => {}
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
-            _ = tokio::time::sleep(config.poll_interval) => {}
+            _ = tokio::time::sleep(idle_wait(&retries_due, config.poll_interval)) => {}
             _ = shutdown.cancelled() => {}
         }
     }
@@ -221,6 +239,23 @@ pub async fn run(
     while inflight.join_next().await.is_some() {}
     drop(done_tx);
     let _ = recorder.await;
+}
+
+/// How long to wait for work: until the next poll, or until this process's next retry is due
+/// (a little after, so that its completion has been recorded).
+fn idle_wait(retries_due: &Mutex<BinaryHeap<Reverse<i64>>>, poll: Duration) -> Duration {
+    let now = Timestamp::now().0;
+    let mut due = retries_due
+        .lock()
+        .expect("retry heap lock is never poisoned: no panics while held");
+    // Retries already due are served by this wake-up's claim.
+    while due.peek().is_some_and(|Reverse(at)| *at <= now) {
+        due.pop();
+    }
+    match due.peek() {
+        Some(Reverse(at)) => Duration::from_millis((at - now + 5) as u64).min(poll),
+        None => poll,
+    }
 }
 
 /// Decides what an attempt means for its call.
@@ -289,6 +324,8 @@ mod tests {
     fn call(attempts: i32) -> ClaimedCall {
         ClaimedCall {
             id: CallId(1),
+            trigger_id: crate::model::TriggerId(1),
+            action_index: 0,
             webhook_id: "msg_1".into(),
             method: Method::Post,
             url: "http://x/".into(),

@@ -18,8 +18,10 @@ pub mod event;
 pub mod ingest;
 pub mod model;
 pub mod retry;
+pub mod security;
 pub mod service;
 pub mod store;
+pub mod templates;
 pub mod transport;
 pub mod triggers;
 

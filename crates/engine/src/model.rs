@@ -1,5 +1,6 @@
 //! The domain types. Ids are newtypes, states are enums, times are UTC milliseconds.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -118,15 +119,101 @@ pub struct PayloadTemplate {
 }
 
 /// The Call Webhook action.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallWebhook {
+    /// May use merge fields after the host (`https://h/orders/{{ entity.OrderCode }}`);
+    /// inserted values are percent-encoded.
     pub url: String,
     #[serde(default)]
     pub method: Method,
     /// Without a template the event type's default payload is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<PayloadTemplate>,
+    /// Extra request headers: name to value template (`{"X-Order": "{{ entity.OrderCode }}"}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Sent as `Authorization: Basic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// The HMAC signing secret(s). See [`HmacSecret`] for the forms it takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_secret: Option<HmacSecret>,
+    #[serde(default, skip_serializing_if = "SignatureScheme::is_default")]
+    pub signature_scheme: SignatureScheme,
+    /// A client certificate (mTLS) presented to the receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificate>,
+    /// Trust these CA certificates (PEM) for the receiver instead of the public web PKI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+}
+
+/// Basic HTTP authentication of an action. In API input a missing password on update keeps
+/// the stored one (secrets are write-only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// The HMAC secret of an action, in the two forms it takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HmacSecret {
+    /// Stored form: the signing keys, with the previous one still valid for a while after a
+    /// rotation.
+    Keys(SigningKeys),
+    /// API input: a `whsec_…` secret to use, `"generate"` for a new one, or `""` to stop signing.
+    /// On update, leaving `hmacSecret` out keeps the current keys.
+    Input(String),
+}
+
+/// An action's signing keys (Standard Webhooks `whsec_<base64>` secrets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SigningKeys {
+    pub current: String,
+    /// The key before the last rotation, still signed with until `previous_valid_until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<i64>,
+}
+
+/// How calls are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum SignatureScheme {
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`.
+    #[default]
+    StandardWebhooks,
+    /// `X-Hub-Signature-256: sha256=<hex>` of the raw body, keyed with the secret's UTF-8 bytes.
+    HubSha256,
+}
+
+impl SignatureScheme {
+    fn is_default(&self) -> bool {
+        *self == SignatureScheme::StandardWebhooks
+    }
+}
+
+/// A client certificate (chain) and its private key. In API input a missing `keyPem` on update
+/// keeps the stored key. The descriptive fields are filled in by hookflow when it is saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertificate {
+    pub cert_pem: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
 }
 
 /// What a trigger does when it fires. Call Webhook is the one action hookflow ships.
@@ -255,6 +342,10 @@ pub struct NewCall {
 #[derive(Debug, Clone)]
 pub struct ClaimedCall {
     pub id: CallId,
+    /// The action that made the call: its credentials are looked up when it is sent, so
+    /// they are never copied into the queue.
+    pub trigger_id: TriggerId,
+    pub action_index: i32,
     pub webhook_id: String,
     pub method: Method,
     pub url: String,

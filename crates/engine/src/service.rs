@@ -4,8 +4,9 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hookflow_templating::render::{EventFields, ShopFields};
-use hookflow_templating::{Catalog, EventType, FieldType, RenderContext, TemplateSet};
+use hookflow_templating::{
+    Catalog, ContextValue, EventType, FieldType, RenderContext, TemplateSet,
+};
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -16,9 +17,10 @@ use crate::dispatch::{self, DispatchConfig, WorkerInbox, Workers};
 use crate::event::{parse_events, InvalidEvent};
 use crate::ingest::{IngestError, Ingestor};
 use crate::model::{
-    Action, Attempt, CallId, Ingested, Method, QueueFilter, QueueItem, Shop, ShopId, Timestamp,
-    Trigger, TriggerDraft, TriggerId,
+    Action, Attempt, CallId, Ingested, QueueFilter, QueueItem, Shop, ShopId, Timestamp, Trigger,
+    TriggerDraft, TriggerId,
 };
+use crate::security::SecurityIndex;
 use crate::store::{CancelOutcome, RetryOutcome, Store, StoreError};
 use crate::transport::Transport;
 use crate::triggers::CompiledTriggers;
@@ -98,6 +100,9 @@ pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
+    /// Every action's credentials, swapped together with `triggers`.
+    security: Arc<RwLock<Arc<SecurityIndex>>>,
+    pub(crate) transport: Arc<dyn Transport>,
     ingestor: Ingestor,
     pub(crate) queued: Arc<Notify>,
     /// The dispatcher's end of the ingest handoff, taken when the dispatcher starts.
@@ -126,9 +131,11 @@ impl Engine {
     pub async fn start(
         store: Arc<dyn Store>,
         catalog: Arc<Catalog>,
+        transport: Arc<dyn Transport>,
         config: EngineConfig,
     ) -> Result<(Arc<Engine>, EngineTasks), EngineError> {
         let triggers = store.list_triggers().await?;
+        let security = Arc::new(RwLock::new(Arc::new(SecurityIndex::build(&triggers))));
         let compiled = CompiledTriggers::build(
             &triggers,
             catalog.clone(),
@@ -147,6 +154,8 @@ impl Engine {
             store,
             catalog,
             triggers,
+            security,
+            transport,
             ingestor,
             queued,
             inbox: std::sync::Mutex::new(Some(inbox)),
@@ -168,11 +177,7 @@ impl Engine {
 
     /// Starts the delivery loop (once per engine); it drains and returns when `shutdown`
     /// fires. Stop taking events before firing it.
-    pub fn spawn_dispatcher(
-        &self,
-        transport: Arc<dyn Transport>,
-        shutdown: CancellationToken,
-    ) -> JoinHandle<()> {
+    pub fn spawn_dispatcher(&self, shutdown: CancellationToken) -> JoinHandle<()> {
         let inbox = self
             .inbox
             .lock()
@@ -181,10 +186,11 @@ impl Engine {
             .expect("spawn_dispatcher is called once per engine");
         tokio::spawn(dispatch::run(
             self.store.clone(),
-            transport,
+            self.transport.clone(),
             self.config.dispatch.clone(),
             self.queued.clone(),
             inbox,
+            self.security.clone(),
             shutdown,
         ))
     }
@@ -206,6 +212,11 @@ impl Engine {
             .write()
             .expect("trigger lock is never poisoned: writers only swap an Arc") =
             Arc::new(compiled);
+        *self
+            .security
+            .write()
+            .expect("security lock is never poisoned: writers only swap an Arc") =
+            Arc::new(SecurityIndex::build(&triggers));
         Ok(())
     }
 
@@ -244,7 +255,8 @@ impl Engine {
     }
 
     pub async fn create_trigger(&self, draft: TriggerDraft) -> Result<Trigger, EngineError> {
-        let draft = self.validate_trigger(draft).await?;
+        let mut draft = self.validate_trigger(draft).await?;
+        self.resolve_credentials(&mut draft, None)?;
         let trigger = self.store.create_trigger(&draft, Timestamp::now()).await?;
         info!(trigger_id = %trigger.id, event_type = %draft.event_type, "trigger created");
         self.reload_triggers().await?;
@@ -256,7 +268,9 @@ impl Engine {
         id: TriggerId,
         draft: TriggerDraft,
     ) -> Result<Trigger, EngineError> {
-        let draft = self.validate_trigger(draft).await?;
+        let existing = self.get_trigger(id).await?;
+        let mut draft = self.validate_trigger(draft).await?;
+        self.resolve_credentials(&mut draft, Some(&existing))?;
         let trigger = self
             .store
             .update_trigger(id, &draft, Timestamp::now())
@@ -281,7 +295,7 @@ impl Engine {
         if draft.name.is_empty() || draft.name.chars().count() > 200 {
             return Err(invalid("name", "must be 1 to 200 characters"));
         }
-        let Some(event_type) = self.catalog.get(&draft.event_type) else {
+        let Some(event_type) = self.catalog.shared(&draft.event_type) else {
             return Err(EngineError::UnknownEventType {
                 field: "eventType".into(),
                 message: format!(
@@ -296,13 +310,17 @@ impl Engine {
             }
         }
         let checker = TemplateSet::new();
+        let sample = sample_context(&event_type, Arc::new(sample_entity(&event_type)));
         if let Some(condition) = &draft.condition {
             if condition.trim().is_empty() {
                 draft.condition = None;
             } else {
                 checker
-                    .check_condition(condition)
-                    .map_err(|e| invalid("condition", format!("does not compile: {e}")))?;
+                    .check_condition_against(condition, &sample)
+                    .map_err(|e| {
+                        let message = crate::triggers::template_problem(&e, "", &event_type);
+                        invalid("condition", message)
+                    })?;
             }
         }
         if draft.actions.is_empty() {
@@ -314,34 +332,10 @@ impl Engine {
                 format!("at most {MAX_ACTIONS} actions per trigger"),
             ));
         }
-        let sample = sample_entity(event_type);
         for (i, action) in draft.actions.iter().enumerate() {
             let Action::CallWebhook(call) = action;
-            check_url(&call.url).map_err(|m| invalid(format!("actions[{i}].url"), m))?;
-            if let Some(payload) = &call.payload {
-                if call.method == Method::Get {
-                    return Err(invalid(
-                        format!("actions[{i}].payload"),
-                        "GET calls send no body; remove the payload or use POST",
-                    ));
-                }
-                let field = format!("actions[{i}].payload.body");
-                checker
-                    .check_payload(payload.mime_type, &payload.body)
-                    .map_err(|e| invalid(&field, format!("does not compile: {e}")))?;
-                let ctx = sample_context(event_type, &sample);
-                checker
-                    .render_once(payload.mime_type, &payload.body, &ctx)
-                    .map_err(|e| {
-                        invalid(
-                            &field,
-                            format!(
-                                "renders invalid {} for a sample {}: {e}",
-                                payload.mime_type, event_type.name
-                            ),
-                        )
-                    })?;
-            }
+            crate::triggers::check_action(&checker, call, &event_type, &sample)
+                .map_err(|p| invalid(format!("actions[{i}].{}", p.field), p.message))?;
         }
         Ok(draft)
     }
@@ -412,11 +406,9 @@ fn call_not_found(id: CallId) -> EngineError {
 
 /// Webhook URLs must be absolute http(s) URLs with a host. Where they may point is checked at
 /// delivery time, on the resolved addresses.
-fn check_url(url: &str) -> Result<(), String> {
-    let probe = url
-        .replace("{{ entityId }}", "1")
-        .replace("{{entityId}}", "1");
-    let parsed = url::Url::parse(&probe).map_err(|e| format!("is not a valid URL: {e}"))?;
+/// URL templates are checked on what they render (see `triggers::check_action`).
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("is not a valid URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!(
             "scheme {:?} is not allowed; use http or https",
@@ -449,28 +441,22 @@ pub fn sample_entity(event_type: &EventType) -> serde_json::Map<String, Value> {
         .collect()
 }
 
-fn sample_context(
-    event_type: &EventType,
-    entity: &serde_json::Map<String, Value>,
-) -> hookflow_templating::ContextValue {
-    let entity_value = Value::Object(entity.clone());
-    let data = hookflow_templating::entity_data(event_type, entity);
+/// The merge fields of a sample event of `event_type` about `entity`, for checking templates
+/// when a trigger is saved and for previews.
+pub(crate) fn sample_context(
+    event_type: &Arc<EventType>,
+    entity: Arc<serde_json::Map<String, Value>>,
+) -> ContextValue {
     RenderContext {
-        event: EventFields {
-            id: 1,
-            event_type: &event_type.name,
-            occurred_at: "2026-01-01T00:00:00Z",
-            entity_id: "1001",
-        },
-        shop: ShopFields {
-            id: 1,
-            name: "Sample shop",
-        },
-        entity: &entity_value,
-        entity_data: &data,
-        entity_id: "1001",
+        event_id: 1,
+        event_type: event_type.clone(),
+        occurred_at: "2026-01-01T00:00:00Z".to_owned(),
+        entity_id: "1001".to_owned(),
+        shop_id: 1,
+        shop_name: "Sample shop".to_owned(),
+        entity,
     }
-    .to_value()
+    .into_value()
 }
 
 #[cfg(test)]
@@ -480,7 +466,7 @@ mod tests {
     #[test]
     fn urls_must_be_absolute_http() {
         assert!(check_url("https://erp.example.com/hooks").is_ok());
-        assert!(check_url("http://h/o/{{ entityId }}").is_ok());
+        assert!(check_url("http://h/o/1001?x=a%20b").is_ok());
         assert!(check_url("ftp://h/").is_err());
         assert!(check_url("/relative").is_err());
         assert!(check_url("http://user:pw@h/").is_err());

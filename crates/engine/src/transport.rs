@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::model::{ClaimedCall, Timestamp};
+use crate::security::ActionSecurity;
 
 /// Why an attempt got no HTTP response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +32,33 @@ pub struct Delivery {
     pub retry_after: Option<Duration>,
 }
 
+/// What is known about a client certificate once it has been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    pub subject: String,
+    pub issuer: String,
+    /// RFC 3339.
+    pub not_after: String,
+}
+
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
-    async fn deliver(&self, call: &ClaimedCall) -> Delivery;
+    /// Sends one call, authenticated with its action's credentials.
+    async fn deliver(&self, call: &ClaimedCall, security: Option<&ActionSecurity>) -> Delivery;
+
+    /// Refuses, at save time, a URL that can never be reached (a literal address the target
+    /// policy forbids). Names are checked again on their resolved addresses when sent.
+    fn check_url(&self, _url: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Checks a client certificate chain and key (PEM): parseable, matching, not expired.
+    fn inspect_identity(&self, _cert_pem: &str, _key_pem: &str) -> Result<CertificateInfo, String> {
+        Err("client certificates are not supported by this transport".into())
+    }
+
+    /// Checks CA certificates (PEM).
+    fn check_ca(&self, _ca_pem: &str) -> Result<(), String> {
+        Err("custom CAs are not supported by this transport".into())
+    }
 }

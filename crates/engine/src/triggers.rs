@@ -2,29 +2,73 @@
 //! turns an event into the calls to queue.
 //!
 //! The set is rebuilt from storage whenever a trigger changes and swapped in whole, so the hot
-//! ingest path reads it without locks held across awaits and without compiling anything.
+//! ingest path reads it without locks held across awaits and without compiling anything: every
+//! condition and template (payload body, URL, header values) is compiled once per trigger
+//! version, here. An action's URL and header values are templates only when they hold template
+//! tags; plain ones are used as they are.
+//!
+//! [`check_action`] is the save-time twin of [`compile`]: it checks everything about an action
+//! that can be checked before an event arrives, against the event type's sample context.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hookflow_templating::render::{EventFields, ShopFields};
-use hookflow_templating::ContextValue as CtxValue;
 use hookflow_templating::{
-    default_payload, entity_data, Catalog, MimeType, RenderContext, TemplateError, TemplateSet,
+    default_payload, Catalog, ConditionId, ContextValue, EventType, MimeType, RenderContext,
+    TemplateError, TemplateErrorKind, TemplateId, TemplateKind, TemplateSet,
 };
 use tracing::warn;
 
-use crate::model::{Action, CallStatus, Method, NewCall, ShopId, Trigger, TriggerId};
+use crate::model::{Action, CallStatus, CallWebhook, Method, NewCall, ShopId, Trigger, TriggerId};
+use crate::service::check_url;
 use crate::store::{PlannedEvent, Planner};
+
+/// Headers an action may not set: hookflow's own (message id, timestamp, signatures), the
+/// payload's type, credentials (set through the action's authentication settings) and HTTP
+/// framing.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-hub-signature-256",
+    "content-type",
+    "authorization",
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+];
+/// Most custom headers one action may send.
+pub const MAX_HEADERS: usize = 20;
+
+/// A URL or header value: as written, or a template to render per event.
+enum Text {
+    Literal(String),
+    Template(TemplateId),
+}
 
 /// A Call Webhook action, ready to render.
 struct CompiledAction {
     index: i32,
     method: Method,
-    url: String,
-    /// Mime type of the template, if the action has one (kept in the set under `key`).
-    template: Option<MimeType>,
-    key: String,
+    url: Text,
+    /// The URL as written, kept on a call whose URL could not be rendered.
+    url_source: String,
+    /// The payload template of a POST with one (otherwise the default payload is sent).
+    body: Option<TemplateId>,
+    /// Lower-case names.
+    headers: Vec<(String, Text)>,
+}
+
+impl CompiledAction {
+    fn needs_context(&self) -> bool {
+        matches!(self.url, Text::Template(_))
+            || self.body.is_some()
+            || self
+                .headers
+                .iter()
+                .any(|(_, v)| matches!(v, Text::Template(_)))
+    }
 }
 
 struct CompiledTrigger {
@@ -32,15 +76,20 @@ struct CompiledTrigger {
     /// `None` = every shop.
     shop_id: Option<ShopId>,
     priority: i32,
-    condition_key: Option<String>,
+    condition: Option<ConditionId>,
     actions: Vec<CompiledAction>,
+}
+
+/// The enabled triggers of one event type.
+struct TypeTriggers {
+    event_type: Arc<EventType>,
+    triggers: Vec<CompiledTrigger>,
 }
 
 /// Every enabled trigger, compiled and indexed by event type.
 pub struct CompiledTriggers {
     templates: TemplateSet,
-    by_type: HashMap<String, Vec<CompiledTrigger>>,
-    catalog: Arc<Catalog>,
+    by_type: HashMap<String, TypeTriggers>,
     max_attempts: i32,
 }
 
@@ -53,12 +102,20 @@ impl CompiledTriggers {
         max_attempts: i32,
     ) -> CompiledTriggers {
         let mut templates = TemplateSet::new();
-        let mut by_type: HashMap<String, Vec<CompiledTrigger>> = HashMap::new();
+        let mut by_type: HashMap<String, TypeTriggers> = HashMap::new();
         for trigger in triggers.iter().filter(|t| t.draft.enabled) {
+            let Some(event_type) = catalog.shared(&trigger.draft.event_type) else {
+                warn!(trigger_id = %trigger.id, event_type = %trigger.draft.event_type, "trigger for an event type the catalog no longer has; skipped");
+                continue;
+            };
             match compile(&mut templates, trigger) {
                 Ok(compiled) => by_type
                     .entry(trigger.draft.event_type.clone())
-                    .or_default()
+                    .or_insert_with(|| TypeTriggers {
+                        event_type,
+                        triggers: Vec::new(),
+                    })
+                    .triggers
                     .push(compiled),
                 Err(err) => {
                     warn!(trigger_id = %trigger.id, error = %err, "trigger does not compile; skipped")
@@ -67,12 +124,11 @@ impl CompiledTriggers {
         }
         // Highest priority first, so calls are queued in the order they should run.
         for list in by_type.values_mut() {
-            list.sort_by_key(|t| (-t.priority, t.id));
+            list.triggers.sort_by_key(|t| (-t.priority, t.id));
         }
         CompiledTriggers {
             templates,
             by_type,
-            catalog,
             max_attempts,
         }
     }
@@ -82,15 +138,31 @@ impl CompiledTriggers {
     }
 }
 
+/// Whether `text` holds template tags (`{{ }}`, `{% %}` or `{# #}`).
+pub fn has_tags(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+fn compile_text(
+    templates: &mut TemplateSet,
+    key: &str,
+    kind: TemplateKind,
+    source: &str,
+) -> Result<Text, TemplateError> {
+    if has_tags(source) {
+        Ok(Text::Template(templates.add(key, kind, source)?))
+    } else {
+        Ok(Text::Literal(source.to_owned()))
+    }
+}
+
 fn compile(
     templates: &mut TemplateSet,
     trigger: &Trigger,
 ) -> Result<CompiledTrigger, TemplateError> {
-    let condition_key = match trigger.draft.condition.as_deref().map(str::trim) {
+    let condition = match trigger.draft.condition.as_deref().map(str::trim) {
         Some(cond) if !cond.is_empty() => {
-            let key = format!("t{}", trigger.id);
-            templates.add_condition(&key, cond)?;
-            Some(key)
+            Some(templates.add_condition(&format!("t{}", trigger.id), cond)?)
         }
         _ => None,
     };
@@ -98,26 +170,37 @@ fn compile(
     for (index, action) in trigger.draft.actions.iter().enumerate() {
         let Action::CallWebhook(call) = action;
         let key = format!("t{}a{index}", trigger.id);
-        let template = match &call.payload {
+        let body = match &call.payload {
             Some(p) if call.method == Method::Post => {
-                templates.add_payload(&key, p.mime_type, &p.body)?;
-                Some(p.mime_type)
+                Some(templates.add(&key, TemplateKind::Payload(p.mime_type), &p.body)?)
             }
             _ => None,
         };
+        let url = compile_text(templates, &format!("{key}u"), TemplateKind::Url, &call.url)?;
+        let mut headers = Vec::with_capacity(call.headers.len());
+        for (i, (name, value)) in call.headers.iter().enumerate() {
+            let value = compile_text(
+                templates,
+                &format!("{key}h{i}"),
+                TemplateKind::Header,
+                value,
+            )?;
+            headers.push((name.to_ascii_lowercase(), value));
+        }
         actions.push(CompiledAction {
             index: index as i32,
             method: call.method,
-            url: call.url.clone(),
-            template,
-            key,
+            url,
+            url_source: call.url.clone(),
+            body,
+            headers,
         });
     }
     Ok(CompiledTrigger {
         id: trigger.id,
         shop_id: trigger.draft.shop_id,
         priority: trigger.draft.priority,
-        condition_key,
+        condition,
         actions,
     })
 }
@@ -125,35 +208,29 @@ fn compile(
 impl Planner for CompiledTriggers {
     fn plan(&self, planned: &PlannedEvent<'_>, out: &mut Vec<NewCall>) {
         let event = planned.event;
-        let Some(candidates) = self.by_type.get(&event.event_type) else {
-            return;
-        };
-        let Some(event_type) = self.catalog.get(&event.event_type) else {
+        let Some(TypeTriggers {
+            event_type,
+            triggers: candidates,
+        }) = self.by_type.get(&event.event_type)
+        else {
             return;
         };
         let occurred_at = event.occurred_at.to_rfc3339();
-        // The merge-field context is built at most once per event, and only if needed.
-        let mut ctx: Option<CtxValue> = None;
-        let context = |ctx: &mut Option<CtxValue>| -> CtxValue {
+        // The merge-field context is built at most once per event, and only if a condition or
+        // template needs it. It is lazy: entity fields convert only when a template reads them.
+        let mut ctx: Option<ContextValue> = None;
+        let context = |ctx: &mut Option<ContextValue>| -> ContextValue {
             ctx.get_or_insert_with(|| {
-                let entity = serde_json::Value::Object(event.entity.clone());
-                let data = entity_data(event_type, &event.entity);
                 RenderContext {
-                    event: EventFields {
-                        id: planned.id.0,
-                        event_type: &event.event_type,
-                        occurred_at: &occurred_at,
-                        entity_id: &event.entity_id,
-                    },
-                    shop: ShopFields {
-                        id: planned.shop.id.0,
-                        name: &planned.shop.name,
-                    },
-                    entity: &entity,
-                    entity_data: &data,
-                    entity_id: &event.entity_id,
+                    event_id: planned.id.0,
+                    event_type: event_type.clone(),
+                    occurred_at: occurred_at.clone(),
+                    entity_id: event.entity_id.clone(),
+                    shop_id: planned.shop.id.0,
+                    shop_name: planned.shop.name.clone(),
+                    entity: Arc::new(event.entity.clone()),
                 }
-                .to_value()
+                .into_value()
             })
             .clone()
         };
@@ -162,8 +239,11 @@ impl Planner for CompiledTriggers {
             if trigger.shop_id.is_some_and(|s| s != event.shop_id) {
                 continue;
             }
-            if let Some(key) = &trigger.condition_key {
-                match self.templates.condition_holds(key, &context(&mut ctx)) {
+            if let Some(condition) = &trigger.condition {
+                match self
+                    .templates
+                    .condition_holds(condition, &context(&mut ctx))
+                {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(err) => {
@@ -182,7 +262,7 @@ impl Planner for CompiledTriggers {
                     event_type: event.event_type.clone(),
                     entity_id: event.entity_id.clone(),
                     method: action.method,
-                    url: action.url.clone(),
+                    url: String::new(),
                     headers: Vec::new(),
                     body: None,
                     priority: trigger.priority,
@@ -190,42 +270,31 @@ impl Planner for CompiledTriggers {
                     max_attempts: self.max_attempts,
                     last_error: None,
                 };
-                match action.method {
-                    Method::Get => call.url = get_url(&action.url, &event.entity_id),
-                    Method::Post => {
-                        let rendered = match action.template {
-                            Some(mime) => self
-                                .templates
-                                .render_payload(&action.key, mime, &context(&mut ctx))
-                                .map(|body| (mime, body)),
-                            None => Ok((
-                                MimeType::Json,
-                                default_body
-                                    .get_or_insert_with(|| {
-                                        default_payload(
-                                            planned.id.0,
-                                            event_type,
-                                            event.shop_id.0,
-                                            &occurred_at,
-                                            &event.entity,
-                                        )
-                                    })
-                                    .clone(),
-                            )),
-                        };
-                        match rendered {
-                            Ok((mime, body)) => {
-                                call.headers
-                                    .push(("content-type".into(), mime.content_type().into()));
-                                call.body = Some(body);
-                            }
-                            Err(err) => {
-                                // Never send a payload that is not what the receiver was promised.
-                                call.status = CallStatus::Failed;
-                                call.last_error =
-                                    Some(format!("payload could not be rendered: {err}"));
-                            }
-                        }
+                let ctx = if action.needs_context() {
+                    Some(context(&mut ctx))
+                } else {
+                    None
+                };
+                let rendered = self.render_action(action, ctx.as_ref(), &mut call, || {
+                    default_body
+                        .get_or_insert_with(|| {
+                            default_payload(
+                                planned.id.0,
+                                event_type,
+                                event.shop_id.0,
+                                &occurred_at,
+                                &event.entity,
+                            )
+                        })
+                        .clone()
+                });
+                if let Err(problem) = rendered {
+                    // Never send a request that is not what the receiver was promised.
+                    call.status = CallStatus::Failed;
+                    call.last_error = Some(problem);
+                    call.body = None;
+                    if call.url.is_empty() {
+                        call.url = action.url_source.clone();
                     }
                 }
                 out.push(call);
@@ -234,18 +303,73 @@ impl Planner for CompiledTriggers {
     }
 }
 
+impl CompiledTriggers {
+    /// Fills in the call's URL, headers and body; the error says which part failed and why.
+    fn render_action(
+        &self,
+        action: &CompiledAction,
+        ctx: Option<&ContextValue>,
+        call: &mut NewCall,
+        default_body: impl FnOnce() -> String,
+    ) -> Result<(), String> {
+        let render = |id: &TemplateId| -> Result<String, TemplateError> {
+            match ctx {
+                Some(ctx) => self.templates.render(id, ctx),
+                // `needs_context` holds whenever a template exists.
+                None => Err(TemplateError {
+                    kind: TemplateErrorKind::Render,
+                    message: "no merge fields to render with".into(),
+                    line: None,
+                    column: None,
+                }),
+            }
+        };
+        call.url = match (&action.url, action.method) {
+            (Text::Literal(url), Method::Get) => append_segment(url, &call.entity_id),
+            (Text::Literal(url), Method::Post) => url.clone(),
+            (Text::Template(id), _) => {
+                let url = render(id).map_err(|e| format!("the URL could not be rendered: {e}"))?;
+                check_url(&url).map_err(|e| format!("the rendered URL {url:?} {e}"))?;
+                url
+            }
+        };
+        if action.method == Method::Post {
+            let (mime, body) = match &action.body {
+                Some(id) => {
+                    let TemplateKind::Payload(mime) = id.kind() else {
+                        return Err("the payload template is not a payload".into());
+                    };
+                    let body =
+                        render(id).map_err(|e| format!("payload could not be rendered: {e}"))?;
+                    (mime, body)
+                }
+                None => (MimeType::Json, default_body()),
+            };
+            call.headers
+                .push(("content-type".into(), mime.content_type().into()));
+            call.body = Some(body);
+        }
+        for (name, value) in &action.headers {
+            let value = match value {
+                Text::Literal(value) => value.clone(),
+                Text::Template(id) => {
+                    render(id).map_err(|e| format!("header {name} could not be rendered: {e}"))?
+                }
+            };
+            call.headers.push((name.clone(), value));
+        }
+        Ok(())
+    }
+}
+
 /// A Standard Webhooks message id: stable across the retries of one call.
 fn new_webhook_id() -> String {
     format!("msg_{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The URL of a GET call: the entity id goes where the URL says `{{ entityId }}`, or is
-/// appended as a last path segment.
-pub fn get_url(url: &str, entity_id: &str) -> String {
-    let encoded = encode_segment(entity_id);
-    if let Some(replaced) = replace_placeholder(url, &encoded) {
-        return replaced;
-    }
+/// The URL of a GET call whose URL has no placeholder: the entity id appended as a last path
+/// segment (percent-encoded).
+pub fn append_segment(url: &str, entity_id: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if let Ok(mut segments) = parsed.path_segments_mut() {
@@ -253,51 +377,167 @@ pub fn get_url(url: &str, entity_id: &str) -> String {
             }
             parsed.to_string()
         }
-        Err(_) => format!("{}/{encoded}", url.trim_end_matches('/')),
+        Err(_) => {
+            let mut encoded = String::with_capacity(entity_id.len());
+            for b in entity_id.bytes() {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    encoded.push(b as char);
+                } else {
+                    encoded.push_str(&format!("%{b:02X}"));
+                }
+            }
+            format!("{}/{encoded}", url.trim_end_matches('/'))
+        }
     }
 }
 
-fn replace_placeholder(url: &str, value: &str) -> Option<String> {
-    let mut out = String::with_capacity(url.len() + value.len());
-    let mut rest = url;
-    let mut found = false;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            break;
-        };
-        let inner = rest[start + 2..start + len].trim();
-        out.push_str(&rest[..start]);
-        if inner == "entityId" {
-            out.push_str(value);
-            found = true;
-        } else {
-            out.push_str(&rest[start..start + len + 2]);
-        }
-        rest = &rest[start + len + 2..];
-    }
-    out.push_str(rest);
-    found.then_some(out)
+/// Something about an action that cannot be saved: the field at fault, relative to the action
+/// (`url`, `payload.body`, `headers.X-Name`), and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionProblem {
+    pub field: String,
+    pub message: String,
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+fn problem(field: impl Into<String>, message: impl Into<String>) -> ActionProblem {
+    ActionProblem {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Describes a template or condition that failed its save-time check.
+pub(crate) fn template_problem(err: &TemplateError, what: &str, event_type: &EventType) -> String {
+    match err.kind {
+        TemplateErrorKind::Compile => format!("does not compile: {err}"),
+        TemplateErrorKind::Output => {
+            format!(
+                "renders invalid {what} for a sample {}: {err}",
+                event_type.name
+            )
+        }
+        TemplateErrorKind::Render | TemplateErrorKind::Data => {
+            format!("fails to render for a sample {}: {err}", event_type.name)
         }
     }
-    out
+}
+
+/// Checks what can be checked about an action before an event arrives: its URL (with merge
+/// fields only after the host), its payload and header templates compile and render valid
+/// output for `sample` (the event type's sample context), its header names are valid and not
+/// hookflow's own.
+pub fn check_action(
+    checker: &TemplateSet,
+    call: &CallWebhook,
+    event_type: &EventType,
+    sample: &ContextValue,
+) -> Result<(), ActionProblem> {
+    if has_tags(&call.url) {
+        check_url_placeholders(&call.url).map_err(|m| problem("url", m))?;
+        checker
+            .check(TemplateKind::Url, &call.url, sample)
+            .map_err(|e| problem("url", template_problem(&e, "URL", event_type)))?;
+        // A render the sample cannot judge was forgiven above; otherwise the URL must be usable.
+        if let Ok(rendered) = checker.render_once(TemplateKind::Url, &call.url, sample) {
+            check_url(&rendered).map_err(|m| {
+                problem(
+                    "url",
+                    format!(
+                        "renders {rendered:?} for a sample {}, which {m}",
+                        event_type.name
+                    ),
+                )
+            })?;
+        }
+    } else {
+        check_url(&call.url).map_err(|m| problem("url", m))?;
+    }
+    if let Some(payload) = &call.payload {
+        if call.method == Method::Get {
+            return Err(problem(
+                "payload",
+                "GET calls send no body; remove the payload or use POST",
+            ));
+        }
+        checker
+            .check(
+                TemplateKind::Payload(payload.mime_type),
+                &payload.body,
+                sample,
+            )
+            .map_err(|e| {
+                problem(
+                    "payload.body",
+                    template_problem(&e, payload.mime_type.as_str(), event_type),
+                )
+            })?;
+    }
+    if call.headers.len() > MAX_HEADERS {
+        return Err(problem(
+            "headers",
+            format!("at most {MAX_HEADERS} headers per action"),
+        ));
+    }
+    let mut seen: Vec<String> = Vec::with_capacity(call.headers.len());
+    for (name, value) in &call.headers {
+        let field = format!("headers.{name}");
+        check_header_name(name).map_err(|m| problem(&field, m))?;
+        let lower = name.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            return Err(problem(&field, "is given twice (header names ignore case)"));
+        }
+        seen.push(lower);
+        checker
+            .check(TemplateKind::Header, value, sample)
+            .map_err(|e| problem(&field, template_problem(&e, "header value", event_type)))?;
+    }
+    Ok(())
+}
+
+/// Header names are RFC 9110 tokens, and not one hookflow sets itself.
+fn check_header_name(name: &str) -> Result<(), String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err("is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)".into());
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "is set by hookflow and cannot be overridden (reserved: {})",
+            RESERVED_HEADERS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Merge fields may go in a URL's path, query and fragment, not in its scheme or host: a
+/// value from an event must not decide where the event's data is sent.
+fn check_url_placeholders(url: &str) -> Result<(), String> {
+    let Some(first_tag) = ["{{", "{%", "{#"].iter().filter_map(|t| url.find(t)).min() else {
+        return Ok(());
+    };
+    let before = &url[..first_tag];
+    let authority_ends = before.find("://").is_some_and(|scheme_end| {
+        let rest = &before[scheme_end + 3..];
+        rest.find(['/', '?', '#']).is_some_and(|i| i > 0)
+    });
+    if authority_ends {
+        Ok(())
+    } else {
+        Err(
+            "may use merge fields only after the host (in the path, query or fragment): \
+             write the scheme and host out, e.g. https://erp.example.com/orders/{{ entityId }}"
+                .into(),
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
-    use crate::model::{
-        CallWebhook, EventId, NewEvent, PayloadTemplate, Shop, Timestamp, TriggerDraft,
-    };
+    use crate::model::{EventId, NewEvent, PayloadTemplate, Shop, Timestamp, TriggerDraft};
+    use crate::service::{sample_context, sample_entity};
     use serde_json::json;
 
     fn trigger(
@@ -327,7 +567,17 @@ mod tests {
             url: url.into(),
             method: Method::Post,
             payload: None,
+            ..Default::default()
         }
+    }
+
+    fn with_payload(url: &str, mime: MimeType, body: &str) -> CallWebhook {
+        let mut call = post(url);
+        call.payload = Some(PayloadTemplate {
+            mime_type: mime,
+            body: body.into(),
+        });
+        call
     }
 
     fn plan(triggers: &[Trigger], entity: serde_json::Value) -> Vec<NewCall> {
@@ -358,6 +608,13 @@ mod tests {
         out
     }
 
+    fn header<'a>(call: &'a NewCall, name: &str) -> Option<&'a str> {
+        call.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     #[test]
     fn matching_respects_shop_condition_and_priority() {
         let triggers = [
@@ -384,11 +641,11 @@ mod tests {
 
     #[test]
     fn default_and_templated_payloads_are_rendered() {
-        let mut templated = post("http://t/");
-        templated.payload = Some(PayloadTemplate {
-            mime_type: MimeType::Json,
-            body: r#"{"order": {{ entity.OrderCode }}, "shop": {{ shop.name }}, "event": {{ event.id }}}"#.into(),
-        });
+        let templated = with_payload(
+            "http://t/",
+            MimeType::Json,
+            r#"{"order": {{ entity.OrderCode }}, "shop": {{ shop.name }}, "event": {{ event.id }}}"#,
+        );
         let calls = plan(
             &[
                 trigger(1, None, None, post("http://d/")),
@@ -418,38 +675,184 @@ mod tests {
     }
 
     #[test]
+    fn xml_and_text_payloads_carry_their_content_type() {
+        let calls = plan(
+            &[
+                trigger(
+                    2,
+                    None,
+                    None,
+                    with_payload("http://x/", MimeType::Xml, "<o>{{ entity.OrderCode }}</o>"),
+                ),
+                trigger(
+                    1,
+                    None,
+                    None,
+                    with_payload("http://t/", MimeType::Text, "{{ entity.OrderCode }}"),
+                ),
+            ],
+            json!({"OrderCode": "<&>"}),
+        );
+        assert_eq!(calls[0].body.as_deref(), Some("<o>&lt;&amp;&gt;</o>"));
+        assert_eq!(
+            header(&calls[0], "content-type"),
+            Some("application/xml; charset=utf-8")
+        );
+        assert_eq!(calls[1].body.as_deref(), Some("<&>"));
+        assert_eq!(
+            header(&calls[1], "content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+    }
+
+    #[test]
     fn a_payload_that_renders_invalid_fails_the_call_instead_of_sending_it() {
-        let mut broken = post("http://t/");
-        broken.payload = Some(PayloadTemplate {
-            mime_type: MimeType::Json,
-            body: "{\"a\": {{ entity.A | safe }}}".into(),
-        });
+        let broken = with_payload(
+            "http://t/",
+            MimeType::Json,
+            "{\n\"a\": {{ entity.A | safe }}\n}",
+        );
         let calls = plan(&[trigger(1, None, None, broken)], json!({"A": "not json"}));
         assert_eq!(calls[0].status, CallStatus::Failed);
-        assert!(calls[0]
-            .last_error
-            .as_deref()
-            .unwrap()
-            .contains("not valid JSON"));
+        let error = calls[0].last_error.as_deref().unwrap();
+        assert!(error.contains("not valid JSON"), "{error}");
+        assert!(error.contains("line 2, column"), "{error}");
         assert!(calls[0].body.is_none());
+
+        let broken = with_payload("http://t/", MimeType::Xml, "<a>{{ entity.A | safe }}</a>");
+        let calls = plan(&[trigger(1, None, None, broken)], json!({"A": "<b>"}));
+        assert_eq!(calls[0].status, CallStatus::Failed);
+        let error = calls[0].last_error.as_deref().unwrap();
+        assert!(error.contains("not well-formed XML"), "{error}");
     }
 
     #[test]
     fn get_calls_carry_the_entity_id_in_the_url() {
-        assert_eq!(get_url("http://h/orders", "7 a"), "http://h/orders/7%20a");
-        assert_eq!(get_url("http://h/orders/", "7"), "http://h/orders/7");
-        assert_eq!(get_url("http://h/orders?x=1", "7"), "http://h/orders/7?x=1");
         assert_eq!(
-            get_url("http://h/o/{{ entityId }}/detail", "a/b"),
-            "http://h/o/a%2Fb/detail"
+            append_segment("http://h/orders", "7 a"),
+            "http://h/orders/7%20a"
         );
-        let get = CallWebhook {
-            url: "http://g/items".into(),
+        assert_eq!(append_segment("http://h/orders/", "7"), "http://h/orders/7");
+        assert_eq!(
+            append_segment("http://h/orders?x=1", "7"),
+            "http://h/orders/7?x=1"
+        );
+        let get = |url: &str| CallWebhook {
+            url: url.into(),
             method: Method::Get,
             payload: None,
+            ..Default::default()
         };
-        let calls = plan(&[trigger(1, None, None, get)], json!({}));
+        let calls = plan(
+            &[
+                trigger(2, None, None, get("http://g/items")),
+                trigger(
+                    1,
+                    None,
+                    None,
+                    get("http://h/o/{{ entityId }}/detail?c={{ entity.Code }}"),
+                ),
+            ],
+            json!({"Code": "a/b &c"}),
+        );
         assert_eq!(calls[0].url, "http://g/items/77");
         assert!(calls[0].body.is_none());
+        assert_eq!(calls[1].url, "http://h/o/77/detail?c=a%2Fb%20%26c");
+        assert!(calls[1].headers.is_empty());
+    }
+
+    #[test]
+    fn url_and_header_templates_are_rendered_per_event() {
+        let mut call = post("https://h/orders/{{ entity.OrderCode }}");
+        call.headers = BTreeMap::from([
+            ("X-Order".to_owned(), "{{ entity.OrderCode }}".to_owned()),
+            ("X-Static".to_owned(), "v1".to_owned()),
+            ("X-Note".to_owned(), "n={{ entity.Note }}".to_owned()),
+        ]);
+        let calls = plan(
+            &[trigger(1, None, None, call)],
+            json!({"OrderCode": "O 1/2", "Note": "a\r\nInjected: yes"}),
+        );
+        assert_eq!(
+            calls[0].status,
+            CallStatus::Pending,
+            "{:?}",
+            calls[0].last_error
+        );
+        assert_eq!(calls[0].url, "https://h/orders/O%201%2F2");
+        assert_eq!(header(&calls[0], "x-order"), Some("O 1/2"));
+        assert_eq!(header(&calls[0], "x-static"), Some("v1"));
+        assert_eq!(header(&calls[0], "x-note"), Some("n=a  Injected: yes"));
+        assert!(header(&calls[0], "injected").is_none());
+    }
+
+    fn check(call: CallWebhook) -> Result<(), ActionProblem> {
+        let catalog = Catalog::builtin().unwrap();
+        let ty = catalog.shared("OrderChanged").unwrap();
+        let sample = sample_context(&ty, Arc::new(sample_entity(&ty)));
+        check_action(&TemplateSet::new(), &call, &ty, &sample)
+    }
+
+    #[test]
+    fn actions_are_checked_before_they_are_saved() {
+        assert_eq!(
+            check(post("https://h/o/{{ entity.OrderCode }}?s={{ shop.id }}")),
+            Ok(())
+        );
+        let err = check(post("https://{{ entity.Host }}/x")).unwrap_err();
+        assert_eq!(err.field, "url");
+        assert!(err.message.contains("after the host"), "{err:?}");
+        assert_eq!(
+            check(post("https://h{{ entityId }}/x")).unwrap_err().field,
+            "url"
+        );
+        assert_eq!(check(post("{{ entity.Url }}")).unwrap_err().field, "url");
+        let err = check(post("https://h/{{ entity.OrderCode ")).unwrap_err();
+        assert!(
+            err.message.starts_with("does not compile: line 1, column"),
+            "{err:?}"
+        );
+
+        let xml = |body: &str| with_payload("https://h/", MimeType::Xml, body);
+        assert_eq!(check(xml("<o>{{ entity.OrderCode }}</o>")), Ok(()));
+        let err = check(xml("<o>\n  <c>{{ entity.OrderCode }}</x>\n</o>")).unwrap_err();
+        assert_eq!(err.field, "payload.body");
+        assert!(
+            err.message.starts_with(
+                "renders invalid application/xml for a sample OrderChanged: line 2, column"
+            ),
+            "{err:?}"
+        );
+
+        let with_headers = |pairs: &[(&str, &str)]| {
+            let mut call = post("https://h/");
+            call.headers = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            call
+        };
+        assert_eq!(
+            check(with_headers(&[("X-Order", "{{ entity.OrderCode }}")])),
+            Ok(())
+        );
+        for reserved in [
+            "Webhook-Signature",
+            "content-type",
+            "Authorization",
+            "webhook-id",
+        ] {
+            let err = check(with_headers(&[(reserved, "x")])).unwrap_err();
+            assert_eq!(err.field, format!("headers.{reserved}"));
+            assert!(err.message.contains("cannot be overridden"), "{err:?}");
+        }
+        let err = check(with_headers(&[("Bad Name", "x")])).unwrap_err();
+        assert!(err.message.contains("not a valid header name"), "{err:?}");
+        let err = check(with_headers(&[("X-A", "x"), ("x-a", "y")])).unwrap_err();
+        assert!(err.message.contains("twice"), "{err:?}");
+        let err = check(with_headers(&[("X-A", "café")])).unwrap_err();
+        assert!(err.message.contains("visible ASCII"), "{err:?}");
+        let err = check(with_headers(&[("X-A", "{{ entity.OrderCode ")])).unwrap_err();
+        assert!(err.message.starts_with("does not compile"), "{err:?}");
     }
 }

@@ -25,7 +25,11 @@ pub(crate) fn parse_value(body: &Bytes) -> Result<Value, ApiError> {
 
 /// Parses a typed body; a shape error names the path of the field (e.g. `actions[0].method`).
 pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    let value = parse_value(body)?;
+    parse_from(parse_value(body)?)
+}
+
+/// Like [`parse`], from an already parsed document.
+pub(crate) fn parse_from<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

@@ -322,6 +322,8 @@ pub(crate) async fn ingest(
             .filter(|(c, _)| c.status == CallStatus::InFlight)
             .map(|(c, id)| ClaimedCall {
                 id: CallId(id),
+                trigger_id: c.trigger_id,
+                action_index: c.action_index,
                 webhook_id: c.webhook_id,
                 method: c.method,
                 url: c.url,

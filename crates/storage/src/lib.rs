@@ -14,6 +14,7 @@ pub mod entities;
 mod events;
 mod ingest;
 mod queue;
+pub mod secrets;
 mod shops;
 mod triggers;
 
@@ -33,6 +34,8 @@ use hookflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use tokio::sync::{Mutex, MutexGuard};
+
+pub use crate::secrets::SecretBox;
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,8 @@ pub struct DbStore {
     /// Shops seen so far. Shops are never deleted or renamed, so the cache cannot go stale;
     /// it saves ingest a query per group commit.
     shops: Arc<std::sync::RwLock<HashMap<ShopId, Shop>>>,
+    /// Seals credentials in trigger actions; without it, triggers with credentials are refused.
+    secrets: Option<Arc<SecretBox>>,
 }
 
 impl DbStore {
@@ -103,7 +108,14 @@ impl DbStore {
             db,
             write_gate,
             shops: Arc::default(),
+            secrets: None,
         })
+    }
+
+    /// Seals credentials with this key from now on.
+    pub fn with_secrets(mut self, secrets: SecretBox) -> DbStore {
+        self.secrets = Some(Arc::new(secrets));
+        self
     }
 
     /// Applies pending migrations.
@@ -163,11 +175,11 @@ impl Store for DbStore {
     }
 
     async fn list_triggers(&self) -> Result<Vec<Trigger>, StoreError> {
-        triggers::list(&self.db).await
+        triggers::list(&self.db, self.secrets.as_deref()).await
     }
 
     async fn get_trigger(&self, id: TriggerId) -> Result<Option<Trigger>, StoreError> {
-        triggers::get(&self.db, id).await
+        triggers::get(&self.db, self.secrets.as_deref(), id).await
     }
 
     async fn create_trigger(
@@ -176,7 +188,7 @@ impl Store for DbStore {
         now: Timestamp,
     ) -> Result<Trigger, StoreError> {
         let _turn = self.write_turn().await;
-        triggers::create(&self.db, draft, now).await
+        triggers::create(&self.db, self.secrets.as_deref(), draft, now).await
     }
 
     async fn update_trigger(
@@ -186,7 +198,7 @@ impl Store for DbStore {
         now: Timestamp,
     ) -> Result<Option<Trigger>, StoreError> {
         let _turn = self.write_turn().await;
-        triggers::update(&self.db, id, draft, now).await
+        triggers::update(&self.db, self.secrets.as_deref(), id, draft, now).await
     }
 
     async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError> {

@@ -21,7 +21,8 @@ use crate::{db_err, json_err};
 const ATTEMPT_CHUNK: usize = 1000;
 
 const CLAIM_RETURNING: &str =
-    "RETURNING id, webhook_id, method, url, headers, body, attempts, max_attempts, created_at, priority";
+    "RETURNING id, webhook_id, method, url, headers, body, attempts, max_attempts, created_at, priority, \
+     trigger_id, action_index";
 
 /// Claims due calls. The subquery picks the highest-priority due items through the
 /// `queue_items_claim` index. On PostgreSQL `FOR UPDATE SKIP LOCKED` makes concurrent claimers
@@ -67,6 +68,8 @@ pub(crate) async fn claim(
             priority,
             ClaimedCall {
                 id: CallId(row.try_get_by_index(0).map_err(get_err)?),
+                trigger_id: TriggerId(row.try_get_by_index(10).map_err(get_err)?),
+                action_index: row.try_get_by_index(11).map_err(get_err)?,
                 webhook_id: row.try_get_by_index(1).map_err(get_err)?,
                 method: method.parse().unwrap_or(Method::Post),
                 url: row.try_get_by_index(3).map_err(get_err)?,

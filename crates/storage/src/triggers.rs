@@ -5,9 +5,12 @@ use hookflow_engine::store::StoreError;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
 
 use crate::entities::trigger;
+use crate::secrets::{open_actions, seal_actions, SecretBox};
 use crate::{db_err, json_err};
 
-fn to_trigger(m: trigger::Model) -> Result<Trigger, StoreError> {
+fn to_trigger(secrets: Option<&SecretBox>, m: trigger::Model) -> Result<Trigger, StoreError> {
+    let mut actions: serde_json::Value = serde_json::from_str(&m.actions).map_err(json_err)?;
+    open_actions(secrets, &mut actions)?;
     Ok(Trigger {
         id: TriggerId(m.id),
         draft: TriggerDraft {
@@ -17,47 +20,58 @@ fn to_trigger(m: trigger::Model) -> Result<Trigger, StoreError> {
             enabled: m.enabled,
             priority: m.priority,
             condition: m.condition,
-            actions: serde_json::from_str(&m.actions).map_err(json_err)?,
+            actions: serde_json::from_value(actions).map_err(json_err)?,
         },
         created_at: Timestamp(m.created_at),
         updated_at: Timestamp(m.updated_at),
     })
 }
 
-fn fill(model: &mut trigger::ActiveModel, draft: &TriggerDraft) -> Result<(), StoreError> {
+fn fill(
+    secrets: Option<&SecretBox>,
+    model: &mut trigger::ActiveModel,
+    draft: &TriggerDraft,
+) -> Result<(), StoreError> {
+    let mut actions = serde_json::to_value(&draft.actions).map_err(json_err)?;
+    seal_actions(secrets, &mut actions)?;
     model.name = Set(draft.name.clone());
     model.event_type = Set(draft.event_type.clone());
     model.shop_id = Set(draft.shop_id.map(|s| s.0));
     model.enabled = Set(draft.enabled);
     model.priority = Set(draft.priority);
     model.condition = Set(draft.condition.clone());
-    model.actions = Set(serde_json::to_string(&draft.actions).map_err(json_err)?);
+    model.actions = Set(actions.to_string());
     Ok(())
 }
 
-pub(crate) async fn list(db: &DatabaseConnection) -> Result<Vec<Trigger>, StoreError> {
+pub(crate) async fn list(
+    db: &DatabaseConnection,
+    secrets: Option<&SecretBox>,
+) -> Result<Vec<Trigger>, StoreError> {
     let rows = trigger::Entity::find()
         .order_by_asc(trigger::Column::Id)
         .all(db)
         .await
         .map_err(db_err)?;
-    rows.into_iter().map(to_trigger).collect()
+    rows.into_iter().map(|m| to_trigger(secrets, m)).collect()
 }
 
 pub(crate) async fn get(
     db: &DatabaseConnection,
+    secrets: Option<&SecretBox>,
     id: TriggerId,
 ) -> Result<Option<Trigger>, StoreError> {
     trigger::Entity::find_by_id(id.0)
         .one(db)
         .await
         .map_err(db_err)?
-        .map(to_trigger)
+        .map(|m| to_trigger(secrets, m))
         .transpose()
 }
 
 pub(crate) async fn create(
     db: &DatabaseConnection,
+    secrets: Option<&SecretBox>,
     draft: &TriggerDraft,
     now: Timestamp,
 ) -> Result<Trigger, StoreError> {
@@ -66,12 +80,13 @@ pub(crate) async fn create(
         updated_at: Set(now.0),
         ..Default::default()
     };
-    fill(&mut model, draft)?;
-    to_trigger(model.insert(db).await.map_err(db_err)?)
+    fill(secrets, &mut model, draft)?;
+    to_trigger(secrets, model.insert(db).await.map_err(db_err)?)
 }
 
 pub(crate) async fn update(
     db: &DatabaseConnection,
+    secrets: Option<&SecretBox>,
     id: TriggerId,
     draft: &TriggerDraft,
     now: Timestamp,
@@ -84,9 +99,12 @@ pub(crate) async fn update(
         return Ok(None);
     };
     let mut model: trigger::ActiveModel = existing.into();
-    fill(&mut model, draft)?;
+    fill(secrets, &mut model, draft)?;
     model.updated_at = Set(now.0);
-    Ok(Some(to_trigger(model.update(db).await.map_err(db_err)?)?))
+    Ok(Some(to_trigger(
+        secrets,
+        model.update(db).await.map_err(db_err)?,
+    )?))
 }
 
 pub(crate) async fn delete(db: &DatabaseConnection, id: TriggerId) -> Result<bool, StoreError> {

@@ -5,6 +5,7 @@
 //! install needs no extra files; it is still parsed from its JSON text at start.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,8 @@ const SHOPCTRL: &str = include_str!("../../../templates/catalogs/shopctrl.json")
 /// A set of event types, keyed by name.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    types: BTreeMap<String, EventType>,
+    /// Shared so that a render context can hold its event type without copying it per event.
+    types: BTreeMap<String, Arc<EventType>>,
 }
 
 /// One event type of a catalog.
@@ -80,18 +82,23 @@ impl Catalog {
             if types.contains_key(&ty.name) {
                 return Err(CatalogError::Duplicate(ty.name));
             }
-            types.insert(ty.name.clone(), ty);
+            types.insert(ty.name.clone(), Arc::new(ty));
         }
         Ok(Catalog { types })
     }
 
     pub fn get(&self, name: &str) -> Option<&EventType> {
-        self.types.get(name)
+        self.types.get(name).map(|t| &**t)
+    }
+
+    /// The event type as a shared handle, for render contexts.
+    pub fn shared(&self, name: &str) -> Option<Arc<EventType>> {
+        self.types.get(name).cloned()
     }
 
     /// All event types, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = &EventType> {
-        self.types.values()
+        self.types.values().map(|t| &**t)
     }
 
     pub fn len(&self) -> usize {

@@ -3,18 +3,37 @@
 //! # Layout
 //! - [`catalog`]: the event catalogs, loaded from data under `templates/catalogs/`.
 //! - [`payload`]: mime types and the default `entityData` payload.
-//! - [`render`]: the minijinja environment that compiles trigger conditions and payload
-//!   templates, renders them, and checks the output is valid for its mime type.
+//! - [`context`]: the merge fields a template sees (`event`, `shop`, `entity`, `entityData`,
+//!   `entityId`), as lazy minijinja objects over the entity's JSON.
+//! - [`render`]: the minijinja environment that compiles trigger conditions and templates
+//!   (payload bodies, URLs, header values), renders them under a fuel budget and an output cap,
+//!   and checks the output is valid for its kind.
+//! - `escape`: how inserted values are escaped per kind (JSON, XML, text, URL, header).
+//! - `filters`: `tojson`, `xml_escape`, `datetimeformat`, `numberformat`, `default`, ...
+//! - `validate`: JSON and XML well-formedness, header values.
+//! - `locate`: which template line produced an invalid byte of output.
+//! - [`fields`]: merge-field discovery for an event type or a real entity.
+//! - [`schema`]: the JSON Schema of an event type's default payload.
 //!
 //! This crate does no I/O besides parsing the catalog text it is handed; it knows nothing
 //! about storage, HTTP or queues.
 
 pub mod catalog;
+pub mod context;
+mod escape;
+pub mod fields;
+mod filters;
+mod locate;
 pub mod payload;
 pub mod render;
+pub mod schema;
+mod validate;
 
 pub use catalog::{Catalog, CatalogError, EventType, Field, FieldType};
+pub use context::RenderContext;
 /// A rendered merge-field context (minijinja value), built once per event.
 pub use minijinja::Value as ContextValue;
-pub use payload::{default_payload, entity_data, MimeType, UnknownMimeType};
-pub use render::{RenderContext, TemplateError, TemplateSet};
+pub use payload::{coerce_field, default_payload, entity_data, MimeType, UnknownMimeType};
+pub use render::{
+    ConditionId, TemplateError, TemplateErrorKind, TemplateId, TemplateKind, TemplateSet,
+};

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::catalog::EventType;
+use crate::catalog::{EventType, FieldType};
 
 /// The mime type of a payload template; it decides escaping and validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,7 +66,9 @@ impl FromStr for MimeType {
 /// `{"eventId", "eventType", "shopId", "occurredAt", "entityData": {<catalog fields>}}`.
 ///
 /// `entityData` holds exactly the catalog's fields for the type, in catalog order, each taken
-/// from the entity the backend sent or `null` when it lacks it: receivers can rely on the shape.
+/// from the entity the backend sent (converted to the catalog's type, see [`coerce_field`]) or
+/// `null`: receivers can rely on the shape, and on the JSON Schema of
+/// [`crate::schema::default_payload_schema`].
 pub fn default_payload(
     event_id: i64,
     event_type: &EventType,
@@ -83,14 +85,65 @@ pub fn default_payload(
     Value::Object(payload).to_string()
 }
 
-/// The `entityData` object alone (catalog fields, `null` when missing), for merge fields.
+/// The `entityData` object alone (catalog fields, typed, `null` when missing), for merge fields.
 pub fn entity_data(event_type: &EventType, entity: &Map<String, Value>) -> Value {
     let mut entity_data = Map::with_capacity(event_type.fields.len());
     for field in &event_type.fields {
-        let value = entity.get(&field.name).cloned().unwrap_or(Value::Null);
-        entity_data.insert(field.name.clone(), value);
+        entity_data.insert(
+            field.name.clone(),
+            coerce_field(field.ty, entity.get(&field.name)),
+        );
     }
     Value::Object(entity_data)
+}
+
+/// A field's value as the catalog types it, or `null`.
+///
+/// Backends do not always send what the catalog says (`"42"` for an integer id, `42` for a
+/// code). Ingest accepts any JSON, so the default payload converts what converts without loss
+/// and sends `null` for the rest (an object where a string belongs): its schema holds for every
+/// payload hookflow sends. Templates still see the untouched value under `entity`.
+pub fn coerce_field(ty: FieldType, value: Option<&Value>) -> Value {
+    let Some(value) = value else {
+        return Value::Null;
+    };
+    match (ty, value) {
+        (_, Value::Null) => Value::Null,
+        (FieldType::Integer, Value::Number(n)) => {
+            if n.is_i64() || n.is_u64() {
+                value.clone()
+            } else {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map_or(Value::Null, |f| Value::from(f as i64))
+            }
+        }
+        (FieldType::Integer, Value::String(s)) => {
+            let s = s.trim();
+            match (s.parse::<i64>(), s.parse::<u64>()) {
+                (Ok(i), _) => Value::from(i),
+                (_, Ok(u)) => Value::from(u),
+                _ => Value::Null,
+            }
+        }
+        (FieldType::Number, Value::Number(_)) => value.clone(),
+        (FieldType::Number, Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number),
+        (FieldType::String, Value::String(_)) => value.clone(),
+        (FieldType::String, Value::Number(n)) => Value::String(n.to_string()),
+        (FieldType::String, Value::Bool(b)) => Value::String(b.to_string()),
+        (FieldType::Boolean, Value::Bool(_)) => value.clone(),
+        (FieldType::Boolean, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::Null,
+        },
+        _ => Value::Null,
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +173,36 @@ mod tests {
         assert_eq!(v["entityData"]["OrderId"], Value::Null);
         assert!(v["entityData"].get("Extra").is_none());
         assert_eq!(v["entityData"].as_object().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn entity_data_converts_values_to_the_catalog_type() {
+        let catalog = Catalog::builtin().unwrap();
+        let ty = catalog.get("ShipmentShipped").unwrap();
+        let entity = serde_json::json!({
+            "ParcelId": "7", "TrackingCode": 123, "OrderShipmentId": 5.0,
+            "OrderShipmentCode": {"nested": true}, "OrderId": "x", "OrderCode": null
+        });
+        let data = entity_data(ty, entity.as_object().unwrap());
+        assert_eq!(
+            data,
+            serde_json::json!({
+                "ParcelId": 7, "TrackingCode": "123", "OrderShipmentId": 5,
+                "OrderShipmentCode": null, "OrderId": null, "OrderCode": null
+            })
+        );
+        assert_eq!(
+            coerce_field(FieldType::Boolean, Some(&"TRUE".into())),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            coerce_field(FieldType::Number, Some(&"2.5".into())),
+            serde_json::json!(2.5)
+        );
+        assert_eq!(
+            coerce_field(FieldType::Number, Some(&"NaN".into())),
+            Value::Null
+        );
     }
 
     #[test]

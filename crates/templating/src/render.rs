@@ -1,25 +1,62 @@
-//! Conditions and payload templates: compiled once when a trigger is saved or loaded,
-//! rendered for every matching event.
+//! Conditions and templates (payload bodies, URLs, header values): compiled once when a trigger
+//! is saved or loaded, rendered for every matching event.
 //!
 //! One [`TemplateSet`] holds every compiled template of the enabled triggers. A condition is
 //! parsed as a minijinja expression (so it cannot smuggle in template syntax) and then kept as
 //! a tiny `{% if %}` template, which lets the set own it without borrowing tricks.
+//!
+//! Safety: the environment has no loader (templates cannot read files), no access to the
+//! process environment, `include`/`import`/`extends` resolve to nothing (a template cannot
+//! reach another trigger's), and every render runs on a fuel budget and an output cap, so a
+//! runaway template fails with a clear error instead of stalling a worker.
 
 use std::fmt;
+use std::io;
 
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
-use serde::Serialize;
+use minijinja::value::Value;
+use minijinja::{Environment, ErrorKind, Template, UndefinedBehavior};
 
+use crate::escape::{self, Mode};
 use crate::payload::MimeType;
+use crate::{filters, locate, validate};
 
-/// A template or condition that does not compile, or output that is not valid for its type.
+/// Instructions one render may run before it is stopped: far above what a payload over a large
+/// entity needs (a few thousand), far below what stalls a worker (about 10 ms at worst).
+pub const FUEL: u64 = 500_000;
+/// Largest rendered payload body.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Largest rendered URL or header value.
+pub const MAX_LINE_BYTES: usize = 8 * 1024;
+/// What `include`, `import` and `extends` resolve to: a name no template has, which makes the
+/// error say why.
+const NO_INCLUDES: &str = "(templates cannot include other templates)";
+/// Length of `{% if (` in the wrapped form of a condition.
+const CONDITION_PREFIX: usize = 7;
+
+/// What went wrong with a template, in terms of what the caller can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateErrorKind {
+    /// It does not compile.
+    Compile,
+    /// It failed while rendering in a way the data cannot cause (an unknown filter, a missing
+    /// argument) or that hit a limit (fuel, output size).
+    Render,
+    /// It failed while rendering on the values it was given (arithmetic on a missing field, a
+    /// date that does not parse): other data may render fine.
+    Data,
+    /// It rendered, but the output is not valid for its kind.
+    Output,
+}
+
+/// A template or condition that does not compile, fails to render, or renders invalid output.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct TemplateError {
+    pub kind: TemplateErrorKind,
     /// What is wrong, for people.
     pub message: String,
-    /// 1-based line in the source, when known.
+    /// 1-based line in the template source, when known.
     pub line: Option<usize>,
-    /// 1-based column in the source, when known.
+    /// 1-based column in the template source, when known.
     pub column: Option<usize>,
 }
 
@@ -36,73 +73,164 @@ impl fmt::Display for TemplateError {
 }
 
 impl TemplateError {
-    fn from_minijinja(err: &minijinja::Error, source: &str) -> TemplateError {
-        let message = match err.detail() {
-            Some(detail) => format!("{}: {detail}", err.kind()),
-            None => err.kind().to_string(),
-        };
-        let (line, column) = match err.range() {
-            Some(range) => {
-                let (line, column) = line_col(source, range.start);
-                (Some(line), Some(column))
-            }
-            None => (err.line(), None),
-        };
+    fn new(kind: TemplateErrorKind, message: impl Into<String>) -> TemplateError {
         TemplateError {
-            message,
-            line,
-            column,
+            kind,
+            message: message.into(),
+            line: None,
+            column: None,
         }
+    }
+
+    fn at(mut self, position: Option<(usize, usize)>) -> TemplateError {
+        if let Some((line, column)) = position {
+            self.line = Some(line);
+            self.column = Some(column);
+        }
+        self
+    }
+
+    /// A minijinja error, positioned in `source` shifted by `shift` bytes (the wrapper of a
+    /// condition).
+    fn from_minijinja(err: &minijinja::Error, source: &str, shift: usize) -> TemplateError {
+        let kind = match err.kind() {
+            ErrorKind::SyntaxError | ErrorKind::BadEscape => TemplateErrorKind::Compile,
+            ErrorKind::UndefinedError
+            | ErrorKind::InvalidOperation
+            | ErrorKind::NonKey
+            | ErrorKind::NonPrimitive
+            | ErrorKind::CannotUnpack
+            | ErrorKind::BadSerialization
+            | ErrorKind::UnknownMethod => TemplateErrorKind::Data,
+            _ => TemplateErrorKind::Render,
+        };
+        let message = match err.kind() {
+            ErrorKind::OutOfFuel => format!(
+                "the template ran too long (more than {FUEL} steps) and was stopped; \
+                 make its loops smaller"
+            ),
+            ErrorKind::TemplateNotFound | ErrorKind::BadInclude => {
+                "templates cannot include, import or extend other templates".to_owned()
+            }
+            _ => match err.detail() {
+                Some(detail) => format!("{}: {detail}", err.kind()),
+                None => err.kind().to_string(),
+            },
+        };
+        let position = match err.range() {
+            Some(range) if range.start >= shift && !source.is_empty() => {
+                Some(line_col(source, range.start - shift))
+            }
+            _ => None,
+        };
+        let mut error = TemplateError::new(kind, message).at(position);
+        if position.is_none() {
+            // Only the line is known (the wrapper of a condition adds no lines).
+            error.line = err.line();
+        }
+        error
     }
 }
 
-/// 1-based line and column of a byte offset.
-fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let before = &source[..offset.min(source.len())];
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
 
-/// The merge fields a template sees.
-#[derive(Debug, Serialize)]
-pub struct RenderContext<'a> {
-    pub event: EventFields<'a>,
-    pub shop: ShopFields<'a>,
-    /// The entity as the backend sent it, any depth.
-    pub entity: &'a serde_json::Value,
-    /// The default payload's fields (catalog fields, `null` when missing).
-    #[serde(rename = "entityData")]
-    pub entity_data: &'a serde_json::Value,
-    #[serde(rename = "entityId")]
-    pub entity_id: &'a str,
+/// What a template renders, which decides how inserted values are escaped and how the output
+/// is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TemplateKind {
+    /// A payload body: JSON, XML or text.
+    Payload(MimeType),
+    /// A webhook URL: inserted values are percent-encoded. (Whether the result is a usable
+    /// URL is the caller's check.)
+    Url,
+    /// A custom header value: inserted values cannot break the header line.
+    Header,
 }
 
-#[derive(Debug, Serialize)]
-pub struct EventFields<'a> {
-    pub id: i64,
-    #[serde(rename = "type")]
-    pub event_type: &'a str,
-    #[serde(rename = "occurredAt")]
-    pub occurred_at: &'a str,
-    #[serde(rename = "entityId")]
-    pub entity_id: &'a str,
-}
+impl TemplateKind {
+    fn mode(self) -> Mode {
+        match self {
+            TemplateKind::Payload(MimeType::Json) => Mode::Json,
+            TemplateKind::Payload(MimeType::Xml) => Mode::Xml,
+            TemplateKind::Payload(MimeType::Text) => Mode::Text,
+            TemplateKind::Url => Mode::Url,
+            TemplateKind::Header => Mode::Header,
+        }
+    }
 
-#[derive(Debug, Serialize)]
-pub struct ShopFields<'a> {
-    pub id: i64,
-    pub name: &'a str,
-}
+    /// The template-name extension that selects the mode (see [`TemplateSet::new`]).
+    fn extension(self) -> &'static str {
+        match self.mode() {
+            Mode::Json => "json",
+            Mode::Xml => "xml",
+            Mode::Text => "txt",
+            Mode::Url => "url",
+            Mode::Header => "hdr",
+        }
+    }
 
-impl RenderContext<'_> {
-    /// Converts the context once; the result is rendered by every matching trigger.
-    pub fn to_value(&self) -> Value {
-        Value::from_serialize(self)
+    fn max_output(self) -> usize {
+        match self {
+            TemplateKind::Payload(_) => MAX_PAYLOAD_BYTES,
+            TemplateKind::Url | TemplateKind::Header => MAX_LINE_BYTES,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            TemplateKind::Payload(MimeType::Json) => "JSON payload",
+            TemplateKind::Payload(MimeType::Xml) => "XML payload",
+            TemplateKind::Payload(MimeType::Text) => "text payload",
+            TemplateKind::Url => "URL",
+            TemplateKind::Header => "header value",
+        }
+    }
+
+    fn check_output(self, out: &str) -> Result<(), validate::Invalid> {
+        match self {
+            TemplateKind::Payload(MimeType::Json) => validate::json(out),
+            TemplateKind::Payload(MimeType::Xml) => validate::xml(out),
+            TemplateKind::Header => validate::header(out),
+            TemplateKind::Payload(MimeType::Text) | TemplateKind::Url => Ok(()),
+        }
     }
 }
 
-/// Compiled conditions and payload templates, addressed by a caller-chosen key.
+/// A compiled template kept in a [`TemplateSet`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateId {
+    name: String,
+    kind: TemplateKind,
+}
+
+impl TemplateId {
+    pub fn kind(&self) -> TemplateKind {
+        self.kind
+    }
+}
+
+/// A compiled condition kept in a [`TemplateSet`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionId {
+    name: String,
+}
+
+fn template_name(key: &str, kind: TemplateKind) -> String {
+    format!("{key}.{}", kind.extension())
+}
+
+/// Compiled conditions and templates, addressed by the ids [`TemplateSet::add`] and
+/// [`TemplateSet::add_condition`] hand out.
 pub struct TemplateSet {
     env: Environment<'static>,
 }
@@ -117,246 +245,306 @@ impl TemplateSet {
     pub fn new() -> TemplateSet {
         let mut env = Environment::new();
         // Merge fields are optional data: `entity.Customer.Email` on an entity without a
-        // customer renders as nothing instead of failing the whole call.
+        // customer renders as nothing (`null` in JSON) instead of failing the whole call.
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        // The name's extension picks the escaping; a trailing `~` marks a locating copy.
         env.set_auto_escape_callback(|name| {
-            if name.ends_with(".json") {
-                AutoEscape::Json
-            } else if name.ends_with(".xml") {
-                AutoEscape::Html
-            } else {
-                AutoEscape::None
-            }
+            let (stem, locating) = match name.strip_suffix('~') {
+                Some(stem) => (stem, true),
+                None => (name, false),
+            };
+            let mode = match stem.rsplit('.').next() {
+                Some("json") => Mode::Json,
+                Some("xml") => Mode::Xml,
+                Some("url") => Mode::Url,
+                Some("hdr") => Mode::Header,
+                _ => Mode::Text,
+            };
+            mode.auto_escape(locating)
         });
+        env.set_formatter(escape::formatter);
+        env.set_fuel(Some(FUEL));
         env.set_keep_trailing_newline(true);
+        // Triggers share the environment; one's template must not reach another's.
+        env.set_path_join_callback(|_, _| NO_INCLUDES.into());
+        // `debug()` would print the environment, other triggers' templates included.
+        env.remove_global("debug");
+        filters::register(&mut env);
         TemplateSet { env }
     }
+
+    // ---- conditions ----
 
     /// Checks that a condition compiles, without keeping it.
     pub fn check_condition(&self, source: &str) -> Result<(), TemplateError> {
         if source.trim().is_empty() {
-            return Err(TemplateError {
-                message: "condition is empty".into(),
-                line: None,
-                column: None,
-            });
+            return Err(TemplateError::new(
+                TemplateErrorKind::Compile,
+                "condition is empty",
+            ));
         }
         self.env
             .compile_expression(source)
             .map(drop)
-            .map_err(|e| TemplateError::from_minijinja(&e, source))
+            .map_err(|e| TemplateError::from_minijinja(&e, source, 0))
     }
 
-    /// Checks that a payload template compiles, without keeping it.
-    pub fn check_payload(&self, mime: MimeType, source: &str) -> Result<(), TemplateError> {
-        let mut scratch = self.env.clone();
-        scratch
-            .add_template_owned(template_name("check", mime), source.to_owned())
-            .map_err(|e| TemplateError::from_minijinja(&e, source))
+    /// Checks that a condition compiles and evaluates against `sample` (see
+    /// [`TemplateSet::check`] for what is forgiven).
+    pub fn check_condition_against(
+        &self,
+        source: &str,
+        sample: &Value,
+    ) -> Result<(), TemplateError> {
+        self.check_condition(source)?;
+        let wrapped = wrap_condition(source);
+        let template = self
+            .env
+            .template_from_named_str("check.cond", &wrapped)
+            .map_err(|e| TemplateError::from_minijinja(&e, source, CONDITION_PREFIX))?;
+        match template.render(sample) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = TemplateError::from_minijinja(&e, source, CONDITION_PREFIX);
+                forgive_missing_fields(err, &template, sample)
+            }
+        }
     }
 
     /// Compiles and keeps a condition under `key`.
-    pub fn add_condition(&mut self, key: &str, source: &str) -> Result<(), TemplateError> {
+    pub fn add_condition(&mut self, key: &str, source: &str) -> Result<ConditionId, TemplateError> {
         self.check_condition(source)?;
-        // The expression parsed on its own, so wrapping it cannot change its meaning.
-        let wrapped = format!("{{% if ({source}) %}}1{{% endif %}}");
-        self.env
-            .add_template_owned(format!("{key}.cond"), wrapped)
-            .map_err(|e| TemplateError::from_minijinja(&e, source))
-    }
-
-    /// Compiles and keeps a payload template under `key`.
-    pub fn add_payload(
-        &mut self,
-        key: &str,
-        mime: MimeType,
-        source: &str,
-    ) -> Result<(), TemplateError> {
-        self.env
-            .add_template_owned(template_name(key, mime), source.to_owned())
-            .map_err(|e| TemplateError::from_minijinja(&e, source))
-    }
-
-    /// Evaluates the condition kept under `key`.
-    pub fn condition_holds(&self, key: &str, ctx: &Value) -> Result<bool, TemplateError> {
         let name = format!("{key}.cond");
+        // The expression parsed on its own, so wrapping it cannot change its meaning.
+        self.env
+            .add_template_owned(name.clone(), wrap_condition(source))
+            .map_err(|e| TemplateError::from_minijinja(&e, source, CONDITION_PREFIX))?;
+        Ok(ConditionId { name })
+    }
+
+    /// Evaluates a kept condition.
+    pub fn condition_holds(&self, id: &ConditionId, ctx: &Value) -> Result<bool, TemplateError> {
         let template = self
             .env
-            .get_template(&name)
-            .map_err(|e| TemplateError::from_minijinja(&e, ""))?;
-        let out = template
-            .render(ctx)
-            .map_err(|e| TemplateError::from_minijinja(&e, ""))?;
+            .get_template(&id.name)
+            .map_err(|e| TemplateError::from_minijinja(&e, "", 0))?;
+        let out = template.render(ctx).map_err(|e| {
+            let source = template.source();
+            let inner = &source[CONDITION_PREFIX.min(source.len())..];
+            TemplateError::from_minijinja(&e, inner, CONDITION_PREFIX)
+        })?;
         Ok(out == "1")
     }
 
-    /// Renders the payload kept under `key` and checks the output is valid for `mime`.
-    pub fn render_payload(
+    // ---- templates ----
+
+    /// Checks a template the way saving a trigger does: it must compile, and rendering it
+    /// against `sample` (an event type's sample context) must give valid output.
+    ///
+    /// A render that fails on the data is forgiven when the template reads merge fields the
+    /// sample does not have (fields outside the catalog): only real data can judge it, and if
+    /// it fails then, the call fails with this same message.
+    pub fn check(
         &self,
-        key: &str,
-        mime: MimeType,
-        ctx: &Value,
-    ) -> Result<String, TemplateError> {
+        kind: TemplateKind,
+        source: &str,
+        sample: &Value,
+    ) -> Result<(), TemplateError> {
+        let name = template_name("check", kind);
         let template = self
             .env
-            .get_template(&template_name(key, mime))
-            .map_err(|e| TemplateError::from_minijinja(&e, ""))?;
-        let out = template
-            .render(ctx)
-            .map_err(|e| TemplateError::from_minijinja(&e, template.source()))?;
-        validate_output(mime, &out)?;
-        Ok(out)
+            .template_from_named_str(&name, source)
+            .map_err(|e| TemplateError::from_minijinja(&e, source, 0))?;
+        match self.render_template(&template, kind, sample) {
+            Ok(_) => Ok(()),
+            Err(err) => forgive_missing_fields(err, &template, sample),
+        }
     }
 
-    /// Compiles a one-off payload template, renders it and validates the output.
+    /// Compiles and keeps a template under `key`.
+    pub fn add(
+        &mut self,
+        key: &str,
+        kind: TemplateKind,
+        source: &str,
+    ) -> Result<TemplateId, TemplateError> {
+        let name = template_name(key, kind);
+        self.env
+            .add_template_owned(name.clone(), source.to_owned())
+            .map_err(|e| TemplateError::from_minijinja(&e, source, 0))?;
+        Ok(TemplateId { name, kind })
+    }
+
+    /// Renders a kept template and checks the output is valid for its kind.
+    pub fn render(&self, id: &TemplateId, ctx: &Value) -> Result<String, TemplateError> {
+        let template = self
+            .env
+            .get_template(&id.name)
+            .map_err(|e| TemplateError::from_minijinja(&e, "", 0))?;
+        self.render_template(&template, id.kind, ctx)
+    }
+
+    /// Compiles a one-off template, renders it and checks the output (previews).
     pub fn render_once(
         &self,
-        mime: MimeType,
+        kind: TemplateKind,
         source: &str,
         ctx: &Value,
     ) -> Result<String, TemplateError> {
-        let mut scratch = self.env.clone();
-        let name = template_name("once", mime);
-        scratch
-            .add_template_owned(name.clone(), source.to_owned())
-            .map_err(|e| TemplateError::from_minijinja(&e, source))?;
-        let template = scratch
-            .get_template(&name)
-            .map_err(|e| TemplateError::from_minijinja(&e, source))?;
-        let out = template
-            .render(ctx)
-            .map_err(|e| TemplateError::from_minijinja(&e, source))?;
-        validate_output(mime, &out)?;
+        let name = template_name("once", kind);
+        let template = self
+            .env
+            .template_from_named_str(&name, source)
+            .map_err(|e| TemplateError::from_minijinja(&e, source, 0))?;
+        self.render_template(&template, kind, ctx)
+    }
+
+    fn render_template(
+        &self,
+        template: &Template<'_, '_>,
+        kind: TemplateKind,
+        ctx: &Value,
+    ) -> Result<String, TemplateError> {
+        let source = template.source();
+        let cap = kind.max_output();
+        let mut sink = CappedWriter {
+            buf: Vec::with_capacity(256),
+            cap,
+            overflowed: false,
+        };
+        if let Err(err) = template.render_captured_to(ctx, &mut sink) {
+            if sink.overflowed {
+                let position = self.locate(template, kind, ctx, "", cap);
+                return Err(TemplateError::new(
+                    TemplateErrorKind::Render,
+                    format!(
+                        "the rendered {} is larger than {cap} bytes",
+                        kind.describe()
+                    ),
+                )
+                .at(position));
+            }
+            return Err(TemplateError::from_minijinja(&err, source, 0));
+        }
+        // Everything written came from `&str`s, whole.
+        let out = String::from_utf8(sink.buf).map_err(|_| {
+            TemplateError::new(TemplateErrorKind::Render, "the output is not UTF-8")
+        })?;
+        if let Err(invalid) = kind.check_output(&out) {
+            let position = self.locate(template, kind, ctx, &out, invalid.offset);
+            let (out_line, out_column) = line_col(&out, invalid.offset);
+            let mut message = format!(
+                "{} (at line {out_line}, column {out_column} of the output)",
+                invalid.message
+            );
+            if kind == TemplateKind::Payload(MimeType::Json) && source.contains("\"{{") {
+                message.push_str(
+                    "; note that {{ value }} inserts the value JSON-encoded, quotes included: \
+                     write {{ value }}, not \"{{ value }}\"",
+                );
+            }
+            return Err(TemplateError::new(TemplateErrorKind::Output, message).at(position));
+        }
         Ok(out)
+    }
+
+    /// The template position behind byte `target` of the output (see [`crate::locate`]).
+    fn locate(
+        &self,
+        template: &Template<'_, '_>,
+        kind: TemplateKind,
+        ctx: &Value,
+        out: &str,
+        target: usize,
+    ) -> Option<(usize, usize)> {
+        let name = format!("{}~", template_name("locate", kind));
+        if out.is_empty() {
+            // The output cap: any byte at the cap will do, the output itself is not kept.
+            let filler = " ".repeat(target + 1);
+            return locate::locate(&self.env, &name, template.source(), ctx, &filler, target);
+        }
+        locate::locate(&self.env, &name, template.source(), ctx, out, target)
     }
 }
 
-fn template_name(key: &str, mime: MimeType) -> String {
-    let ext = match mime {
-        MimeType::Json => "json",
-        MimeType::Xml => "xml",
-        MimeType::Text => "txt",
-    };
-    format!("{key}.{ext}")
+/// Checks rendered output the way every render does: valid JSON or well-formed XML for those
+/// payloads, a safe header value for headers. For receivers' and tests' use.
+pub fn check_output(kind: TemplateKind, out: &str) -> Result<(), String> {
+    kind.check_output(out).map_err(|invalid| {
+        let (line, column) = line_col(out, invalid.offset);
+        format!("line {line}, column {column}: {}", invalid.message)
+    })
 }
 
-/// Rendered output must be what its mime type promises; a receiver never gets broken JSON.
-fn validate_output(mime: MimeType, out: &str) -> Result<(), TemplateError> {
-    match mime {
-        MimeType::Json => serde_json::from_str::<serde::de::IgnoredAny>(out)
-            .map(drop)
-            .map_err(|e| TemplateError {
-                message: format!("rendered payload is not valid JSON: {e}"),
-                line: Some(e.line()),
-                column: Some(e.column()),
-            }),
-        MimeType::Xml | MimeType::Text => Ok(()),
+fn wrap_condition(source: &str) -> String {
+    format!("{{% if ({source}) %}}1{{% endif %}}")
+}
+
+/// Lets a data error pass when `template` reads merge fields that `sample` lacks.
+fn forgive_missing_fields(
+    err: TemplateError,
+    template: &Template<'_, '_>,
+    sample: &Value,
+) -> Result<(), TemplateError> {
+    if err.kind != TemplateErrorKind::Data {
+        return Err(err);
+    }
+    let reads_missing = template
+        .undeclared_variables(true)
+        .iter()
+        .any(|path| reads_missing_field(path, sample));
+    if reads_missing {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Whether a dotted path a template reads (`entity.Customer.Email`) is absent from `ctx`, or
+/// is an entity read whole (`entity[key]`, loops) that the sample cannot stand for.
+fn reads_missing_field(path: &str, ctx: &Value) -> bool {
+    let mut segments = path.split('.');
+    let Some(first) = segments.next() else {
+        return false;
+    };
+    if !path.contains('.') && matches!(first, "entity" | "entityData") {
+        return true;
+    }
+    let mut current = match ctx.get_attr(first) {
+        Ok(value) if !value.is_undefined() => value,
+        // Not a merge field at all (a global such as `range`, or a typo caught elsewhere).
+        _ => return false,
+    };
+    for segment in segments {
+        current = match current.get_attr(segment) {
+            Ok(value) if !value.is_undefined() => value,
+            _ => return true,
+        };
+    }
+    false
+}
+
+/// Collects output up to a cap; past it, the write fails and the render stops.
+struct CappedWriter {
+    buf: Vec<u8>,
+    cap: usize,
+    overflowed: bool,
+}
+
+impl io::Write for CappedWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > self.cap {
+            self.overflowed = true;
+            return Err(io::Error::other("output cap reached"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn ctx(entity: &serde_json::Value) -> Value {
-        let entity_data = json!({});
-        RenderContext {
-            event: EventFields {
-                id: 1,
-                event_type: "OrderChanged",
-                occurred_at: "2026-01-01T00:00:00Z",
-                entity_id: "9",
-            },
-            shop: ShopFields {
-                id: 2,
-                name: "Main \"shop\"",
-            },
-            entity,
-            entity_data: &entity_data,
-            entity_id: "9",
-        }
-        .to_value()
-    }
-
-    #[test]
-    fn json_templates_escape_merge_fields() {
-        let mut set = TemplateSet::new();
-        set.add_payload(
-            "t",
-            MimeType::Json,
-            r#"{"code": {{ entity.OrderCode }}, "shop": {{ shop.name }}, "n": {{ entity.Total }}}"#,
-        )
-        .unwrap();
-        let entity = json!({"OrderCode": "A\"B\\C\nD ☃", "Total": 12.5});
-        let out = set
-            .render_payload("t", MimeType::Json, &ctx(&entity))
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["code"], "A\"B\\C\nD ☃");
-        assert_eq!(v["shop"], "Main \"shop\"");
-        assert_eq!(v["n"], 12.5);
-    }
-
-    #[test]
-    fn tojson_is_not_escaped_twice() {
-        let mut set = TemplateSet::new();
-        set.add_payload(
-            "t",
-            MimeType::Json,
-            r#"{"order": {{ entity.OrderCode | tojson }}}"#,
-        )
-        .unwrap();
-        let out = set
-            .render_payload("t", MimeType::Json, &ctx(&json!({"OrderCode": "X1"})))
-            .unwrap();
-        assert_eq!(out, r#"{"order": "X1"}"#);
-    }
-
-    #[test]
-    fn output_that_is_not_json_is_an_error() {
-        let mut set = TemplateSet::new();
-        set.add_payload("t", MimeType::Json, r#"{"a": {{ entity.A | safe }}}"#)
-            .unwrap();
-        let err = set
-            .render_payload("t", MimeType::Json, &ctx(&json!({"A": "not json"})))
-            .unwrap_err();
-        assert!(err.message.contains("not valid JSON"), "{err}");
-    }
-
-    #[test]
-    fn conditions_evaluate_over_entity_and_event() {
-        let mut set = TemplateSet::new();
-        set.add_condition(
-            "c",
-            r#"entity.Status == "Shipped" and entity.Total > 100 and event.type == "OrderChanged""#,
-        )
-        .unwrap();
-        assert!(set
-            .condition_holds("c", &ctx(&json!({"Status": "Shipped", "Total": 150})))
-            .unwrap());
-        assert!(!set
-            .condition_holds("c", &ctx(&json!({"Status": "Shipped", "Total": 50})))
-            .unwrap());
-        assert!(!set.condition_holds("c", &ctx(&json!({}))).unwrap());
-    }
-
-    #[test]
-    fn broken_conditions_and_templates_report_where() {
-        let set = TemplateSet::new();
-        let err = set.check_condition("entity.Total >").unwrap_err();
-        assert_eq!(err.line, Some(1));
-        assert!(err.column.is_some());
-        assert!(set.check_condition("x %} {% if y").is_err());
-        let err = set
-            .check_payload(MimeType::Json, "{\n  \"a\": {{ entity.A \n}")
-            .unwrap_err();
-        assert!(err.line.is_some(), "{err:?}");
-    }
-
-    #[test]
-    fn line_col_counts_from_one() {
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-        assert_eq!(line_col("ab", 0), (1, 1));
-    }
-}
+mod tests;

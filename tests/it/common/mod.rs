@@ -13,7 +13,6 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -34,7 +33,7 @@ pub const POSTGRES_ENV: &str = "HOOKFLOW_TEST_POSTGRES_URL";
 
 /// Runs an async test body on both backends. Each test becomes a module with two tests,
 /// `<name>::sqlite` and `<name>::postgres`; the PostgreSQL one returns early (and says so) when
-/// `HOOKFLOW_TEST_POSTGRES_URL` is unset.
+/// `HOOKFLOW_TEST_POSTGRES_URL` is unset. Attributes (`#[ignore = "..."]`) apply to both.
 ///
 /// ```ignore
 /// both_backends! {
@@ -47,18 +46,19 @@ macro_rules! both_backends {
         $(#[$meta:meta])*
         async fn $name:ident($backend:ident : Backend) $body:block
     )*) => {$(
-        $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
             async fn run($backend: $crate::common::Backend) $body
 
+            $(#[$meta])*
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 run($crate::common::Backend::Sqlite).await
             }
 
+            $(#[$meta])*
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if !$crate::common::Backend::Postgres.available() {
@@ -77,13 +77,13 @@ macro_rules! postgres_only {
         $(#[$meta:meta])*
         async fn $name:ident($backend:ident : Backend) $body:block
     )*) => {$(
-        $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
             async fn run($backend: $crate::common::Backend) $body
 
+            $(#[$meta])*
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if !$crate::common::Backend::Postgres.available() {
@@ -247,6 +247,8 @@ pub struct TestApp {
     client: reqwest::Client,
     db: Arc<TestDb>,
     log: Arc<Mutex<Vec<String>>>,
+    /// The `--admin-token` it was started with; requests present it.
+    token: Option<String>,
 }
 
 /// The flags every test app gets unless the test overrides them.
@@ -290,6 +292,10 @@ impl TestApp {
                 None => args.push((flag, value)),
             }
         }
+        let token = args
+            .iter()
+            .find(|(k, v)| k == "--admin-token" && !v.is_empty())
+            .map(|(_, v)| v.clone());
         let live_log = std::env::var_os("TEST_LOG").is_some();
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookflow"));
         for (key, _) in std::env::vars_os() {
@@ -306,6 +312,14 @@ impl TestApp {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if db.backend == Backend::Postgres {
+            // PostgreSQL has no database file to keep a key beside; test processes share
+            // this one instead of racing to create ./hookflow.key.
+            command.env(
+                "HOOKFLOW_SECRET_KEY",
+                "dGVzdCBrZXkgZm9yIGhvb2tmbG93IGUyZSB0ZXN0cyE=",
+            );
+        }
         let mut child = command.spawn().expect("starting the hookflow binary");
 
         // Keep the log: live under TEST_LOG, and in memory for failure reports.
@@ -365,6 +379,7 @@ impl TestApp {
             client,
             db: db.clone(),
             log,
+            token,
         }
     }
 
@@ -435,7 +450,22 @@ impl TestApp {
         path: &str,
         body: Option<RequestBody>,
     ) -> (StatusCode, Value) {
+        self.request_as(self.token.as_deref(), method, path, body)
+            .await
+    }
+
+    /// [`TestApp::request`] presenting `token` (or none) instead of the app's admin token.
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<RequestBody>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.request(method.clone(), self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         match body {
             Some(RequestBody::Json(value)) => request = request.json(&value),
             Some(RequestBody::Raw(text)) => {
@@ -979,15 +1009,8 @@ pub fn parse_time(value: &Value) -> std::time::SystemTime {
     std::time::SystemTime::from(t)
 }
 
-/// Sets of strings, for comparing unordered results.
+/// The items, sorted: for comparing results whose order does not matter.
 pub fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     items.sort();
     items
-}
-
-/// Waits until `future` is done or panics after `deadline`.
-pub async fn within<T>(deadline: Duration, what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(deadline, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {deadline:?}"))
 }

@@ -1,9 +1,15 @@
-//! The event catalog: which event types exist and what their default payload holds.
+//! The event catalog: which event types exist, what their default payload holds (and its JSON
+//! Schema), and which merge fields their templates can read.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use hookflow_engine::model::ShopId;
+use hookflow_engine::templates::MergeFields;
 use hookflow_templating::EventType;
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::v1::Items;
@@ -28,8 +34,50 @@ async fn get_event_type(
         .ok_or_else(|| ApiError::NotFound(format!("unknown event type {name:?}")))
 }
 
+/// `?shopId=..&entityId=..`: list a real entity's fields and values instead of the catalog's.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EntityParams {
+    shop_id: Option<i64>,
+    entity_id: Option<String>,
+}
+
+async fn merge_fields(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<EntityParams>, QueryRejection>,
+) -> Result<Json<MergeFields>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let fields = match (params.shop_id, params.entity_id) {
+        (None, None) => state.engine.merge_fields(&name)?,
+        (Some(shop), Some(entity_id)) if !entity_id.is_empty() => {
+            state
+                .engine
+                .entity_merge_fields(&name, ShopId(shop), &entity_id)
+                .await?
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "shopId and entityId go together: give both to list a stored entity's fields, \
+                 or neither for the event type's"
+                    .into(),
+            ))
+        }
+    };
+    Ok(Json(fields))
+}
+
+async fn schema(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(state.engine.payload_schema(&name)?))
+}
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/event-types", get(list_event_types))
         .route("/event-types/{name}", get(get_event_type))
+        .route("/event-types/{name}/merge-fields", get(merge_fields))
+        .route("/event-types/{name}/schema", get(schema))
 }

@@ -2,6 +2,7 @@
 
 mod event_types;
 mod events;
+mod payloads;
 mod queue;
 mod shops;
 mod triggers;
@@ -16,6 +17,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(triggers::router())
         .merge(events::router())
         .merge(event_types::router())
+        .merge(payloads::router())
         .merge(queue::router())
 }
 

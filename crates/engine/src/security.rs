@@ -1,0 +1,325 @@
+//! The credentials of each action, resolved for sending: basic auth, signing keys and TLS
+//! identity. They are looked up by (trigger, action) when a call is sent and never copied into
+//! the queue, so the queue, its API and the attempt log cannot leak them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::model::{Action, HmacSecret, SignatureScheme, Timestamp, Trigger, TriggerId};
+
+/// What a transport needs to authenticate one action's calls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ActionSecurity {
+    pub basic_auth: Option<(String, String)>,
+    pub signing: Option<Signing>,
+    /// Client certificate chain and key (PEM), for mTLS.
+    pub identity: Option<(String, String)>,
+    /// CA certificates (PEM) to trust instead of the public roots.
+    pub ca_pem: Option<String>,
+}
+
+/// Signing keys of an action.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Signing {
+    pub scheme: SignatureScheme,
+    /// The current `whsec_…` secret.
+    pub current: String,
+    /// The secret before the last rotation, with the time (ms) until which it is still used.
+    pub previous: Option<(String, i64)>,
+}
+
+impl Signing {
+    /// The secrets to sign with at `now`: the current one, and the previous one while valid.
+    pub fn active_secrets(&self, now: Timestamp) -> impl Iterator<Item = &str> {
+        let previous = self
+            .previous
+            .as_ref()
+            .filter(|(_, until)| *until > now.0)
+            .map(|(s, _)| s.as_str());
+        std::iter::once(self.current.as_str()).chain(previous)
+    }
+}
+
+impl ActionSecurity {
+    pub fn is_empty(&self) -> bool {
+        self == &ActionSecurity::default()
+    }
+}
+
+/// Every action's credentials, by (trigger, action index). Disabled triggers are included:
+/// their queued calls are still sent.
+#[derive(Debug, Default)]
+pub struct SecurityIndex {
+    by_action: HashMap<(TriggerId, i32), Arc<ActionSecurity>>,
+}
+
+impl SecurityIndex {
+    pub fn build(triggers: &[Trigger]) -> SecurityIndex {
+        let mut by_action = HashMap::new();
+        for trigger in triggers {
+            for (index, action) in trigger.draft.actions.iter().enumerate() {
+                let Action::CallWebhook(call) = action;
+                let signing = match &call.hmac_secret {
+                    Some(HmacSecret::Keys(keys)) => Some(Signing {
+                        scheme: call.signature_scheme,
+                        current: keys.current.clone(),
+                        previous: keys.previous.clone().zip(keys.previous_valid_until),
+                    }),
+                    _ => None,
+                };
+                let security = ActionSecurity {
+                    basic_auth: call
+                        .basic_auth
+                        .as_ref()
+                        .map(|b| (b.username.clone(), b.password.clone().unwrap_or_default())),
+                    signing,
+                    identity: call
+                        .client_certificate
+                        .as_ref()
+                        .and_then(|c| c.key_pem.clone().map(|key| (c.cert_pem.clone(), key))),
+                    ca_pem: call.ca_pem.clone(),
+                };
+                if !security.is_empty() {
+                    by_action.insert((trigger.id, index as i32), Arc::new(security));
+                }
+            }
+        }
+        SecurityIndex { by_action }
+    }
+
+    pub fn get(&self, trigger: TriggerId, action_index: i32) -> Option<Arc<ActionSecurity>> {
+        self.by_action.get(&(trigger, action_index)).cloned()
+    }
+}
+
+// ---- resolving credentials when a trigger is saved ----
+
+use base64::Engine as _;
+use rand::RngCore;
+
+use crate::model::{CallWebhook, SigningKeys, TriggerDraft};
+use crate::service::{Engine, EngineError};
+
+/// How long the previous secret keeps being used after a rotation.
+pub const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
+
+/// A fresh Standard Webhooks secret: `whsec_` and 32 random bytes in base64.
+pub fn generate_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
+/// Checks a pasted `whsec_…` secret: the Standard Webhooks spec makes it base64 of 24 to 64
+/// random bytes.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    let Some(encoded) = secret.strip_prefix("whsec_") else {
+        return Err(
+            "must start with whsec_ (a Standard Webhooks secret); send \"generate\" to get one"
+                .into(),
+        );
+    };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("the part after whsec_ is not valid base64: {e}"))?;
+    if !(24..=64).contains(&key.len()) {
+        return Err(format!(
+            "decodes to {} bytes; a secret has 24 to 64",
+            key.len()
+        ));
+    }
+    Ok(())
+}
+
+fn invalid(field: String, message: impl Into<String>) -> EngineError {
+    EngineError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+impl Engine {
+    /// Turns the write-only credential fields of a trigger as the API sent it into what is
+    /// stored: missing secrets are kept from `existing`, `"generate"` makes a new HMAC secret,
+    /// a changed secret keeps the old one for [`ROTATION_OVERLAP_MS`], and certificates are
+    /// checked and described.
+    pub(crate) fn resolve_credentials(
+        &self,
+        draft: &mut TriggerDraft,
+        existing: Option<&Trigger>,
+    ) -> Result<(), EngineError> {
+        let now = Timestamp::now();
+        for (i, action) in draft.actions.iter_mut().enumerate() {
+            let Action::CallWebhook(call) = action;
+            let before: Option<&CallWebhook> =
+                existing.and_then(|t| t.draft.actions.get(i)).map(|a| {
+                    let Action::CallWebhook(c) = a;
+                    c
+                });
+            let field = |name: &str| format!("actions[{i}].{name}");
+            self.transport
+                .check_url(&call.url)
+                .map_err(|m| invalid(field("url"), m))?;
+
+            if let Some(auth) = &mut call.basic_auth {
+                if auth.username.is_empty() || auth.username.contains(':') {
+                    return Err(invalid(
+                        field("basicAuth.username"),
+                        "must be non-empty and contain no colon",
+                    ));
+                }
+                if auth.password.is_none() {
+                    auth.password = before
+                        .and_then(|b| b.basic_auth.as_ref())
+                        .and_then(|b| b.password.clone());
+                    if auth.password.is_none() {
+                        return Err(invalid(field("basicAuth.password"), "is required"));
+                    }
+                }
+            }
+
+            let previous_keys = before.and_then(|b| match &b.hmac_secret {
+                Some(HmacSecret::Keys(k)) => Some(k.clone()),
+                _ => None,
+            });
+            call.hmac_secret = match call.hmac_secret.take() {
+                None => previous_keys.map(HmacSecret::Keys),
+                Some(HmacSecret::Input(input)) if input.is_empty() => None,
+                Some(HmacSecret::Input(input)) => {
+                    let secret = if input == "generate" {
+                        generate_secret()
+                    } else {
+                        check_secret(&input).map_err(|m| invalid(field("hmacSecret"), m))?;
+                        input
+                    };
+                    Some(rotate(previous_keys, secret, now))
+                }
+                Some(HmacSecret::Keys(keys)) => {
+                    check_secret(&keys.current)
+                        .map_err(|m| invalid(field("hmacSecret.current"), m))?;
+                    if let Some(previous) = &keys.previous {
+                        check_secret(previous)
+                            .map_err(|m| invalid(field("hmacSecret.previous"), m))?;
+                    }
+                    Some(HmacSecret::Keys(keys))
+                }
+            };
+
+            if let Some(cert) = &mut call.client_certificate {
+                if cert.key_pem.is_none() {
+                    cert.key_pem = before
+                        .and_then(|b| b.client_certificate.as_ref())
+                        .and_then(|c| c.key_pem.clone());
+                    if cert.key_pem.is_none() {
+                        return Err(invalid(field("clientCertificate.keyPem"), "is required"));
+                    }
+                }
+                let key = cert.key_pem.as_deref().unwrap_or_default();
+                let info = self
+                    .transport
+                    .inspect_identity(&cert.cert_pem, key)
+                    .map_err(|m| invalid(field("clientCertificate"), m))?;
+                cert.subject = Some(info.subject);
+                cert.issuer = Some(info.issuer);
+                cert.not_after = Some(info.not_after);
+            }
+            if let Some(ca) = &call.ca_pem {
+                self.transport
+                    .check_ca(ca)
+                    .map_err(|m| invalid(field("caPem"), m))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The current HMAC secret of an action, for an admin who needs to configure a receiver.
+    pub async fn reveal_secret(
+        &self,
+        trigger: TriggerId,
+        action_index: usize,
+    ) -> Result<String, EngineError> {
+        let trigger = self.get_trigger(trigger).await?;
+        let Some(Action::CallWebhook(call)) = trigger.draft.actions.get(action_index) else {
+            return Err(EngineError::NotFound(format!(
+                "trigger {} has no action {action_index}",
+                trigger.id
+            )));
+        };
+        match &call.hmac_secret {
+            Some(HmacSecret::Keys(keys)) => Ok(keys.current.clone()),
+            _ => Err(EngineError::NotFound(format!(
+                "action {action_index} of trigger {} is not signed",
+                trigger.id
+            ))),
+        }
+    }
+}
+
+/// Makes `secret` current; the previous current key stays valid for a day unless it is the same.
+fn rotate(previous: Option<SigningKeys>, secret: String, now: Timestamp) -> HmacSecret {
+    match previous {
+        Some(keys) if keys.current == secret => HmacSecret::Keys(keys),
+        Some(keys) => HmacSecret::Keys(SigningKeys {
+            current: secret,
+            previous: Some(keys.current),
+            previous_valid_until: Some(now.0 + ROTATION_OVERLAP_MS),
+        }),
+        None => HmacSecret::Keys(SigningKeys {
+            current: secret,
+            previous: None,
+            previous_valid_until: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_are_valid_and_pasted_ones_are_checked() {
+        let s = generate_secret();
+        assert!(check_secret(&s).is_ok());
+        assert!(check_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
+        assert!(check_secret("secret").is_err());
+        assert!(check_secret("whsec_!!!").is_err());
+        assert!(check_secret("whsec_AAAA").is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_secret_for_a_day() {
+        let old = generate_secret();
+        let new = generate_secret();
+        let keys = SigningKeys {
+            current: old.clone(),
+            previous: None,
+            previous_valid_until: None,
+        };
+        let HmacSecret::Keys(rotated) = rotate(Some(keys.clone()), new.clone(), Timestamp(1000))
+        else {
+            panic!()
+        };
+        assert_eq!(rotated.current, new);
+        assert_eq!(rotated.previous.as_deref(), Some(old.as_str()));
+        let signing = Signing {
+            scheme: SignatureScheme::StandardWebhooks,
+            current: rotated.current.clone(),
+            previous: rotated.previous.clone().zip(rotated.previous_valid_until),
+        };
+        assert_eq!(signing.active_secrets(Timestamp(2000)).count(), 2);
+        assert_eq!(
+            signing
+                .active_secrets(Timestamp(1000 + ROTATION_OVERLAP_MS))
+                .count(),
+            1
+        );
+        // Re-saving the same secret is not a rotation.
+        assert_eq!(
+            rotate(Some(keys.clone()), old, Timestamp(5)),
+            HmacSecret::Keys(keys)
+        );
+    }
+}

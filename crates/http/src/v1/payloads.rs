@@ -1,0 +1,20 @@
+//! Payload previews: render a template as a trigger would, before saving it.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use hookflow_engine::templates::{Preview, PreviewRequest};
+
+use crate::error::ApiError;
+use crate::json::parse;
+use crate::AppState;
+
+async fn preview(State(state): State<AppState>, body: Bytes) -> Result<Json<Preview>, ApiError> {
+    let request: PreviewRequest = parse(&body)?;
+    Ok(Json(state.engine.preview(request).await?))
+}
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/payloads/preview", post(preview))
+}
