@@ -105,6 +105,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let transport = Arc::new(HttpTransport::new(config.delivery.clone())?);
     let engine_config = EngineConfig {
         dispatch: config.dispatch.clone(),
+        notifier: None,
     };
     let (engine, engine_tasks) =
         Engine::start(Arc::new(store), catalog, transport, engine_config).await?;

@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod event;
 pub mod ingest;
 pub mod model;
+pub mod notify;
 pub mod retry;
 pub mod security;
 pub mod service;

@@ -78,6 +78,9 @@ impl Serialize for Timestamp {
 pub struct Shop {
     pub id: ShopId,
     pub name: String,
+    /// Where failure and deactivation notices for this shop go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_email: Option<String>,
     pub created_at: Timestamp,
 }
 
@@ -287,6 +290,9 @@ pub enum CallStatus {
     Succeeded,
     Failed,
     Cancelled,
+    /// Not sent: its action was deactivated when the event came (kept for the event log and
+    /// for requeueing on reactivation).
+    Skipped,
 }
 
 impl CallStatus {
@@ -297,6 +303,7 @@ impl CallStatus {
             CallStatus::Succeeded => "succeeded",
             CallStatus::Failed => "failed",
             CallStatus::Cancelled => "cancelled",
+            CallStatus::Skipped => "skipped",
         }
     }
 }
@@ -310,8 +317,9 @@ impl FromStr for CallStatus {
             "succeeded" => Ok(CallStatus::Succeeded),
             "failed" => Ok(CallStatus::Failed),
             "cancelled" => Ok(CallStatus::Cancelled),
+            "skipped" => Ok(CallStatus::Skipped),
             other => Err(format!(
-                "unknown status {other:?}: use pending, in_flight, succeeded, failed or cancelled"
+                "unknown status {other:?}: use pending, in_flight, succeeded, failed, cancelled or skipped"
             )),
         }
     }

@@ -20,6 +20,7 @@ use crate::model::{
     Action, Attempt, CallId, Ingested, QueueFilter, QueueItem, Shop, ShopId, Timestamp, Trigger,
     TriggerDraft, TriggerId,
 };
+use crate::notify::Notifier;
 use crate::security::SecurityIndex;
 use crate::store::{CancelOutcome, RetryOutcome, Store, StoreError};
 use crate::transport::Transport;
@@ -32,9 +33,20 @@ const TRIGGER_REFRESH: Duration = Duration::from_secs(10);
 const MAX_ACTIONS: usize = 20;
 
 /// The engine's configuration, built once by the binary.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct EngineConfig {
     pub dispatch: DispatchConfig,
+    /// Where notices (failed calls, deactivated actions) go; none = alerts only.
+    pub notifier: Option<Arc<dyn Notifier>>,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("dispatch", &self.dispatch)
+            .field("notifier", &self.notifier.is_some())
+            .finish()
+    }
 }
 
 /// An engine call that cannot be done, in terms the API can map to a status code.
@@ -222,12 +234,29 @@ impl Engine {
 
     // ---- shops ----
 
-    pub async fn create_shop(&self, name: &str) -> Result<Shop, EngineError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(invalid("name", "must be 1 to 200 characters"));
-        }
-        Ok(self.store.create_shop(name, Timestamp::now()).await?)
+    pub async fn create_shop(
+        &self,
+        name: &str,
+        notification_email: Option<&str>,
+    ) -> Result<Shop, EngineError> {
+        let (name, email) = check_shop(name, notification_email)?;
+        Ok(self
+            .store
+            .create_shop(name, email, Timestamp::now())
+            .await?)
+    }
+
+    pub async fn update_shop(
+        &self,
+        id: ShopId,
+        name: &str,
+        notification_email: Option<&str>,
+    ) -> Result<Shop, EngineError> {
+        let (name, email) = check_shop(name, notification_email)?;
+        self.store
+            .update_shop(id, name, email)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("shop {id} does not exist")))
     }
 
     pub async fn list_shops(&self) -> Result<Vec<Shop>, EngineError> {
@@ -394,6 +423,34 @@ impl Engine {
             CancelOutcome::NotFound => Err(call_not_found(id)),
         }
     }
+}
+
+/// A shop's name and notification address, checked.
+fn check_shop<'a>(
+    name: &'a str,
+    email: Option<&'a str>,
+) -> Result<(&'a str, Option<&'a str>), EngineError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(invalid("name", "must be 1 to 200 characters"));
+    }
+    let email = email.map(str::trim).filter(|e| !e.is_empty());
+    if let Some(email) = email {
+        let valid = email.len() <= 254
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !email.contains(char::is_whitespace)
+            });
+        if !valid {
+            return Err(invalid(
+                "notificationEmail",
+                format!("{email:?} is not an email address"),
+            ));
+        }
+    }
+    Ok((name, email))
 }
 
 fn trigger_not_found(id: TriggerId) -> EngineError {

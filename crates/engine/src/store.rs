@@ -82,7 +82,18 @@ pub enum RetryOutcome {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn create_shop(&self, name: &str, now: Timestamp) -> Result<Shop, StoreError>;
+    async fn create_shop(
+        &self,
+        name: &str,
+        notification_email: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Shop, StoreError>;
+    async fn update_shop(
+        &self,
+        id: ShopId,
+        name: &str,
+        notification_email: Option<&str>,
+    ) -> Result<Option<Shop>, StoreError>;
     async fn list_shops(&self) -> Result<Vec<Shop>, StoreError>;
     async fn get_shop(&self, id: ShopId) -> Result<Option<Shop>, StoreError>;
 

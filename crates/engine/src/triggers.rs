@@ -594,6 +594,7 @@ mod tests {
         let shop = Shop {
             id: ShopId(1),
             name: "Main".into(),
+            notification_email: None,
             created_at: Timestamp(0),
         };
         let mut out = Vec::new();

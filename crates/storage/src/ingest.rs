@@ -70,11 +70,7 @@ pub(crate) async fn ingest(
             .write()
             .expect("shop cache lock is never poisoned: no panics while held");
         for m in found {
-            let shop = Shop {
-                id: ShopId(m.id),
-                name: m.name,
-                created_at: Timestamp(m.created_at),
-            };
+            let shop = crate::shops::to_shop(m);
             cache.insert(shop.id, shop.clone());
             shops.insert(shop.id, shop);
         }

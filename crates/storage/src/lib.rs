@@ -63,7 +63,7 @@ pub struct DbStore {
     /// SQLite only: writers of this process take turns here instead of in SQLite's busy
     /// handler, which sleeps in steps of milliseconds while it waits for the write lock.
     write_gate: Option<Arc<Mutex<()>>>,
-    /// Shops seen so far. Shops are never deleted or renamed, so the cache cannot go stale;
+    /// Shops seen so far. Shops are never deleted, and `update_shop` refreshes the cache;
     /// it saves ingest a query per group commit.
     shops: Arc<std::sync::RwLock<HashMap<ShopId, Shop>>>,
     /// Seals credentials in trigger actions; without it, triggers with credentials are refused.
@@ -161,9 +161,31 @@ pub(crate) fn json_err(err: serde_json::Error) -> StoreError {
 
 #[async_trait]
 impl Store for DbStore {
-    async fn create_shop(&self, name: &str, now: Timestamp) -> Result<Shop, StoreError> {
+    async fn create_shop(
+        &self,
+        name: &str,
+        notification_email: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Shop, StoreError> {
         let _turn = self.write_turn().await;
-        shops::create(&self.db, name, now).await
+        shops::create(&self.db, name, notification_email, now).await
+    }
+
+    async fn update_shop(
+        &self,
+        id: ShopId,
+        name: &str,
+        notification_email: Option<&str>,
+    ) -> Result<Option<Shop>, StoreError> {
+        let _turn = self.write_turn().await;
+        let shop = shops::update(&self.db, id, name, notification_email).await?;
+        if let Some(shop) = &shop {
+            self.shops
+                .write()
+                .expect("shop cache lock is never poisoned: no panics while held")
+                .insert(shop.id, shop.clone());
+        }
+        Ok(shop)
     }
 
     async fn list_shops(&self) -> Result<Vec<Shop>, StoreError> {

@@ -7,10 +7,11 @@ use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set
 use crate::db_err;
 use crate::entities::shop;
 
-fn to_shop(m: shop::Model) -> Shop {
+pub(crate) fn to_shop(m: shop::Model) -> Shop {
     Shop {
         id: ShopId(m.id),
         name: m.name,
+        notification_email: m.notification_email,
         created_at: Timestamp(m.created_at),
     }
 }
@@ -18,10 +19,12 @@ fn to_shop(m: shop::Model) -> Shop {
 pub(crate) async fn create(
     db: &DatabaseConnection,
     name: &str,
+    notification_email: Option<&str>,
     now: Timestamp,
 ) -> Result<Shop, StoreError> {
     let model = shop::ActiveModel {
         name: Set(name.to_owned()),
+        notification_email: Set(notification_email.map(str::to_owned)),
         created_at: Set(now.0),
         ..Default::default()
     }
@@ -46,4 +49,23 @@ pub(crate) async fn get(db: &DatabaseConnection, id: ShopId) -> Result<Option<Sh
         .await
         .map_err(db_err)?
         .map(to_shop))
+}
+
+pub(crate) async fn update(
+    db: &DatabaseConnection,
+    id: ShopId,
+    name: &str,
+    notification_email: Option<&str>,
+) -> Result<Option<Shop>, StoreError> {
+    let Some(existing) = shop::Entity::find_by_id(id.0)
+        .one(db)
+        .await
+        .map_err(db_err)?
+    else {
+        return Ok(None);
+    };
+    let mut model: shop::ActiveModel = existing.into();
+    model.name = Set(name.to_owned());
+    model.notification_email = Set(notification_email.map(str::to_owned));
+    Ok(Some(to_shop(model.update(db).await.map_err(db_err)?)))
 }

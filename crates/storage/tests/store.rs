@@ -160,7 +160,10 @@ both_backends!(
     ingest_commits_events_with_their_calls_and_rejects_unknown_shops_postgres
 );
 async fn ingest_commits_events_with_their_calls_and_rejects_unknown_shops(store: DbStore) {
-    let shop = store.create_shop("Main", Timestamp::now()).await.unwrap();
+    let shop = store
+        .create_shop("Main", None, Timestamp::now())
+        .await
+        .unwrap();
     let requests = vec![
         vec![
             event(shop.id.0, "a", None, 0),
@@ -206,8 +209,14 @@ both_backends!(
     a_repeated_idempotency_key_returns_the_first_result_postgres
 );
 async fn a_repeated_idempotency_key_returns_the_first_result(store: DbStore) {
-    let shop = store.create_shop("Main", Timestamp::now()).await.unwrap();
-    let other = store.create_shop("Other", Timestamp::now()).await.unwrap();
+    let shop = store
+        .create_shop("Main", None, Timestamp::now())
+        .await
+        .unwrap();
+    let other = store
+        .create_shop("Other", None, Timestamp::now())
+        .await
+        .unwrap();
     let first = store
         .ingest(
             &[vec![event(shop.id.0, "a", Some("k1"), 0)]],
@@ -261,7 +270,10 @@ both_backends!(
     claims_go_highest_priority_first_and_respect_leases_postgres
 );
 async fn claims_go_highest_priority_first_and_respect_leases(store: DbStore) {
-    let shop = store.create_shop("Main", Timestamp::now()).await.unwrap();
+    let shop = store
+        .create_shop("Main", None, Timestamp::now())
+        .await
+        .unwrap();
     let batch = vec![(0..6)
         .map(|i| event(shop.id.0, &format!("e{i}"), None, i % 3))
         .collect::<Vec<_>>()];
@@ -321,7 +333,10 @@ both_backends!(
     completions_record_attempts_and_move_calls_on_postgres
 );
 async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
-    let shop = store.create_shop("Main", Timestamp::now()).await.unwrap();
+    let shop = store
+        .create_shop("Main", None, Timestamp::now())
+        .await
+        .unwrap();
     let batch = vec![(0..3)
         .map(|i| event(shop.id.0, &format!("e{i}"), None, 0))
         .collect::<Vec<_>>()];
@@ -416,7 +431,10 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
 async fn concurrent_claimers_never_share_a_call_postgres() {
     let Some(db) = postgres().await else { return };
     let store = Arc::new(db.store);
-    let shop = store.create_shop("Main", Timestamp::now()).await.unwrap();
+    let shop = store
+        .create_shop("Main", None, Timestamp::now())
+        .await
+        .unwrap();
     let batch = vec![(0..500)
         .map(|i| event(shop.id.0, &format!("e{i}"), None, 0))
         .collect::<Vec<_>>()];
@@ -455,7 +473,10 @@ both_backends!(
     handed_off_calls_are_stored_claimed_and_returned_postgres
 );
 async fn handed_off_calls_are_stored_claimed_and_returned(store: DbStore) {
-    let shop = store.create_shop("Main", Timestamp::now()).await.unwrap();
+    let shop = store
+        .create_shop("Main", None, Timestamp::now())
+        .await
+        .unwrap();
     let batch = vec![(0..5)
         .map(|i| event(shop.id.0, &format!("e{i}"), None, 0))
         .collect::<Vec<_>>()];

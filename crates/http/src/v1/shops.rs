@@ -15,8 +15,12 @@ use crate::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct ShopIn {
     name: String,
+    /// Where failure and deactivation notices for the shop go.
+    #[serde(default)]
+    notification_email: Option<String>,
 }
 
 async fn create_shop(
@@ -26,7 +30,12 @@ async fn create_shop(
     let shop: ShopIn = parse(&body)?;
     Ok((
         StatusCode::CREATED,
-        Json(state.engine.create_shop(&shop.name).await?),
+        Json(
+            state
+                .engine
+                .create_shop(&shop.name, shop.notification_email.as_deref())
+                .await?,
+        ),
     ))
 }
 
@@ -43,8 +52,22 @@ async fn get_shop(
     Ok(Json(state.engine.get_shop(ShopId(id)).await?))
 }
 
+async fn update_shop(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Json<Shop>, ApiError> {
+    let shop: ShopIn = parse(&body)?;
+    Ok(Json(
+        state
+            .engine
+            .update_shop(ShopId(id), &shop.name, shop.notification_email.as_deref())
+            .await?,
+    ))
+}
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/shops", get(list_shops).post(create_shop))
-        .route("/shops/{id}", get(get_shop))
+        .route("/shops/{id}", get(get_shop).put(update_shop))
 }

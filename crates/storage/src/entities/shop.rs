@@ -6,6 +6,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub name: String,
+    pub notification_email: Option<String>,
     pub created_at: i64,
 }
 

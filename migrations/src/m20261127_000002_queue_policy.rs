@@ -1,0 +1,200 @@
+//! The queue as operators need it: coalescing counters and per-host limits on queue items,
+//! shops' notification addresses, alerts, and the state of each action (deactivation).
+
+use sea_orm_migration::prelude::*;
+
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261127_000002_queue_policy"
+    }
+}
+
+#[derive(DeriveIden)]
+enum QueueItems {
+    Table,
+    Coalesced,
+    TargetHost,
+    Status,
+    TriggerId,
+    ActionIndex,
+    EntityId,
+    Id,
+    Ordered,
+}
+
+#[derive(DeriveIden)]
+enum Shops {
+    Table,
+    NotificationEmail,
+}
+
+#[derive(DeriveIden)]
+enum Alerts {
+    Table,
+    Id,
+    TriggerId,
+    ActionIndex,
+    ShopId,
+    CallId,
+    Kind,
+    LastStatusCode,
+    LastError,
+    Count,
+    Acknowledged,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum ActionStates {
+    Table,
+    TriggerId,
+    ActionIndex,
+    ConsecutiveFailures,
+    DeactivatedAt,
+    DeactivatedReason,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite alters one column per statement.
+        for column in [
+            ColumnDef::new(QueueItems::Coalesced)
+                .integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+            ColumnDef::new(QueueItems::TargetHost)
+                .string()
+                .not_null()
+                .default("")
+                .to_owned(),
+            ColumnDef::new(QueueItems::Ordered)
+                .boolean()
+                .not_null()
+                .default(true)
+                .to_owned(),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(QueueItems::Table)
+                    .add_column(column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        // Serves coalescing (the pending call of an action and entity) and ordering (an
+        // earlier unfinished call of the same action and entity).
+        m.create_index(
+            Index::create()
+                .name("queue_items_entity")
+                .table(QueueItems::Table)
+                .col(QueueItems::TriggerId)
+                .col(QueueItems::ActionIndex)
+                .col(QueueItems::EntityId)
+                .col(QueueItems::Status)
+                .col(QueueItems::Id)
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(Shops::Table)
+                .add_column(ColumnDef::new(Shops::NotificationEmail).string().null())
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(Alerts::Table)
+                .col(
+                    ColumnDef::new(Alerts::Id)
+                        .big_integer()
+                        .not_null()
+                        .auto_increment()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(Alerts::TriggerId).big_integer().not_null())
+                .col(ColumnDef::new(Alerts::ActionIndex).integer().not_null())
+                .col(ColumnDef::new(Alerts::ShopId).big_integer().null())
+                .col(ColumnDef::new(Alerts::CallId).big_integer().null())
+                .col(ColumnDef::new(Alerts::Kind).string_len(32).not_null())
+                .col(ColumnDef::new(Alerts::LastStatusCode).integer().null())
+                .col(ColumnDef::new(Alerts::LastError).text().null())
+                .col(ColumnDef::new(Alerts::Count).integer().not_null())
+                .col(ColumnDef::new(Alerts::Acknowledged).boolean().not_null())
+                .col(ColumnDef::new(Alerts::CreatedAt).big_integer().not_null())
+                .col(ColumnDef::new(Alerts::UpdatedAt).big_integer().not_null())
+                .to_owned(),
+        )
+        .await?;
+        // Serves de-duplication: the open alert of an action.
+        m.create_index(
+            Index::create()
+                .name("alerts_action")
+                .table(Alerts::Table)
+                .col(Alerts::TriggerId)
+                .col(Alerts::ActionIndex)
+                .col(Alerts::Acknowledged)
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(ActionStates::Table)
+                .col(
+                    ColumnDef::new(ActionStates::TriggerId)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ActionStates::ActionIndex)
+                        .integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ActionStates::ConsecutiveFailures)
+                        .integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ActionStates::DeactivatedAt)
+                        .big_integer()
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(ActionStates::DeactivatedReason)
+                        .text()
+                        .null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(ActionStates::TriggerId)
+                        .col(ActionStates::ActionIndex),
+                )
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(ActionStates::Table).to_owned())
+            .await?;
+        m.drop_table(Table::drop().table(Alerts::Table).to_owned())
+            .await?;
+        m.drop_index(
+            Index::drop()
+                .name("queue_items_entity")
+                .table(QueueItems::Table)
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}
