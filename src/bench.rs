@@ -220,6 +220,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             concurrency: args.delivery_concurrency.max(1),
             ..DispatchConfig::default()
         },
+        notify: hookflow_delivery::notify::NotifyConfig::default(),
+        retention: hookflow_engine::event_log::RetentionPolicy::default(),
     };
     let running = crate::start(config).await?;
     let api = format!("http://{}/api/v1", running.addr);

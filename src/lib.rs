@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use hookflow_delivery::notify::NotifyConfig;
 use hookflow_delivery::{DeliveryConfig, HttpTransport};
 use hookflow_engine::dispatch::DispatchConfig;
+use hookflow_engine::event_log::RetentionPolicy;
+use hookflow_engine::model::Timestamp;
+use hookflow_engine::store::Store;
 use hookflow_engine::{Engine, EngineConfig};
 use hookflow_http::AppState;
 use hookflow_storage::{DbConfig, DbStore, SecretBox};
@@ -34,6 +38,10 @@ pub struct ServeConfig {
     pub secret_key_file: Option<PathBuf>,
     pub delivery: DeliveryConfig,
     pub dispatch: DispatchConfig,
+    /// Where notices of failed calls and deactivated actions go (email, operator webhook).
+    pub notify: NotifyConfig,
+    /// How long finished calls and events are kept.
+    pub retention: RetentionPolicy,
 }
 
 /// A running hookflow: API, ingest and delivery.
@@ -101,11 +109,22 @@ fn secret_box(config: &ServeConfig) -> anyhow::Result<SecretBox> {
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let secrets = secret_box(&config)?;
     let store = open_store(&config.database).await?.with_secrets(secrets);
+    if config.database.url.starts_with("sqlite:") {
+        // One process owns a SQLite database, so whatever is still in flight was left by a
+        // previous run that died: it goes back to the queue now, not when its lease ends.
+        let released = Store::release_expired_leases(&store, Timestamp(i64::MAX)).await?;
+        if released > 0 {
+            info!(
+                calls = released,
+                "calls left in flight by the previous run are queued again"
+            );
+        }
+    }
     let catalog = Arc::new(Catalog::builtin().context("loading the event catalog")?);
     let transport = Arc::new(HttpTransport::new(config.delivery.clone())?);
     let engine_config = EngineConfig {
         dispatch: config.dispatch.clone(),
-        notifier: None,
+        notifier: hookflow_delivery::notify::build(&config.notify)?,
     };
     let (engine, engine_tasks) =
         Engine::start(Arc::new(store), catalog, transport, engine_config).await?;
@@ -119,6 +138,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     // event handed over is delivered before we exit.
     let workers_stop = CancellationToken::new();
     let dispatcher = engine.spawn_dispatcher(workers_stop.clone());
+    let retention = engine.spawn_retention(config.retention.clone(), workers_stop.clone());
     let state = AppState {
         engine,
         admin_token: config.admin_token.map(Into::into),
@@ -135,6 +155,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         info!("draining in-flight calls");
         workers_stop.cancel();
         dispatcher.await.context("dispatcher panicked")?;
+        retention.await.context("retention panicked")?;
         engine_tasks.join().await;
         info!("stopped");
         served.context("HTTP server failed")

@@ -6,8 +6,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use hookflow::{bench, ServeConfig};
+use hookflow_delivery::notify::NotifyConfig;
 use hookflow_delivery::{DeliveryConfig, TargetPolicy};
 use hookflow_engine::dispatch::DispatchConfig;
+use hookflow_engine::event_log::RetentionPolicy;
 use hookflow_engine::retry::RetryPolicy;
 use hookflow_storage::DbConfig;
 use tracing_subscriber::EnvFilter;
@@ -88,6 +90,29 @@ struct ServeArgs {
     /// Calls delivered at once by this process.
     #[arg(long, env = "HOOKFLOW_CONCURRENCY", default_value_t = 512)]
     concurrency: usize,
+    /// Send notices (failed calls, deactivated actions) by email through this SMTP server:
+    /// smtp://host:port (plain), smtp://host?tls=required (STARTTLS), smtps://host (TLS);
+    /// credentials as smtp://user:password@host.
+    #[arg(long, env = "HOOKFLOW_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The sender address of notice emails.
+    #[arg(long, env = "HOOKFLOW_SMTP_FROM", default_value = hookflow_delivery::notify::DEFAULT_FROM)]
+    smtp_from: String,
+    /// An operator address that gets every notice email besides the shop's notification address.
+    #[arg(long, env = "HOOKFLOW_NOTIFY_EMAIL")]
+    notify_email: Option<String>,
+    /// POST every notice as JSON to this URL (an operator's endpoint: not subject to the SSRF guard).
+    #[arg(long, env = "HOOKFLOW_NOTIFY_WEBHOOK_URL")]
+    notify_webhook_url: Option<String>,
+    /// Days succeeded calls (and their attempts) are kept after they last changed.
+    #[arg(long, env = "HOOKFLOW_RETAIN_SUCCEEDED_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    retain_succeeded_days: u32,
+    /// Days failed, cancelled and skipped calls are kept; events go once they have no calls
+    /// left and are older than both bounds.
+    #[arg(long, env = "HOOKFLOW_RETAIN_FAILED_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    retain_failed_days: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -143,6 +168,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
             ..DispatchConfig::default()
         },
+        notify: NotifyConfig {
+            smtp_url: args.smtp_url.filter(|u| !u.is_empty()),
+            smtp_from: args.smtp_from,
+            operator_email: args.notify_email.filter(|e| !e.is_empty()),
+            webhook_url: args.notify_webhook_url.filter(|u| !u.is_empty()),
+        },
+        retention: RetentionPolicy {
+            succeeded: days(args.retain_succeeded_days),
+            failed: days(args.retain_failed_days),
+            ..RetentionPolicy::default()
+        },
     };
     let running = hookflow::start(config).await?;
     // Tests and scripts read this line to learn the port.
@@ -153,6 +189,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("shutting down: finishing in-flight calls");
     running.shutdown();
     running.wait().await
+}
+
+fn days(n: u32) -> Duration {
+    Duration::from_secs(u64::from(n) * 86_400)
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {

@@ -8,7 +8,9 @@ mod common;
 
 mod delivery;
 mod durability;
+mod event_log;
 mod ingest;
+mod notifications;
 mod queue;
 mod security;
 mod templates;

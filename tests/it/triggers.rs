@@ -17,7 +17,7 @@ both_backends! {
         assert_eq!(created["eventType"], "OrderChanged");
         assert_eq!(created["shopId"], Value::Null);
         assert_eq!(created["enabled"], true);
-        assert_eq!(created["priority"], 0);
+        assert_eq!(created["priority"], 5, "the default priority is the middle of 1..=10");
         assert_eq!(created["actions"][0]["method"], "POST");
         assert!(created["createdAt"].is_string() && created["updatedAt"].is_string());
         let path = format!("/api/v1/triggers/{}", id(&created));
@@ -27,13 +27,13 @@ both_backends! {
         assert_eq!(fetched, created);
 
         let changed = webhook_trigger("OrderChanged", &receiver.url("/other"))
-            .with(json!({"name": "Renamed", "shopId": shop, "priority": 5, "enabled": false}));
+            .with(json!({"name": "Renamed", "shopId": shop, "priority": 9, "enabled": false}));
         let (status, updated) = app.put_json(&path, changed).await;
         assert_eq!(status, StatusCode::OK, "{updated}");
         assert_eq!(updated["id"], created["id"]);
         assert_eq!(updated["name"], "Renamed");
         assert_eq!(updated["shopId"], shop);
-        assert_eq!(updated["priority"], 5);
+        assert_eq!(updated["priority"], 9);
         assert_eq!(updated["enabled"], false);
 
         // A disabled trigger does not fire.

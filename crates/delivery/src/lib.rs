@@ -7,9 +7,11 @@
 //!   response (status, headers, body capped at [`MAX_RESPONSE_BODY`]); adds basic auth and
 //!   signatures, and presents client certificates.
 //! - [`signing`]: Standard Webhooks and hub-style HMAC signatures.
+//! - [`notify`]: notices to people (email over SMTP, an operator's webhook), off the hot path.
 //! - [`tls`]: checking client certificates and CA bundles.
 
 pub mod guard;
+pub mod notify;
 pub mod signing;
 pub mod tls;
 
@@ -152,6 +154,7 @@ impl HttpTransport {
         &self,
         call: &ClaimedCall,
         security: Option<&ActionSecurity>,
+        timeout: Option<Duration>,
     ) -> Result<reqwest::Response, (FailureKind, String)> {
         let url = reqwest::Url::parse(&call.url)
             .map_err(|e| (FailureKind::Refused, format!("invalid URL: {e}")))?;
@@ -227,11 +230,27 @@ impl HttpTransport {
         }
         let client = self.client_for(security)?;
         let mut request = client.request(method, url).headers(headers);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
         if let Some(body) = &call.body {
             request = request.body(body.clone());
         }
         request.send().await.map_err(|e| classify_error(&e))
     }
+}
+
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110).
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn classify_error(err: &reqwest::Error) -> (FailureKind, String) {
@@ -267,7 +286,12 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 #[async_trait]
 impl Transport for HttpTransport {
-    async fn deliver(&self, call: &ClaimedCall, security: Option<&ActionSecurity>) -> Delivery {
+    async fn deliver(
+        &self,
+        call: &ClaimedCall,
+        security: Option<&ActionSecurity>,
+        timeout: Option<Duration>,
+    ) -> Delivery {
         let started_at = Timestamp::now();
         let start = Instant::now();
         let mut delivery = Delivery {
@@ -279,15 +303,14 @@ impl Transport for HttpTransport {
             failure: None,
             retry_after: None,
         };
-        match self.send(call, security).await {
+        match self.send(call, security, timeout).await {
             Ok(mut response) => {
                 delivery.status = Some(response.status().as_u16());
                 delivery.retry_after = response
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                    .and_then(retry_after);
                 delivery.response_headers = response
                     .headers()
                     .iter()
@@ -348,5 +371,26 @@ impl Transport for HttpTransport {
 
     fn check_ca(&self, ca_pem: &str) -> Result<(), String> {
         tls::check_ca(ca_pem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(retry_after("120"), Some(Duration::from_secs(120)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(90);
+        let d = retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(
+            d > Duration::from_secs(85) && d <= Duration::from_secs(90),
+            "{d:?}"
+        );
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
     }
 }

@@ -4,21 +4,26 @@
 //! trip to the database costs about the same for one row as for hundreds. A worker never holds a
 //! database transaction while a call is on the wire; the lease on each claimed call is what
 //! keeps other nodes away from it, and an expired lease returns it to the queue.
+//!
+//! One slow or dead endpoint must not hold the others back: [`HostSlots`] allows at most a few
+//! calls on the wire per `host:port`, and claims skip endpoints that are full.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::model::{Attempt, ClaimedCall, Completion, Next, Timestamp};
+use crate::notify::{Notice, NoticeKind, Notifier};
+use crate::policy::ActionPolicy;
 use crate::retry::{classify, RetryPolicy, Verdict};
 use crate::security::SecurityIndex;
-use crate::store::{Handoff, Store};
+use crate::store::{ClaimFilter, CompleteOutcome, Handoff, Store};
 use crate::transport::{Delivery, Transport};
 
 /// How the delivery loop runs.
@@ -26,6 +31,8 @@ use crate::transport::{Delivery, Transport};
 pub struct DispatchConfig {
     /// Calls on the wire at once, per process.
     pub concurrency: usize,
+    /// Calls on the wire at once per endpoint (`host:port`), per process.
+    pub per_host: usize,
     /// Most calls claimed in one round trip.
     pub claim_batch: u32,
     /// How long a claimed call stays ours. Longer than the delivery timeout, so a live worker
@@ -41,6 +48,7 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
             concurrency: 512,
+            per_host: 8,
             claim_batch: 256,
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_millis(500),
@@ -53,12 +61,72 @@ impl Default for DispatchConfig {
 const LEASE_SWEEP: Duration = Duration::from_secs(5);
 /// Outcomes written in one transaction at most.
 const COMPLETE_BATCH: usize = 1024;
+/// Most full endpoints a claim names to skip.
+const MAX_SKIPPED_HOSTS: usize = 200;
+
+/// Per-endpoint slots: at most `limit` calls on the wire per `host:port`.
+pub struct HostSlots {
+    limit: usize,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl HostSlots {
+    pub fn new(limit: usize) -> HostSlots {
+        HostSlots {
+            limit: limit.max(1),
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn semaphore(&self, host: &str) -> Arc<Semaphore> {
+        let mut hosts = self
+            .hosts
+            .lock()
+            .expect("host slots lock is never poisoned: no panics while held");
+        hosts
+            .entry(host.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
+            .clone()
+    }
+
+    /// Free slots of an endpoint.
+    pub fn room(&self, host: &str) -> usize {
+        let hosts = self
+            .hosts
+            .lock()
+            .expect("host slots lock is never poisoned: no panics while held");
+        hosts
+            .get(host)
+            .map_or(self.limit, |s| s.available_permits())
+    }
+
+    /// Endpoints with no free slot (idle entries are dropped on the way).
+    pub fn full(&self) -> Vec<String> {
+        let mut hosts = self
+            .hosts
+            .lock()
+            .expect("host slots lock is never poisoned: no panics while held");
+        hosts.retain(|_, s| s.available_permits() < self.limit || Arc::strong_count(s) > 1);
+        hosts
+            .iter()
+            .filter(|(_, s)| s.available_permits() == 0)
+            .map(|(h, _)| h.clone())
+            .take(MAX_SKIPPED_HOSTS)
+            .collect()
+    }
+}
 
 /// The link between ingest and the workers of this process: ingest may store fresh calls
-/// already claimed and hand them over directly while workers have free slots.
+/// already claimed and hand them over directly while workers (and their endpoints) have free
+/// slots.
 pub struct Workers {
     /// Free delivery slots. Zero until a dispatcher runs; closed when it stops.
     permits: Arc<Semaphore>,
+    hosts: Arc<HostSlots>,
     tx: mpsc::UnboundedSender<Vec<ClaimedCall>>,
     lease: Duration,
 }
@@ -66,20 +134,23 @@ pub struct Workers {
 /// The dispatcher's end of [`Workers`].
 pub struct WorkerInbox {
     permits: Arc<Semaphore>,
+    hosts: Arc<HostSlots>,
     rx: mpsc::UnboundedReceiver<Vec<ClaimedCall>>,
 }
 
 impl Workers {
-    pub fn new(lease: Duration) -> (Workers, WorkerInbox) {
+    pub fn new(lease: Duration, per_host: usize) -> (Workers, WorkerInbox) {
         let permits = Arc::new(Semaphore::new(0));
+        let hosts = Arc::new(HostSlots::new(per_host));
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Workers {
                 permits: permits.clone(),
+                hosts: hosts.clone(),
                 tx,
                 lease,
             },
-            WorkerInbox { permits, rx },
+            WorkerInbox { permits, hosts, rx },
         )
     }
 
@@ -93,6 +164,7 @@ impl Workers {
         Handoff {
             max_calls,
             lease_until: now.plus_millis(self.lease.as_millis() as i64),
+            hosts: Some(self.hosts.clone()),
         }
     }
 
@@ -112,171 +184,243 @@ impl Workers {
     }
 }
 
-/// Runs until `shutdown` fires, then stops claiming, delivers what was handed over, lets
-/// in-flight calls finish, records their outcomes and returns. Stop ingest before firing
-/// `shutdown`, so that nothing is handed over afterwards.
-pub async fn run(
-    store: Arc<dyn Store>,
-    transport: Arc<dyn Transport>,
-    config: DispatchConfig,
-    queued: Arc<Notify>,
-    inbox: WorkerInbox,
-    security: Arc<RwLock<Arc<SecurityIndex>>>,
-    shutdown: CancellationToken,
-) {
-    let WorkerInbox { permits, mut rx } = inbox;
-    let (done_tx, done_rx) = mpsc::channel::<Completion>(config.concurrency.max(1) * 2);
-    let recorder = tokio::spawn(record(store.clone(), done_rx));
-    let mut inflight: JoinSet<()> = JoinSet::new();
-    let mut last_sweep = tokio::time::Instant::now() - LEASE_SWEEP;
-    permits.add_permits(config.concurrency.max(1));
-    // When this process's retries are due (ms), so the loop wakes for them instead of waiting
-    // for the next poll; retries scheduled by other nodes are found by polling.
-    let retries_due: Arc<Mutex<BinaryHeap<Reverse<i64>>>> = Arc::default();
-    let spawn = |inflight: &mut JoinSet<()>, call: ClaimedCall| {
-        let retries_due = retries_due.clone();
-        let transport = transport.clone();
-        let done = done_tx.clone();
-        let policy = config.retry;
-        // Usually a slot is free (we only take as many calls as there are); a call handed
-        // over while the slots were being claimed waits for one, under its lease.
-        let permit = permits.clone().try_acquire_owned().ok();
-        let permits = permits.clone();
-        let credentials = security
-            .read()
-            .expect("security lock is never poisoned: writers only swap an Arc")
-            .get(call.trigger_id, call.action_index);
-        let span = info_span!("deliver", call_id = %call.id, webhook_id = %call.webhook_id);
-        inflight.spawn(
-            async move {
-                let _permit = match permit {
-                    Some(p) => Some(p),
-                    None => permits.acquire_owned().await.ok(),
-                };
-                let delivery = transport.deliver(&call, credentials.as_deref()).await;
-                let completion = conclude(&call, delivery, &policy);
-                if let Next::RetryAt(at) = completion.next {
-                    retries_due
-                        .lock()
-                        .expect("retry heap lock is never poisoned: no panics while held")
-                        .push(Reverse(at.0));
-                }
-                debug!(next = ?completion.next, "attempt done");
-                // The recorder outlives every sender; a failed send means we are past
-                // shutdown and the lease will hand the call back.
-                let _ = done.send(completion).await;
-            }
-            .instrument(span),
-        );
-    };
+/// What the delivery loop works with.
+pub struct Dispatcher {
+    pub store: Arc<dyn Store>,
+    pub transport: Arc<dyn Transport>,
+    pub config: DispatchConfig,
+    /// Woken when calls are queued (or unblocked).
+    pub queued: Arc<Notify>,
+    pub inbox: WorkerInbox,
+    /// Credentials and policies of every action.
+    pub actions: Arc<RwLock<Arc<SecurityIndex>>>,
+    pub notifier: Option<Arc<dyn Notifier>>,
+    /// Woken when an action was deactivated, so the triggers are reloaded.
+    pub reload: Arc<Notify>,
+}
 
-    loop {
-        if shutdown.is_cancelled() {
-            break;
-        }
-        if last_sweep.elapsed() >= LEASE_SWEEP {
-            last_sweep = tokio::time::Instant::now();
-            match store.release_expired_leases(Timestamp::now()).await {
-                Ok(0) => {}
-                Ok(n) => warn!(calls = n, "returned calls with expired leases to the queue"),
-                Err(err) => error!(error = %err, "could not sweep expired leases"),
-            }
-        }
-        while inflight.try_join_next().is_some() {}
-        while let Ok(calls) = rx.try_recv() {
-            for call in calls {
-                spawn(&mut inflight, call);
-            }
-        }
-        let free = permits.available_permits();
-        let mut claimed_full = false;
-        if free > 0 {
-            let limit = (free as u32).min(config.claim_batch);
-            let now = Timestamp::now();
-            let lease_until = now.plus_millis(config.lease.as_millis() as i64);
-            match store.claim(now, lease_until, limit).await {
-                Ok(calls) => {
-                    claimed_full = calls.len() as u32 == limit;
-                    for call in calls {
-                        spawn(&mut inflight, call);
-                    }
+impl Dispatcher {
+    /// Runs until `shutdown` fires, then stops claiming, delivers what was handed over, lets
+    /// in-flight calls finish, records their outcomes and returns. Stop ingest before firing
+    /// `shutdown`, so that nothing is handed over afterwards.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Dispatcher {
+            store,
+            transport,
+            config,
+            queued,
+            inbox,
+            actions,
+            notifier,
+            reload,
+        } = self;
+        let WorkerInbox {
+            permits,
+            hosts,
+            mut rx,
+        } = inbox;
+        let (done_tx, done_rx) = mpsc::channel::<Completion>(config.concurrency.max(1) * 2);
+        // When this process's retries are due (ms), so the loop wakes for them instead of
+        // waiting for the next poll; retries scheduled by other nodes are found by polling.
+        // The recorder adds them once they are committed, so a wake-up finds them claimable.
+        let retries_due: Arc<Mutex<BinaryHeap<Reverse<i64>>>> = Arc::default();
+        let recorder = tokio::spawn(record(
+            store.clone(),
+            done_rx,
+            queued.clone(),
+            notifier,
+            reload,
+            retries_due.clone(),
+        ));
+        // The `now` of the last claim: retries due before it were served by it.
+        let mut last_claim = Timestamp(0);
+        let mut inflight: JoinSet<()> = JoinSet::new();
+        let mut last_sweep = tokio::time::Instant::now() - LEASE_SWEEP;
+        permits.add_permits(config.concurrency.max(1));
+        let spawn = |inflight: &mut JoinSet<()>, call: ClaimedCall| {
+            let transport = transport.clone();
+            let done = done_tx.clone();
+            // Usually a slot is free (we only take as many calls as there are); a call handed
+            // over while the slots were being claimed waits for one, under its lease.
+            let permit = permits.clone().try_acquire_owned().ok();
+            let permits = permits.clone();
+            let host = hosts.semaphore(&call.target_host);
+            let host_permit = host.clone().try_acquire_owned().ok();
+            let (credentials, policy) = {
+                let index = actions
+                    .read()
+                    .expect("action index lock is never poisoned: writers only swap an Arc");
+                (
+                    index.get(call.trigger_id, call.action_index),
+                    index.policy(call.trigger_id, call.action_index),
+                )
+            };
+            let span = info_span!("deliver", call_id = %call.id, webhook_id = %call.webhook_id);
+            inflight.spawn(
+                async move {
+                    let _permit = wait_for(permit, permits).await;
+                    let _host = wait_for(host_permit, host).await;
+                    let delivery = transport
+                        .deliver(&call, credentials.as_deref(), policy.timeout)
+                        .await;
+                    let completion = conclude(&call, delivery, &policy);
+                    debug!(next = ?completion.next, "attempt done");
+                    // The recorder outlives every sender; a failed send means we are past
+                    // shutdown and the lease will hand the call back.
+                    let _ = done.send(completion).await;
                 }
-                Err(err) => {
-                    error!(error = %err, "could not claim calls");
-                    tokio::select! {
-                        _ = tokio::time::sleep(config.poll_interval) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                    continue;
+                .instrument(span),
+            );
+        };
+
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if last_sweep.elapsed() >= LEASE_SWEEP {
+                last_sweep = tokio::time::Instant::now();
+                match store.release_expired_leases(Timestamp::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => warn!(calls = n, "returned calls with expired leases to the queue"),
+                    Err(err) => error!(error = %err, "could not sweep expired leases"),
                 }
             }
-        }
-        if claimed_full && permits.available_permits() > 0 {
-            continue;
-        }
-        tokio::select! {
-            Some(calls) = rx.recv() => {
+            while inflight.try_join_next().is_some() {}
+            while let Ok(calls) = rx.try_recv() {
                 for call in calls {
                     spawn(&mut inflight, call);
                 }
             }
-            _ = queued.notified() => {}
-            Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
-            _ = tokio::time::sleep(idle_wait(&retries_due, config.poll_interval)) => {}
-            _ = shutdown.cancelled() => {}
+            let free = permits.available_permits();
+            let mut claimed_full = false;
+            if free > 0 {
+                let limit = (free as u32).min(config.claim_batch);
+                let now = Timestamp::now();
+                last_claim = now;
+                let lease_until = now.plus_millis(config.lease.as_millis() as i64);
+                let filter = ClaimFilter {
+                    full_hosts: hosts.full(),
+                    per_host: hosts.limit() as u32,
+                };
+                match store.claim(now, lease_until, limit, &filter).await {
+                    Ok(calls) => {
+                        claimed_full = calls.len() as u32 == limit;
+                        for call in calls {
+                            spawn(&mut inflight, call);
+                        }
+                    }
+                    Err(err) => {
+                        error!(error = %err, "could not claim calls");
+                        tokio::select! {
+                            _ = tokio::time::sleep(config.poll_interval) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                        continue;
+                    }
+                }
+            }
+            if claimed_full && permits.available_permits() > 0 {
+                continue;
+            }
+            tokio::select! {
+                Some(calls) = rx.recv() => {
+                    for call in calls {
+                        spawn(&mut inflight, call);
+                    }
+                }
+                _ = queued.notified() => {}
+                Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+                _ = tokio::time::sleep(idle_wait(&retries_due, last_claim, config.poll_interval)) => {}
+                _ = shutdown.cancelled() => {}
+            }
         }
-    }
 
-    // Drain: what was handed over is delivered, calls on the wire finish and are recorded;
-    // nothing new is claimed.
-    permits.close();
-    rx.close();
-    while let Some(calls) = rx.recv().await {
-        for call in calls {
-            spawn(&mut inflight, call);
+        // Drain: what was handed over is delivered, calls on the wire finish and are recorded;
+        // nothing new is claimed.
+        permits.close();
+        rx.close();
+        while let Some(calls) = rx.recv().await {
+            for call in calls {
+                spawn(&mut inflight, call);
+            }
         }
+        while inflight.join_next().await.is_some() {}
+        drop(done_tx);
+        let _ = recorder.await;
     }
-    while inflight.join_next().await.is_some() {}
-    drop(done_tx);
-    let _ = recorder.await;
 }
 
-/// How long to wait for work: until the next poll, or until this process's next retry is due
-/// (a little after, so that its completion has been recorded).
-fn idle_wait(retries_due: &Mutex<BinaryHeap<Reverse<i64>>>, poll: Duration) -> Duration {
-    let now = Timestamp::now().0;
+/// A slot: the one taken up front, or the next one to free up. A closed semaphore (shutdown)
+/// lets the call through: it is already claimed and should go out.
+async fn wait_for(
+    taken: Option<OwnedSemaphorePermit>,
+    slots: Arc<Semaphore>,
+) -> Option<OwnedSemaphorePermit> {
+    match taken {
+        Some(permit) => Some(permit),
+        None => slots.acquire_owned().await.ok(),
+    }
+}
+
+/// How long to wait for work: until the next poll, or until this process's next retry is due.
+/// Retries due by `last_claim` were served by that claim and are forgotten.
+fn idle_wait(
+    retries_due: &Mutex<BinaryHeap<Reverse<i64>>>,
+    last_claim: Timestamp,
+    poll: Duration,
+) -> Duration {
     let mut due = retries_due
         .lock()
         .expect("retry heap lock is never poisoned: no panics while held");
-    // Retries already due are served by this wake-up's claim.
-    while due.peek().is_some_and(|Reverse(at)| *at <= now) {
+    while due.peek().is_some_and(|Reverse(at)| *at <= last_claim.0) {
         due.pop();
     }
     match due.peek() {
-        Some(Reverse(at)) => Duration::from_millis((at - now + 5) as u64).min(poll),
+        Some(Reverse(at)) => {
+            Duration::from_millis((at - Timestamp::now().0).max(1) as u64).min(poll)
+        }
         None => poll,
     }
 }
 
-/// Decides what an attempt means for its call.
-fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &RetryPolicy) -> Completion {
+/// Decides what an attempt means for its call, under its action's policy.
+fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &ActionPolicy) -> Completion {
     let attempt_no = call.attempts + 1;
     let error = delivery
         .failure
         .as_ref()
         .map(|(_, message)| message.clone());
-    let next = match classify(&delivery) {
+    let mut exhausted = false;
+    let next = match classify(&delivery, &policy.retry_on_4xx) {
         Verdict::Success => Next::Succeeded,
         Verdict::Fail => Next::Failed,
-        Verdict::Retry if attempt_no >= call.max_attempts => Next::Failed,
+        Verdict::Retry if attempt_no >= call.max_attempts => {
+            exhausted = true;
+            Next::Failed
+        }
         Verdict::Retry => {
             let retry_no = attempt_no as u32; // attempt 1 failed → retry 1
-            let delay = policy.delay(retry_no, delivery.retry_after, &mut rand::thread_rng());
-            Next::RetryAt(Timestamp::now().plus_millis(delay.as_millis() as i64))
+            let delay = policy
+                .retry
+                .delay(retry_no, delivery.retry_after, &mut rand::thread_rng());
+            let at = Timestamp::now().plus_millis(delay.as_millis() as i64);
+            let too_old = policy
+                .max_age
+                .is_some_and(|age| at.0 > call.created_at.0 + age.as_millis() as i64);
+            if too_old {
+                exhausted = true;
+                Next::Failed
+            } else {
+                Next::RetryAt(at)
+            }
         }
     };
     Completion {
         call: call.id,
+        trigger_id: call.trigger_id,
+        action_index: call.action_index,
+        deactivate_after: policy.deactivate_after,
+        deactivate_now: exhausted && policy.deactivate_when_exhausted,
         attempt: Attempt {
             attempt: attempt_no,
             started_at: delivery.started_at,
@@ -293,13 +437,20 @@ fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &RetryPolicy) -> Com
 /// Writes outcomes in batches. If the database is briefly unavailable the batch is retried;
 /// the calls stay in flight meanwhile and, at worst, their leases expire and they are sent
 /// again (at-least-once).
-async fn record(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Completion>) {
+async fn record(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Completion>,
+    queued: Arc<Notify>,
+    notifier: Option<Arc<dyn Notifier>>,
+    reload: Arc<Notify>,
+    retries_due: Arc<Mutex<BinaryHeap<Reverse<i64>>>>,
+) {
     let mut batch = Vec::with_capacity(COMPLETE_BATCH);
     while rx.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
         let mut tries = 0;
-        loop {
+        let outcome = loop {
             match store.complete(&batch, Timestamp::now()).await {
-                Ok(()) => break,
+                Ok(outcome) => break Some(outcome),
                 Err(err) if tries < 5 => {
                     tries += 1;
                     warn!(error = %err, tries, "could not record attempts; retrying");
@@ -307,24 +458,91 @@ async fn record(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Completion>) {
                 }
                 Err(err) => {
                     error!(error = %err, calls = batch.len(), "giving up recording attempts; leases will resend them");
-                    break;
+                    break None;
+                }
+            }
+        };
+        if outcome.is_some() {
+            let mut due = retries_due
+                .lock()
+                .expect("retry heap lock is never poisoned: no panics while held");
+            for c in &batch {
+                if let Next::RetryAt(at) = c.next {
+                    due.push(Reverse(at.0));
                 }
             }
         }
         batch.clear();
+        // A finished call may unblock the next call of its entity (ordered delivery).
+        queued.notify_one();
+        if let Some(outcome) = outcome {
+            if !outcome.deactivated.is_empty() {
+                reload.notify_one();
+            }
+            if let Some(notifier) = &notifier {
+                send_notices(store.as_ref(), notifier.as_ref(), outcome).await;
+            }
+        }
     }
+}
+
+/// Tells people about calls that failed for good and actions that were deactivated.
+async fn send_notices(store: &dyn Store, notifier: &dyn Notifier, outcome: CompleteOutcome) {
+    for failed in outcome.failed {
+        match notice(store, NoticeKind::CallFailed, &failed).await {
+            Ok(notice) => notifier.notify(&notice).await,
+            Err(err) => warn!(error = %err, "could not prepare a failure notice"),
+        }
+    }
+    for failed in outcome.deactivated {
+        info!(trigger_id = %failed.trigger_id, action = failed.action_index, "action deactivated by its retry policy");
+        match notice(store, NoticeKind::ActionDeactivated, &failed).await {
+            Ok(notice) => notifier.notify(&notice).await,
+            Err(err) => warn!(error = %err, "could not prepare a deactivation notice"),
+        }
+    }
+}
+
+async fn notice(
+    store: &dyn Store,
+    kind: NoticeKind,
+    failed: &crate::store::FailedCall,
+) -> Result<Notice, crate::store::StoreError> {
+    let item = store.get_call(failed.call).await?.map(|(item, _)| item);
+    let trigger = store.get_trigger(failed.trigger_id).await?;
+    let shop_id = item
+        .as_ref()
+        .map(|i| i.shop_id)
+        .or(trigger.as_ref().and_then(|t| t.draft.shop_id));
+    let shop = match shop_id {
+        Some(id) => store.get_shop(id).await?,
+        None => None,
+    };
+    Ok(Notice {
+        kind,
+        shop_id,
+        shop_email: shop.and_then(|s| s.notification_email),
+        trigger_id: failed.trigger_id,
+        trigger_name: trigger.map(|t| t.draft.name).unwrap_or_default(),
+        action_index: failed.action_index,
+        url: item.map(|i| i.url).unwrap_or_default(),
+        call_id: Some(failed.call),
+        last_status_code: failed.status_code,
+        last_error: failed.error.clone(),
+        at: Timestamp::now(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CallId, Method};
+    use crate::model::{CallId, Method, TriggerId};
     use crate::transport::FailureKind;
 
     fn call(attempts: i32) -> ClaimedCall {
         ClaimedCall {
             id: CallId(1),
-            trigger_id: crate::model::TriggerId(1),
+            trigger_id: TriggerId(1),
             action_index: 0,
             webhook_id: "msg_1".into(),
             method: Method::Post,
@@ -333,7 +551,8 @@ mod tests {
             body: None,
             attempts,
             max_attempts: 3,
-            created_at: Timestamp(0),
+            created_at: Timestamp::now(),
+            target_host: "x:80".into(),
         }
     }
 
@@ -349,13 +568,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn retries_until_the_attempts_run_out() {
-        let policy = RetryPolicy {
+    fn policy() -> ActionPolicy {
+        ActionPolicy::server(RetryPolicy {
             max_retries: 2,
             base: Duration::from_millis(10),
             max_delay: Duration::from_secs(1),
-        };
+        })
+    }
+
+    #[test]
+    fn retries_until_the_attempts_run_out() {
+        let policy = policy();
         assert!(matches!(
             conclude(&call(0), delivery(Some(500), None), &policy).next,
             Next::RetryAt(_)
@@ -391,5 +614,41 @@ mod tests {
             .as_deref(),
             Some("boom")
         );
+    }
+
+    #[test]
+    fn policies_retry_chosen_4xx_stop_at_max_age_and_deactivate() {
+        let mut p = policy();
+        p.retry_on_4xx = vec![409];
+        assert!(matches!(
+            conclude(&call(0), delivery(Some(409), None), &p).next,
+            Next::RetryAt(_)
+        ));
+        p.max_age = Some(Duration::from_millis(1));
+        p.deactivate_when_exhausted = true;
+        let done = conclude(&call(0), delivery(Some(500), None), &p);
+        assert_eq!(
+            done.next,
+            Next::Failed,
+            "a retry past the call's max age is not scheduled"
+        );
+        assert!(done.deactivate_now);
+        let not_exhausted = conclude(&call(0), delivery(Some(404), None), &p);
+        assert!(
+            !not_exhausted.deactivate_now,
+            "a 4xx failure is not an exhausted policy"
+        );
+    }
+
+    #[test]
+    fn endpoints_have_a_few_slots_each() {
+        let slots = HostSlots::new(2);
+        let a = slots.semaphore("a:80");
+        let _one = a.clone().try_acquire_owned().unwrap();
+        assert_eq!(slots.room("a:80"), 1);
+        assert!(slots.full().is_empty());
+        let _two = a.clone().try_acquire_owned().unwrap();
+        assert_eq!(slots.full(), vec!["a:80".to_string()]);
+        assert_eq!(slots.room("b:80"), 2);
     }
 }

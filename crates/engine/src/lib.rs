@@ -15,9 +15,11 @@
 
 pub mod dispatch;
 pub mod event;
+pub mod event_log;
 pub mod ingest;
 pub mod model;
 pub mod notify;
+pub mod policy;
 pub mod retry;
 pub mod security;
 pub mod service;

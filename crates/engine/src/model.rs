@@ -150,6 +150,60 @@ pub struct CallWebhook {
     /// Trust these CA certificates (PEM) for the receiver instead of the public web PKI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_pem: Option<String>,
+    /// At most one pending call per entity: a newer event replaces the pending call's payload.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unique_queue_items: bool,
+    /// Calls for one entity go out in the order their events came (default); `false` lets
+    /// them overtake each other.
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub ordered: bool,
+    /// How failed calls are retried: a preset's name or custom values; default: the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicySpec>,
+}
+
+/// A retry policy as an admin chooses it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RetryPolicySpec {
+    Preset(RetryPreset),
+    Custom(CustomRetry),
+}
+
+/// The retry behaviour of the platforms hookflow replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryPreset {
+    /// Up to 10 retries, then an alert.
+    Shopctrl,
+    /// Exponential backoff, up to 20 retries within 48 hours; then the action is deactivated.
+    Skladon,
+    /// 10 s timeout; below 300 succeeds, 4xx fails at once, anything else up to 10 retries.
+    Flowretail,
+}
+
+/// Custom retry values; times are in seconds. Unset values come from the server's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomRetry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delay: Option<f64>,
+    /// Per-attempt timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// 4xx statuses that are retried like 5xx (408 and 429 always are).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "retryOn4xx")]
+    pub retry_on_4xx: Vec<u16>,
+    /// Deactivate the action after this many calls in a row failed for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivate_after_failures: Option<u32>,
+    /// Stop retrying a call this long after it was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<f64>,
 }
 
 /// Basic HTTP authentication of an action. In API input a missing password on update keeps
@@ -237,12 +291,16 @@ pub struct TriggerDraft {
     pub shop_id: Option<ShopId>,
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Higher runs first in the queue.
-    #[serde(default)]
+    /// 1 (lowest) to 10 (highest), default 5: when calls wait, higher priority goes first.
+    #[serde(default = "default_priority")]
     pub priority: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     pub actions: Vec<Action>,
+}
+
+fn default_priority() -> i32 {
+    5
 }
 
 fn yes() -> bool {
@@ -340,10 +398,19 @@ pub struct NewCall {
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
     pub priority: i32,
-    /// `Pending`, or `Failed` when the payload could not be rendered.
+    /// `Pending`; `Failed` when the payload could not be rendered; `Skipped` when the action
+    /// is deactivated.
     pub status: CallStatus,
     pub max_attempts: i32,
     pub last_error: Option<String>,
+    /// Coalesce with a pending call of the same action and entity.
+    pub unique: bool,
+    /// Wait for earlier unfinished calls of the same action and entity.
+    pub ordered: bool,
+    /// `host:port` of the URL, for the per-endpoint concurrency limit.
+    pub target_host: String,
+    /// Newer events already folded into this call (unique items).
+    pub coalesced: i32,
 }
 
 /// A call a worker has claimed and must deliver.
@@ -364,6 +431,8 @@ pub struct ClaimedCall {
     pub max_attempts: i32,
     /// When the queue item was created: the start of its end-to-end latency.
     pub created_at: Timestamp,
+    /// `host:port`, for the per-endpoint concurrency limit.
+    pub target_host: String,
 }
 
 /// One delivery attempt, as logged.
@@ -391,6 +460,12 @@ pub enum Next {
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub call: CallId,
+    pub trigger_id: TriggerId,
+    pub action_index: i32,
+    /// Deactivate the action once this many calls in a row failed for good.
+    pub deactivate_after: Option<u32>,
+    /// The policy ran out and deactivates the action now (Skladon's behaviour).
+    pub deactivate_now: bool,
     pub attempt: Attempt,
     pub next: Next,
 }
@@ -418,6 +493,8 @@ pub struct QueueItem {
     pub next_attempt_at: Timestamp,
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
+    /// Newer events for the same entity folded into this pending call.
+    pub coalesced: i32,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

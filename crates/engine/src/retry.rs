@@ -7,7 +7,7 @@ use rand::Rng;
 use crate::transport::{Delivery, FailureKind};
 
 /// How often and how soon a failed call is tried again.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt (ShopCtrl and Flow Retail: 10).
     pub max_retries: u32,
@@ -37,14 +37,15 @@ pub enum Verdict {
     Fail,
 }
 
-/// Classifies an attempt.
-pub fn classify(delivery: &Delivery) -> Verdict {
+/// Classifies an attempt; `retry_on_4xx` are 4xx statuses an action's policy retries.
+pub fn classify(delivery: &Delivery, retry_on_4xx: &[u16]) -> Verdict {
     match (delivery.status, &delivery.failure) {
         (_, Some((FailureKind::Refused, _))) => Verdict::Fail,
         (_, Some((FailureKind::Timeout | FailureKind::Connection, _))) => Verdict::Retry,
         (Some(code), None) => match code {
             200..=299 => Verdict::Success,
             408 | 429 | 500..=599 => Verdict::Retry,
+            code if retry_on_4xx.contains(&code) => Verdict::Retry,
             _ => Verdict::Fail,
         },
         (None, None) => Verdict::Retry,
@@ -92,25 +93,25 @@ mod tests {
 
     #[test]
     fn outcomes_are_classified_like_the_platforms_do() {
-        assert_eq!(classify(&delivery(Some(200), None)), Verdict::Success);
-        assert_eq!(classify(&delivery(Some(204), None)), Verdict::Success);
-        assert_eq!(classify(&delivery(Some(500), None)), Verdict::Retry);
-        assert_eq!(classify(&delivery(Some(503), None)), Verdict::Retry);
-        assert_eq!(classify(&delivery(Some(408), None)), Verdict::Retry);
-        assert_eq!(classify(&delivery(Some(429), None)), Verdict::Retry);
-        assert_eq!(classify(&delivery(Some(404), None)), Verdict::Fail);
-        assert_eq!(classify(&delivery(Some(400), None)), Verdict::Fail);
-        assert_eq!(classify(&delivery(Some(301), None)), Verdict::Fail);
+        assert_eq!(classify(&delivery(Some(200), None), &[]), Verdict::Success);
+        assert_eq!(classify(&delivery(Some(204), None), &[]), Verdict::Success);
+        assert_eq!(classify(&delivery(Some(500), None), &[]), Verdict::Retry);
+        assert_eq!(classify(&delivery(Some(503), None), &[]), Verdict::Retry);
+        assert_eq!(classify(&delivery(Some(408), None), &[]), Verdict::Retry);
+        assert_eq!(classify(&delivery(Some(429), None), &[]), Verdict::Retry);
+        assert_eq!(classify(&delivery(Some(404), None), &[]), Verdict::Fail);
+        assert_eq!(classify(&delivery(Some(400), None), &[]), Verdict::Fail);
+        assert_eq!(classify(&delivery(Some(301), None), &[]), Verdict::Fail);
         assert_eq!(
-            classify(&delivery(None, Some(FailureKind::Timeout))),
+            classify(&delivery(None, Some(FailureKind::Timeout)), &[]),
             Verdict::Retry
         );
         assert_eq!(
-            classify(&delivery(None, Some(FailureKind::Connection))),
+            classify(&delivery(None, Some(FailureKind::Connection)), &[]),
             Verdict::Retry
         );
         assert_eq!(
-            classify(&delivery(None, Some(FailureKind::Refused))),
+            classify(&delivery(None, Some(FailureKind::Refused)), &[]),
             Verdict::Fail
         );
     }

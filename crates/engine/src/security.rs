@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::model::{Action, HmacSecret, SignatureScheme, Timestamp, Trigger, TriggerId};
+use crate::policy::ActionPolicy;
+use crate::retry::RetryPolicy;
 
 /// What a transport needs to authenticate one action's calls.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -46,19 +48,28 @@ impl ActionSecurity {
     }
 }
 
-/// Every action's credentials, by (trigger, action index). Disabled triggers are included:
-/// their queued calls are still sent.
-#[derive(Debug, Default)]
+/// What sending needs to know about every action, by (trigger, action index): its
+/// credentials and its queue policy. Disabled triggers are included: their queued calls are
+/// still sent.
+#[derive(Debug)]
 pub struct SecurityIndex {
     by_action: HashMap<(TriggerId, i32), Arc<ActionSecurity>>,
+    policies: HashMap<(TriggerId, i32), Arc<ActionPolicy>>,
+    /// For calls whose trigger is gone.
+    default_policy: Arc<ActionPolicy>,
 }
 
 impl SecurityIndex {
-    pub fn build(triggers: &[Trigger]) -> SecurityIndex {
+    pub fn build(triggers: &[Trigger], defaults: RetryPolicy) -> SecurityIndex {
         let mut by_action = HashMap::new();
+        let mut policies = HashMap::new();
         for trigger in triggers {
             for (index, action) in trigger.draft.actions.iter().enumerate() {
                 let Action::CallWebhook(call) = action;
+                policies.insert(
+                    (trigger.id, index as i32),
+                    Arc::new(ActionPolicy::resolve(call.retry_policy.as_ref(), defaults)),
+                );
                 let signing = match &call.hmac_secret {
                     Some(HmacSecret::Keys(keys)) => Some(Signing {
                         scheme: call.signature_scheme,
@@ -84,7 +95,19 @@ impl SecurityIndex {
                 }
             }
         }
-        SecurityIndex { by_action }
+        SecurityIndex {
+            by_action,
+            policies,
+            default_policy: Arc::new(ActionPolicy::server(defaults)),
+        }
+    }
+
+    /// The queue policy of an action (the server's for a deleted trigger).
+    pub fn policy(&self, trigger: TriggerId, action_index: i32) -> Arc<ActionPolicy> {
+        self.policies
+            .get(&(trigger, action_index))
+            .cloned()
+            .unwrap_or_else(|| self.default_policy.clone())
     }
 
     pub fn get(&self, trigger: TriggerId, action_index: i32) -> Option<Arc<ActionSecurity>> {

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::dispatch::{self, DispatchConfig, WorkerInbox, Workers};
+use crate::dispatch::{DispatchConfig, Dispatcher, WorkerInbox, Workers};
 use crate::event::{parse_events, InvalidEvent};
 use crate::ingest::{IngestError, Ingestor};
 use crate::model::{
@@ -117,6 +117,8 @@ pub struct Engine {
     pub(crate) transport: Arc<dyn Transport>,
     ingestor: Ingestor,
     pub(crate) queued: Arc<Notify>,
+    /// Asks the refresh task to reload triggers now (an action was deactivated).
+    reload_wanted: Arc<Notify>,
     /// The dispatcher's end of the ingest handoff, taken when the dispatcher starts.
     inbox: std::sync::Mutex<Option<WorkerInbox>>,
     pub(crate) config: EngineConfig,
@@ -147,21 +149,27 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<(Arc<Engine>, EngineTasks), EngineError> {
         let triggers = store.list_triggers().await?;
-        let security = Arc::new(RwLock::new(Arc::new(SecurityIndex::build(&triggers))));
+        let deactivated = store.deactivated_actions().await?;
+        let security = Arc::new(RwLock::new(Arc::new(SecurityIndex::build(
+            &triggers,
+            config.dispatch.retry,
+        ))));
         let compiled = CompiledTriggers::build(
             &triggers,
             catalog.clone(),
-            config.dispatch.retry.max_attempts(),
+            config.dispatch.retry,
+            &deactivated,
         );
         let triggers = Arc::new(RwLock::new(Arc::new(compiled)));
         let queued = Arc::new(Notify::new());
-        let (workers, inbox) = Workers::new(config.dispatch.lease);
+        let (workers, inbox) = Workers::new(config.dispatch.lease, config.dispatch.per_host);
         let (ingestor, ingest) = Ingestor::start(
             store.clone(),
             triggers.clone(),
             queued.clone(),
             Arc::new(workers),
         );
+        let reload_wanted = Arc::new(Notify::new());
         let engine = Arc::new(Engine {
             store,
             catalog,
@@ -171,13 +179,18 @@ impl Engine {
             ingestor,
             queued,
             inbox: std::sync::Mutex::new(Some(inbox)),
+            reload_wanted: reload_wanted.clone(),
             config,
             reload: tokio::sync::Mutex::new(()),
         });
         let weak = Arc::downgrade(&engine);
         let refresh = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(TRIGGER_REFRESH).await;
+                // Periodically for other nodes' edits, at once when an action was deactivated.
+                tokio::select! {
+                    _ = tokio::time::sleep(TRIGGER_REFRESH) => {}
+                    _ = reload_wanted.notified() => {}
+                }
                 let Some(engine) = weak.upgrade() else { break };
                 if let Err(err) = engine.reload_triggers().await {
                     error!(error = %err, "could not refresh triggers");
@@ -196,29 +209,30 @@ impl Engine {
             .expect("inbox lock is never poisoned: taking an Option cannot panic")
             .take()
             .expect("spawn_dispatcher is called once per engine");
-        tokio::spawn(dispatch::run(
-            self.store.clone(),
-            self.transport.clone(),
-            self.config.dispatch.clone(),
-            self.queued.clone(),
+        let dispatcher = Dispatcher {
+            store: self.store.clone(),
+            transport: self.transport.clone(),
+            config: self.config.dispatch.clone(),
+            queued: self.queued.clone(),
             inbox,
-            self.security.clone(),
-            shutdown,
-        ))
+            actions: self.security.clone(),
+            notifier: self.config.notifier.clone(),
+            reload: self.reload_wanted.clone(),
+        };
+        tokio::spawn(dispatcher.run(shutdown))
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
-    async fn reload_triggers(&self) -> Result<(), EngineError> {
+    pub(crate) async fn reload_triggers(&self) -> Result<(), EngineError> {
         let _guard = self.reload.lock().await;
         let triggers = self.store.list_triggers().await?;
-        let compiled = CompiledTriggers::build(
-            &triggers,
-            self.catalog.clone(),
-            self.config.dispatch.retry.max_attempts(),
-        );
+        let deactivated = self.store.deactivated_actions().await?;
+        let retry = self.config.dispatch.retry;
+        let compiled =
+            CompiledTriggers::build(&triggers, self.catalog.clone(), retry, &deactivated);
         *self
             .triggers
             .write()
@@ -228,7 +242,7 @@ impl Engine {
             .security
             .write()
             .expect("security lock is never poisoned: writers only swap an Arc") =
-            Arc::new(SecurityIndex::build(&triggers));
+            Arc::new(SecurityIndex::build(&triggers, retry));
         Ok(())
     }
 
@@ -285,6 +299,7 @@ impl Engine {
 
     pub async fn create_trigger(&self, draft: TriggerDraft) -> Result<Trigger, EngineError> {
         let mut draft = self.validate_trigger(draft).await?;
+        self.check_queue_settings(&draft)?;
         self.resolve_credentials(&mut draft, None)?;
         let trigger = self.store.create_trigger(&draft, Timestamp::now()).await?;
         info!(trigger_id = %trigger.id, event_type = %draft.event_type, "trigger created");
@@ -299,6 +314,7 @@ impl Engine {
     ) -> Result<Trigger, EngineError> {
         let existing = self.get_trigger(id).await?;
         let mut draft = self.validate_trigger(draft).await?;
+        self.check_queue_settings(&draft)?;
         self.resolve_credentials(&mut draft, Some(&existing))?;
         let trigger = self
             .store

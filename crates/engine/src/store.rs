@@ -1,11 +1,14 @@
 //! The storage the engine needs, as a trait; `hookflow-storage` implements it for SQLite and
 //! PostgreSQL.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
+use crate::dispatch::HostSlots;
 use crate::model::{
-    Attempt, CallId, ClaimedCall, Completion, EventId, Ingested, NewCall, NewEvent, QueueFilter,
-    QueueItem, Shop, ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
+    Attempt, CallId, CallStatus, ClaimedCall, Completion, EventId, Ingested, NewCall, NewEvent,
+    QueueFilter, QueueItem, Shop, ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 
 /// A storage failure. The engine cannot act on its detail, only report it.
@@ -41,10 +44,51 @@ pub struct StoredEvent {
 /// (in flight, leased until `lease_until`) and handed straight to this process's workers,
 /// which saves a claim round trip per call while workers have room. If the process dies
 /// before delivering them, their lease expires and any node delivers them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Handoff {
     pub max_calls: usize,
     pub lease_until: Timestamp,
+    /// Per-endpoint room: a call is handed over only while its endpoint has a free slot.
+    /// `None` = no limit (tests).
+    pub hosts: Option<Arc<HostSlots>>,
+}
+
+impl Handoff {
+    /// Hand nothing over.
+    pub fn none() -> Handoff {
+        Handoff {
+            max_calls: 0,
+            lease_until: Timestamp(0),
+            hosts: None,
+        }
+    }
+}
+
+/// What a claim skips and caps.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimFilter {
+    /// Endpoints with no free slot in this process.
+    pub full_hosts: Vec<String>,
+    /// Most calls claimed per endpoint at once (0 = no cap).
+    pub per_host: u32,
+}
+
+/// A call that failed for good.
+#[derive(Debug, Clone)]
+pub struct FailedCall {
+    pub call: CallId,
+    pub trigger_id: TriggerId,
+    pub action_index: i32,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+/// What recording a batch of attempts led to, for alerts' notices.
+#[derive(Debug, Default)]
+pub struct CompleteOutcome {
+    pub failed: Vec<FailedCall>,
+    /// Actions deactivated by their policy (the call that tipped it over).
+    pub deactivated: Vec<FailedCall>,
 }
 
 /// What an ingest transaction committed.
@@ -54,6 +98,27 @@ pub struct IngestOutcome {
     pub results: Vec<Result<Vec<Ingested>, IngestRejection>>,
     /// Calls stored in flight for this process to deliver now (at most `Handoff::max_calls`).
     pub handed_off: Vec<ClaimedCall>,
+}
+
+/// An alert: an action's calls fail for good. One open alert per action counts them.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub id: i64,
+    pub trigger_id: TriggerId,
+    pub action_index: i32,
+    pub shop_id: Option<ShopId>,
+    /// The latest call that failed.
+    pub call_id: Option<CallId>,
+    /// `callFailed` or `actionDeactivated`.
+    pub kind: String,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    /// How many failures this alert stands for.
+    pub count: i32,
+    pub acknowledged: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// Why one ingest request was refused while others in its group commit went through.
@@ -130,10 +195,41 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        filter: &ClaimFilter,
     ) -> Result<Vec<ClaimedCall>, StoreError>;
     /// Records attempts and moves their calls on. A call no longer in flight (cancelled while
-    /// it was being sent) keeps its state; its attempt is still logged.
-    async fn complete(&self, done: &[Completion], now: Timestamp) -> Result<(), StoreError>;
+    /// it was being sent) keeps its state; its attempt is still logged. Calls that failed for
+    /// good raise (or add to) their action's alert, and may deactivate the action.
+    async fn complete(
+        &self,
+        done: &[Completion],
+        now: Timestamp,
+    ) -> Result<CompleteOutcome, StoreError>;
+
+    /// Alerts, newest first; `acknowledged` filters.
+    async fn list_alerts(&self, acknowledged: Option<bool>) -> Result<Vec<Alert>, StoreError>;
+    async fn ack_alert(&self, id: i64, now: Timestamp) -> Result<Option<Alert>, StoreError>;
+    /// Actions deactivated by their policy or an admin, with when.
+    async fn deactivated_actions(&self) -> Result<Vec<(TriggerId, i32, Timestamp)>, StoreError>;
+    /// Deactivates (with a reason) or reactivates an action.
+    async fn set_action_active(
+        &self,
+        trigger: TriggerId,
+        action_index: i32,
+        active: bool,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Queues again the failed and skipped calls of a trigger (one action, or all) created
+    /// since `since`, with `extra_attempts` more attempts; returns how many.
+    async fn requeue_failed(
+        &self,
+        trigger: TriggerId,
+        action_index: Option<i32>,
+        since: Timestamp,
+        extra_attempts: i32,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
     /// Returns in-flight calls whose lease ran out (their worker died) to the queue.
     async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError>;
 
@@ -155,4 +251,109 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<RetryOutcome, StoreError>;
     async fn cancel_call(&self, id: CallId, now: Timestamp) -> Result<CancelOutcome, StoreError>;
+
+    /// The event log: events newest first, each with its calls. The calls of a whole page
+    /// are loaded at once, never event by event.
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<LoggedEvent>, StoreError>;
+    async fn get_event(
+        &self,
+        id: EventId,
+        detail: EventDetail,
+    ) -> Result<Option<LoggedEvent>, StoreError>;
+    /// Queues every call of an event again now, as `retry_call` does, except calls in flight.
+    /// Returns how many were queued; `None` when there is no such event.
+    async fn resend_event(
+        &self,
+        id: EventId,
+        extra_attempts: i32,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Queues every call matching `filter` again now, in one statement, as `retry_call` does.
+    async fn resend_calls(
+        &self,
+        filter: &ResendFilter,
+        extra_attempts: i32,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// Deletes up to `limit` calls in one of `statuses` that last changed before `before`,
+    /// with their attempts, in one short transaction. Returns how many calls went.
+    async fn prune_calls(
+        &self,
+        statuses: &[CallStatus],
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+    /// Deletes up to `limit` events received before `before` that have no calls left.
+    async fn prune_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+}
+
+// ---- the event log ----
+
+/// What the event log shows besides an event and the state of its calls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventDetail {
+    /// The entity data the backend sent.
+    pub payload: bool,
+    /// Each call's attempt log.
+    pub attempts: bool,
+}
+
+/// Which events the event log lists. Results are newest first; `before` is the cursor.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub shop_id: Option<ShopId>,
+    /// Received at or after.
+    pub from: Option<Timestamp>,
+    /// Received before.
+    pub to: Option<Timestamp>,
+    /// `Some(true)`: only events all of whose calls succeeded; `Some(false)`: only events with
+    /// a call that has not (yet) succeeded.
+    pub success: Option<bool>,
+    pub before: Option<EventId>,
+    pub limit: u32,
+    pub detail: EventDetail,
+}
+
+/// An event as the event log shows it: what came in, and what became of each call it queued.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedEvent {
+    pub id: EventId,
+    pub event_type: String,
+    pub shop_id: ShopId,
+    pub entity_id: String,
+    pub occurred_at: Timestamp,
+    pub received_at: Timestamp,
+    /// Only with [`EventDetail::payload`].
+    #[serde(rename = "entityData", skip_serializing_if = "Option::is_none")]
+    pub entity: Option<serde_json::Map<String, serde_json::Value>>,
+    pub calls: Vec<LoggedCall>,
+}
+
+/// One call of a [`LoggedEvent`].
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedCall {
+    pub id: CallId,
+    pub trigger_id: TriggerId,
+    pub action_index: i32,
+    pub status: CallStatus,
+    /// The HTTP status of the last attempt.
+    pub status_code: Option<i32>,
+    pub success: bool,
+    pub attempts: i32,
+    /// Only with [`EventDetail::attempts`].
+    #[serde(rename = "attemptLog", skip_serializing_if = "Option::is_none")]
+    pub attempt_log: Option<Vec<Attempt>>,
+}
+
+/// Which calls a bulk resend queues again. Times are the calls' creation times, as in the
+/// queue listing. Calls in flight are never matched.
+#[derive(Debug, Clone)]
+pub struct ResendFilter {
+    pub status: CallStatus,
+    pub trigger_id: Option<TriggerId>,
+    pub event_type: Option<String>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
 }

@@ -43,8 +43,14 @@ pub struct CertificateInfo {
 
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
-    /// Sends one call, authenticated with its action's credentials.
-    async fn deliver(&self, call: &ClaimedCall, security: Option<&ActionSecurity>) -> Delivery;
+    /// Sends one call, authenticated with its action's credentials, within `timeout` (the
+    /// transport's own when `None`).
+    async fn deliver(
+        &self,
+        call: &ClaimedCall,
+        security: Option<&ActionSecurity>,
+        timeout: Option<Duration>,
+    ) -> Delivery;
 
     /// Refuses, at save time, a URL that can never be reached (a literal address the target
     /// policy forbids). Names are checked again on their resolved addresses when sent.

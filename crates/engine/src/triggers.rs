@@ -10,7 +10,7 @@
 //! [`check_action`] is the save-time twin of [`compile`]: it checks everything about an action
 //! that can be checked before an event arrives, against the event type's sample context.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use hookflow_templating::{
@@ -19,7 +19,10 @@ use hookflow_templating::{
 };
 use tracing::warn;
 
+use crate::model::Timestamp;
 use crate::model::{Action, CallStatus, CallWebhook, Method, NewCall, ShopId, Trigger, TriggerId};
+use crate::policy::ActionPolicy;
+use crate::retry::RetryPolicy;
 use crate::service::check_url;
 use crate::store::{PlannedEvent, Planner};
 
@@ -58,6 +61,12 @@ struct CompiledAction {
     body: Option<TemplateId>,
     /// Lower-case names.
     headers: Vec<(String, Text)>,
+    unique: bool,
+    ordered: bool,
+    /// From the action's retry policy.
+    max_attempts: i32,
+    /// Deactivated (by its policy or an admin): its calls are recorded as skipped.
+    deactivated: bool,
 }
 
 impl CompiledAction {
@@ -90,7 +99,6 @@ struct TypeTriggers {
 pub struct CompiledTriggers {
     templates: TemplateSet,
     by_type: HashMap<String, TypeTriggers>,
-    max_attempts: i32,
 }
 
 impl CompiledTriggers {
@@ -99,8 +107,11 @@ impl CompiledTriggers {
     pub fn build(
         triggers: &[Trigger],
         catalog: Arc<Catalog>,
-        max_attempts: i32,
+        retry_defaults: RetryPolicy,
+        deactivated: &[(TriggerId, i32, Timestamp)],
     ) -> CompiledTriggers {
+        let deactivated: HashSet<(TriggerId, i32)> =
+            deactivated.iter().map(|(t, a, _)| (*t, *a)).collect();
         let mut templates = TemplateSet::new();
         let mut by_type: HashMap<String, TypeTriggers> = HashMap::new();
         for trigger in triggers.iter().filter(|t| t.draft.enabled) {
@@ -108,7 +119,7 @@ impl CompiledTriggers {
                 warn!(trigger_id = %trigger.id, event_type = %trigger.draft.event_type, "trigger for an event type the catalog no longer has; skipped");
                 continue;
             };
-            match compile(&mut templates, trigger) {
+            match compile(&mut templates, trigger, retry_defaults, &deactivated) {
                 Ok(compiled) => by_type
                     .entry(trigger.draft.event_type.clone())
                     .or_insert_with(|| TypeTriggers {
@@ -126,11 +137,7 @@ impl CompiledTriggers {
         for list in by_type.values_mut() {
             list.triggers.sort_by_key(|t| (-t.priority, t.id));
         }
-        CompiledTriggers {
-            templates,
-            by_type,
-            max_attempts,
-        }
+        CompiledTriggers { templates, by_type }
     }
 
     pub fn templates(&self) -> &TemplateSet {
@@ -159,6 +166,8 @@ fn compile_text(
 fn compile(
     templates: &mut TemplateSet,
     trigger: &Trigger,
+    retry_defaults: RetryPolicy,
+    deactivated: &HashSet<(TriggerId, i32)>,
 ) -> Result<CompiledTrigger, TemplateError> {
     let condition = match trigger.draft.condition.as_deref().map(str::trim) {
         Some(cond) if !cond.is_empty() => {
@@ -194,6 +203,12 @@ fn compile(
             url_source: call.url.clone(),
             body,
             headers,
+            unique: call.unique_queue_items,
+            ordered: call.ordered,
+            max_attempts: ActionPolicy::resolve(call.retry_policy.as_ref(), retry_defaults)
+                .retry
+                .max_attempts(),
+            deactivated: deactivated.contains(&(trigger.id, index as i32)),
         });
     }
     Ok(CompiledTrigger {
@@ -267,8 +282,12 @@ impl Planner for CompiledTriggers {
                     body: None,
                     priority: trigger.priority,
                     status: CallStatus::Pending,
-                    max_attempts: self.max_attempts,
+                    max_attempts: action.max_attempts,
                     last_error: None,
+                    unique: action.unique,
+                    ordered: action.ordered,
+                    target_host: String::new(),
+                    coalesced: 0,
                 };
                 let ctx = if action.needs_context() {
                     Some(context(&mut ctx))
@@ -296,7 +315,11 @@ impl Planner for CompiledTriggers {
                     if call.url.is_empty() {
                         call.url = action.url_source.clone();
                     }
+                } else if action.deactivated {
+                    call.status = CallStatus::Skipped;
+                    call.last_error = Some("not sent: the action is deactivated".into());
                 }
+                call.target_host = target_host(&call.url);
                 out.push(call);
             }
         }
@@ -363,6 +386,18 @@ impl CompiledTriggers {
 }
 
 /// A Standard Webhooks message id: stable across the retries of one call.
+/// `host:port` of a URL, the unit of the per-endpoint concurrency limit.
+pub fn target_host(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or_default(),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => String::new(),
+    }
+}
+
 fn new_webhook_id() -> String {
     format!("msg_{}", uuid::Uuid::new_v4().simple())
 }
@@ -582,7 +617,7 @@ mod tests {
 
     fn plan(triggers: &[Trigger], entity: serde_json::Value) -> Vec<NewCall> {
         let catalog = Arc::new(Catalog::builtin().unwrap());
-        let set = CompiledTriggers::build(triggers, catalog, 11);
+        let set = CompiledTriggers::build(triggers, catalog, RetryPolicy::default(), &[]);
         let event = NewEvent {
             event_type: "OrderChanged".into(),
             shop_id: ShopId(1),

@@ -195,16 +195,39 @@ pub(crate) async fn ingest(
         );
         queued_per_event[i] = (calls.len() - before) as u32;
     }
-    // Calls handed straight to this process's workers are stored already claimed.
+    // Unique items coalesce into the pending call of their action and entity; ordered calls
+    // behind an unfinished one of theirs must wait for it (and so are not handed over).
+    let arranged = arrange(&txn, backend, &mut calls, now).await?;
+    let mut calls: Vec<NewCall> = calls
+        .into_iter()
+        .zip(arranged.keep)
+        .filter_map(|(c, keep)| keep.then_some(c))
+        .collect();
+    let blocked = arranged.blocked;
+
+    // Calls handed straight to this process's workers are stored already claimed, while the
+    // workers and the call's endpoint have room.
     let mut handed = 0;
-    for call in calls.iter_mut() {
+    let mut room: HashMap<String, usize> = HashMap::new();
+    for (i, call) in calls.iter_mut().enumerate() {
         if handed == handoff.max_calls {
             break;
         }
-        if call.status == CallStatus::Pending {
-            call.status = CallStatus::InFlight;
-            handed += 1;
+        if call.status != CallStatus::Pending || blocked[i] {
+            continue;
         }
+        let left = room.entry(call.target_host.clone()).or_insert_with(|| {
+            handoff
+                .hosts
+                .as_ref()
+                .map_or(usize::MAX, |h| h.room(&call.target_host))
+        });
+        if *left == 0 {
+            continue;
+        }
+        *left -= 1;
+        call.status = CallStatus::InFlight;
+        handed += 1;
     }
     let mut call_ids: Vec<i64> = Vec::with_capacity(if handed > 0 { calls.len() } else { 0 });
     for chunk in calls.chunks(CALL_CHUNK) {
@@ -228,6 +251,9 @@ pub(crate) async fn ingest(
             queue_item::Column::NextAttemptAt,
             queue_item::Column::LastError,
             queue_item::Column::LeaseUntil,
+            queue_item::Column::Coalesced,
+            queue_item::Column::TargetHost,
+            queue_item::Column::Ordered,
             queue_item::Column::CreatedAt,
             queue_item::Column::UpdatedAt,
         ]);
@@ -253,6 +279,9 @@ pub(crate) async fn ingest(
                 now.0.into(),
                 c.last_error.clone().into(),
                 lease.into(),
+                c.coalesced.into(),
+                c.target_host.as_str().into(),
+                c.ordered.into(),
                 now.0.into(),
                 now.0.into(),
             ]);
@@ -320,6 +349,7 @@ pub(crate) async fn ingest(
                 id: CallId(id),
                 trigger_id: c.trigger_id,
                 action_index: c.action_index,
+                target_host: c.target_host,
                 webhook_id: c.webhook_id,
                 method: c.method,
                 url: c.url,
@@ -362,4 +392,172 @@ pub(crate) async fn ingest(
         results,
         handed_off,
     })
+}
+
+/// How the calls of a batch relate to the unfinished calls already queued.
+struct Arranged {
+    /// `false` for calls folded into another (unique items).
+    keep: Vec<bool>,
+    /// Per kept call: it must wait for an earlier unfinished call of its action and entity.
+    blocked: Vec<bool>,
+}
+
+type EntityKey = (i64, i32, String);
+
+/// Coalesces unique items and finds ordered calls that must wait. A unique call folds into
+/// the pending call of its action and entity — one queued earlier (updated here, if it is
+/// still pending) or one earlier in this batch — which then carries the newest payload and
+/// counts the fold. A call in flight is never touched: the newer event queues a call of its own.
+async fn arrange(
+    txn: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    calls: &mut [NewCall],
+    now: Timestamp,
+) -> Result<Arranged, StoreError> {
+    let mut keep = vec![true; calls.len()];
+    let keyed: Vec<usize> = (0..calls.len())
+        .filter(|&i| {
+            calls[i].status == CallStatus::Pending && (calls[i].unique || calls[i].ordered)
+        })
+        .collect();
+    if keyed.is_empty() {
+        let blocked = vec![false; calls.len()];
+        return Ok(Arranged { keep, blocked });
+    }
+    // Unfinished calls already queued for these actions and entities (`queue_items_entity`).
+    let mut unfinished: HashSet<EntityKey> = HashSet::new();
+    let mut pending: HashMap<EntityKey, i64> = HashMap::new();
+    let triggers: HashSet<i64> = keyed.iter().map(|&i| calls[i].trigger_id.0).collect();
+    let entities: Vec<String> = keyed
+        .iter()
+        .map(|&i| calls[i].entity_id.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    for chunk in entities.chunks(EVENT_CHUNK) {
+        let query = Query::select()
+            .columns([
+                queue_item::Column::Id,
+                queue_item::Column::TriggerId,
+                queue_item::Column::ActionIndex,
+                queue_item::Column::EntityId,
+                queue_item::Column::Status,
+            ])
+            .from(queue_item::Entity)
+            .and_where(Expr::col(queue_item::Column::TriggerId).is_in(triggers.iter().copied()))
+            .and_where(Expr::col(queue_item::Column::EntityId).is_in(chunk.iter().cloned()))
+            .and_where(
+                Expr::col(queue_item::Column::Status)
+                    .is_in([CallStatus::Pending.as_str(), CallStatus::InFlight.as_str()]),
+            )
+            .to_owned();
+        for row in txn.query_all(backend.build(&query)).await.map_err(db_err)? {
+            let id: i64 = row.try_get_by_index(0).map_err(db_err)?;
+            let key: EntityKey = (
+                row.try_get_by_index(1).map_err(db_err)?,
+                row.try_get_by_index(2).map_err(db_err)?,
+                row.try_get_by_index(3).map_err(db_err)?,
+            );
+            let status: String = row.try_get_by_index(4).map_err(db_err)?;
+            if status == CallStatus::Pending.as_str() {
+                pending
+                    .entry(key.clone())
+                    .and_modify(|p| *p = (*p).min(id))
+                    .or_insert(id);
+            }
+            unfinished.insert(key);
+        }
+    }
+
+    let mut blocked = vec![false; calls.len()];
+    let mut in_batch: HashMap<EntityKey, usize> = HashMap::new();
+    for i in keyed {
+        let key: EntityKey = (
+            calls[i].trigger_id.0,
+            calls[i].action_index,
+            calls[i].entity_id.clone(),
+        );
+        if calls[i].unique {
+            if let Some(&first) = in_batch.get(&key).filter(|&&j| calls[j].unique) {
+                let newer = fold(&mut calls[i]);
+                apply_fold(&mut calls[first], newer);
+                keep[i] = false;
+                continue;
+            }
+            if let Some(&id) = pending.get(&key) {
+                let update = Query::update()
+                    .table(queue_item::Entity)
+                    .value(queue_item::Column::Url, calls[i].url.as_str())
+                    .value(
+                        queue_item::Column::Headers,
+                        serde_json::to_string(&calls[i].headers).map_err(json_err)?,
+                    )
+                    .value(queue_item::Column::Body, calls[i].body.clone())
+                    .value(queue_item::Column::EventId, calls[i].event_id.0)
+                    .value(
+                        queue_item::Column::TargetHost,
+                        calls[i].target_host.as_str(),
+                    )
+                    .value(
+                        queue_item::Column::Coalesced,
+                        Expr::col(queue_item::Column::Coalesced).add(1),
+                    )
+                    .value(queue_item::Column::UpdatedAt, now.0)
+                    .and_where(Expr::col(queue_item::Column::Id).eq(id))
+                    .and_where(
+                        Expr::col(queue_item::Column::Status).eq(CallStatus::Pending.as_str()),
+                    )
+                    .to_owned();
+                if txn
+                    .execute(backend.build(&update))
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected()
+                    > 0
+                {
+                    keep[i] = false;
+                    continue;
+                }
+                // Claimed meanwhile (by another node): this one is queued after it.
+            }
+        }
+        blocked[i] = calls[i].ordered && (unfinished.contains(&key) || in_batch.contains_key(&key));
+        in_batch.entry(key).or_insert(i);
+    }
+    let blocked = blocked
+        .into_iter()
+        .zip(&keep)
+        .filter_map(|(b, &k)| k.then_some(b))
+        .collect();
+    Ok(Arranged { keep, blocked })
+}
+
+/// What a newer unique call hands to the pending one it folds into.
+struct Fold {
+    event_id: hookflow_engine::model::EventId,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    target_host: String,
+    coalesced: i32,
+}
+
+fn fold(call: &mut NewCall) -> Fold {
+    Fold {
+        event_id: call.event_id,
+        url: std::mem::take(&mut call.url),
+        headers: std::mem::take(&mut call.headers),
+        body: call.body.take(),
+        target_host: std::mem::take(&mut call.target_host),
+        coalesced: call.coalesced,
+    }
+}
+
+fn apply_fold(into: &mut NewCall, newer: Fold) {
+    into.event_id = newer.event_id;
+    into.url = newer.url;
+    into.headers = newer.headers;
+    into.body = newer.body;
+    into.target_host = newer.target_host;
+    into.coalesced += 1 + newer.coalesced;
 }

@@ -10,10 +10,13 @@
 //! Hot paths (ingest, claim, complete) build multi-row statements with sea-query, so a batch of
 //! hundreds of rows is one round trip on either database.
 
+mod alerts;
 pub mod entities;
+mod event_log;
 mod events;
 mod ingest;
 mod queue;
+mod retention;
 pub mod secrets;
 mod shops;
 mod triggers;
@@ -28,7 +31,8 @@ use hookflow_engine::model::{
     Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 use hookflow_engine::store::{
-    CancelOutcome, Handoff, IngestOutcome, Planner, RetryOutcome, Store, StoreError, StoredEvent,
+    Alert, CancelOutcome, ClaimFilter, CompleteOutcome, Handoff, IngestOutcome, Planner,
+    RetryOutcome, Store, StoreError, StoredEvent,
 };
 use hookflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -236,7 +240,16 @@ impl Store for DbStore {
         now: Timestamp,
     ) -> Result<IngestOutcome, StoreError> {
         let _turn = self.write_turn().await;
-        match ingest::ingest(&self.db, &self.shops, requests, planner, handoff, now).await {
+        match ingest::ingest(
+            &self.db,
+            &self.shops,
+            requests,
+            planner,
+            handoff.clone(),
+            now,
+        )
+        .await
+        {
             // Another node committed one of our idempotency keys between our lookup and our
             // insert. The transaction rolled back; a second pass finds the key and answers
             // with the first result.
@@ -252,14 +265,56 @@ impl Store for DbStore {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        filter: &ClaimFilter,
     ) -> Result<Vec<ClaimedCall>, StoreError> {
         let _turn = self.write_turn().await;
-        queue::claim(&self.db, now, lease_until, limit).await
+        queue::claim(&self.db, now, lease_until, limit, filter).await
     }
 
-    async fn complete(&self, done: &[Completion], now: Timestamp) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        done: &[Completion],
+        now: Timestamp,
+    ) -> Result<CompleteOutcome, StoreError> {
         let _turn = self.write_turn().await;
         queue::complete(&self.db, done, now).await
+    }
+
+    async fn list_alerts(&self, acknowledged: Option<bool>) -> Result<Vec<Alert>, StoreError> {
+        alerts::list(&self.db, acknowledged).await
+    }
+
+    async fn ack_alert(&self, id: i64, now: Timestamp) -> Result<Option<Alert>, StoreError> {
+        let _turn = self.write_turn().await;
+        alerts::ack(&self.db, id, now).await
+    }
+
+    async fn deactivated_actions(&self) -> Result<Vec<(TriggerId, i32, Timestamp)>, StoreError> {
+        alerts::deactivated(&self.db).await
+    }
+
+    async fn set_action_active(
+        &self,
+        trigger: TriggerId,
+        action_index: i32,
+        active: bool,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        alerts::set_active(&self.db, trigger, action_index, active, reason, now).await
+    }
+
+    async fn requeue_failed(
+        &self,
+        trigger: TriggerId,
+        action_index: Option<i32>,
+        since: Timestamp,
+        extra_attempts: i32,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        queue::requeue_failed(&self.db, trigger, action_index, since, extra_attempts, now).await
     }
 
     async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -296,5 +351,56 @@ impl Store for DbStore {
     async fn cancel_call(&self, id: CallId, now: Timestamp) -> Result<CancelOutcome, StoreError> {
         let _turn = self.write_turn().await;
         queue::cancel(&self.db, id, now).await
+    }
+
+    async fn list_events(
+        &self,
+        filter: &hookflow_engine::store::EventFilter,
+    ) -> Result<Vec<hookflow_engine::store::LoggedEvent>, StoreError> {
+        event_log::list(&self.db, filter).await
+    }
+
+    async fn get_event(
+        &self,
+        id: hookflow_engine::model::EventId,
+        detail: hookflow_engine::store::EventDetail,
+    ) -> Result<Option<hookflow_engine::store::LoggedEvent>, StoreError> {
+        event_log::get(&self.db, id, detail).await
+    }
+
+    async fn resend_event(
+        &self,
+        id: hookflow_engine::model::EventId,
+        extra_attempts: i32,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        let _turn = self.write_turn().await;
+        event_log::resend_event(&self.db, id, extra_attempts, now).await
+    }
+
+    async fn resend_calls(
+        &self,
+        filter: &hookflow_engine::store::ResendFilter,
+        extra_attempts: i32,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        event_log::resend_calls(&self.db, filter, extra_attempts, now).await
+    }
+
+    async fn prune_calls(
+        &self,
+        statuses: &[hookflow_engine::model::CallStatus],
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        // One batch per turn: other writers get in between batches.
+        let _turn = self.write_turn().await;
+        retention::prune_calls(&self.db, statuses, before, limit).await
+    }
+
+    async fn prune_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        retention::prune_events(&self.db, before, limit).await
     }
 }

@@ -1,13 +1,15 @@
 //! The webhook queue: claiming due calls under a lease, recording attempts, and the operator
 //! views (list, detail, retry, cancel).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hookflow_engine::model::{
     Attempt, CallId, CallStatus, ClaimedCall, Completion, EventId, Method, Next, QueueFilter,
     QueueItem, ShopId, Timestamp, TriggerId,
 };
-use hookflow_engine::store::{CancelOutcome, RetryOutcome, StoreError};
+use hookflow_engine::store::{
+    CancelOutcome, ClaimFilter, CompleteOutcome, RetryOutcome, StoreError,
+};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
@@ -15,49 +17,98 @@ use sea_orm::{
 };
 
 use crate::entities::{attempt, queue_item};
-use crate::{db_err, json_err};
+use crate::{alerts, db_err, json_err};
 
 /// Rows per multi-row attempt INSERT (9 columns; SQLite allows 32 766 parameters).
 const ATTEMPT_CHUNK: usize = 1000;
 
 const CLAIM_RETURNING: &str =
-    "RETURNING id, webhook_id, method, url, headers, body, attempts, max_attempts, created_at, priority, \
-     trigger_id, action_index";
+    "RETURNING id, webhook_id, method, url, headers, body, attempts, max_attempts, \
+     created_at, priority, trigger_id, action_index, target_host";
 
-/// Claims due calls. The subquery picks the highest-priority due items through the
-/// `queue_items_claim` index. On PostgreSQL `FOR UPDATE SKIP LOCKED` makes concurrent claimers
+/// How many candidates a claim looks at per call it may take: enough that full endpoints and
+/// the per-endpoint cap rarely leave a claim short.
+const CANDIDATES_PER_CALL: u32 = 4;
+
+/// Claims due calls.
+///
+/// The innermost query picks the highest-priority due calls through the `queue_items_claim`
+/// index, skipping endpoints that are full in this process and calls that must wait for an
+/// earlier unfinished call of their action and entity (ordered delivery, served by
+/// `queue_items_entity`). On PostgreSQL `FOR UPDATE SKIP LOCKED` makes concurrent claimers
 /// (other nodes) skip rows another claimer holds instead of waiting or double-claiming; SQLite
-/// has a single writer, so the UPDATE alone is atomic there.
+/// has a single writer, so the UPDATE alone is atomic there. The window function then caps
+/// how many calls one endpoint gets, so a slow endpoint's backlog cannot fill the workers.
 pub(crate) async fn claim(
     db: &DatabaseConnection,
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
+    filter: &ClaimFilter,
 ) -> Result<Vec<ClaimedCall>, StoreError> {
     let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => format!(
-            "UPDATE queue_items SET status = 'in_flight', lease_until = $1, updated_at = $2 \
-             WHERE id IN (SELECT id FROM queue_items WHERE status = 'pending' AND next_attempt_at <= $3 \
-             ORDER BY priority DESC, next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) {CLAIM_RETURNING}"
-        ),
-        _ => format!(
-            "UPDATE queue_items SET status = 'in_flight', lease_until = ?, updated_at = ? \
-             WHERE id IN (SELECT id FROM queue_items WHERE status = 'pending' AND next_attempt_at <= ? \
-             ORDER BY priority DESC, next_attempt_at, id LIMIT ?) {CLAIM_RETURNING}"
-        ),
+    let pg = backend == DbBackend::Postgres;
+    let mut values: Vec<sea_orm::Value> = vec![lease_until.0.into(), now.0.into(), now.0.into()];
+    let ph = |values: &mut Vec<sea_orm::Value>, v: sea_orm::Value| {
+        values.push(v);
+        if pg {
+            format!("${}", values.len())
+        } else {
+            "?".to_owned()
+        }
     };
-    let stmt = Statement::from_sql_and_values(
-        backend,
-        sql,
-        [
-            lease_until.0.into(),
-            now.0.into(),
-            now.0.into(),
-            (limit as i64).into(),
-        ],
+    let (p1, p2, p3) = if pg {
+        ("$1", "$2", "$3")
+    } else {
+        ("?", "?", "?")
+    };
+    let skip_hosts = if filter.full_hosts.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = filter
+            .full_hosts
+            .iter()
+            .map(|h| ph(&mut values, h.clone().into()))
+            .collect();
+        format!("AND q.target_host NOT IN ({})", list.join(", "))
+    };
+    let candidates = ph(
+        &mut values,
+        i64::from(limit.saturating_mul(CANDIDATES_PER_CALL)).into(),
     );
-    let rows = db.query_all(stmt).await.map_err(db_err)?;
+    let per_host = ph(
+        &mut values,
+        i64::from(if filter.per_host == 0 {
+            limit
+        } else {
+            filter.per_host
+        })
+        .into(),
+    );
+    let limit_ph = ph(&mut values, i64::from(limit).into());
+    let lock = if pg {
+        "FOR UPDATE OF q SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE queue_items SET status = 'in_flight', lease_until = {p1}, updated_at = {p2} \
+         WHERE id IN (SELECT r.id FROM ( \
+           SELECT c.id, c.priority, c.next_attempt_at, ROW_NUMBER() OVER ( \
+             PARTITION BY c.target_host ORDER BY c.priority DESC, c.next_attempt_at, c.id) AS rn \
+           FROM (SELECT q.id, q.target_host, q.priority, q.next_attempt_at FROM queue_items q \
+             WHERE q.status = 'pending' AND q.next_attempt_at <= {p3} {skip_hosts} \
+             AND (NOT q.ordered OR NOT EXISTS (SELECT 1 FROM queue_items e \
+               WHERE e.trigger_id = q.trigger_id AND e.action_index = q.action_index \
+               AND e.entity_id = q.entity_id AND e.id < q.id AND e.status IN ('pending', 'in_flight'))) \
+             ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT {candidates} {lock}) c \
+         ) r WHERE r.rn <= {per_host} ORDER BY r.priority DESC, r.next_attempt_at, r.id LIMIT {limit_ph}) \
+         {CLAIM_RETURNING}"
+    );
+    let rows = db
+        .query_all(Statement::from_sql_and_values(backend, sql, values))
+        .await
+        .map_err(db_err)?;
     let mut calls = Vec::with_capacity(rows.len());
     for row in rows {
         let get_err = db_err;
@@ -78,6 +129,7 @@ pub(crate) async fn claim(
                 attempts: row.try_get_by_index(6).map_err(get_err)?,
                 max_attempts: row.try_get_by_index(7).map_err(get_err)?,
                 created_at: Timestamp(row.try_get_by_index(8).map_err(get_err)?),
+                target_host: row.try_get_by_index(12).map_err(get_err)?,
             },
         ));
     }
@@ -87,14 +139,16 @@ pub(crate) async fn claim(
 }
 
 /// Records a batch of attempts and moves their calls on, in one transaction. Successes with
-/// the same status code share one UPDATE; retries and failures are one UPDATE each.
+/// the same status code share one UPDATE; retries and failures are one UPDATE each. Failures
+/// for good raise alerts and may deactivate their action (see `alerts`).
 pub(crate) async fn complete(
     db: &DatabaseConnection,
     done: &[Completion],
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<CompleteOutcome, StoreError> {
+    let mut outcome = CompleteOutcome::default();
     if done.is_empty() {
-        return Ok(());
+        return Ok(outcome);
     }
     let txn = db.begin().await.map_err(db_err)?;
     let backend = txn.get_database_backend();
@@ -130,17 +184,23 @@ pub(crate) async fn complete(
     }
 
     let mut succeeded: BTreeMap<Option<i32>, Vec<i64>> = BTreeMap::new();
+    let mut healthy: BTreeSet<(i64, i32)> = BTreeSet::new();
     for c in done {
         match c.next {
-            Next::Succeeded => succeeded
-                .entry(c.attempt.status_code)
-                .or_default()
-                .push(c.call.0),
+            Next::Succeeded => {
+                succeeded
+                    .entry(c.attempt.status_code)
+                    .or_default()
+                    .push(c.call.0);
+                healthy.insert((c.trigger_id.0, c.action_index));
+            }
             Next::RetryAt(at) => {
                 transition(&txn, backend, c, CallStatus::Pending, at, now).await?;
             }
             Next::Failed => {
-                transition(&txn, backend, c, CallStatus::Failed, now, now).await?;
+                if transition(&txn, backend, c, CallStatus::Failed, now, now).await? {
+                    alerts::call_failed(&txn, c, now, &mut outcome).await?;
+                }
             }
         }
     }
@@ -161,7 +221,11 @@ pub(crate) async fn complete(
             .to_owned();
         txn.execute(backend.build(&update)).await.map_err(db_err)?;
     }
-    txn.commit().await.map_err(db_err)
+    for (trigger, action) in healthy {
+        alerts::action_succeeded(&txn, TriggerId(trigger), action).await?;
+    }
+    txn.commit().await.map_err(db_err)?;
+    Ok(outcome)
 }
 
 async fn transition(
@@ -171,7 +235,7 @@ async fn transition(
     status: CallStatus,
     next_attempt_at: Timestamp,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let error = c
         .attempt
         .error
@@ -192,8 +256,8 @@ async fn transition(
         .and_where(Expr::col(queue_item::Column::Id).eq(c.call.0))
         .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
         .to_owned();
-    txn.execute(backend.build(&update)).await.map_err(db_err)?;
-    Ok(())
+    let result = txn.execute(backend.build(&update)).await.map_err(db_err)?;
+    Ok(result.rows_affected() > 0)
 }
 
 /// Returns in-flight calls whose lease expired to the queue, due at once.
@@ -241,6 +305,7 @@ fn to_item(m: queue_item::Model) -> Result<QueueItem, StoreError> {
         next_attempt_at: Timestamp(m.next_attempt_at),
         last_status_code: m.last_status_code,
         last_error: m.last_error,
+        coalesced: m.coalesced,
         created_at: Timestamp(m.created_at),
         updated_at: Timestamp(m.updated_at),
     })
@@ -386,4 +451,41 @@ pub(crate) async fn cancel(
         (0, Some(item)) => CancelOutcome::Finished(item),
         (_, Some(item)) => CancelOutcome::Cancelled(item),
     })
+}
+
+/// Queues again the failed and skipped calls of a trigger (one action or all) made since
+/// `since`, with a fresh budget of attempts.
+pub(crate) async fn requeue_failed(
+    db: &DatabaseConnection,
+    trigger: TriggerId,
+    action_index: Option<i32>,
+    since: Timestamp,
+    extra_attempts: i32,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let mut update = queue_item::Entity::update_many()
+        .col_expr(
+            queue_item::Column::Status,
+            Expr::value(CallStatus::Pending.as_str()),
+        )
+        .col_expr(queue_item::Column::NextAttemptAt, Expr::value(now.0))
+        .col_expr(
+            queue_item::Column::MaxAttempts,
+            Expr::col(queue_item::Column::Attempts).add(extra_attempts),
+        )
+        .col_expr(
+            queue_item::Column::LeaseUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(queue_item::Column::UpdatedAt, Expr::value(now.0))
+        .filter(queue_item::Column::TriggerId.eq(trigger.0))
+        .filter(
+            queue_item::Column::Status
+                .is_in([CallStatus::Failed.as_str(), CallStatus::Skipped.as_str()]),
+        )
+        .filter(queue_item::Column::CreatedAt.gte(since.0));
+    if let Some(action) = action_index {
+        update = update.filter(queue_item::Column::ActionIndex.eq(action));
+    }
+    Ok(update.exec(db).await.map_err(db_err)?.rows_affected)
 }

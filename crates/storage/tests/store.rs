@@ -9,7 +9,8 @@ use hookflow_engine::model::{
     Timestamp, TriggerId,
 };
 use hookflow_engine::store::{
-    CancelOutcome, Handoff, IngestRejection, PlannedEvent, Planner, RetryOutcome, Store,
+    CancelOutcome, ClaimFilter, Handoff, IngestRejection, PlannedEvent, Planner, RetryOutcome,
+    Store,
 };
 use hookflow_storage::{DbConfig, DbStore};
 use sea_orm::{ConnectionTrait, Database};
@@ -17,6 +18,7 @@ use sea_orm::{ConnectionTrait, Database};
 const NO_HANDOFF: Handoff = Handoff {
     max_calls: 0,
     lease_until: Timestamp(0),
+    hosts: None,
 };
 
 /// Queues one call per event; the priority is taken from `entity.priority`.
@@ -46,6 +48,10 @@ impl Planner for OneCallPerEvent {
             status: CallStatus::Pending,
             max_attempts: 3,
             last_error: None,
+            unique: false,
+            ordered: false,
+            target_host: "receiver:80".into(),
+            coalesced: 0,
         });
     }
 }
@@ -283,7 +289,10 @@ async fn claims_go_highest_priority_first_and_respect_leases(store: DbStore) {
         .unwrap()
         .results;
     let now = Timestamp::now().plus_millis(1);
-    let first = store.claim(now, now.plus_millis(60_000), 2).await.unwrap();
+    let first = store
+        .claim(now, now.plus_millis(60_000), 2, &ClaimFilter::default())
+        .await
+        .unwrap();
     assert_eq!(first.len(), 2);
     let items = store
         .list_queue(&QueueFilter {
@@ -299,12 +308,12 @@ async fn claims_go_highest_priority_first_and_respect_leases(store: DbStore) {
     }
     // Leased calls are not claimed again; the rest are.
     let rest = store
-        .claim(now, now.plus_millis(60_000), 100)
+        .claim(now, now.plus_millis(60_000), 100, &ClaimFilter::default())
         .await
         .unwrap();
     assert_eq!(rest.len(), 4);
     assert!(store
-        .claim(now, now.plus_millis(60_000), 100)
+        .claim(now, now.plus_millis(60_000), 100, &ClaimFilter::default())
         .await
         .unwrap()
         .is_empty());
@@ -319,7 +328,12 @@ async fn claims_go_highest_priority_first_and_respect_leases(store: DbStore) {
     );
     assert_eq!(
         store
-            .claim(now.plus_millis(61_000), now.plus_millis(120_000), 100)
+            .claim(
+                now.plus_millis(61_000),
+                now.plus_millis(120_000),
+                100,
+                &ClaimFilter::default()
+            )
             .await
             .unwrap()
             .len(),
@@ -346,21 +360,36 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
         .unwrap()
         .results;
     let now = Timestamp::now().plus_millis(1);
-    let calls = store.claim(now, now.plus_millis(60_000), 10).await.unwrap();
+    let calls = store
+        .claim(now, now.plus_millis(60_000), 10, &ClaimFilter::default())
+        .await
+        .unwrap();
     assert_eq!(calls.len(), 3);
     let retry_at = now.plus_millis(5_000);
     let done = vec![
         Completion {
+            trigger_id: TriggerId(1),
+            action_index: 0,
+            deactivate_after: None,
+            deactivate_now: false,
             call: calls[0].id,
             attempt: attempt(1, Some(200)),
             next: Next::Succeeded,
         },
         Completion {
+            trigger_id: TriggerId(1),
+            action_index: 0,
+            deactivate_after: None,
+            deactivate_now: false,
             call: calls[1].id,
             attempt: attempt(1, Some(503)),
             next: Next::RetryAt(retry_at),
         },
         Completion {
+            trigger_id: TriggerId(1),
+            action_index: 0,
+            deactivate_after: None,
+            deactivate_now: false,
             call: calls[2].id,
             attempt: attempt(1, Some(404)),
             next: Next::Failed,
@@ -389,12 +418,17 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
     );
     // The retry is not due yet; at its time it is claimed again with its attempt count.
     assert!(store
-        .claim(now, now.plus_millis(60_000), 10)
+        .claim(now, now.plus_millis(60_000), 10, &ClaimFilter::default())
         .await
         .unwrap()
         .is_empty());
     let again = store
-        .claim(retry_at, retry_at.plus_millis(60_000), 10)
+        .claim(
+            retry_at,
+            retry_at.plus_millis(60_000),
+            10,
+            &ClaimFilter::default(),
+        )
         .await
         .unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 1));
@@ -449,7 +483,10 @@ async fn concurrent_claimers_never_share_a_call_postgres() {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = store.claim(now, now.plus_millis(60_000), 7).await.unwrap();
+                let got = store
+                    .claim(now, now.plus_millis(60_000), 7, &ClaimFilter::default())
+                    .await
+                    .unwrap();
                 if got.is_empty() {
                     return mine;
                 }
@@ -488,6 +525,7 @@ async fn handed_off_calls_are_stored_claimed_and_returned(store: DbStore) {
             Handoff {
                 max_calls: 3,
                 lease_until,
+                hosts: None,
             },
             Timestamp::now(),
         )
@@ -514,7 +552,7 @@ async fn handed_off_calls_are_stored_claimed_and_returned(store: DbStore) {
     let now = Timestamp::now().plus_millis(1);
     assert_eq!(
         store
-            .claim(now, now.plus_millis(1_000), 100)
+            .claim(now, now.plus_millis(1_000), 100, &ClaimFilter::default())
             .await
             .unwrap()
             .len(),

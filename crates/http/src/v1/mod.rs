@@ -1,5 +1,6 @@
 //! `/api/v1`: one module per resource.
 
+mod alerts;
 mod event_types;
 mod events;
 mod payloads;
@@ -13,6 +14,7 @@ use crate::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
+        .merge(alerts::router())
         .merge(shops::router())
         .merge(triggers::router())
         .merge(events::router())

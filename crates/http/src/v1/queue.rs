@@ -102,9 +102,42 @@ async fn cancel_item(
     Ok(Json(state.engine.cancel_call(CallId(id)).await?))
 }
 
+/// `POST /queue/resend`: which calls to queue again. The status defaults to `failed`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ResendIn {
+    trigger_id: Option<i64>,
+    status: Option<String>,
+    event_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Queues every call matching the filter again, in one statement: `{"requeued": n}`.
+async fn resend(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body: ResendIn = crate::json::parse(&body)?;
+    let request = hookflow_engine::event_log::ResendRequest {
+        status: body
+            .status
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(|e: String| ApiError::BadRequest(format!("status: {e}")))?,
+        trigger_id: body.trigger_id.map(TriggerId),
+        event_type: body.event_type,
+        from: time_param("from", body.from)?,
+        to: time_param("to", body.to)?,
+    };
+    let requeued = state.engine.resend_calls(request).await?;
+    Ok(Json(serde_json::json!({ "requeued": requeued })))
+}
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/queue", get(list_queue))
+        .route("/queue/resend", post(resend))
         .route("/queue/{id}", get(get_item))
         .route("/queue/{id}/retry", post(retry_item))
         .route("/queue/{id}/cancel", post(cancel_item))

@@ -4,11 +4,11 @@
 //! private key is stored, and a trigger read back and sent again keeps them.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use hookflow_engine::model::{Trigger, TriggerDraft, TriggerId};
+use hookflow_engine::model::{Timestamp, Trigger, TriggerDraft, TriggerId};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -19,11 +19,24 @@ use crate::AppState;
 const SECRET_FIELDS: &[(&str, &str)] =
     &[("basicAuth", "password"), ("clientCertificate", "keyPem")];
 
-/// A trigger as the API shows it: secrets replaced by `{"set": true}`.
-pub(crate) fn trigger_out(trigger: &Trigger) -> Value {
+/// Deactivated actions, by (trigger, action index), with when.
+type Deactivated = Vec<(TriggerId, i32, Timestamp)>;
+
+/// A trigger as the API shows it: secrets replaced by `{"set": true}`, and each action's
+/// `active` state (an action is deactivated by its retry policy or an admin).
+pub(crate) fn trigger_out(trigger: &Trigger, deactivated: &Deactivated) -> Value {
     let mut value = serde_json::to_value(trigger).unwrap_or(Value::Null);
     if let Some(actions) = value.get_mut("actions").and_then(Value::as_array_mut) {
-        for action in actions {
+        for (index, action) in actions.iter_mut().enumerate() {
+            let down = deactivated
+                .iter()
+                .find(|(t, a, _)| *t == trigger.id && *a == index as i32);
+            if let Some(object) = action.as_object_mut() {
+                object.insert("active".into(), json!(down.is_none()));
+                if let Some((_, _, at)) = down {
+                    object.insert("deactivatedAt".into(), json!(at.to_rfc3339()));
+                }
+            }
             for (object, field) in SECRET_FIELDS {
                 if let Some(secret) = action.get_mut(*object).and_then(|o| o.get_mut(*field)) {
                     *secret = json!({"set": true});
@@ -77,13 +90,21 @@ fn strip_masks(value: &mut Value) {
 fn draft_from(body: &Bytes) -> Result<TriggerDraft, ApiError> {
     let mut value = parse_value(body)?;
     strip_masks(&mut value);
+    // What reads add is not input.
+    if let Some(actions) = value.get_mut("actions").and_then(Value::as_array_mut) {
+        for action in actions.iter_mut().filter_map(Value::as_object_mut) {
+            action.remove("active");
+            action.remove("deactivatedAt");
+        }
+    }
     parse_from(value)
 }
 
 async fn list_triggers(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let triggers = state.engine.list_triggers().await?;
+    let down = state.engine.deactivated_actions().await?;
     Ok(Json(
-        json!({"items": triggers.iter().map(trigger_out).collect::<Vec<_>>()}),
+        json!({"items": triggers.iter().map(|t| trigger_out(t, &down)).collect::<Vec<_>>()}),
     ))
 }
 
@@ -92,9 +113,13 @@ async fn create_trigger(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let draft = draft_from(&body)?;
+    let trigger = state.engine.create_trigger(draft).await?;
     Ok((
         StatusCode::CREATED,
-        Json(trigger_out(&state.engine.create_trigger(draft).await?)),
+        Json(trigger_out(
+            &trigger,
+            &state.engine.deactivated_actions().await?,
+        )),
     ))
 }
 
@@ -102,8 +127,10 @@ async fn get_trigger(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
+    let trigger = state.engine.get_trigger(TriggerId(id)).await?;
     Ok(Json(trigger_out(
-        &state.engine.get_trigger(TriggerId(id)).await?,
+        &trigger,
+        &state.engine.deactivated_actions().await?,
     )))
 }
 
@@ -113,8 +140,10 @@ async fn update_trigger(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let draft = draft_from(&body)?;
+    let trigger = state.engine.update_trigger(TriggerId(id), draft).await?;
     Ok(Json(trigger_out(
-        &state.engine.update_trigger(TriggerId(id), draft).await?,
+        &trigger,
+        &state.engine.deactivated_actions().await?,
     )))
 }
 
@@ -135,6 +164,74 @@ async fn reveal_secret(
     Ok(Json(json!({"hmacSecret": secret})))
 }
 
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ActivateParams {
+    #[serde(default)]
+    requeue_failed: bool,
+}
+
+fn activate_params(
+    params: Result<Query<ActivateParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<ActivateParams, ApiError> {
+    params
+        .map(|Query(p)| p)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+async fn activate_trigger(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    params: Result<Query<ActivateParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let p = activate_params(params)?;
+    let (trigger, requeued) = state
+        .engine
+        .set_trigger_active(TriggerId(id), true, p.requeue_failed)
+        .await?;
+    let mut out = trigger_out(&trigger, &state.engine.deactivated_actions().await?);
+    out["requeued"] = json!(requeued);
+    Ok(Json(out))
+}
+
+async fn deactivate_trigger(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let (trigger, _) = state
+        .engine
+        .set_trigger_active(TriggerId(id), false, false)
+        .await?;
+    Ok(Json(trigger_out(
+        &trigger,
+        &state.engine.deactivated_actions().await?,
+    )))
+}
+
+async fn activate_action(
+    State(state): State<AppState>,
+    Path((id, index)): Path<(i64, usize)>,
+    params: Result<Query<ActivateParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let p = activate_params(params)?;
+    let requeued = state
+        .engine
+        .set_action_active(TriggerId(id), index, true, p.requeue_failed)
+        .await?;
+    Ok(Json(json!({"active": true, "requeued": requeued})))
+}
+
+async fn deactivate_action(
+    State(state): State<AppState>,
+    Path((id, index)): Path<(i64, usize)>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .engine
+        .set_action_active(TriggerId(id), index, false, false)
+        .await?;
+    Ok(Json(json!({"active": false})))
+}
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/triggers", get(list_triggers).post(create_trigger))
@@ -145,6 +242,16 @@ pub(crate) fn router() -> Router<AppState> {
         .route(
             "/triggers/{id}/actions/{index}/reveal-secret",
             post(reveal_secret),
+        )
+        .route("/triggers/{id}/activate", put(activate_trigger))
+        .route("/triggers/{id}/deactivate", put(deactivate_trigger))
+        .route(
+            "/triggers/{id}/actions/{index}/activate",
+            put(activate_action),
+        )
+        .route(
+            "/triggers/{id}/actions/{index}/deactivate",
+            put(deactivate_action),
         )
 }
 

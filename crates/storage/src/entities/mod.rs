@@ -1,5 +1,7 @@
 //! One sea-orm entity per table.
 
+pub mod action_state;
+pub mod alert;
 pub mod attempt;
 pub mod event;
 pub mod queue_item;

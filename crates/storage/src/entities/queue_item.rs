@@ -25,6 +25,9 @@ pub struct Model {
     pub lease_until: Option<i64>,
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
+    pub coalesced: i32,
+    pub target_host: String,
+    pub ordered: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
