@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API and the delivery workers (applies migrations first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -90,6 +90,10 @@ struct ServeArgs {
     /// Calls delivered at once by this process.
     #[arg(long, env = "HOOKFLOW_CONCURRENCY", default_value_t = 512)]
     concurrency: usize,
+    /// Calls delivered at once to one endpoint (host:port) by this process, so that a slow or
+    /// dead endpoint cannot hold the others back.
+    #[arg(long, env = "HOOKFLOW_PER_ENDPOINT_CONCURRENCY", default_value_t = 8)]
+    per_endpoint_concurrency: usize,
     /// Send notices (failed calls, deactivated actions) by email through this SMTP server:
     /// smtp://host:port (plain), smtp://host?tls=required (STARTTLS), smtps://host (TLS);
     /// credentials as smtp://user:password@host.
@@ -128,7 +132,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Migrate { db } => {
                 hookflow::open_store(&db_config(db)).await?;
                 println!("migrations applied");
@@ -159,6 +163,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         delivery: DeliveryConfig { timeout, policy },
         dispatch: DispatchConfig {
             concurrency: args.concurrency.max(1),
+            per_host: args.per_endpoint_concurrency.max(1),
             // A live worker must never lose a call it is still sending.
             lease: (timeout * 2).max(Duration::from_secs(30)),
             retry: RetryPolicy {

@@ -1,5 +1,6 @@
-//! Indexes for the event log's retention: pruning finds old calls and old events by time
-//! instead of scanning whole tables every few minutes.
+//! Indexes for the event log and its retention: pruning finds old calls and old events by
+//! time instead of scanning whole tables every few minutes, and a shop's event log is read
+//! newest first without sorting all of the shop's events.
 
 use sea_orm_migration::prelude::*;
 
@@ -20,6 +21,8 @@ enum QueueItems {
 #[derive(DeriveIden)]
 enum Events {
     Table,
+    Id,
+    ShopId,
     ReceivedAt,
 }
 
@@ -47,10 +50,28 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        // Serves the event log of one shop, newest first (`events_entity` starts with the
+        // shop too, but its order is by entity).
+        m.create_index(
+            Index::create()
+                .name("events_shop")
+                .table(Events::Table)
+                .col(Events::ShopId)
+                .col(Events::Id)
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .name("events_shop")
+                .table(Events::Table)
+                .to_owned(),
+        )
+        .await?;
         m.drop_index(
             Index::drop()
                 .name("events_received")

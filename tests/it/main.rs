@@ -12,6 +12,7 @@ mod event_log;
 mod ingest;
 mod notifications;
 mod queue;
+mod queue_policy;
 mod security;
 mod templates;
 mod triggers;

@@ -1,0 +1,208 @@
+//! The queue as operators need it: endpoints that cannot hold each other back, ordered and
+//! unique calls per entity, retry policies, alerts, deactivation and reactivation.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+fn action(url: &str, extra: Value) -> Value {
+    let mut action = json!({"type": "callWebhook", "url": url});
+    for (k, v) in extra.as_object().unwrap() {
+        action[k] = v.clone();
+    }
+    action
+}
+
+fn trigger_with(event_type: &str, action: Value) -> Value {
+    json!({"name": format!("{event_type} policy"), "eventType": event_type, "actions": [action]})
+}
+
+both_backends! {
+    async fn a_slow_endpoint_does_not_hold_back_a_fast_one(backend: Backend) {
+        let app = spawn_app_with(backend, &["--concurrency", "12", "--per-endpoint-concurrency", "4"]).await;
+        let slow = Receiver::always(Reply::delay(Duration::from_millis(1500))).await;
+        let fast = Receiver::start().await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &slow.url("/slow"))).await;
+        app.create_trigger(webhook_trigger("OrderCreated", &fast.url("/fast"))).await;
+        let slow_events: Vec<Value> = (0..12).map(|i| event("OrderChanged", shop, i, json!({}))).collect();
+        app.post_events(Value::Array(slow_events)).await;
+        let started = Instant::now();
+        let fast_events: Vec<Value> = (0..12).map(|i| event("OrderCreated", shop, i, json!({}))).collect();
+        app.post_events(Value::Array(fast_events)).await;
+        fast.wait_for_requests(12, Duration::from_secs(10)).await;
+        assert!(started.elapsed() < Duration::from_millis(1400), "fast calls waited {:?}", started.elapsed());
+        // The slow endpoint never had more than 4 calls at once: 12 calls took 3 rounds.
+        let got = slow.wait_for_requests(12, Duration::from_secs(15)).await;
+        let first_round = got.iter().filter(|r| r.at < got[0].at + Duration::from_millis(700)).count();
+        assert!(first_round <= 4, "{first_round} calls reached the slow endpoint at once");
+    }
+
+    async fn calls_for_one_entity_keep_their_order_across_retries(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::with_script(vec![Reply::status(500), Reply::status(500)]).await;
+        let other = Receiver::with_script(vec![Reply::status(500)]).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/ordered"))).await;
+        app.create_trigger(trigger_with("OrderCreated", action(&other.url("/unordered"), json!({"ordered": false}))))
+            .await;
+        for n in 1..=3 {
+            app.post_event(event("OrderChanged", shop, "A", json!({"OrderId": n}))).await;
+            app.post_event(event("OrderCreated", shop, "A", json!({"OrderId": n}))).await;
+        }
+        let got = receiver.wait_for_requests(5, WAIT).await;
+        let order: Vec<i64> = got.iter().map(|r| r.json()["entityData"]["OrderId"].as_i64().unwrap()).collect();
+        assert_eq!(order, [1, 1, 1, 2, 3], "the second event waited for the first to succeed");
+        // Without ordering, later events overtake a call that is being retried.
+        let got = other.wait_for_requests(4, WAIT).await;
+        let order: Vec<i64> = got.iter().map(|r| r.json()["entityData"]["OrderId"].as_i64().unwrap()).collect();
+        assert_eq!(order.iter().filter(|n| **n == 1).count(), 2);
+        assert_ne!(order, [1, 1, 2, 3], "{order:?}");
+    }
+
+    async fn unique_items_coalesce_into_the_pending_call(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let gate = Gate::new();
+        let receiver = Receiver::with_script(vec![Reply::held(&gate)]).await;
+        let shop = app.create_shop("Main").await;
+        let trigger = app
+            .create_trigger(trigger_with("ProductChanged", action(&receiver.url("/p"), json!({"uniqueQueueItems": true}))))
+            .await;
+        app.post_event(event("ProductChanged", shop, 7, json!({"ProductCode": "v1"}))).await;
+        receiver.wait_for_requests(1, WAIT).await;
+        // The first call is on the wire: it is not touched; the next event queues one call and
+        // the three after it fold into that one.
+        for v in 2..=5 {
+            app.post_event(event("ProductChanged", shop, 7, json!({"ProductCode": format!("v{v}")}))).await;
+        }
+        app.post_event(event("ProductChanged", shop, 8, json!({"ProductCode": "other"}))).await;
+        let items = app.queue_items(&format!("triggerId={}", id(&trigger))).await;
+        assert_eq!(items.len(), 3, "{items:#?}");
+        let pending = items.iter().find(|i| i["entityId"] == "7" && i["status"] == "pending").unwrap();
+        assert_eq!(pending["coalesced"], 3);
+        gate.open();
+        let got = receiver.wait_for_requests(3, WAIT).await;
+        let codes: Vec<String> = got.iter().map(|r| r.json()["entityData"]["ProductCode"].as_str().unwrap().to_owned()).collect();
+        assert!(codes.contains(&"v1".to_string()) && codes.contains(&"v5".to_string()), "{codes:?}");
+        assert!(!codes.iter().any(|c| c == "v2" || c == "v3" || c == "v4"), "{codes:?}");
+        app.wait_for_queue_count(&format!("triggerId={}&status=succeeded", id(&trigger)), 3).await;
+    }
+
+    async fn a_custom_policy_retries_chosen_4xx_and_honours_retry_after(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::with_script(vec![
+            Reply::status(409),
+            Reply::status(429).header("Retry-After", "1"),
+        ])
+        .await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(trigger_with("OrderChanged", action(&receiver.url("/h"), json!({
+            "retryPolicy": {"maxRetries": 3, "initialDelay": 0.1, "retryOn4xx": [409]}
+        }))))
+        .await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        let got = receiver.wait_for_requests(3, WAIT).await;
+        assert!(got[2].at - got[1].at >= Duration::from_millis(950), "Retry-After waited {:?}", got[2].at - got[1].at);
+        let item = app.only_item("").await;
+        let item = app.wait_for_queue_status(id(&item), "succeeded").await;
+        assert_eq!((item["attempts"].as_i64(), item["maxAttempts"].as_i64()), (Some(3), Some(4)));
+    }
+
+    async fn presets_set_the_schedule_and_bad_policies_are_refused(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::always(Reply::status(503)).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(trigger_with("OrderChanged", action(&receiver.url("/s"), json!({"retryPolicy": "skladon"})))).await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        let item = app.only_item("").await;
+        let item = app.wait_for_item(id(&item), "an attempt failed", |i| i["attempts"] == 1).await;
+        assert_eq!(item["maxAttempts"], 21, "skladon: up to 20 retries");
+        assert_eq!(item["status"], "pending");
+        // The next attempt is about a minute away (Skladon's backoff), not the server's 100 ms.
+        let next = time::OffsetDateTime::parse(item["nextAttemptAt"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        assert!(next - time::OffsetDateTime::now_utc() > time::Duration::seconds(30), "{item:#}");
+
+        for (policy, field) in [
+            (json!({"maxRetries": 3, "retryOn4xx": [500]}), "actions[0].retryPolicy.retryOn4xx"),
+            (json!({"initialDelay": -1}), "actions[0].retryPolicy.initialDelay"),
+        ] {
+            let answer = app.post_json("/api/v1/triggers", trigger_with("OrderChanged", action(&receiver.url("/x"), json!({"retryPolicy": policy})))).await;
+            assert!(assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").starts_with(field));
+        }
+        let answer = app.post_json("/api/v1/triggers", trigger_with("OrderChanged", action(&receiver.url("/x"), json!({"retryPolicy": "nope"})))).await;
+        assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{}", answer.1);
+        for priority in [0, 11] {
+            let answer = app.post_json("/api/v1/triggers", webhook_trigger("OrderChanged", &receiver.url("/x")).with(json!({"priority": priority}))).await;
+            assert!(assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").starts_with("priority"));
+        }
+    }
+
+    async fn failures_raise_one_alert_and_deactivate_until_an_admin_reactivates(backend: Backend) {
+        let app = spawn_app_with(backend, &["--max-retries", "0"]).await;
+        let receiver = Receiver::with_script(vec![Reply::status(500), Reply::status(500)]).await;
+        let shop = app.create_shop("Main").await;
+        let trigger = app
+            .create_trigger(trigger_with("OrderChanged", action(&receiver.url("/h"), json!({
+                "retryPolicy": {"deactivateAfterFailures": 2}
+            }))))
+            .await;
+        for n in 1..=2 {
+            app.post_event(event("OrderChanged", shop, n, json!({}))).await;
+        }
+        app.wait_for_queue_count("status=failed", 2).await;
+        // One alert counts both failures, and the action is down.
+        let alerts = wait_for(WAIT, "alerts are raised", || async {
+            let (_, body) = app.get_json("/api/v1/alerts?acknowledged=false").await;
+            let items = body["items"].as_array().cloned().unwrap_or_default();
+            (items.len() == 2).then_some(items)
+        })
+        .await;
+        let failed = alerts.iter().find(|a| a["kind"] == "callFailed").unwrap();
+        assert_eq!(failed["count"], 2);
+        assert_eq!(failed["lastStatusCode"], 500);
+        assert!(alerts.iter().any(|a| a["kind"] == "actionDeactivated"));
+        let (_, shown) = app.get_json(&format!("/api/v1/triggers/{}", id(&trigger))).await;
+        assert_eq!(shown["actions"][0]["active"], false, "{shown:#}");
+
+        // While down, matching events are recorded as skipped, not sent.
+        app.post_event(event("OrderChanged", shop, 3, json!({}))).await;
+        let skipped = app.wait_for_queue_count("status=skipped", 1).await;
+        assert_eq!(skipped[0]["entityId"], "3");
+        assert_eq!(receiver.count(), 2);
+
+        // Acknowledging closes the alert; reactivating with requeue sends what failed or was
+        // skipped while the action was down (the receiver has recovered).
+        let (status, _) = app.post_json(&format!("/api/v1/alerts/{}/ack", failed["id"]), json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, open) = app.get_json("/api/v1/alerts?acknowledged=false").await;
+        assert_eq!(open["items"].as_array().unwrap().len(), 1);
+        let (status, answer) = app
+            .request(reqwest::Method::PUT, &format!("/api/v1/triggers/{}/actions/0/activate?requeueFailed=true", id(&trigger)), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["requeued"], 1, "the skipped call (the failures came before the deactivation)");
+        receiver.wait_for_requests(3, WAIT).await;
+        app.post_event(event("OrderChanged", shop, 4, json!({}))).await;
+        receiver.wait_for_requests(4, WAIT).await;
+    }
+
+    async fn a_deactivated_trigger_fires_no_calls_until_activated(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let shop = app.create_shop("Main").await;
+        let trigger = app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/h"))).await;
+        let path = format!("/api/v1/triggers/{}", id(&trigger));
+        let (status, off) = app.request(reqwest::Method::PUT, &format!("{path}/deactivate"), None).await;
+        assert_eq!((status, off["enabled"].clone()), (StatusCode::OK, json!(false)));
+        assert_eq!(app.post_event(event("OrderChanged", shop, 1, json!({}))).await["callsQueued"], 0);
+        let (status, on) = app.request(reqwest::Method::PUT, &format!("{path}/activate"), None).await;
+        assert_eq!((status, on["enabled"].clone()), (StatusCode::OK, json!(true)));
+        assert_eq!(app.post_event(event("OrderChanged", shop, 2, json!({}))).await["callsQueued"], 1);
+        receiver.wait_for_requests(1, WAIT).await;
+        let (status, _) = app.request(reqwest::Method::PUT, "/api/v1/triggers/999/activate", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
