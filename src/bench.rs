@@ -1,13 +1,17 @@
 //! `hookflow bench`: end-to-end throughput and latency against this machine's raw HTTP limit.
 //!
-//! One process holds a receiver, a client and (in the second phase) hookflow itself:
+//! One process holds a receiver, a client and (from the second phase) hookflow itself:
 //! 1. raw: the client POSTs N copies of a typical webhook body straight to the receiver;
 //! 2. hookflow: a fresh database, one shop, one trigger pointing at the receiver; the client
-//!    POSTs N events through the real HTTP API, and the run ends when the receiver has had
-//!    every call. Latency is from the start of an event's ingest request to its call arriving.
+//!    POSTs N events through the real HTTP API, one event per request, and the run ends when
+//!    the receiver has had every call. Latency is from the start of an event's ingest request
+//!    to its call arriving.
+//! 3. with `--slow-endpoint`: phase 2 again on a fresh database, with a second trigger calling a
+//!    receiver that answers after 2 s; the fast endpoint's throughput is compared with phase 2's.
 //!
 //! Both phases use the same client settings, concurrency and receiver, so the ratio says what
-//! hookflow costs on top of the HTTP it cannot avoid.
+//! hookflow costs on top of the HTTP it cannot avoid. With `--unique-entities K` the events
+//! are spread over K entities and the trigger keeps queue items unique, so calls coalesce.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,49 +32,63 @@ use crate::ServeConfig;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Events to send (and calls to deliver).
+    /// Events to send.
     #[arg(long, default_value_t = 50_000)]
     events: usize,
-    /// Requests the client keeps in flight, in both phases.
+    /// Requests the client keeps in flight, in every phase.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Database for the hookflow phase (default: a fresh SQLite file in a temporary directory).
+    /// Database for the hookflow phases (default: a fresh SQLite file in a temporary directory
+    /// per phase). A PostgreSQL URL is used as given: point it at an empty database.
     #[arg(long, env = "HOOKFLOW_BENCH_DATABASE_URL")]
     database_url: Option<String>,
     /// Calls hookflow delivers at once (its `--concurrency`).
     #[arg(long, default_value_t = 512)]
     delivery_concurrency: usize,
+    /// Calls hookflow delivers at once to one endpoint (its `--per-endpoint-concurrency`). The
+    /// bench's receiver is one endpoint on loopback, so this is set near the client's concurrency
+    /// rather than the server default of 8, which would measure the cap, not hookflow.
+    #[arg(long, default_value_t = 64)]
+    per_endpoint_concurrency: usize,
+    /// Spread the events over this many entities, with unique queue items on.
+    #[arg(long)]
+    unique_entities: Option<usize>,
+    /// Also run with a second endpoint that answers after 2 s, and compare the fast endpoint.
+    #[arg(long)]
+    slow_endpoint: bool,
     /// Give up waiting for deliveries after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
 }
 
-/// What the receiver saw.
+/// What a receiver saw.
 struct Receiver {
     received: AtomicUsize,
     /// Per event: nanoseconds since `epoch` when its ingest request started (0 = not yet).
-    sent_at: Vec<AtomicU64>,
+    sent_at: Arc<Vec<AtomicU64>>,
     /// Per event: latency in microseconds of its first delivery (0 = not yet).
     latency_us: Vec<AtomicU64>,
     epoch: Instant,
+    /// Answer after this long (the slow endpoint).
+    delay: Duration,
 }
 
 impl Receiver {
-    fn new(n: usize) -> Receiver {
+    fn new(n: usize, sent_at: Arc<Vec<AtomicU64>>, epoch: Instant, delay: Duration) -> Receiver {
         Receiver {
             received: AtomicUsize::new(0),
-            sent_at: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            sent_at,
             latency_us: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            epoch: Instant::now(),
+            epoch,
+            delay,
         }
-    }
-
-    fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
     }
 }
 
 async fn receive(State(rx): State<Arc<Receiver>>, body: Bytes) -> &'static str {
+    if !rx.delay.is_zero() {
+        tokio::time::sleep(rx.delay).await;
+    }
     rx.received.fetch_add(1, Ordering::Relaxed);
     // The default payload carries the bench's event number as entityData.OrderId.
     if let Some(i) = serde_json::from_slice::<Value>(&body)
@@ -81,7 +99,8 @@ async fn receive(State(rx): State<Arc<Receiver>>, body: Bytes) -> &'static str {
     {
         let sent = rx.sent_at[i].load(Ordering::Relaxed);
         if sent > 0 {
-            let lat = ((rx.now_ns() - sent) / 1000).max(1);
+            let now = rx.epoch.elapsed().as_nanos() as u64;
+            let lat = (now.saturating_sub(sent) / 1000).max(1);
             let _ = rx.latency_us[i].compare_exchange(0, lat, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
@@ -96,20 +115,8 @@ async fn start_receiver(rx: Arc<Receiver>) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-fn client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .tcp_nodelay(true)
-        .build()?)
-}
-
 /// Sends `n` POSTs with `concurrency` workers; `make` builds request `i`.
-async fn blast<F>(
-    client: &reqwest::Client,
-    n: usize,
-    concurrency: usize,
-    make: F,
-) -> anyhow::Result<Duration>
+async fn blast<F>(n: usize, concurrency: usize, make: F) -> anyhow::Result<Duration>
 where
     F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
@@ -120,7 +127,6 @@ where
     for _ in 0..concurrency {
         let next = next.clone();
         let make = make.clone();
-        let _ = client;
         workers.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -165,37 +171,33 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// What one hookflow phase measured at the fast endpoint.
+struct Phase {
+    /// Calls the fast endpoint got.
+    delivered: usize,
+    /// From the first event to the last call at the fast endpoint.
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.delivered as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+async fn hookflow_phase(
+    args: &BenchArgs,
+    http: &reqwest::Client,
+    slow: bool,
+    label: &str,
+) -> anyhow::Result<Phase> {
     let n = args.events.max(1);
-    let c = args.concurrency.max(1);
-    let rx = Arc::new(Receiver::new(n));
-    let receiver = start_receiver(rx.clone()).await?;
-    let hook_url = format!("http://{receiver}/hook");
-    let http = client(c)?;
+    let epoch = Instant::now();
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let fast = Arc::new(Receiver::new(n, sent_at.clone(), epoch, Duration::ZERO));
+    let fast_url = format!("http://{}/hook", start_receiver(fast.clone()).await?);
 
-    // Phase 1: the raw limit, with a body shaped like hookflow's default payload.
-    let sample = json!({"eventId": 1, "eventType": "OrderChanged", "shopId": 1,
-        "occurredAt": "2026-11-27T10:00:00Z", "entityData": {"OrderId": n, "OrderCode": "ORD-0000001"}})
-    .to_string();
-    let raw = {
-        let http = http.clone();
-        let url = hook_url.clone();
-        let body = Bytes::from(sample);
-        blast(&http.clone(), n, c, move |_| {
-            http.post(&url)
-                .header("content-type", "application/json")
-                .body(body.clone())
-        })
-        .await?
-    };
-    let raw_rate = n as f64 / raw.as_secs_f64();
-    println!(
-        "raw http: {n} POSTs in {:.2}s = {raw_rate:.0}/s",
-        raw.as_secs_f64()
-    );
-    rx.received.store(0, Ordering::SeqCst);
-
-    // Phase 2: through hookflow.
     let dir = tempfile::tempdir()?;
     let url = args.database_url.clone().unwrap_or_else(|| {
         format!(
@@ -218,6 +220,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
         dispatch: DispatchConfig {
             concurrency: args.delivery_concurrency.max(1),
+            per_host: args.per_endpoint_concurrency.max(1),
             ..DispatchConfig::default()
         },
         notify: hookflow_delivery::notify::NotifyConfig::default(),
@@ -233,31 +236,47 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .json()
         .await?;
     let shop_id = shop["id"].as_i64().context("shop id")?;
-    let trigger = http
-        .post(format!("{api}/triggers"))
-        .json(
-            &json!({"name": "bench", "eventType": "OrderChanged", "shopId": shop_id,
-            "actions": [{"type": "callWebhook", "url": hook_url, "method": "POST"}]}),
-        )
-        .send()
-        .await?;
-    if !trigger.status().is_success() {
-        bail!(
-            "could not create the bench trigger: {}",
-            trigger.text().await?
-        );
+    let unique = args.unique_entities.is_some();
+    let mut endpoints = vec![fast_url];
+    if slow {
+        let slow = Arc::new(Receiver::new(
+            0,
+            Arc::new(Vec::new()),
+            epoch,
+            Duration::from_secs(2),
+        ));
+        endpoints.push(format!("http://{}/hook", start_receiver(slow).await?));
+    }
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        let trigger = http
+            .post(format!("{api}/triggers"))
+            .json(&json!({"name": format!("bench {i}"), "eventType": "OrderChanged", "shopId": shop_id,
+                "actions": [{"type": "callWebhook", "url": endpoint, "method": "POST", "uniqueQueueItems": unique}]}))
+            .send()
+            .await?;
+        if !trigger.status().is_success() {
+            bail!(
+                "could not create the bench trigger: {}",
+                trigger.text().await?
+            );
+        }
     }
 
     let events_url = format!("{api}/events");
+    let entities = args.unique_entities.unwrap_or(n).max(1);
     let start = Instant::now();
     let ingest = {
         let http = http.clone();
-        let rx = rx.clone();
-        blast(&http.clone(), n, c, move |i| {
-            rx.sent_at[i].store(rx.now_ns().max(1), Ordering::Relaxed);
-            let body = json!({"eventType": "OrderChanged", "shopId": shop_id, "entityId": i,
+        let sent_at = sent_at.clone();
+        blast(n, args.concurrency.max(1), move |i| {
+            sent_at[i].store(
+                (epoch.elapsed().as_nanos() as u64).max(1),
+                Ordering::Relaxed,
+            );
+            let body =
+                json!({"eventType": "OrderChanged", "shopId": shop_id, "entityId": i % entities,
                 "entityData": {"OrderId": i, "OrderCode": format!("ORD-{i:07}")}})
-            .to_string();
+                .to_string();
             http.post(&events_url)
                 .header("content-type", "application/json")
                 .body(body)
@@ -265,48 +284,128 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .await?
     };
     println!(
-        "hookflow: {n} events ingested in {:.2}s = {:.0}/s (database: {})",
+        "{label}: {n} events ingested in {:.2}s = {:.0}/s",
         ingest.as_secs_f64(),
-        n as f64 / ingest.as_secs_f64(),
-        if url.starts_with("sqlite") {
-            "sqlite"
-        } else {
-            "postgres"
-        }
+        n as f64 / ingest.as_secs_f64()
     );
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
-    while rx.received.load(Ordering::Relaxed) < n {
+    let fast_trigger_idle = || async {
+        // With coalescing the number of calls is not known up front: done when the fast
+        // trigger has nothing pending or in flight.
+        for status in ["pending", "in_flight"] {
+            let page: Value = http
+                .get(format!("{api}/queue?status={status}&triggerId=1&limit=1"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            if page["items"].as_array().is_some_and(|a| !a.is_empty()) {
+                return Ok::<bool, anyhow::Error>(false);
+            }
+        }
+        Ok(true)
+    };
+    loop {
+        let got = fast.received.load(Ordering::Relaxed);
+        if got >= n || (unique && fast_trigger_idle().await?) {
+            break;
+        }
         if Instant::now() > deadline {
             bail!(
-                "only {} of {n} calls arrived within {}s",
-                rx.received.load(Ordering::Relaxed),
+                "only {got} of {n} calls arrived within {}s",
                 args.timeout_secs
             );
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(if unique { 50 } else { 5 })).await;
     }
-    let total = start.elapsed();
-    let rate = n as f64 / total.as_secs_f64();
+    let elapsed = start.elapsed();
+    let delivered = fast.received.load(Ordering::Relaxed);
     println!(
-        "hookflow: {n} calls delivered {:.2}s after the first event = {rate:.0}/s",
-        total.as_secs_f64()
+        "{label}: {delivered} calls delivered {:.2}s after the first event = {:.0}/s{}",
+        elapsed.as_secs_f64(),
+        delivered as f64 / elapsed.as_secs_f64(),
+        if unique {
+            format!(" ({} events coalesced)", n - delivered)
+        } else {
+            String::new()
+        }
     );
     running.shutdown();
     running.wait().await?;
-
-    let mut lat: Vec<u64> = rx
+    let mut latencies_us: Vec<u64> = fast
         .latency_us
         .iter()
         .map(|a| a.load(Ordering::Relaxed))
         .filter(|l| *l > 0)
         .collect();
-    lat.sort_unstable();
+    latencies_us.sort_unstable();
+    Ok(Phase {
+        delivered,
+        elapsed,
+        latencies_us,
+    })
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let n = args.events.max(1);
+    let c = args.concurrency.max(1);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(c)
+        .tcp_nodelay(true)
+        .build()?;
+
+    // Phase 1: the raw limit, with a body shaped like hookflow's default payload.
+    let raw_rx = Arc::new(Receiver::new(
+        0,
+        Arc::new(Vec::new()),
+        Instant::now(),
+        Duration::ZERO,
+    ));
+    let raw_url = format!("http://{}/hook", start_receiver(raw_rx).await?);
+    let sample = json!({"eventId": 1, "eventType": "OrderChanged", "shopId": 1,
+        "occurredAt": "2026-11-27T10:00:00Z", "entityData": {"OrderId": n, "OrderCode": "ORD-0000001"}})
+    .to_string();
+    let raw = {
+        let http = http.clone();
+        let body = Bytes::from(sample);
+        blast(n, c, move |_| {
+            http.post(&raw_url)
+                .header("content-type", "application/json")
+                .body(body.clone())
+        })
+        .await?
+    };
+    let raw_rate = n as f64 / raw.as_secs_f64();
     println!(
-        "bench: deliveries/s={rate:.0} raw_http/s={raw_rate:.0} ratio={:.3} p50_ms={:.1} p99_ms={:.1} peak_rss_mb={:.0}",
+        "raw http: {n} POSTs in {:.2}s = {raw_rate:.0}/s",
+        raw.as_secs_f64()
+    );
+
+    let database = match &args.database_url {
+        Some(url) if url.starts_with("postgres") => "postgres",
+        _ => "sqlite",
+    };
+    let main = hookflow_phase(&args, &http, false, &format!("hookflow ({database})")).await?;
+    let rate = main.rate();
+    let mut extra = String::new();
+    if args.slow_endpoint {
+        if args.database_url.is_some() {
+            bail!("--slow-endpoint runs a second phase and needs a fresh database: leave out --database-url");
+        }
+        let with_slow = hookflow_phase(&args, &http, true, "hookflow with a slow endpoint").await?;
+        extra = format!(
+            " fast_with_slow/s={:.0} fast_share={:.2}",
+            with_slow.rate(),
+            with_slow.rate() / rate
+        );
+    }
+    println!(
+        "bench: deliveries/s={rate:.0} raw_http/s={raw_rate:.0} ratio={:.3} p50_ms={:.1} p99_ms={:.1} peak_rss_mb={:.0}{extra}",
         rate / raw_rate,
-        percentile(&lat, 0.50),
-        percentile(&lat, 0.99),
+        percentile(&main.latencies_us, 0.50),
+        percentile(&main.latencies_us, 0.99),
         peak_rss_mb()
     );
+    let _ = main.delivered;
     Ok(())
 }

@@ -16,7 +16,6 @@ enum QueueItems {
     Table,
     Coalesced,
     TargetHost,
-    Status,
     TriggerId,
     ActionIndex,
     EntityId,
@@ -87,7 +86,8 @@ impl MigrationTrait for Migration {
             .await?;
         }
         // Serves coalescing (the pending call of an action and entity) and ordering (an
-        // earlier unfinished call of the same action and entity).
+        // earlier unfinished call of the same action and entity). Status is left out on
+        // purpose: it changes with every attempt, and the few rows per entity are read anyway.
         m.create_index(
             Index::create()
                 .name("queue_items_entity")
@@ -95,7 +95,6 @@ impl MigrationTrait for Migration {
                 .col(QueueItems::TriggerId)
                 .col(QueueItems::ActionIndex)
                 .col(QueueItems::EntityId)
-                .col(QueueItems::Status)
                 .col(QueueItems::Id)
                 .to_owned(),
         )

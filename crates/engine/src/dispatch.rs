@@ -234,6 +234,7 @@ impl Dispatcher {
         ));
         // The `now` of the last claim: retries due before it were served by it.
         let mut last_claim = Timestamp(0);
+        let mut want_claim = true;
         let mut inflight: JoinSet<()> = JoinSet::new();
         let mut last_sweep = tokio::time::Instant::now() - LEASE_SWEEP;
         permits.add_permits(config.concurrency.max(1));
@@ -292,8 +293,10 @@ impl Dispatcher {
                 }
             }
             let free = permits.available_permits();
-            let mut claimed_full = false;
-            if free > 0 {
+            // Whether calls may be waiting in the queue for a free slot: then a finished call
+            // is a reason to claim again.
+            let mut backlog = free == 0;
+            if want_claim && free > 0 {
                 let limit = (free as u32).min(config.claim_batch);
                 let now = Timestamp::now();
                 last_claim = now;
@@ -302,11 +305,16 @@ impl Dispatcher {
                     full_hosts: hosts.full(),
                     per_host: hosts.limit() as u32,
                 };
+                let skipped_hosts = !filter.full_hosts.is_empty();
                 match store.claim(now, lease_until, limit, &filter).await {
                     Ok(calls) => {
-                        claimed_full = calls.len() as u32 == limit;
+                        let full = calls.len() as u32 == limit;
+                        backlog = full || skipped_hosts;
                         for call in calls {
                             spawn(&mut inflight, call);
+                        }
+                        if full && permits.available_permits() > 0 {
+                            continue;
                         }
                     }
                     Err(err) => {
@@ -319,17 +327,17 @@ impl Dispatcher {
                     }
                 }
             }
-            if claimed_full && permits.available_permits() > 0 {
-                continue;
-            }
+            // Handed-over calls need no claim; everything else is a reason to look.
+            want_claim = true;
             tokio::select! {
                 Some(calls) = rx.recv() => {
                     for call in calls {
                         spawn(&mut inflight, call);
                     }
+                    want_claim = false;
                 }
                 _ = queued.notified() => {}
-                Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+                Some(_) = inflight.join_next(), if backlog && !inflight.is_empty() => {}
                 _ = tokio::time::sleep(idle_wait(&retries_due, last_claim, config.poll_interval)) => {}
                 _ = shutdown.cancelled() => {}
             }

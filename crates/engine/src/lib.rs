@@ -9,6 +9,7 @@
 //! - [`triggers`]: compiled triggers, matching and rendering an event into calls.
 //! - [`ingest`]: the group-committing ingest loop.
 //! - [`dispatch`]: the delivery loop (claim, send, record).
+//! - [`event_log`]: the event log, resends, and retention (pruning in the background).
 //! - [`service`]: [`Engine`], the one facade the HTTP layer and the CLI call.
 //!
 //! The engine knows no SQL and no HTTP: it compiles and tests without a database or network.

@@ -428,6 +428,7 @@ async fn arrange(
     let mut unfinished: HashSet<EntityKey> = HashSet::new();
     let mut pending: HashMap<EntityKey, i64> = HashMap::new();
     let triggers: HashSet<i64> = keyed.iter().map(|&i| calls[i].trigger_id.0).collect();
+    let actions: HashSet<i32> = keyed.iter().map(|&i| calls[i].action_index).collect();
     let entities: Vec<String> = keyed
         .iter()
         .map(|&i| calls[i].entity_id.clone())
@@ -444,7 +445,10 @@ async fn arrange(
                 queue_item::Column::Status,
             ])
             .from(queue_item::Entity)
+            // All three leading columns of `queue_items_entity`, so it is a few index lookups
+            // rather than a walk over every call of the trigger.
             .and_where(Expr::col(queue_item::Column::TriggerId).is_in(triggers.iter().copied()))
+            .and_where(Expr::col(queue_item::Column::ActionIndex).is_in(actions.iter().copied()))
             .and_where(Expr::col(queue_item::Column::EntityId).is_in(chunk.iter().cloned()))
             .and_where(
                 Expr::col(queue_item::Column::Status)

@@ -6,6 +6,8 @@
 //! - `shops`, `triggers`: plain CRUD.
 //! - `ingest`: the group-commit transaction (events + their calls).
 //! - `queue`: claiming with leases, recording attempts, listing, retry and cancel.
+//! - `event_log`: events with the state of their calls; resending one event's or many calls.
+//! - `retention`: pruning old finished calls, their attempts and old events, batch by batch.
 //!
 //! Hot paths (ingest, claim, complete) build multi-row statements with sea-query, so a batch of
 //! hundreds of rows is one round trip on either database.
@@ -267,6 +269,11 @@ impl Store for DbStore {
         limit: u32,
         filter: &ClaimFilter,
     ) -> Result<Vec<ClaimedCall>, StoreError> {
+        // Most wake-ups find nothing due (fresh calls are handed over directly): a read, which
+        // needs no write turn, answers that cheaply.
+        if !queue::any_due(&self.db, now).await? {
+            return Ok(Vec::new());
+        }
         let _turn = self.write_turn().await;
         queue::claim(&self.db, now, lease_until, limit, filter).await
     }

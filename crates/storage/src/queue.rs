@@ -489,3 +489,18 @@ pub(crate) async fn requeue_failed(
     }
     Ok(update.exec(db).await.map_err(db_err)?.rows_affected)
 }
+
+/// Whether any pending call is due (served by `queue_items_claim`).
+pub(crate) async fn any_due(db: &DatabaseConnection, now: Timestamp) -> Result<bool, StoreError> {
+    let found = queue_item::Entity::find()
+        .select_only()
+        .column(queue_item::Column::Id)
+        .filter(queue_item::Column::Status.eq(CallStatus::Pending.as_str()))
+        .filter(queue_item::Column::NextAttemptAt.lte(now.0))
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(db)
+        .await
+        .map_err(db_err)?;
+    Ok(found.is_some())
+}
