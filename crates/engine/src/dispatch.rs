@@ -87,6 +87,9 @@ impl HostSlots {
             .hosts
             .lock()
             .expect("host slots lock is never poisoned: no panics while held");
+        if let Some(slots) = hosts.get(host) {
+            return slots.clone();
+        }
         hosts
             .entry(host.to_owned())
             .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))

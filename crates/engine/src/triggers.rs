@@ -63,6 +63,8 @@ struct CompiledAction {
     headers: Vec<(String, Text)>,
     unique: bool,
     ordered: bool,
+    /// `host:port` when the URL is not a template (it is the same for every call).
+    host: Option<String>,
     /// From the action's retry policy.
     max_attempts: i32,
     /// Deactivated (by its policy or an admin): its calls are recorded as skipped.
@@ -186,6 +188,10 @@ fn compile(
             _ => None,
         };
         let url = compile_text(templates, &format!("{key}u"), TemplateKind::Url, &call.url)?;
+        let host = match &url {
+            Text::Literal(literal) => Some(target_host(literal)),
+            Text::Template(_) => None,
+        };
         let mut headers = Vec::with_capacity(call.headers.len());
         for (i, (name, value)) in call.headers.iter().enumerate() {
             let value = compile_text(
@@ -201,6 +207,7 @@ fn compile(
             method: call.method,
             url,
             url_source: call.url.clone(),
+            host,
             body,
             headers,
             unique: call.unique_queue_items,
@@ -319,7 +326,10 @@ impl Planner for CompiledTriggers {
                     call.status = CallStatus::Skipped;
                     call.last_error = Some("not sent: the action is deactivated".into());
                 }
-                call.target_host = target_host(&call.url);
+                call.target_host = match &action.host {
+                    Some(host) => host.clone(),
+                    None => target_host(&call.url),
+                };
                 out.push(call);
             }
         }
@@ -398,8 +408,19 @@ pub fn target_host(url: &str) -> String {
     }
 }
 
+/// A Standard Webhooks message id: `msg_` and 128 random bits. The thread's RNG (seeded from
+/// the OS once) is used instead of a `getrandom` system call per call.
 fn new_webhook_id() -> String {
-    format!("msg_{}", uuid::Uuid::new_v4().simple())
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let mut id = String::with_capacity(36);
+    id.push_str("msg_");
+    for b in bytes {
+        id.push(char::from_digit(u32::from(b >> 4), 16).expect("a nibble is a hex digit"));
+        id.push(char::from_digit(u32::from(b & 15), 16).expect("a nibble is a hex digit"));
+    }
+    id
 }
 
 /// The URL of a GET call whose URL has no placeholder: the entity id appended as a last path

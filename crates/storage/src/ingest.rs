@@ -84,6 +84,7 @@ pub(crate) async fn ingest(
     if !keys.is_empty() {
         for chunk in keys.into_iter().collect::<Vec<_>>().chunks(EVENT_CHUNK) {
             let rows = event::Entity::find()
+                .filter(event::Column::IdempotencyKey.is_not_null())
                 .filter(event::Column::IdempotencyKey.is_in(chunk.iter().copied()))
                 .all(db)
                 .await

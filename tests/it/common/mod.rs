@@ -281,7 +281,7 @@ impl TestApp {
     /// default replaces the default (`--allow-private-targets ""` turns the allowance off).
     pub async fn start_with(db: &Arc<TestDb>, extra: &[&str]) -> TestApp {
         assert!(
-            extra.len() % 2 == 0,
+            extra.len().is_multiple_of(2),
             "extra arguments come in --flag value pairs: {extra:?}"
         );
         let mut args = default_args(&db.url);
