@@ -44,10 +44,19 @@ pub struct ServeConfig {
     pub retention: RetentionPolicy,
 }
 
+/// Settings beyond [`ServeConfig`] that only `hookflow serve` sets.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Serve `GET /metrics` on a listener of its own instead of the API's.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
 /// A running hookflow: API, ingest and delivery.
 pub struct Running {
     /// The address the API listens on (useful with port 0).
     pub addr: SocketAddr,
+    /// The address of the metrics listener, when metrics have one of their own.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -105,8 +114,13 @@ fn secret_box(config: &ServeConfig) -> anyhow::Result<SecretBox> {
     Ok(SecretBox::new(key))
 }
 
-/// Starts hookflow: migrations, engine, delivery workers and the HTTP API.
+/// Starts hookflow: migrations, engine, delivery workers and the HTTP API (with `/metrics`).
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
+    start_with(config, ServeOptions::default()).await
+}
+
+/// [`start`] with the options only `hookflow serve` sets.
+pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::Result<Running> {
     let secrets = secret_box(&config)?;
     let store = open_store(&config.database).await?.with_secrets(secrets);
     if config.database.url.starts_with("sqlite:") {
@@ -132,6 +146,18 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match options.metrics_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .with_context(|| format!("binding the metrics listener {at}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
 
     let shutdown = CancellationToken::new();
     // Workers stop only after the API has answered its last request, so every call an accepted
@@ -142,7 +168,21 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let state = AppState {
         engine,
         admin_token: config.admin_token.map(Into::into),
+        metrics: metrics_listener.is_none(),
     };
+    if let Some(listener) = metrics_listener {
+        // Scrapes need no draining: this listener simply stops with the process.
+        let router = hookflow_http::metrics::router(state.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(err) = served {
+                tracing::error!(error = %err, "the metrics listener failed");
+            }
+        });
+    }
     let http_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
         let served =
@@ -163,6 +203,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     info!(%addr, "hookflow is listening");
     Ok(Running {
         addr,
+        metrics_addr,
         shutdown,
         task,
     })

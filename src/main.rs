@@ -1,11 +1,18 @@
 //! The `hookflow` command line. Parsing only; the work happens in the library.
+//!
+//! Settings come from flags, environment variables, a configuration file (`--config`, see
+//! `config`) and defaults, in that order of precedence.
 
+mod config;
+
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
-use hookflow::{bench, ServeConfig};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use hookflow::{bench, ServeConfig, ServeOptions};
 use hookflow_delivery::notify::NotifyConfig;
 use hookflow_delivery::{DeliveryConfig, TargetPolicy};
 use hookflow_engine::dispatch::DispatchConfig;
@@ -19,12 +26,50 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The version and the commit it was built from (see `build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HOOKFLOW_GIT_COMMIT"),
+    ")"
+);
+
 /// hookflow: a self-hosted trigger engine for commerce platforms. Events in, webhooks out.
 #[derive(Parser)]
-#[command(name = "hookflow", version, about)]
+#[command(name = "hookflow", version = VERSION, about)]
 struct Cli {
+    /// A TOML file of settings: the `serve` flags without their dashes, e.g. `max-retries = 5`
+    /// (see hookflow.example.toml). Flags and environment variables win over it. Default: none.
+    #[arg(long, global = true, env = "HOOKFLOW_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Which log events to write, in RUST_LOG syntax: a level (`debug`) or levels per module
+    /// (`info,hookflow_engine=debug`).
+    #[arg(
+        long = "log",
+        global = true,
+        env = "HOOKFLOW_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    log: String,
+    /// How log events are written to stderr: `pretty` (a line of text each) or `json` (one JSON
+    /// object per line, for log collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKFLOW_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Pretty
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -36,8 +81,26 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a shell completion script, e.g. `hookflow completions bash > /etc/bash_completion.d/hookflow`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Measure end-to-end delivery throughput against the raw HTTP limit of this machine.
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration `serve` would run with (from flags, environment, `--config` and
+    /// defaults, each line saying which), secrets masked. Takes the same flags as `serve`.
+    Print(Box<ServeArgs>),
 }
 
 #[derive(Args)]
@@ -61,14 +124,20 @@ struct ServeArgs {
     /// Address the API listens on (port 0 picks a free port).
     #[arg(long, env = "HOOKFLOW_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Bearer token with full rights on the API. Without one the API is open: keep it on loopback.
+    /// Serve `GET /metrics` on this address instead of on the API's (default: on the API's
+    /// listener, without the admin token).
+    #[arg(long, env = "HOOKFLOW_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Bearer token with full rights on the API. Default: none, and then the API is open: keep
+    /// it on loopback.
     #[arg(long, env = "HOOKFLOW_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Key sealing credentials (passwords, HMAC secrets, client keys) at rest: 32 bytes in
-    /// base64. Without it a key file is used, and created on first start.
+    /// base64. Default: none, and then a key file is used (created on first start).
     #[arg(long, env = "HOOKFLOW_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
-    /// The key file (default: beside the SQLite database, or ./hookflow.key for PostgreSQL).
+    /// The key file, created (mode 0600) when missing (default: beside the SQLite database, or
+    /// ./hookflow.key for PostgreSQL).
     #[arg(long, env = "HOOKFLOW_SECRET_KEY_FILE")]
     secret_key_file: Option<std::path::PathBuf>,
     /// Comma-separated networks (CIDR) webhooks may reach although they are loopback, private
@@ -96,16 +165,18 @@ struct ServeArgs {
     per_endpoint_concurrency: usize,
     /// Send notices (failed calls, deactivated actions) by email through this SMTP server:
     /// smtp://host:port (plain), smtp://host?tls=required (STARTTLS), smtps://host (TLS);
-    /// credentials as smtp://user:password@host.
+    /// credentials as smtp://user:password@host. Default: none (no email).
     #[arg(long, env = "HOOKFLOW_SMTP_URL", hide_env_values = true)]
     smtp_url: Option<String>,
     /// The sender address of notice emails.
     #[arg(long, env = "HOOKFLOW_SMTP_FROM", default_value = hookflow_delivery::notify::DEFAULT_FROM)]
     smtp_from: String,
-    /// An operator address that gets every notice email besides the shop's notification address.
+    /// An operator address that gets every notice email besides the shop's notification
+    /// address. Default: none.
     #[arg(long, env = "HOOKFLOW_NOTIFY_EMAIL")]
     notify_email: Option<String>,
-    /// POST every notice as JSON to this URL (an operator's endpoint: not subject to the SSRF guard).
+    /// POST every notice as JSON to this URL (an operator's endpoint: not subject to the SSRF
+    /// guard). Default: none.
     #[arg(long, env = "HOOKFLOW_NOTIFY_WEBHOOK_URL")]
     notify_webhook_url: Option<String>,
     /// Days succeeded calls (and their attempts) are kept after they last changed.
@@ -120,13 +191,18 @@ struct ServeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("HOOKFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let mut cli = Cli::parse();
+    // The file is layered in as environment (see `config`), so the command line is parsed
+    // again once it is read; no other thread runs yet.
+    let mut from_file = BTreeSet::new();
+    let mut matches = None;
+    if let Some(file) = &cli.config {
+        from_file = config::apply_file(&Cli::command(), file)?;
+        let parsed = Cli::command().get_matches();
+        cli = Cli::from_arg_matches(&parsed).unwrap_or_else(|e| e.exit());
+        matches = Some(parsed);
+    }
+    init_logging(&cli.log, cli.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -138,9 +214,49 @@ fn main() -> anyhow::Result<()> {
                 println!("migrations applied");
                 Ok(())
             }
+            Command::Config {
+                command: ConfigCommand::Print(_),
+            } => {
+                let matches = matches.unwrap_or_else(|| Cli::command().get_matches());
+                let print = matches
+                    .subcommand_matches("config")
+                    .and_then(|m| m.subcommand_matches("print"))
+                    .context("`config print` without its arguments")?;
+                print!("{}", config::print(&Cli::command(), print, &from_file));
+                Ok(())
+            }
+            Command::Completions { shell } => {
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "hookflow",
+                    &mut std::io::stdout(),
+                );
+                Ok(())
+            }
             Command::Bench(args) => bench::run(args).await,
         }
     })
+}
+
+/// Log events go to stderr, as text lines or JSON objects, filtered by `filter`.
+fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(filter)
+        .with_context(|| format!("--log (HOOKFLOW_LOG): {filter:?} is not a log filter"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        // The current span and its parents go with every event: a delivery's call id, a
+        // request's route.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+    Ok(())
 }
 
 fn db_config(db: DbArgs) -> DbConfig {
@@ -154,6 +270,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let policy = TargetPolicy::parse(&args.allow_private_targets)
         .map_err(|e| anyhow::anyhow!("--allow-private-targets: {e}"))?;
     let timeout = Duration::from_millis(args.delivery_timeout_ms);
+    let args_metrics_listen = args.metrics_listen;
     let config = ServeConfig {
         database: db_config(args.db),
         listen: args.listen,
@@ -185,7 +302,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..RetentionPolicy::default()
         },
     };
-    let running = hookflow::start(config).await?;
+    let options = ServeOptions {
+        metrics_listen: args_metrics_listen,
+    };
+    let running = hookflow::start_with(config, options).await?;
+    if let Some(addr) = running.metrics_addr {
+        println!("hookflow metrics on http://{addr}/metrics");
+    }
     // Tests and scripts read this line to learn the port.
     println!("hookflow listening on http://{}", running.addr);
     shutdown_signal()

@@ -6,11 +6,13 @@
 #[macro_use]
 mod common;
 
+mod config;
 mod delivery;
 mod durability;
 mod event_log;
 mod ingest;
 mod notifications;
+mod observability;
 mod queue;
 mod queue_policy;
 mod security;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, info_span, warn, Instrument};
+use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::model::{Attempt, ClaimedCall, Completion, Next, Timestamp};
 use crate::notify::{Notice, NoticeKind, Notifier};
@@ -268,7 +268,7 @@ impl Dispatcher {
                         .deliver(&call, credentials.as_deref(), policy.timeout)
                         .await;
                     let completion = conclude(&call, delivery, &policy);
-                    debug!(next = ?completion.next, "attempt done");
+                    crate::metrics::observe_attempt(&call, &completion);
                     // The recorder outlives every sender; a failed send means we are past
                     // shutdown and the lease will hand the call back.
                     let _ = done.send(completion).await;

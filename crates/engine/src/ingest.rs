@@ -90,6 +90,7 @@ async fn run(
             .await
         {
             Ok(outcome) => {
+                crate::metrics::global().ingested(&requests, &outcome.results);
                 let handed = outcome.handed_off.len();
                 workers.hand(outcome.handed_off);
                 let mut queued_calls = 0usize;

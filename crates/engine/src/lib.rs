@@ -9,6 +9,7 @@
 //! - [`triggers`]: compiled triggers, matching and rendering an event into calls.
 //! - [`ingest`]: the group-committing ingest loop.
 //! - [`dispatch`]: the delivery loop (claim, send, record).
+//! - [`metrics`]: Prometheus counters and histograms the loops update, gauges read at scrape.
 //! - [`event_log`]: the event log, resends, and retention (pruning in the background).
 //! - [`service`]: [`Engine`], the one facade the HTTP layer and the CLI call.
 //!
@@ -18,6 +19,7 @@ pub mod dispatch;
 pub mod event;
 pub mod event_log;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod policy;

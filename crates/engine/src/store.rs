@@ -285,6 +285,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// Deletes up to `limit` events received before `before` that have no calls left.
     async fn prune_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+
+    /// What the queue holds now, for the metrics scrape: calls per state of
+    /// [`crate::metrics::QUEUE_STATES`] and priority, and when the longest-waiting due pending
+    /// call became due. One grouped query over the claim index.
+    async fn queue_stats(&self, now: Timestamp) -> Result<crate::metrics::QueueStats, StoreError>;
 }
 
 // ---- the event log ----

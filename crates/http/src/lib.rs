@@ -4,11 +4,13 @@
 //! - [`error`]: [`ApiError`], the one place engine errors become status codes.
 //! - `json`: request-body parsing with messages that say what and where.
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
+//! - [`metrics`]: `GET /metrics` and the per-request log event.
 //!
 //! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
 pub mod error;
 mod json;
+pub mod metrics;
 mod v1;
 
 use std::future::Future;
@@ -31,17 +33,26 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// With a token set, every `/api/v1` request must present it as a bearer token.
     pub admin_token: Option<Arc<str>>,
+    /// Whether this router serves `GET /metrics` (not when metrics have a listener of their
+    /// own, so the API port does not show them).
+    pub metrics: bool,
 }
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let api = v1::router().layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .nest("/api/v1", api)
+        .nest("/api/v1", api);
+    if state.metrics {
+        // No token: scrapers rarely carry one, and the numbers hold no entity data.
+        router = router.route("/metrics", get(metrics::metrics));
+    }
+    router
         .fallback(|| async {
             ApiError::NotFound("no such route; the API lives under /api/v1".into())
         })
+        .layer(middleware::from_fn(metrics::log_request))
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@
 //! - `queue`: claiming with leases, recording attempts, listing, retry and cancel.
 //! - `event_log`: events with the state of their calls; resending one event's or many calls.
 //! - `retention`: pruning old finished calls, their attempts and old events, batch by batch.
+//! - `stats`: queue depth for the metrics scrape.
 //!
 //! Hot paths (ingest, claim, complete) build multi-row statements with sea-query, so a batch of
 //! hundreds of rows is one round trip on either database.
@@ -21,6 +22,7 @@ mod queue;
 mod retention;
 pub mod secrets;
 mod shops;
+mod stats;
 mod triggers;
 
 use std::collections::HashMap;
@@ -414,5 +416,12 @@ impl Store for DbStore {
     async fn prune_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
         retention::prune_events(&self.db, before, limit).await
+    }
+
+    async fn queue_stats(
+        &self,
+        now: Timestamp,
+    ) -> Result<hookflow_engine::metrics::QueueStats, StoreError> {
+        stats::queue_stats(&self.db, now).await
     }
 }

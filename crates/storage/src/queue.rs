@@ -32,7 +32,7 @@ const CANDIDATES_PER_CALL: u32 = 4;
 
 /// Claims due calls.
 ///
-/// The innermost query picks the highest-priority due calls through the `queue_items_claim`
+/// The innermost query picks the highest-priority due calls through the `queue_items_due`
 /// index, skipping endpoints that are full in this process and calls that must wait for an
 /// earlier unfinished call of their action and entity (ordered delivery, served by
 /// `queue_items_entity`). On PostgreSQL `FOR UPDATE SKIP LOCKED` makes concurrent claimers
@@ -490,7 +490,7 @@ pub(crate) async fn requeue_failed(
     Ok(update.exec(db).await.map_err(db_err)?.rows_affected)
 }
 
-/// Whether any pending call is due (served by `queue_items_claim`).
+/// Whether any pending call is due (served by `queue_items_due`).
 pub(crate) async fn any_due(db: &DatabaseConnection, now: Timestamp) -> Result<bool, StoreError> {
     let found = queue_item::Entity::find()
         .select_only()
