@@ -206,3 +206,25 @@ both_backends! {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+both_backends! {
+    async fn a_deactivation_is_announced_to_the_operator(backend: Backend) {
+        let operator = Receiver::start().await;
+        let app = spawn_app_with(backend, &["--max-retries", "0", "--notify-webhook-url", &operator.url("/notices")]).await;
+        let receiver = Receiver::always(Reply::status(500)).await;
+        let shop = app.create_shop("Main").await;
+        let trigger = app
+            .create_trigger(trigger_with("OrderChanged", action(&receiver.url("/h"), json!({
+                "retryPolicy": {"deactivateAfterFailures": 1}
+            }))))
+            .await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        let notices = operator.wait_for_requests(2, WAIT).await;
+        let kinds: Vec<Value> = notices.iter().map(|n| n.json()["kind"].clone()).collect();
+        assert!(kinds.contains(&json!("callFailed")) && kinds.contains(&json!("actionDeactivated")), "{kinds:?}");
+        let deactivated = notices.iter().map(|n| n.json()).find(|n| n["kind"] == "actionDeactivated").unwrap();
+        assert_eq!(deactivated["triggerId"], trigger["id"]);
+        assert_eq!(deactivated["actionIndex"], 0);
+        assert_eq!(deactivated["lastStatusCode"], 500);
+    }
+}
