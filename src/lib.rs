@@ -137,7 +137,15 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
     let catalog = Arc::new(Catalog::builtin().context("loading the event catalog")?);
     let transport = Arc::new(HttpTransport::new(config.delivery.clone())?);
     let engine_config = EngineConfig {
-        dispatch: config.dispatch.clone(),
+        dispatch: DispatchConfig {
+            // SQLite's writers take turns anyway; PostgreSQL commits overlap their WAL flushes.
+            committers: if config.database.url.starts_with("sqlite:") {
+                1
+            } else {
+                4
+            },
+            ..config.dispatch.clone()
+        },
         notifier: hookflow_delivery::notify::build(&config.notify)?,
     };
     let (engine, engine_tasks) =

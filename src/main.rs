@@ -191,18 +191,21 @@ struct ServeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut cli = Cli::parse();
+    let mut matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // The file is layered in as environment (see `config`), so the command line is parsed
     // again once it is read; no other thread runs yet.
     let mut from_file = BTreeSet::new();
-    let mut matches = None;
     if let Some(file) = &cli.config {
         from_file = config::apply_file(&Cli::command(), file)?;
-        let parsed = Cli::command().get_matches();
-        cli = Cli::from_arg_matches(&parsed).unwrap_or_else(|e| e.exit());
-        matches = Some(parsed);
+        matches = Cli::command().get_matches();
+        cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     }
-    init_logging(&cli.log, cli.log_format)?;
+    // The benchmark sends one request per event: a log line each would measure the log. It
+    // logs warnings only unless asked for more.
+    let quiet_bench = matches!(cli.command, Command::Bench(_))
+        && matches.value_source("log") == Some(clap::parser::ValueSource::DefaultValue);
+    init_logging(if quiet_bench { "warn" } else { &cli.log }, cli.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -217,7 +220,6 @@ fn main() -> anyhow::Result<()> {
             Command::Config {
                 command: ConfigCommand::Print(_),
             } => {
-                let matches = matches.unwrap_or_else(|| Cli::command().get_matches());
                 let print = matches
                     .subcommand_matches("config")
                     .and_then(|m| m.subcommand_matches("print"))

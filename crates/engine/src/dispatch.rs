@@ -35,6 +35,10 @@ pub struct DispatchConfig {
     pub per_host: usize,
     /// Most calls claimed in one round trip.
     pub claim_batch: u32,
+    /// Transactions written side by side by ingest and by the attempt recorder: one for
+    /// SQLite (its writers take turns anyway), a few for PostgreSQL, where each commit waits
+    /// for its WAL flush.
+    pub committers: usize,
     /// How long a claimed call stays ours. Longer than the delivery timeout, so a live worker
     /// never loses a call it is still sending; short enough that a crashed node's calls come
     /// back soon.
@@ -50,6 +54,7 @@ impl Default for DispatchConfig {
             concurrency: 512,
             per_host: 8,
             claim_batch: 256,
+            committers: 1,
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_millis(500),
             retry: RetryPolicy::default(),
@@ -227,14 +232,19 @@ impl Dispatcher {
         // waiting for the next poll; retries scheduled by other nodes are found by polling.
         // The recorder adds them once they are committed, so a wake-up finds them claimable.
         let retries_due: Arc<Mutex<BinaryHeap<Reverse<i64>>>> = Arc::default();
-        let recorder = tokio::spawn(record(
-            store.clone(),
-            done_rx,
-            queued.clone(),
-            notifier,
-            reload,
-            retries_due.clone(),
-        ));
+        let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
+        let recorders: Vec<_> = (0..config.committers.max(1))
+            .map(|_| {
+                tokio::spawn(record(
+                    store.clone(),
+                    done_rx.clone(),
+                    queued.clone(),
+                    notifier.clone(),
+                    reload.clone(),
+                    retries_due.clone(),
+                ))
+            })
+            .collect();
         // The `now` of the last claim: retries due before it were served by it.
         let mut last_claim = Timestamp(0);
         let mut want_claim = true;
@@ -357,7 +367,9 @@ impl Dispatcher {
         }
         while inflight.join_next().await.is_some() {}
         drop(done_tx);
-        let _ = recorder.await;
+        for recorder in recorders {
+            let _ = recorder.await;
+        }
     }
 }
 
@@ -450,14 +462,17 @@ fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &ActionPolicy) -> Co
 /// again (at-least-once).
 async fn record(
     store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<Completion>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Completion>>>,
     queued: Arc<Notify>,
     notifier: Option<Arc<dyn Notifier>>,
     reload: Arc<Notify>,
     retries_due: Arc<Mutex<BinaryHeap<Reverse<i64>>>>,
 ) {
     let mut batch = Vec::with_capacity(COMPLETE_BATCH);
-    while rx.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
+    loop {
+        if rx.lock().await.recv_many(&mut batch, COMPLETE_BATCH).await == 0 {
+            break;
+        }
         let mut tries = 0;
         let outcome = loop {
             match store.complete(&batch, Timestamp::now()).await {

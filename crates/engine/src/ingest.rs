@@ -49,9 +49,29 @@ impl Ingestor {
         triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
         queued: Arc<Notify>,
         workers: Arc<Workers>,
+        committers: usize,
     ) -> (Ingestor, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run(store, triggers, queued, workers, rx));
+        // Several committers take turns at the channel and commit side by side: on PostgreSQL a
+        // commit waits for its WAL flush, and others can gather meanwhile. (On SQLite one is
+        // enough: writers take turns anyway.)
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let tasks: Vec<_> = (0..committers.max(1))
+            .map(|_| {
+                tokio::spawn(run(
+                    store.clone(),
+                    triggers.clone(),
+                    queued.clone(),
+                    workers.clone(),
+                    rx.clone(),
+                ))
+            })
+            .collect();
+        let task = tokio::spawn(async move {
+            for task in tasks {
+                let _ = task.await;
+            }
+        });
         (Ingestor { tx }, task)
     }
 
@@ -71,11 +91,15 @@ async fn run(
     triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
     queued: Arc<Notify>,
     workers: Arc<Workers>,
-    mut rx: mpsc::Receiver<Job>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_GROUP);
     let mut requests = Vec::with_capacity(MAX_GROUP);
-    while rx.recv_many(&mut jobs, MAX_GROUP).await > 0 {
+    loop {
+        let got = rx.lock().await.recv_many(&mut jobs, MAX_GROUP).await;
+        if got == 0 {
+            break;
+        }
         let (events, replies): (Vec<_>, Vec<_>) =
             jobs.drain(..).map(|j| (j.events, j.reply)).unzip();
         requests.clear();

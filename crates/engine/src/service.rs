@@ -168,6 +168,7 @@ impl Engine {
             triggers.clone(),
             queued.clone(),
             Arc::new(workers),
+            config.dispatch.committers,
         );
         let reload_wanted = Arc::new(Notify::new());
         let engine = Arc::new(Engine {
