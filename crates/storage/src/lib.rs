@@ -76,6 +76,8 @@ pub struct DbStore {
     shops: Arc<std::sync::RwLock<HashMap<ShopId, Shop>>>,
     /// Seals credentials in trigger actions; without it, triggers with credentials are refused.
     secrets: Option<Arc<SecretBox>>,
+    /// For opening a connection of its own (migrations on SQLite).
+    url: String,
 }
 
 impl DbStore {
@@ -122,6 +124,7 @@ impl DbStore {
             write_gate,
             shops: Arc::default(),
             secrets: None,
+            url: config.url.clone(),
         })
     }
 
@@ -133,9 +136,27 @@ impl DbStore {
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        Migrator::up(&self.db, None)
+        if self.write_gate.is_none() {
+            return Migrator::up(&self.db, None)
+                .await
+                .map_err(StorageError::Migrate);
+        }
+        // On SQLite the migrator's statements would go to any pooled connection, and one
+        // connection can act on a schema another has just changed before it notices; one
+        // connection runs them all, in order.
+        let mut options = ConnectOptions::new(self.url.clone());
+        options
+            .sqlx_logging(false)
+            .max_connections(1)
+            .min_connections(1);
+        let single = Database::connect(options)
             .await
-            .map_err(StorageError::Migrate)
+            .map_err(StorageError::Connect)?;
+        let result = Migrator::up(&single, None)
+            .await
+            .map_err(StorageError::Migrate);
+        let _ = single.close().await;
+        result
     }
 
     pub fn backend(&self) -> DbBackend {
