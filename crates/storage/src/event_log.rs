@@ -209,28 +209,6 @@ fn to_attempt(m: attempt::Model) -> Result<Attempt, StoreError> {
     })
 }
 
-/// What a resent call becomes: pending, due now, allowed `extra_attempts` more attempts than
-/// it has made (as a single retry does).
-fn requeue(extra_attempts: i32, now: Timestamp) -> sea_orm::UpdateMany<queue_item::Entity> {
-    queue_item::Entity::update_many()
-        .col_expr(
-            queue_item::Column::Status,
-            Expr::value(CallStatus::Pending.as_str()),
-        )
-        .col_expr(queue_item::Column::NextAttemptAt, Expr::value(now.0))
-        .col_expr(
-            queue_item::Column::MaxAttempts,
-            Expr::col(queue_item::Column::Attempts).add(extra_attempts),
-        )
-        .col_expr(
-            queue_item::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(queue_item::Column::UpdatedAt, Expr::value(now.0))
-        // A call on the wire belongs to its worker; its outcome is recorded as usual.
-        .filter(queue_item::Column::Status.ne(CallStatus::InFlight.as_str()))
-}
-
 /// `None` when there is no such event.
 pub(crate) async fn resend_event(
     db: &DatabaseConnection,
@@ -238,7 +216,7 @@ pub(crate) async fn resend_event(
     extra_attempts: i32,
     now: Timestamp,
 ) -> Result<Option<u64>, StoreError> {
-    let result = requeue(extra_attempts, now)
+    let result = crate::queue::requeue(extra_attempts, now)
         .filter(queue_item::Column::EventId.eq(id.0))
         .exec(db)
         .await
@@ -264,8 +242,8 @@ pub(crate) async fn resend_calls(
     extra_attempts: i32,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let mut update =
-        requeue(extra_attempts, now).filter(queue_item::Column::Status.eq(f.status.as_str()));
+    let mut update = crate::queue::requeue(extra_attempts, now)
+        .filter(queue_item::Column::Status.eq(f.status.as_str()));
     if let Some(trigger) = f.trigger_id {
         update = update.filter(queue_item::Column::TriggerId.eq(trigger.0));
     }

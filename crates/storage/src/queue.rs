@@ -396,23 +396,8 @@ pub(crate) async fn retry(
     extra_attempts: i32,
     now: Timestamp,
 ) -> Result<RetryOutcome, StoreError> {
-    let result = queue_item::Entity::update_many()
-        .col_expr(
-            queue_item::Column::Status,
-            Expr::value(CallStatus::Pending.as_str()),
-        )
-        .col_expr(queue_item::Column::NextAttemptAt, Expr::value(now.0))
-        .col_expr(
-            queue_item::Column::MaxAttempts,
-            Expr::col(queue_item::Column::Attempts).add(extra_attempts),
-        )
-        .col_expr(
-            queue_item::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(queue_item::Column::UpdatedAt, Expr::value(now.0))
+    let result = requeue(extra_attempts, now)
         .filter(queue_item::Column::Id.eq(id.0))
-        .filter(queue_item::Column::Status.ne(CallStatus::InFlight.as_str()))
         .exec(db)
         .await
         .map_err(db_err)?;
@@ -463,21 +448,7 @@ pub(crate) async fn requeue_failed(
     extra_attempts: i32,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let mut update = queue_item::Entity::update_many()
-        .col_expr(
-            queue_item::Column::Status,
-            Expr::value(CallStatus::Pending.as_str()),
-        )
-        .col_expr(queue_item::Column::NextAttemptAt, Expr::value(now.0))
-        .col_expr(
-            queue_item::Column::MaxAttempts,
-            Expr::col(queue_item::Column::Attempts).add(extra_attempts),
-        )
-        .col_expr(
-            queue_item::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(queue_item::Column::UpdatedAt, Expr::value(now.0))
+    let mut update = requeue(extra_attempts, now)
         .filter(queue_item::Column::TriggerId.eq(trigger.0))
         .filter(
             queue_item::Column::Status
@@ -503,4 +474,29 @@ pub(crate) async fn any_due(db: &DatabaseConnection, now: Timestamp) -> Result<b
         .await
         .map_err(db_err)?;
     Ok(found.is_some())
+}
+
+/// What a resent call becomes: pending, due now, allowed `extra_attempts` more attempts than
+/// it has made (as a single retry does).
+pub(crate) fn requeue(
+    extra_attempts: i32,
+    now: Timestamp,
+) -> sea_orm::UpdateMany<queue_item::Entity> {
+    queue_item::Entity::update_many()
+        .col_expr(
+            queue_item::Column::Status,
+            Expr::value(CallStatus::Pending.as_str()),
+        )
+        .col_expr(queue_item::Column::NextAttemptAt, Expr::value(now.0))
+        .col_expr(
+            queue_item::Column::MaxAttempts,
+            Expr::col(queue_item::Column::Attempts).add(extra_attempts),
+        )
+        .col_expr(
+            queue_item::Column::LeaseUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(queue_item::Column::UpdatedAt, Expr::value(now.0))
+        // A call on the wire belongs to its worker; its outcome is recorded as usual.
+        .filter(queue_item::Column::Status.ne(CallStatus::InFlight.as_str()))
 }
