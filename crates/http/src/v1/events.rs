@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookflow_engine::model::{EventId, ShopId, Timestamp};
+use hookflow_engine::model::{EventId, ShopId};
 use hookflow_engine::store::{EventDetail, EventFilter, LoggedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::json::parse_value;
+use crate::v1::time_param;
 use crate::AppState;
 
 /// A batch of up to 1000 events with sizeable entities fits.
@@ -64,16 +65,6 @@ struct Page {
     items: Vec<LoggedEvent>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
     next: Option<String>,
-}
-
-fn time_param(name: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
-    value
-        .map(|v| {
-            Timestamp::parse_rfc3339(&v).ok_or_else(|| {
-                ApiError::BadRequest(format!("{name}: {v:?} is not an RFC 3339 date-time"))
-            })
-        })
-        .transpose()
 }
 
 async fn list_events(

@@ -28,3 +28,19 @@ pub(crate) fn router() -> Router<AppState> {
 pub(crate) struct Items<T> {
     pub items: Vec<T>,
 }
+
+/// A time filter of a listing: an RFC 3339 date-time, or a 400 naming the parameter.
+pub(crate) fn time_param(
+    name: &str,
+    value: Option<String>,
+) -> Result<Option<hookflow_engine::model::Timestamp>, crate::error::ApiError> {
+    value
+        .map(|v| {
+            hookflow_engine::model::Timestamp::parse_rfc3339(&v).ok_or_else(|| {
+                crate::error::ApiError::BadRequest(format!(
+                    "{name}: {v:?} is not an RFC 3339 date-time"
+                ))
+            })
+        })
+        .transpose()
+}

@@ -3,10 +3,11 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookflow_engine::model::{Attempt, CallId, QueueFilter, QueueItem, Timestamp, TriggerId};
+use hookflow_engine::model::{Attempt, CallId, QueueFilter, QueueItem, TriggerId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::v1::time_param;
 use crate::AppState;
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -37,16 +38,6 @@ struct ItemWithAttempts {
     item: QueueItem,
     #[serde(rename = "attemptLog")]
     attempts: Vec<Attempt>,
-}
-
-fn time_param(name: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
-    value
-        .map(|v| {
-            Timestamp::parse_rfc3339(&v).ok_or_else(|| {
-                ApiError::BadRequest(format!("{name}: {v:?} is not an RFC 3339 date-time"))
-            })
-        })
-        .transpose()
 }
 
 async fn list_queue(
