@@ -335,3 +335,20 @@ both_backends! {
         assert_eq!(order_ids, HashSet::from([1, 2, 3]));
     }
 }
+
+both_backends! {
+    async fn every_error_comes_in_the_json_error_shape(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let cases = [
+            (reqwest::Method::GET, "/api/v1/queue/not-a-number", StatusCode::BAD_REQUEST, "bad_request"),
+            (reqwest::Method::DELETE, "/api/v1/shops", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            (reqwest::Method::GET, "/api/v1/queue?bogus=1", StatusCode::BAD_REQUEST, "bad_request"),
+            (reqwest::Method::GET, "/api/v1/nothing-here", StatusCode::NOT_FOUND, "not_found"),
+        ];
+        for (method, path, status, code) in cases {
+            let answer = app.request(method, path, None).await;
+            let message = assert_error(&answer, status, code);
+            assert!(!message.is_empty(), "{path}");
+        }
+    }
+}
