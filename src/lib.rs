@@ -21,7 +21,7 @@ use hookflow_templating::Catalog;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 pub mod bench;
 
@@ -173,6 +173,7 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
     let workers_stop = CancellationToken::new();
     let dispatcher = engine.spawn_dispatcher(workers_stop.clone());
     let retention = engine.spawn_retention(config.retention.clone(), workers_stop.clone());
+    let open_api_is_safe = config.admin_token.is_some() || addr.ip().is_loopback();
     let state = AppState {
         engine,
         admin_token: config.admin_token.map(Into::into),
@@ -209,6 +210,9 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
         served.context("HTTP server failed")
     });
     info!(%addr, "hookflow is listening");
+    if !open_api_is_safe {
+        warn!(%addr, "the API is open to the network without --admin-token: anyone who reaches it can change triggers");
+    }
     Ok(Running {
         addr,
         metrics_addr,
