@@ -113,9 +113,11 @@ pub fn apply_file(cli: &Command, file: &Path) -> Result<BTreeSet<String>, Config
                 )))
             }
         };
-        // clap's own check of the flag, so the file accepts exactly what the flag does.
-        cli.clone()
-            .try_get_matches_from(["hookflow", "serve", &format!("--{key}={text}")])
+        // clap's own check of the flag, so the file accepts exactly what the flag does; alone
+        // and without its variable, so nothing else in the environment is blamed on this key.
+        Command::new("hookflow")
+            .arg(arg.clone().env(None::<&'static str>).global(false))
+            .try_get_matches_from(["hookflow", &format!("--{key}={text}")])
             .map_err(|e| bad(clap_message(&e)))?;
         let env = arg
             .get_env()

@@ -43,7 +43,7 @@ struct Cli {
     #[arg(long, global = true, env = "HOOKFLOW_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Which log events to write, in RUST_LOG syntax: a level (`debug`) or levels per module
-    /// (`info,hookflow_engine=debug`).
+    /// (`info,hookflow_engine=debug`). `bench` writes warnings only unless this is given.
     #[arg(
         long = "log",
         global = true,

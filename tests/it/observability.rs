@@ -141,6 +141,7 @@ both_backends! {
         assert_eq!(value(&text, "hookflow_events_ingested_total{event_type=\"OrderChanged\"}"), 3.0);
         assert_eq!(value(&text, "hookflow_events_ingested_total{event_type=\"OrderCreated\"}"), 1.0);
         assert_eq!(value(&text, "hookflow_calls_queued_total"), 6.0);
+        assert_eq!(value(&text, "hookflow_calls_coalesced_total"), 0.0, "no unique items here");
         let attempts = |outcome: &str, class: &str| {
             value(&text, &format!("hookflow_delivery_attempts_total{{outcome=\"{outcome}\",status_class=\"{class}\"}}"))
         };
@@ -167,9 +168,10 @@ both_backends! {
 
     async fn logs_are_json_lines_with_request_and_attempt_events_and_no_secrets(backend: Backend) {
         let db = TestDb::new(backend).await;
+        // trace: the most the log can say, so "never logged" holds at every level.
         let token = "admin-t0ken-never-logged";
         let app = TestApp::start_with(&db, &[
-            "--log", "debug", "--log-format", "json", "--admin-token", token,
+            "--log", "trace", "--log-format", "json", "--admin-token", token,
         ])
         .await;
         let receiver = Receiver::with_script(vec![Reply::status(503)]).await;

@@ -89,6 +89,10 @@ both_backends! {
         assert!(codes.contains(&"v1".to_string()) && codes.contains(&"v5".to_string()), "{codes:?}");
         assert!(!codes.iter().any(|c| c == "v2" || c == "v3" || c == "v4"), "{codes:?}");
         app.wait_for_queue_count(&format!("triggerId={}&status=succeeded", id(&trigger)), 3).await;
+        // The folds are counted for operators too.
+        let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+        let folded = metrics.lines().find_map(|l| l.strip_prefix("hookflow_calls_coalesced_total ")).unwrap();
+        assert_eq!(folded.trim(), "3", "{metrics}");
     }
 
     async fn a_custom_policy_retries_chosen_4xx_and_honours_retry_after(backend: Backend) {

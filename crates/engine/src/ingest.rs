@@ -114,7 +114,7 @@ async fn run(
             .await
         {
             Ok(outcome) => {
-                crate::metrics::global().ingested(&requests, &outcome.results);
+                crate::metrics::global().ingested(&requests, &outcome.results, outcome.coalesced);
                 let handed = outcome.handed_off.len();
                 workers.hand(outcome.handed_off);
                 let mut queued_calls = 0usize;

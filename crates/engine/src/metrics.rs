@@ -1,11 +1,11 @@
 //! Prometheus metrics: counters and histograms the loops update as they work, and gauges read
 //! at scrape time (queue depth, alerts, the process).
 //!
-//! The hot paths only touch handles made up front: a counter is an atomic increment, with no
-//! label set built or looked up per call (the only lookup, of an event type's counter, is by
-//! `&str` under a read lock). Histograms take a short lock of their own, never across an await.
-//! Label values are bounded: event type names come from the catalog, everything else from
-//! fixed lists here; never a URL, an id or free text.
+//! The hot paths only touch handles made up front: a counter is an atomic increment and a
+//! histogram observation a few (the `prometheus` crate's histograms take no lock), with no label
+//! set built per call. The one lookup, of an event type's counter once per event, hashes the
+//! `&str` under a read lock held for no await. Label values are bounded: event type names come
+//! from the catalog, everything else from fixed lists here; never a URL, an id or free text.
 //!
 //! The metrics are process-wide ([`global`]): one process runs one engine, and the loops can
 //! reach them without being handed anything.
@@ -53,6 +53,7 @@ pub struct Metrics {
     /// of label values is bounded.
     events: IntCounterVec,
     calls_queued: IntCounter,
+    calls_coalesced: IntCounter,
     /// `[outcome][status class]`, made up front.
     attempts: [[IntCounter; 6]; 3],
     attempt_duration: Histogram,
@@ -102,6 +103,13 @@ impl Metrics {
             IntCounter::new(
                 "hookflow_calls_queued_total",
                 "Webhook calls queued by ingested events (unique calls folded into a pending one included).",
+            ),
+        );
+        let calls_coalesced = register(
+            &r,
+            IntCounter::new(
+                "hookflow_calls_coalesced_total",
+                "Calls folded into the pending call of their action and entity (unique queue items).",
             ),
         );
         let attempt_family = register(
@@ -193,6 +201,7 @@ impl Metrics {
             registry: r,
             events,
             calls_queued,
+            calls_coalesced,
             attempts,
             attempt_duration,
             delivery_latency,
@@ -211,7 +220,9 @@ impl Metrics {
         &self,
         requests: &[Vec<NewEvent>],
         results: &[Result<Vec<Ingested>, IngestRejection>],
+        coalesced: u64,
     ) {
+        self.calls_coalesced.inc_by(coalesced);
         let mut calls = 0u64;
         for (events, result) in requests.iter().zip(results) {
             let Ok(answers) = result else { continue };

@@ -98,6 +98,8 @@ pub struct IngestOutcome {
     pub results: Vec<Result<Vec<Ingested>, IngestRejection>>,
     /// Calls stored in flight for this process to deliver now (at most `Handoff::max_calls`).
     pub handed_off: Vec<ClaimedCall>,
+    /// Calls folded into a pending call of the same action and entity (unique items).
+    pub coalesced: u64,
 }
 
 /// An alert: an action's calls fail for good. One open alert per action counts them.

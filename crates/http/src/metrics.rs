@@ -29,22 +29,26 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     Ok(([(CONTENT_TYPE, TEXT_FORMAT)], text).into_response())
 }
 
+/// The log target of request events: `--log info,hookflow::access=off` turns them off.
+const ACCESS: &str = "hookflow::access";
+
 /// One event per request: method, route (the pattern, e.g. `/api/v1/queue/{id}`, so no id or
 /// query string reaches the log), status and duration.
 pub(crate) async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let span = info_span!("request", %method, route);
+    // A clone of the route is a reference count, not a copy.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let span = info_span!(
+        target: ACCESS,
+        "request",
+        method = %request.method(),
+        route = route.as_ref().map_or("unmatched", |r| r.as_str()),
+    );
     async move {
         let response = next.run(request).await;
         let status = response.status().as_u16();
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        info!(status, duration_ms, "request");
+        info!(target: ACCESS, status, duration_ms, "request");
         response
     }
     .instrument(span)

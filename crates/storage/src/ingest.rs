@@ -199,6 +199,7 @@ pub(crate) async fn ingest(
     // Unique items coalesce into the pending call of their action and entity; ordered calls
     // behind an unfinished one of theirs must wait for it (and so are not handed over).
     let arranged = arrange(&txn, backend, &mut calls, now).await?;
+    let coalesced = arranged.keep.iter().filter(|keep| !**keep).count() as u64;
     let mut calls: Vec<NewCall> = calls
         .into_iter()
         .zip(arranged.keep)
@@ -392,6 +393,7 @@ pub(crate) async fn ingest(
     Ok(IngestOutcome {
         results,
         handed_off,
+        coalesced,
     })
 }
 
