@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// Also run with a second endpoint that answers after 2 s, and compare the fast endpoint.
     #[arg(long)]
     slow_endpoint: bool,
+    /// How long the second endpoint takes to answer, in milliseconds (0 gives the control: a
+    /// second endpoint as fast as the first, so the cost of the extra calls alone shows).
+    #[arg(long, default_value_t = 2000)]
+    slow_endpoint_delay_ms: u64,
     /// Give up waiting for deliveries after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -243,7 +247,7 @@ async fn hookflow_phase(
             0,
             Arc::new(Vec::new()),
             epoch,
-            Duration::from_secs(2),
+            Duration::from_millis(args.slow_endpoint_delay_ms),
         ));
         endpoints.push(format!("http://{}/hook", start_receiver(slow).await?));
     }

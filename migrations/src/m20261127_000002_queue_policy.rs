@@ -152,17 +152,15 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        // Serves de-duplication: the open alert of an action.
-        m.create_index(
-            Index::create()
-                .name("alerts_action")
-                .table(Alerts::Table)
-                .col(Alerts::TriggerId)
-                .col(Alerts::ActionIndex)
-                .col(Alerts::Acknowledged)
-                .to_owned(),
-        )
-        .await?;
+        // At most one open alert per action and kind: recorders on several nodes (or several
+        // recorders of one node on PostgreSQL) add to it with one atomic upsert against this
+        // index, so concurrent failures never open two. (Raw SQL: a partial unique index.)
+        m.get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX alerts_open ON alerts (trigger_id, action_index, kind) \
+                 WHERE acknowledged = false",
+            )
+            .await?;
 
         m.create_table(
             Table::create()

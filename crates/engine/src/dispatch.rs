@@ -10,6 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -135,14 +136,33 @@ pub struct Workers {
     /// Free delivery slots. Zero until a dispatcher runs; closed when it stops.
     permits: Arc<Semaphore>,
     hosts: Arc<HostSlots>,
+    followers: Arc<Followers>,
     tx: mpsc::UnboundedSender<Vec<ClaimedCall>>,
     lease: Duration,
+}
+
+/// How long after ingest last stored a waiting follower the loop keeps claiming after every
+/// finished call; later followers are found by polling.
+const FOLLOWERS_WINDOW_MS: i64 = 60_000;
+
+/// Whether calls waiting behind an earlier call of their entity (ordered delivery) may exist.
+#[derive(Default)]
+struct Followers {
+    /// Until when (ms) to expect them.
+    until: AtomicI64,
+}
+
+impl Followers {
+    fn waiting(&self, now: Timestamp) -> bool {
+        self.until.load(AtomicOrdering::Relaxed) > now.0
+    }
 }
 
 /// The dispatcher's end of [`Workers`].
 pub struct WorkerInbox {
     permits: Arc<Semaphore>,
     hosts: Arc<HostSlots>,
+    followers: Arc<Followers>,
     rx: mpsc::UnboundedReceiver<Vec<ClaimedCall>>,
 }
 
@@ -150,16 +170,31 @@ impl Workers {
     pub fn new(lease: Duration, per_host: usize) -> (Workers, WorkerInbox) {
         let permits = Arc::new(Semaphore::new(0));
         let hosts = Arc::new(HostSlots::new(per_host));
+        let followers = Arc::new(Followers::default());
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Workers {
                 permits: permits.clone(),
                 hosts: hosts.clone(),
+                followers: followers.clone(),
                 tx,
                 lease,
             },
-            WorkerInbox { permits, hosts, rx },
+            WorkerInbox {
+                permits,
+                hosts,
+                followers,
+                rx,
+            },
         )
+    }
+
+    /// Ingest stored calls that wait for an earlier call of their entity: finished calls are
+    /// then a reason to claim.
+    pub fn note_followers(&self, now: Timestamp) {
+        self.followers
+            .until
+            .fetch_max(now.0 + FOLLOWERS_WINDOW_MS, AtomicOrdering::Relaxed);
     }
 
     /// How many calls the next ingest may hand over, and their lease.
@@ -225,8 +260,12 @@ impl Dispatcher {
         let WorkerInbox {
             permits,
             hosts,
+            followers,
             mut rx,
         } = inbox;
+        // Finished calls wake the loop through `freed`; whether that is worth a claim depends
+        // on what the last claim left behind (see `worth_claiming` below).
+        let freed = Arc::new(Notify::new());
         let (done_tx, done_rx) = mpsc::channel::<Completion>(config.concurrency.max(1) * 2);
         // When this process's retries are due (ms), so the loop wakes for them instead of
         // waiting for the next poll; retries scheduled by other nodes are found by polling.
@@ -238,7 +277,7 @@ impl Dispatcher {
                 tokio::spawn(record(
                     store.clone(),
                     done_rx.clone(),
-                    queued.clone(),
+                    freed.clone(),
                     notifier.clone(),
                     reload.clone(),
                     retries_due.clone(),
@@ -248,9 +287,21 @@ impl Dispatcher {
         // The `now` of the last claim: retries due before it were served by it.
         let mut last_claim = Timestamp(0);
         let mut want_claim = true;
+        // What the last claim left: endpoints it skipped as full, and whether it took as many
+        // calls as it could (then more may wait).
+        let mut last_full_hosts: Vec<String> = Vec::new();
+        let mut last_claim_full = false;
         let mut inflight: JoinSet<()> = JoinSet::new();
         let mut last_sweep = tokio::time::Instant::now() - LEASE_SWEEP;
         permits.add_permits(config.concurrency.max(1));
+        // A finished call is worth a claim only if the last claim left calls behind: it was
+        // full, it skipped an endpoint that now has room, or calls wait for their entity's
+        // earlier call. A slow endpoint's backlog alone is not (it is skipped until it has room).
+        let worth_claiming = |last_full: &[String], last_full_claim: bool| {
+            last_full_claim
+                || followers.waiting(Timestamp::now())
+                || last_full.iter().any(|h| hosts.room(h) > 0)
+        };
         let spawn = |inflight: &mut JoinSet<()>, call: ClaimedCall| {
             let transport = transport.clone();
             let done = done_tx.clone();
@@ -319,9 +370,11 @@ impl Dispatcher {
                     per_host: hosts.limit() as u32,
                 };
                 let skipped_hosts = !filter.full_hosts.is_empty();
+                last_full_hosts = filter.full_hosts.clone();
                 match store.claim(now, lease_until, limit, &filter).await {
                     Ok(calls) => {
                         let full = calls.len() as u32 == limit;
+                        last_claim_full = full;
                         backlog = full || skipped_hosts;
                         for call in calls {
                             spawn(&mut inflight, call);
@@ -350,7 +403,12 @@ impl Dispatcher {
                     want_claim = false;
                 }
                 _ = queued.notified() => {}
-                Some(_) = inflight.join_next(), if backlog && !inflight.is_empty() => {}
+                _ = freed.notified() => {
+                    want_claim = worth_claiming(&last_full_hosts, last_claim_full);
+                }
+                Some(_) = inflight.join_next(), if backlog && !inflight.is_empty() => {
+                    want_claim = worth_claiming(&last_full_hosts, last_claim_full);
+                }
                 _ = tokio::time::sleep(idle_wait(&retries_due, last_claim, config.poll_interval)) => {}
                 _ = shutdown.cancelled() => {}
             }
@@ -463,7 +521,7 @@ fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &ActionPolicy) -> Co
 async fn record(
     store: Arc<dyn Store>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Completion>>>,
-    queued: Arc<Notify>,
+    freed: Arc<Notify>,
     notifier: Option<Arc<dyn Notifier>>,
     reload: Arc<Notify>,
     retries_due: Arc<Mutex<BinaryHeap<Reverse<i64>>>>,
@@ -500,7 +558,7 @@ async fn record(
         }
         batch.clear();
         // A finished call may unblock the next call of its entity (ordered delivery).
-        queued.notify_one();
+        freed.notify_one();
         if let Some(outcome) = outcome {
             if !outcome.deactivated.is_empty() {
                 reload.notify_one();

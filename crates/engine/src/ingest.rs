@@ -131,6 +131,9 @@ async fn run(
                     }
                     let _ = reply.send(answer);
                 }
+                if outcome.blocked > 0 {
+                    workers.note_followers(now);
+                }
                 // Calls that were not handed over wait in the queue: wake a claimer.
                 if queued_calls > handed {
                     queued.notify_one();

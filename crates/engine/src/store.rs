@@ -100,6 +100,8 @@ pub struct IngestOutcome {
     pub handed_off: Vec<ClaimedCall>,
     /// Calls folded into a pending call of the same action and entity (unique items).
     pub coalesced: u64,
+    /// Calls stored pending because an earlier call of their entity is unfinished.
+    pub blocked: u64,
 }
 
 /// An alert: an action's calls fail for good. One open alert per action counts them.

@@ -39,46 +39,49 @@ async fn raise(
     failed: &FailedCall,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let updated = alert::Entity::update_many()
-        .col_expr(alert::Column::Count, Expr::col(alert::Column::Count).add(1))
-        .col_expr(alert::Column::CallId, Expr::value(failed.call.0))
-        .col_expr(
-            alert::Column::LastStatusCode,
-            Expr::value(failed.status_code),
-        )
-        .col_expr(alert::Column::LastError, Expr::value(failed.error.clone()))
-        .col_expr(alert::Column::UpdatedAt, Expr::value(now.0))
-        .filter(alert::Column::TriggerId.eq(failed.trigger_id.0))
-        .filter(alert::Column::ActionIndex.eq(failed.action_index))
-        .filter(alert::Column::Kind.eq(kind))
-        .filter(alert::Column::Acknowledged.eq(false))
-        .exec(txn)
+    let shop_id = queue_item::Entity::find_by_id(failed.call.0)
+        .one(txn)
         .await
-        .map_err(db_err)?;
-    if updated.rows_affected == 0 {
-        let shop_id = queue_item::Entity::find_by_id(failed.call.0)
-            .one(txn)
-            .await
-            .map_err(db_err)?
-            .map(|item| item.shop_id);
-        alert::ActiveModel {
-            trigger_id: Set(failed.trigger_id.0),
-            action_index: Set(failed.action_index),
-            shop_id: Set(shop_id),
-            call_id: Set(Some(failed.call.0)),
-            kind: Set(kind.to_owned()),
-            last_status_code: Set(failed.status_code),
-            last_error: Set(failed.error.clone()),
-            count: Set(1),
-            acknowledged: Set(false),
-            created_at: Set(now.0),
-            updated_at: Set(now.0),
-            ..Default::default()
-        }
-        .insert(txn)
-        .await
-        .map_err(db_err)?;
-    }
+        .map_err(db_err)?
+        .map(|item| item.shop_id);
+    let backend = txn.get_database_backend();
+    let ph: Vec<String> = (1..=9)
+        .map(|i| {
+            if backend == DbBackend::Postgres {
+                format!("${i}")
+            } else {
+                "?".into()
+            }
+        })
+        .collect();
+    // One statement, atomic against `alerts_open`: a failure adds to the open alert of its
+    // action and kind, or opens it.
+    txn.execute(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "INSERT INTO alerts (trigger_id, action_index, shop_id, call_id, kind, last_status_code, \
+             last_error, count, acknowledged, created_at, updated_at) \
+             VALUES ({}, {}, {}, {}, {}, {}, {}, 1, false, {}, {}) \
+             ON CONFLICT (trigger_id, action_index, kind) WHERE acknowledged = false DO UPDATE SET \
+             count = alerts.count + 1, call_id = excluded.call_id, \
+             last_status_code = excluded.last_status_code, last_error = excluded.last_error, \
+             updated_at = excluded.updated_at",
+            ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6], ph[7], ph[8]
+        ),
+        [
+            failed.trigger_id.0.into(),
+            failed.action_index.into(),
+            shop_id.into(),
+            failed.call.0.into(),
+            kind.into(),
+            failed.status_code.into(),
+            failed.error.clone().into(),
+            now.0.into(),
+            now.0.into(),
+        ],
+    ))
+    .await
+    .map_err(db_err)?;
     Ok(())
 }
 

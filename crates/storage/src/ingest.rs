@@ -206,6 +206,7 @@ pub(crate) async fn ingest(
         .filter_map(|(c, keep)| keep.then_some(c))
         .collect();
     let blocked = arranged.blocked;
+    let blocked_calls = blocked.iter().filter(|b| **b).count() as u64;
 
     // Calls handed straight to this process's workers are stored already claimed, while the
     // workers and the call's endpoint have room.
@@ -394,6 +395,7 @@ pub(crate) async fn ingest(
         results,
         handed_off,
         coalesced,
+        blocked: blocked_calls,
     })
 }
 

@@ -567,3 +567,57 @@ async fn handed_off_calls_are_stored_claimed_and_returned(store: DbStore) {
         5
     );
 }
+
+both_backends!(
+    concurrent_failures_add_to_one_alert,
+    concurrent_failures_add_to_one_alert_sqlite,
+    concurrent_failures_add_to_one_alert_postgres
+);
+async fn concurrent_failures_add_to_one_alert(store: DbStore) {
+    let store = Arc::new(store);
+    let shop = store
+        .create_shop("Main", None, Timestamp::now())
+        .await
+        .unwrap();
+    let batch = vec![(0..8)
+        .map(|i| event(shop.id.0, &format!("e{i}"), None, 0))
+        .collect::<Vec<_>>()];
+    store
+        .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
+        .await
+        .unwrap();
+    let now = Timestamp::now().plus_millis(1);
+    let calls = store
+        .claim(now, now.plus_millis(60_000), 100, &ClaimFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 8);
+    // Eight recorders record one failure each, at the same time.
+    let recorders = calls.into_iter().map(|call| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let done = Completion {
+                trigger_id: TriggerId(1),
+                action_index: 0,
+                deactivate_after: None,
+                deactivate_now: false,
+                call: call.id,
+                attempt: attempt(1, Some(500)),
+                next: Next::Failed,
+            };
+            store.complete(&[done], Timestamp::now()).await.unwrap()
+        })
+    });
+    for outcome in futures::future::join_all(recorders).await {
+        assert_eq!(outcome.unwrap().failed.len(), 1);
+    }
+    let alerts = store.list_alerts(Some(false)).await.unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].count, 8);
+    // Acknowledged, the next failure opens a new one.
+    store
+        .ack_alert(alerts[0].id, Timestamp::now())
+        .await
+        .unwrap();
+    assert!(store.list_alerts(Some(false)).await.unwrap().is_empty());
+}
