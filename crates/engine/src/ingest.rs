@@ -56,6 +56,7 @@ impl Ingestor {
         // commit waits for its WAL flush, and others can gather meanwhile. (On SQLite one is
         // enough: writers take turns anyway.)
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let entities = Arc::new(EntityLocks::new(committers));
         let tasks: Vec<_> = (0..committers.max(1))
             .map(|_| {
                 tokio::spawn(run(
@@ -64,6 +65,7 @@ impl Ingestor {
                     queued.clone(),
                     workers.clone(),
                     rx.clone(),
+                    entities.clone(),
                 ))
             })
             .collect();
@@ -86,12 +88,53 @@ impl Ingestor {
     }
 }
 
+/// Striped locks over (shop, entity): held by a committer from before its transaction reads
+/// the queue until it commits. With one committer there is nothing to take turns with.
+struct EntityLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl EntityLocks {
+    fn new(committers: usize) -> EntityLocks {
+        // Many stripes: two batches of a few dozen entities then rarely share one.
+        let stripes = if committers > 1 { 4096 } else { 0 };
+        EntityLocks {
+            stripes: (0..stripes).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    /// Locks the stripes of every entity in the batch, in stripe order (so two committers
+    /// can never wait on each other in a circle).
+    async fn lock(&self, requests: &[Vec<NewEvent>]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        if self.stripes.is_empty() {
+            return Vec::new();
+        }
+        let mut wanted: Vec<usize> = requests
+            .iter()
+            .flatten()
+            .map(|e| {
+                let mut h = std::hash::DefaultHasher::new();
+                std::hash::Hash::hash(&(e.shop_id, e.entity_id.as_str()), &mut h);
+                (std::hash::Hasher::finish(&h) % self.stripes.len() as u64) as usize
+            })
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut guards = Vec::with_capacity(wanted.len());
+        for stripe in wanted {
+            guards.push(self.stripes[stripe].lock().await);
+        }
+        guards
+    }
+}
+
 async fn run(
     store: Arc<dyn Store>,
     triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
     queued: Arc<Notify>,
     workers: Arc<Workers>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    entities: Arc<EntityLocks>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_GROUP);
     let mut requests = Vec::with_capacity(MAX_GROUP);
@@ -108,6 +151,9 @@ async fn run(
             .read()
             .expect("trigger lock is never poisoned: writers only swap an Arc")
             .clone();
+        // Group commits that share an entity take turns, so the later one sees the earlier
+        // one's calls (ordering, coalescing); the others commit side by side.
+        let _entities = entities.lock(&requests).await;
         let now = Timestamp::now();
         match store
             .ingest(&requests, planner.as_ref(), workers.handoff(now), now)
