@@ -242,19 +242,12 @@ pub(crate) async fn resend_calls(
     extra_attempts: i32,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let mut update = crate::queue::requeue(extra_attempts, now)
-        .filter(queue_item::Column::Status.eq(f.status.as_str()));
-    if let Some(trigger) = f.trigger_id {
-        update = update.filter(queue_item::Column::TriggerId.eq(trigger.0));
-    }
-    if let Some(event_type) = &f.event_type {
-        update = update.filter(queue_item::Column::EventType.eq(event_type.as_str()));
-    }
-    if let Some(from) = f.from {
-        update = update.filter(queue_item::Column::CreatedAt.gte(from.0));
-    }
-    if let Some(to) = f.to {
-        update = update.filter(queue_item::Column::CreatedAt.lt(to.0));
-    }
+    let update = crate::queue::requeue(extra_attempts, now).filter(crate::queue::selection(
+        Some(f.status),
+        f.trigger_id,
+        f.event_type.as_deref(),
+        f.from,
+        f.to,
+    ));
     Ok(update.exec(db).await.map_err(db_err)?.rows_affected)
 }

@@ -327,22 +327,13 @@ pub(crate) async fn list(
     db: &DatabaseConnection,
     f: &QueueFilter,
 ) -> Result<Vec<QueueItem>, StoreError> {
-    let mut query = queue_item::Entity::find();
-    if let Some(status) = f.status {
-        query = query.filter(queue_item::Column::Status.eq(status.as_str()));
-    }
-    if let Some(trigger) = f.trigger_id {
-        query = query.filter(queue_item::Column::TriggerId.eq(trigger.0));
-    }
-    if let Some(event_type) = &f.event_type {
-        query = query.filter(queue_item::Column::EventType.eq(event_type.as_str()));
-    }
-    if let Some(from) = f.from {
-        query = query.filter(queue_item::Column::CreatedAt.gte(from.0));
-    }
-    if let Some(to) = f.to {
-        query = query.filter(queue_item::Column::CreatedAt.lt(to.0));
-    }
+    let mut query = queue_item::Entity::find().filter(selection(
+        f.status,
+        f.trigger_id,
+        f.event_type.as_deref(),
+        f.from,
+        f.to,
+    ));
     if let Some(before) = f.before {
         query = query.filter(queue_item::Column::Id.lt(before.0));
     }
@@ -499,4 +490,32 @@ pub(crate) fn requeue(
         .col_expr(queue_item::Column::UpdatedAt, Expr::value(now.0))
         // A call on the wire belongs to its worker; its outcome is recorded as usual.
         .filter(queue_item::Column::Status.ne(CallStatus::InFlight.as_str()))
+}
+
+/// The calls an operator picks by status, trigger, event type and creation time (queue
+/// listing and bulk resend).
+pub(crate) fn selection(
+    status: Option<CallStatus>,
+    trigger: Option<TriggerId>,
+    event_type: Option<&str>,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+) -> sea_orm::Condition {
+    let mut condition = sea_orm::Condition::all();
+    if let Some(status) = status {
+        condition = condition.add(queue_item::Column::Status.eq(status.as_str()));
+    }
+    if let Some(trigger) = trigger {
+        condition = condition.add(queue_item::Column::TriggerId.eq(trigger.0));
+    }
+    if let Some(event_type) = event_type {
+        condition = condition.add(queue_item::Column::EventType.eq(event_type));
+    }
+    if let Some(from) = from {
+        condition = condition.add(queue_item::Column::CreatedAt.gte(from.0));
+    }
+    if let Some(to) = to {
+        condition = condition.add(queue_item::Column::CreatedAt.lt(to.0));
+    }
+    condition
 }
