@@ -4,102 +4,17 @@
 //! Rows are written straight into the tables, with the times and states each test needs
 //! (days-old calls cannot be made by waiting).
 
+mod common;
+
+use common::{postgres, sqlite};
 use hookflow_engine::model::{CallId, CallStatus, EventId, ShopId, Timestamp, TriggerId};
 use hookflow_engine::store::{EventDetail, EventFilter, ResendFilter, Store};
 use hookflow_storage::entities::{attempt, event, queue_item};
-use hookflow_storage::{DbConfig, DbStore};
+use hookflow_storage::DbStore;
 use sea_orm::sea_query::{Expr, Func, Query};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::ConnectionTrait;
 
 const DAY: i64 = 86_400_000;
-
-struct TestDb {
-    store: DbStore,
-    _dir: Option<tempfile::TempDir>,
-    /// PostgreSQL: the admin URL and the database to drop afterwards.
-    pg: Option<(String, String)>,
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else {
-            return;
-        };
-        // Drop cannot await, and this runs on a runtime thread: use a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(conn) = Database::connect(admin.as_str()).await {
-                    let _ = conn
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    let store = DbStore::connect(&DbConfig {
-        url,
-        max_connections: None,
-    })
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
-    TestDb {
-        store,
-        _dir: Some(dir),
-        pg: None,
-    }
-}
-
-/// A fresh database on the server named by `HOOKFLOW_TEST_POSTGRES_URL`, or `None` (skip) when
-/// it is unset.
-async fn postgres() -> Option<TestDb> {
-    let Ok(base) = std::env::var("HOOKFLOW_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: HOOKFLOW_TEST_POSTGRES_URL not set");
-        return None;
-    };
-    let name = format!("hf_log_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&base)
-        .await
-        .expect("connect to HOOKFLOW_TEST_POSTGRES_URL");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .unwrap();
-    let _ = admin.close().await;
-    let url = match base.rfind('/') {
-        Some(i) if base[..i].contains("://") && !base[..i].ends_with('/') => {
-            format!("{}/{name}", &base[..i])
-        }
-        _ => format!("{base}/{name}"),
-    };
-    let store = DbStore::connect(&DbConfig {
-        url,
-        max_connections: None,
-    })
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
-    Some(TestDb {
-        store,
-        _dir: None,
-        pg: Some((base, name)),
-    })
-}
 
 macro_rules! both_backends {
     ($name:ident, $sqlite:ident, $postgres:ident) => {

@@ -1,6 +1,9 @@
 //! The storage layer against real databases: a fresh SQLite file per test, and a fresh
 //! PostgreSQL database per test when `HOOKFLOW_TEST_POSTGRES_URL` is set.
 
+mod common;
+
+use common::{postgres, sqlite};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -12,8 +15,7 @@ use hookflow_engine::store::{
     CancelOutcome, ClaimFilter, Handoff, IngestRejection, PlannedEvent, Planner, RetryOutcome,
     Store,
 };
-use hookflow_storage::{DbConfig, DbStore};
-use sea_orm::{ConnectionTrait, Database};
+use hookflow_storage::DbStore;
 
 const NO_HANDOFF: Handoff = Handoff {
     max_calls: 0,
@@ -56,69 +58,18 @@ impl Planner for OneCallPerEvent {
     }
 }
 
-struct TestDb {
-    store: DbStore,
-    _dir: Option<tempfile::TempDir>,
-}
-
-async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    let store = DbStore::connect(&DbConfig {
-        url,
-        max_connections: None,
-    })
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
-    TestDb {
-        store,
-        _dir: Some(dir),
-    }
-}
-
-/// A fresh database on the server named by `HOOKFLOW_TEST_POSTGRES_URL`, or `None` (skip) when
-/// it is unset — the opt-out the README documents; CI always sets it.
-async fn postgres() -> Option<TestDb> {
-    let Ok(base) = std::env::var("HOOKFLOW_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: HOOKFLOW_TEST_POSTGRES_URL not set");
-        return None;
-    };
-    let name = format!("hf_store_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&base)
-        .await
-        .expect("connect to HOOKFLOW_TEST_POSTGRES_URL");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .unwrap();
-    let url = match base.rfind('/') {
-        Some(i) if base[..i].contains("://") && !base[..i].ends_with('/') => {
-            format!("{}/{name}", &base[..i])
-        }
-        _ => format!("{base}/{name}"),
-    };
-    let store = DbStore::connect(&DbConfig {
-        url,
-        max_connections: None,
-    })
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
-    Some(TestDb { store, _dir: None })
-}
-
 macro_rules! both_backends {
     ($name:ident, $sqlite:ident, $postgres:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $sqlite() {
-            $name(sqlite().await.store).await;
+            let db = sqlite().await;
+            $name(db.store.clone()).await;
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $postgres() {
             if let Some(db) = postgres().await {
-                $name(db.store).await;
+                $name(db.store.clone()).await;
             }
         }
     };
@@ -286,8 +237,7 @@ async fn claims_go_highest_priority_first_and_respect_leases(store: DbStore) {
     store
         .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap()
-        .results;
+        .unwrap();
     let now = Timestamp::now().plus_millis(1);
     let first = store
         .claim(now, now.plus_millis(60_000), 2, &ClaimFilter::default())
@@ -357,8 +307,7 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
     store
         .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap()
-        .results;
+        .unwrap();
     let now = Timestamp::now().plus_millis(1);
     let calls = store
         .claim(now, now.plus_millis(60_000), 10, &ClaimFilter::default())
@@ -464,7 +413,7 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claimers_never_share_a_call_postgres() {
     let Some(db) = postgres().await else { return };
-    let store = Arc::new(db.store);
+    let store = Arc::new(db.store.clone());
     let shop = store
         .create_shop("Main", None, Timestamp::now())
         .await
@@ -475,8 +424,7 @@ async fn concurrent_claimers_never_share_a_call_postgres() {
     store
         .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap()
-        .results;
+        .unwrap();
     let now = Timestamp::now().plus_millis(1);
     let claimers = (0..8).map(|_| {
         let store = store.clone();
