@@ -23,7 +23,7 @@ use crate::model::{Attempt, ClaimedCall, Completion, Next, Timestamp};
 use crate::notify::{Notice, NoticeKind, Notifier};
 use crate::policy::ActionPolicy;
 use crate::retry::{classify, RetryPolicy, Verdict};
-use crate::security::SecurityIndex;
+use crate::security::ActionIndex;
 use crate::store::{ClaimFilter, CompleteOutcome, Handoff, Store};
 use crate::transport::{Delivery, Transport};
 
@@ -236,7 +236,7 @@ pub struct Dispatcher {
     pub queued: Arc<Notify>,
     pub inbox: WorkerInbox,
     /// Credentials and policies of every action.
-    pub actions: Arc<RwLock<Arc<SecurityIndex>>>,
+    pub actions: Arc<RwLock<Arc<ActionIndex>>>,
     pub notifier: Option<Arc<dyn Notifier>>,
     /// Woken when an action was deactivated, so the triggers are reloaded.
     pub reload: Arc<Notify>,

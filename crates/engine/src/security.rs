@@ -52,15 +52,15 @@ impl ActionSecurity {
 /// credentials and its queue policy. Disabled triggers are included: their queued calls are
 /// still sent.
 #[derive(Debug)]
-pub struct SecurityIndex {
+pub struct ActionIndex {
     by_action: HashMap<(TriggerId, i32), Arc<ActionSecurity>>,
     policies: HashMap<(TriggerId, i32), Arc<ActionPolicy>>,
     /// For calls whose trigger is gone.
     default_policy: Arc<ActionPolicy>,
 }
 
-impl SecurityIndex {
-    pub fn build(triggers: &[Trigger], defaults: RetryPolicy) -> SecurityIndex {
+impl ActionIndex {
+    pub fn build(triggers: &[Trigger], defaults: RetryPolicy) -> ActionIndex {
         let mut by_action = HashMap::new();
         let mut policies = HashMap::new();
         for trigger in triggers {
@@ -95,7 +95,7 @@ impl SecurityIndex {
                 }
             }
         }
-        SecurityIndex {
+        ActionIndex {
             by_action,
             policies,
             default_policy: Arc::new(ActionPolicy::server(defaults)),

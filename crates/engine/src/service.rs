@@ -21,7 +21,7 @@ use crate::model::{
     TriggerDraft, TriggerId,
 };
 use crate::notify::Notifier;
-use crate::security::SecurityIndex;
+use crate::security::ActionIndex;
 use crate::store::{CancelOutcome, RetryOutcome, Store, StoreError};
 use crate::transport::Transport;
 use crate::triggers::CompiledTriggers;
@@ -112,8 +112,8 @@ pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
-    /// Every action's credentials, swapped together with `triggers`.
-    security: Arc<RwLock<Arc<SecurityIndex>>>,
+    /// Every action's credentials and queue policy, swapped together with `triggers`.
+    actions: Arc<RwLock<Arc<ActionIndex>>>,
     pub(crate) transport: Arc<dyn Transport>,
     ingestor: Ingestor,
     pub(crate) queued: Arc<Notify>,
@@ -150,7 +150,7 @@ impl Engine {
     ) -> Result<(Arc<Engine>, EngineTasks), EngineError> {
         let triggers = store.list_triggers().await?;
         let deactivated = store.deactivated_actions().await?;
-        let security = Arc::new(RwLock::new(Arc::new(SecurityIndex::build(
+        let actions = Arc::new(RwLock::new(Arc::new(ActionIndex::build(
             &triggers,
             config.dispatch.retry,
         ))));
@@ -175,7 +175,7 @@ impl Engine {
             store,
             catalog,
             triggers,
-            security,
+            actions,
             transport,
             ingestor,
             queued,
@@ -216,7 +216,7 @@ impl Engine {
             config: self.config.dispatch.clone(),
             queued: self.queued.clone(),
             inbox,
-            actions: self.security.clone(),
+            actions: self.actions.clone(),
             notifier: self.config.notifier.clone(),
             reload: self.reload_wanted.clone(),
         };
@@ -240,10 +240,10 @@ impl Engine {
             .expect("trigger lock is never poisoned: writers only swap an Arc") =
             Arc::new(compiled);
         *self
-            .security
+            .actions
             .write()
-            .expect("security lock is never poisoned: writers only swap an Arc") =
-            Arc::new(SecurityIndex::build(&triggers, retry));
+            .expect("action index lock is never poisoned: writers only swap an Arc") =
+            Arc::new(ActionIndex::build(&triggers, retry));
         Ok(())
     }
 
