@@ -11,10 +11,15 @@
 //! - [`dispatch`]: the delivery loop (claim, send, record).
 //! - [`metrics`]: Prometheus counters and histograms the loops update, gauges read at scrape.
 //! - [`event_log`]: the event log, resends, and retention (pruning in the background).
+//! - [`dashboard`]: calls per minute, queue depth and failing actions for the web UI.
+//! - [`send_test`]: one call of a trigger being edited, sent now and recorded nowhere.
+//! - [`accounts`]: users, roles, API tokens and the [`accounts::Principal`] of a request.
 //! - [`service`]: [`Engine`], the one facade the HTTP layer and the CLI call.
 //!
 //! The engine knows no SQL and no HTTP: it compiles and tests without a database or network.
 
+pub mod accounts;
+pub mod dashboard;
 pub mod dispatch;
 pub mod event;
 pub mod event_log;
@@ -25,6 +30,7 @@ pub mod notify;
 pub mod policy;
 pub mod retry;
 pub mod security;
+pub mod send_test;
 pub mod service;
 pub mod store;
 pub mod templates;

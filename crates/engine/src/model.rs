@@ -509,6 +509,10 @@ pub struct QueueFilter {
     pub to: Option<Timestamp>,
     pub before: Option<CallId>,
     pub limit: u32,
+    // TEMPORARY: the auth contract's fields, replaced by main's model.rs at merge.
+    pub shop_id: Option<ShopId>,
+    pub shops: Option<Vec<ShopId>>,
+    pub search: Option<String>,
 }
 
 #[cfg(test)]

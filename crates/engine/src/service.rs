@@ -336,7 +336,10 @@ impl Engine {
     }
 
     /// Checks everything about a trigger that can be checked before an event arrives.
-    async fn validate_trigger(&self, mut draft: TriggerDraft) -> Result<TriggerDraft, EngineError> {
+    pub(crate) async fn validate_trigger(
+        &self,
+        mut draft: TriggerDraft,
+    ) -> Result<TriggerDraft, EngineError> {
         draft.name = draft.name.trim().to_owned();
         if draft.name.is_empty() || draft.name.chars().count() > 200 {
             return Err(invalid("name", "must be 1 to 200 characters"));

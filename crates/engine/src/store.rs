@@ -294,6 +294,17 @@ pub trait Store: Send + Sync + 'static {
     /// [`crate::metrics::QUEUE_STATES`] and priority, and when the longest-waiting due pending
     /// call became due. One grouped query over the claim index.
     async fn queue_stats(&self, now: Timestamp) -> Result<crate::metrics::QueueStats, StoreError>;
+
+    /// The dashboard's numbers within `shops` (`None` = every shop): calls created since
+    /// `since` per minute and status (over `queue_items_created`), unfinished calls per state
+    /// and the oldest pending call (over `queue_items_due`).
+    async fn dashboard_stats(
+        &self,
+        since: Timestamp,
+        shops: Option<&[ShopId]>,
+    ) -> Result<crate::dashboard::DashboardStats, StoreError>;
+    /// The latest call of every trigger (one index seek per trigger, in one statement).
+    async fn last_calls(&self) -> Result<Vec<crate::dashboard::LastCall>, StoreError>;
 }
 
 // ---- the event log ----

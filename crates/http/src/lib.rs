@@ -5,12 +5,15 @@
 //! - `json`: request-body parsing with messages that say what and where.
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
 //! - [`metrics`]: `GET /metrics` and the per-request log event.
+//! - `ui`: the web UI, server-rendered pages from `templates/ui/` with `web/` as `/static/`.
 //!
 //! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
+pub mod auth;
 pub mod error;
 mod json;
 pub mod metrics;
+mod ui;
 mod v1;
 
 use std::future::Future;
@@ -45,7 +48,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(json_rejections));
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .nest("/api/v1", api);
+        .nest("/api/v1", api)
+        .merge(ui::router());
     if state.metrics {
         // No token: scrapers rarely carry one, and the numbers hold no entity data.
         router = router.route("/metrics", get(metrics::metrics));

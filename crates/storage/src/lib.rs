@@ -9,11 +9,13 @@
 //! - `event_log`: events with the state of their calls; resending one event's or many calls.
 //! - `retention`: pruning old finished calls, their attempts and old events, batch by batch.
 //! - `stats`: queue depth for the metrics scrape.
+//! - `dashboard`: calls per minute, queue depth and the oldest pending call for the web UI.
 //!
 //! Hot paths (ingest, claim, complete) build multi-row statements with sea-query, so a batch of
 //! hundreds of rows is one round trip on either database.
 
 mod alerts;
+mod dashboard;
 pub mod entities;
 mod event_log;
 mod events;
@@ -444,5 +446,17 @@ impl Store for DbStore {
         now: Timestamp,
     ) -> Result<hookflow_engine::metrics::QueueStats, StoreError> {
         stats::queue_stats(&self.db, now).await
+    }
+
+    async fn dashboard_stats(
+        &self,
+        since: Timestamp,
+        shops: Option<&[ShopId]>,
+    ) -> Result<hookflow_engine::dashboard::DashboardStats, StoreError> {
+        dashboard::dashboard_stats(&self.db, since, shops).await
+    }
+
+    async fn last_calls(&self) -> Result<Vec<hookflow_engine::dashboard::LastCall>, StoreError> {
+        dashboard::last_calls(&self.db).await
     }
 }

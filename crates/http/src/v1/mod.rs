@@ -5,8 +5,9 @@ mod event_types;
 mod events;
 mod payloads;
 mod queue;
+mod send_test;
 mod shops;
-mod triggers;
+pub(crate) mod triggers;
 
 use axum::Router;
 
@@ -21,6 +22,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(event_types::router())
         .merge(payloads::router())
         .merge(queue::router())
+        .merge(send_test::router())
 }
 
 /// A list answer: `{"items": [...]}`.

@@ -63,6 +63,7 @@ async fn list_queue(
         to: time_param("to", p.to)?,
         before: p.cursor.map(CallId),
         limit,
+        ..Default::default()
     };
     let items = state.engine.list_queue(&filter).await?;
     let next = (items.len() as u32 == limit)

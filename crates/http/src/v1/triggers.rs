@@ -59,7 +59,7 @@ pub(crate) fn trigger_out(trigger: &Trigger, deactivated: &Deactivated) -> Value
 
 /// Drops `{"set": true}` markers from input, so that sending back what a read returned keeps
 /// the stored secrets.
-fn strip_masks(value: &mut Value) {
+pub(crate) fn strip_masks(value: &mut Value) {
     let Some(actions) = value.get_mut("actions").and_then(Value::as_array_mut) else {
         return;
     };

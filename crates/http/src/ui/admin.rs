@@ -1,0 +1,336 @@
+//! Administration: users (role and shops), shops, and API tokens. Users and shops are for
+//! admins; the tokens page shows every user's tokens to admins and their own to everyone
+//! else. A new token's secret and a generated password are shown once, on the page the form
+//! leads to, and never stored in the clear.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use hookflow_engine::accounts::{ApiTokenId, Role, UserId};
+use hookflow_engine::model::ShopId;
+use minijinja::context;
+use serde::Deserialize;
+
+use crate::auth::Session;
+use crate::ui::{path_id, redirect_with_notice, render, require_admin, FormData, UiError};
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub(crate) struct NoticeParams {
+    notice: Option<String>,
+}
+
+fn role_choices() -> Vec<(&'static str, &'static str)> {
+    Role::ALL
+        .into_iter()
+        .map(|r| {
+            (
+                r.as_str(),
+                match r {
+                    Role::Admin => "Admin — every shop, users and settings",
+                    Role::ShopOwnerAdmin => {
+                        "Shop owner admin — triggers, queue and alerts of their shops"
+                    }
+                    Role::Viewer => "Viewer — read only",
+                },
+            )
+        })
+        .collect()
+}
+
+fn shops_of(form: &FormData) -> Result<Vec<ShopId>, UiError> {
+    form.all("shops")
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map(ShopId)
+                .map_err(|_| UiError::BadRequest(format!("shops: {s:?} is not a shop id")))
+        })
+        .collect()
+}
+
+fn role_of(form: &FormData) -> Result<Role, UiError> {
+    form.get("role")
+        .unwrap_or_default()
+        .parse()
+        .map_err(UiError::BadRequest)
+}
+
+/// `GET /users`.
+pub(crate) async fn users(
+    State(state): State<AppState>,
+    session: Session,
+    Query(params): Query<NoticeParams>,
+) -> Result<Response, UiError> {
+    require_admin(&session.principal)?;
+    users_page(&state, &session, params.notice, None).await
+}
+
+async fn users_page(
+    state: &AppState,
+    session: &Session,
+    notice: Option<String>,
+    created: Option<(String, String)>,
+) -> Result<Response, UiError> {
+    let users = state.engine.list_users().await?;
+    let shops = state.engine.list_shops().await?;
+    render::page(
+        session,
+        "users.html",
+        "users",
+        context! {
+            users,
+            shops,
+            roles => role_choices(),
+            notice,
+            created => created.map(|(email, password)| context! { email, password }),
+        },
+    )
+}
+
+/// `POST /users`: `email`, `role`, `shops` (repeated), `password` (empty = generate one).
+pub(crate) async fn create_user(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    let form = FormData::parse(&body);
+    form.check_csrf(&session)?;
+    require_admin(&session.principal)?;
+    let email = form.get("email").unwrap_or_default();
+    let role = role_of(&form)?;
+    let shops = shops_of(&form)?;
+    let password = form.get("password");
+    let (user, generated) = state
+        .engine
+        .create_user(email, password, role, &shops)
+        .await?;
+    match generated {
+        // Shown once, here: the page is not a redirect target, so it is never in history.
+        Some(password) => {
+            users_page(
+                &state,
+                &session,
+                Some(format!("User {} created.", user.email)),
+                Some((user.email, password)),
+            )
+            .await
+        }
+        None => Ok(redirect_with_notice(
+            "/users",
+            &format!("User {} created.", user.email),
+        )),
+    }
+}
+
+/// `POST /users/{id}`: `role`, `shops`, and optionally a new `password`.
+pub(crate) async fn update_user(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    let form = FormData::parse(&body);
+    form.check_csrf(&session)?;
+    require_admin(&session.principal)?;
+    let id = UserId(path_id(id)?);
+    let user = state
+        .engine
+        .update_user(id, role_of(&form)?, &shops_of(&form)?)
+        .await?;
+    if let Some(password) = form.get("password") {
+        state.engine.set_password(id, password).await?;
+    }
+    Ok(redirect_with_notice(
+        "/users",
+        &format!("User {} saved.", user.email),
+    ))
+}
+
+/// `POST /users/{id}/delete`.
+pub(crate) async fn delete_user(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    FormData::parse(&body).check_csrf(&session)?;
+    require_admin(&session.principal)?;
+    let id = UserId(path_id(id)?);
+    if session.principal.user == Some(id) {
+        return Err(UiError::BadRequest(
+            "you cannot delete your own account".into(),
+        ));
+    }
+    state.engine.delete_user(id).await?;
+    Ok(redirect_with_notice("/users", "User deleted."))
+}
+
+/// `GET /shops`.
+pub(crate) async fn shops(
+    State(state): State<AppState>,
+    session: Session,
+    Query(params): Query<NoticeParams>,
+) -> Result<Response, UiError> {
+    require_admin(&session.principal)?;
+    let shops = state.engine.list_shops().await?;
+    render::page(
+        &session,
+        "shops.html",
+        "shops",
+        context! { shops, notice => params.notice },
+    )
+}
+
+/// `POST /shops`: `name`, `notification_email`.
+pub(crate) async fn create_shop(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    let form = FormData::parse(&body);
+    form.check_csrf(&session)?;
+    require_admin(&session.principal)?;
+    let shop = state
+        .engine
+        .create_shop(
+            form.get("name").unwrap_or_default(),
+            form.get("notification_email"),
+        )
+        .await?;
+    Ok(redirect_with_notice(
+        "/shops",
+        &format!("Shop {} created (id {}).", shop.name, shop.id),
+    ))
+}
+
+/// `POST /shops/{id}`: `name`, `notification_email`.
+pub(crate) async fn update_shop(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    let form = FormData::parse(&body);
+    form.check_csrf(&session)?;
+    require_admin(&session.principal)?;
+    let id = ShopId(path_id(id)?);
+    let shop = state
+        .engine
+        .update_shop(
+            id,
+            form.get("name").unwrap_or_default(),
+            form.get("notification_email"),
+        )
+        .await?;
+    Ok(redirect_with_notice(
+        "/shops",
+        &format!("Shop {} saved.", shop.name),
+    ))
+}
+
+/// `GET /tokens`.
+pub(crate) async fn tokens(
+    State(state): State<AppState>,
+    session: Session,
+    Query(params): Query<NoticeParams>,
+) -> Result<Response, UiError> {
+    tokens_page(&state, &session, params.notice, None).await
+}
+
+async fn tokens_page(
+    state: &AppState,
+    session: &Session,
+    notice: Option<String>,
+    created: Option<(String, String)>,
+) -> Result<Response, UiError> {
+    let p = &session.principal;
+    let tokens = if p.is_admin() {
+        state.engine.list_api_tokens(None).await?
+    } else {
+        match p.user {
+            Some(user) => state.engine.list_api_tokens(Some(user)).await?,
+            None => Vec::new(),
+        }
+    };
+    let emails: HashMap<i64, String> = if p.is_admin() {
+        state
+            .engine
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| (u.id.0, u.email))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let rows: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            context! {
+                token => t,
+                owner => emails.get(&t.user_id.0).cloned().unwrap_or_else(|| p.email.clone()),
+                mine => p.user == Some(t.user_id),
+            }
+        })
+        .collect();
+    render::page(
+        session,
+        "tokens.html",
+        "tokens",
+        context! {
+            rows,
+            notice,
+            has_user => p.user.is_some(),
+            created => created.map(|(name, secret)| context! { name, secret }),
+        },
+    )
+}
+
+/// `POST /tokens`: `name`. A token of one's own, for the REST API.
+pub(crate) async fn create_token(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    let form = FormData::parse(&body);
+    form.check_csrf(&session)?;
+    let Some(user) = session.principal.user else {
+        return Err(UiError::BadRequest(
+            "the admin token has no user to own API tokens; sign in as a user".into(),
+        ));
+    };
+    let name = form.get("name").unwrap_or_default();
+    let (token, secret) = state.engine.create_api_token(user, name).await?;
+    tokens_page(
+        &state,
+        &session,
+        Some(format!("Token {} created.", token.name)),
+        Some((token.name, secret)),
+    )
+    .await
+}
+
+/// `POST /tokens/{id}/revoke`: one's own token, or any token for an admin.
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    FormData::parse(&body).check_csrf(&session)?;
+    let id = ApiTokenId(path_id(id)?);
+    let owner = if session.principal.is_admin() {
+        None
+    } else {
+        match session.principal.user {
+            Some(user) => Some(user),
+            None => return Err(UiError::NotFound(format!("token {id} does not exist"))),
+        }
+    };
+    state.engine.revoke_api_token(id, owner).await?;
+    Ok(redirect_with_notice("/tokens", "Token revoked."))
+}

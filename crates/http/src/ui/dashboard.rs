@@ -1,0 +1,161 @@
+//! The dashboard: calls per minute by outcome over the last 24 hours (a server-rendered SVG
+//! chart), queue depth, the oldest pending call and the failing actions.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::response::Response;
+use hookflow_engine::dashboard::CHART_HOURS;
+use hookflow_engine::model::{CallStatus, Timestamp};
+use minijinja::context;
+use serde::Serialize;
+
+use crate::auth::Session;
+use crate::ui::{render, UiError};
+use crate::AppState;
+
+/// The chart's series, bottom to top, with the statuses each one counts.
+const SERIES: &[(&str, &str, &[CallStatus])] = &[
+    ("succeeded", "Succeeded", &[CallStatus::Succeeded]),
+    ("failed", "Failed", &[CallStatus::Failed]),
+    (
+        "waiting",
+        "Pending or in flight",
+        &[CallStatus::Pending, CallStatus::InFlight],
+    ),
+    (
+        "other",
+        "Cancelled or skipped",
+        &[CallStatus::Cancelled, CallStatus::Skipped],
+    ),
+];
+/// Height of the chart's drawing area, in its own units (one unit wide per minute).
+const CHART_HEIGHT: f64 = 200.0;
+
+#[derive(Serialize)]
+struct Series {
+    key: &'static str,
+    label: &'static str,
+    /// SVG path data: one rectangle per minute with calls.
+    path: String,
+    total: u64,
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, UiError> {
+    let now = Timestamp::now();
+    let scope = session.principal.shop_scope().map(<[_]>::to_vec);
+    let dash = state.engine.dashboard(now, scope.as_deref()).await?;
+    let minutes = (CHART_HOURS * 60) as usize;
+
+    // Counts per minute and series.
+    let mut counts = vec![[0u64; 4]; minutes];
+    for m in &dash.per_minute {
+        let Some(offset) = usize::try_from(m.minute - dash.first_minute)
+            .ok()
+            .filter(|o| *o < minutes)
+        else {
+            continue;
+        };
+        if let Some(series) = SERIES.iter().position(|(_, _, s)| s.contains(&m.status)) {
+            counts[offset][series] += m.calls;
+        }
+    }
+    let peak = counts
+        .iter()
+        .map(|c| c.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let scale = CHART_HEIGHT / peak as f64;
+    let mut paths = vec![String::new(); SERIES.len()];
+    let mut totals = [0u64; 4];
+    for (x, minute) in counts.iter().enumerate() {
+        let mut base = CHART_HEIGHT;
+        for (i, calls) in minute.iter().enumerate() {
+            if *calls == 0 {
+                continue;
+            }
+            totals[i] += calls;
+            let h = *calls as f64 * scale;
+            let _ = write!(paths[i], "M{x} {:.2}h1v{:.2}h-1z", base - h, h);
+            base -= h;
+        }
+    }
+    let series: Vec<Series> = SERIES
+        .iter()
+        .zip(paths)
+        .zip(totals)
+        .map(|(((key, label, _), path), total)| Series {
+            key,
+            label,
+            path,
+            total,
+        })
+        .collect();
+    // Hour marks every 3 hours, as positions along the chart (percent) with UTC labels.
+    let first_ms = dash.first_minute * 60_000;
+    let ticks: Vec<_> = (0..=CHART_HOURS)
+        .step_by(3)
+        .map(|h| {
+            let at = Timestamp(first_ms + h * 3_600_000);
+            let label: String = at.to_rfc3339().chars().skip(11).take(5).collect();
+            context! { left => h as f64 * 100.0 / CHART_HOURS as f64, label }
+        })
+        .collect();
+
+    // Names of the failing actions' triggers, from one read.
+    let names: HashMap<_, _> = state
+        .engine
+        .list_triggers()
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.draft.name))
+        .collect();
+    let failing: Vec<_> = dash
+        .failing
+        .iter()
+        .map(|a| {
+            context! {
+                alert => a,
+                trigger_name => names.get(&a.trigger_id).cloned().unwrap_or_else(|| format!("trigger {}", a.trigger_id)),
+            }
+        })
+        .collect();
+    let oldest_age = dash
+        .oldest_pending
+        .as_ref()
+        .map(|o| human_age(now.0 - o.created_at.0));
+    render::page(
+        &session,
+        "dashboard.html",
+        "dashboard",
+        context! {
+            series,
+            ticks,
+            peak,
+            chart_width => minutes,
+            chart_height => CHART_HEIGHT,
+            pending => dash.pending,
+            in_flight => dash.in_flight,
+            oldest => dash.oldest_pending,
+            oldest_age,
+            failing,
+            total => totals.iter().sum::<u64>(),
+        },
+    )
+}
+
+/// `3 h 12 min`, `5 min`, `40 s`.
+pub(crate) fn human_age(ms: i64) -> String {
+    let s = (ms / 1000).max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    }
+}

@@ -1,0 +1,476 @@
+//! The Webhook Queue page: every call newest first, filtered by status, trigger, event type,
+//! shop, creation time and free text (URL or entity id), a page at a time (the cursor is the
+//! last id shown); a call's detail with its request and every attempt; Retry/Resend, Cancel,
+//! and a bulk resend of the filtered failed calls.
+//!
+//! The page refreshes itself (`web/app.js` polls the same URL, so the filter is kept, and swaps
+//! the table in place); without JavaScript it is a plain page with a refresh link.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use hookflow_engine::event_log::ResendRequest;
+use hookflow_engine::model::{CallId, CallStatus, QueueFilter, ShopId, Timestamp, TriggerId};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Session;
+use crate::ui::{path_id, redirect_with_notice, render, require_write, sees_trigger_shop};
+use crate::ui::{FormData, UiError};
+use crate::AppState;
+
+/// Calls per page.
+const PAGE: u32 = 50;
+/// Most calls a bulk resend of a scoped user walks (one retry each).
+const MAX_SCOPED_RESEND: usize = 5000;
+
+const STATUSES: [CallStatus; 6] = [
+    CallStatus::Pending,
+    CallStatus::InFlight,
+    CallStatus::Succeeded,
+    CallStatus::Failed,
+    CallStatus::Cancelled,
+    CallStatus::Skipped,
+];
+
+/// The filter as the page's form (and its links) carry it. Empty fields mean "any".
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+pub(crate) struct Filter {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    trigger: String,
+    #[serde(default)]
+    event_type: String,
+    #[serde(default)]
+    shop: String,
+    /// `datetime-local` values, taken as UTC.
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default, skip_serializing)]
+    before: String,
+    #[serde(default, skip_serializing)]
+    notice: String,
+}
+
+impl Filter {
+    fn from_form(form: &FormData) -> Filter {
+        let field = |name| form.get(name).unwrap_or_default().to_owned();
+        Filter {
+            status: field("status"),
+            trigger: field("trigger"),
+            event_type: field("event_type"),
+            shop: field("shop"),
+            from: field("from"),
+            to: field("to"),
+            q: field("q"),
+            before: String::new(),
+            notice: String::new(),
+        }
+    }
+
+    /// The filter as a query string (without the cursor), for links and redirects.
+    fn query(&self) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("status", &self.status),
+            ("trigger", &self.trigger),
+            ("event_type", &self.event_type),
+            ("shop", &self.shop),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("q", &self.q),
+        ] {
+            if !v.trim().is_empty() {
+                out.append_pair(k, v.trim());
+            }
+        }
+        out.finish()
+    }
+
+    fn status(&self) -> Result<Option<CallStatus>, UiError> {
+        opt(&self.status)
+            .map(|s| s.parse().map_err(UiError::BadRequest))
+            .transpose()
+    }
+
+    fn number(name: &str, value: &str) -> Result<Option<i64>, UiError> {
+        opt(value)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| UiError::BadRequest(format!("{name}: {v:?} is not a number")))
+            })
+            .transpose()
+    }
+
+    fn time(name: &str, value: &str) -> Result<Option<Timestamp>, UiError> {
+        opt(value)
+            .map(|v| {
+                let full = match v.len() {
+                    16 => format!("{v}:00Z"),
+                    19 => format!("{v}Z"),
+                    _ => v.to_owned(),
+                };
+                Timestamp::parse_rfc3339(&full).ok_or_else(|| {
+                    UiError::BadRequest(format!("{name}: {v:?} is not a date and time"))
+                })
+            })
+            .transpose()
+    }
+
+    /// The engine's filter, within the user's shops.
+    fn to_queue_filter(&self, session: &Session) -> Result<QueueFilter, UiError> {
+        Ok(QueueFilter {
+            status: self.status()?,
+            trigger_id: Filter::number("trigger", &self.trigger)?.map(TriggerId),
+            event_type: opt(&self.event_type).map(str::to_owned),
+            from: Filter::time("from", &self.from)?,
+            to: Filter::time("to", &self.to)?,
+            before: Filter::number("before", &self.before)?.map(CallId),
+            limit: PAGE,
+            shop_id: Filter::number("shop", &self.shop)?.map(ShopId),
+            shops: session.principal.shop_scope().map(<[_]>::to_vec),
+            search: opt(&self.q).map(str::to_owned),
+        })
+    }
+}
+
+fn opt(value: &str) -> Option<&str> {
+    Some(value.trim()).filter(|v| !v.is_empty())
+}
+
+/// `GET /queue`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    session: Session,
+    Query(filter): Query<Filter>,
+) -> Result<Response, UiError> {
+    let p = &session.principal;
+    let queue_filter = filter.to_queue_filter(&session)?;
+    if queue_filter.shop_id.is_some_and(|s| !p.sees_shop(s)) {
+        return Err(UiError::NotFound("no such shop".into()));
+    }
+    let engine = &state.engine;
+    let items = engine.list_queue(&queue_filter).await?;
+    let next = (items.len() as u32 == PAGE)
+        .then(|| items.last().map(|i| i.id.0))
+        .flatten();
+    let triggers: Vec<_> = engine
+        .list_triggers()
+        .await?
+        .into_iter()
+        .filter(|t| sees_trigger_shop(p, t.draft.shop_id))
+        .map(|t| (t.id.0, t.draft.name))
+        .collect();
+    let trigger_names: HashMap<i64, &str> =
+        triggers.iter().map(|(id, n)| (*id, n.as_str())).collect();
+    let shops: Vec<_> = engine
+        .list_shops()
+        .await?
+        .into_iter()
+        .filter(|s| p.sees_shop(s.id))
+        .map(|s| (s.id.0, s.name))
+        .collect();
+    let shop_names: HashMap<i64, &str> = shops.iter().map(|(id, n)| (*id, n.as_str())).collect();
+    let rows: Vec<_> = items
+        .iter()
+        .map(|i| {
+            context! {
+                call => i,
+                trigger_name => trigger_names.get(&i.trigger_id.0).copied(),
+                shop_name => shop_names.get(&i.shop_id.0).copied(),
+            }
+        })
+        .collect();
+    let event_types: Vec<String> = engine.catalog().iter().map(|t| t.name.clone()).collect();
+    let query = filter.query();
+    render::page(
+        &session,
+        "queue.html",
+        "queue",
+        context! {
+            rows,
+            filter => &filter,
+            query,
+            next,
+            first_page => filter.before.trim().is_empty(),
+            statuses => STATUSES.map(CallStatus::as_str),
+            triggers,
+            shops,
+            event_types,
+            notice => opt(&filter.notice),
+        },
+    )
+}
+
+/// `GET /queue/{id}`.
+pub(crate) async fn detail(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, UiError> {
+    let id = CallId(path_id(id)?);
+    let (item, attempts) = visible_call(&state, &session, id).await?;
+    let trigger_name = state
+        .engine
+        .get_trigger(item.trigger_id)
+        .await
+        .ok()
+        .map(|t| t.draft.name);
+    let shop_name = state
+        .engine
+        .get_shop(item.shop_id)
+        .await
+        .ok()
+        .map(|s| s.name);
+    let content_type = item
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.clone());
+    let headers: Vec<_> = item
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), mask_header(k, v)))
+        .collect();
+    let body = item
+        .body
+        .as_deref()
+        .map(|b| pretty_body(content_type.as_deref(), b));
+    let attempts: Vec<_> = attempts
+        .iter()
+        .rev()
+        .map(|a| {
+            let ct = a
+                .response_headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.as_str());
+            context! {
+                attempt => a,
+                body => pretty_body(ct, &a.response_body),
+                headers => a.response_headers.iter().map(|(k, v)| (k.clone(), mask_header(k, v))).collect::<Vec<_>>(),
+            }
+        })
+        .collect();
+    let can_cancel = matches!(item.status, CallStatus::Pending | CallStatus::InFlight);
+    let can_retry = item.status != CallStatus::InFlight;
+    render::page(
+        &session,
+        "queue_item.html",
+        "queue",
+        context! {
+            call => &item,
+            trigger_name,
+            shop_name,
+            headers,
+            body,
+            attempts,
+            can_cancel,
+            can_retry,
+            notice => params.get("notice"),
+            back => params.get("back").filter(|b| b.starts_with("/queue")),
+        },
+    )
+}
+
+async fn visible_call(
+    state: &AppState,
+    session: &Session,
+    id: CallId,
+) -> Result<
+    (
+        hookflow_engine::model::QueueItem,
+        Vec<hookflow_engine::model::Attempt>,
+    ),
+    UiError,
+> {
+    let not_found = || UiError::NotFound(format!("queue item {id} does not exist"));
+    let (item, attempts) = state.engine.get_call(id).await.map_err(|e| match e {
+        hookflow_engine::EngineError::NotFound(_) => not_found(),
+        e => UiError::Engine(e),
+    })?;
+    if !session.principal.sees_shop(item.shop_id) {
+        return Err(not_found());
+    }
+    Ok((item, attempts))
+}
+
+/// `POST /queue/{id}/retry`.
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    FormData::parse(&body).check_csrf(&session)?;
+    require_write(&session.principal)?;
+    let id = CallId(path_id(id)?);
+    visible_call(&state, &session, id).await?;
+    state.engine.retry_call(id).await?;
+    Ok(redirect_with_notice(
+        &format!("/queue/{id}"),
+        "Queued again: it is sent now.",
+    ))
+}
+
+/// `POST /queue/{id}/cancel`.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    FormData::parse(&body).check_csrf(&session)?;
+    require_write(&session.principal)?;
+    let id = CallId(path_id(id)?);
+    visible_call(&state, &session, id).await?;
+    state.engine.cancel_call(id).await?;
+    Ok(redirect_with_notice(&format!("/queue/{id}"), "Cancelled."))
+}
+
+/// `POST /queue/resend`: the filter's fields; resends its failed calls.
+pub(crate) async fn bulk_resend(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    let form = FormData::parse(&body);
+    form.check_csrf(&session)?;
+    require_write(&session.principal)?;
+    let mut filter = Filter::from_form(&form);
+    filter.status = CallStatus::Failed.as_str().to_owned();
+    let mut queue_filter = filter.to_queue_filter(&session)?;
+    let back = format!("/queue?{}", filter.query());
+    let requeued = if queue_filter.shops.is_none()
+        && queue_filter.shop_id.is_none()
+        && queue_filter.search.is_none()
+    {
+        // One statement over the whole queue.
+        let request = ResendRequest {
+            status: Some(CallStatus::Failed),
+            trigger_id: queue_filter.trigger_id,
+            event_type: queue_filter.event_type.clone(),
+            from: queue_filter.from,
+            to: queue_filter.to,
+        };
+        state.engine.resend_calls(request).await?
+    } else {
+        // Filters the bulk statement does not know (shops, free text): the calls the listing
+        // shows, one retry each, page by page.
+        queue_filter.limit = 500;
+        let mut ids = Vec::new();
+        loop {
+            let page = state.engine.list_queue(&queue_filter).await?;
+            let full = page.len() as u32 == queue_filter.limit;
+            ids.extend(page.iter().map(|i| i.id));
+            queue_filter.before = page.last().map(|i| i.id);
+            if !full || ids.len() >= MAX_SCOPED_RESEND {
+                break;
+            }
+        }
+        let mut requeued = 0u64;
+        for id in ids {
+            if state.engine.retry_call(id).await.is_ok() {
+                requeued += 1;
+            }
+        }
+        requeued
+    };
+    Ok(redirect_with_notice(
+        &back,
+        &format!("{requeued} failed call(s) queued again."),
+    ))
+}
+
+/// Header values that may be credentials are shown masked: an API key a receiver wants in a
+/// custom header is a secret like a password.
+pub(crate) fn mask_header(name: &str, value: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let secret = [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "password",
+        "api-key",
+        "apikey",
+        "signature",
+        "key",
+    ]
+    .iter()
+    .any(|s| lower.contains(s));
+    if !secret {
+        return value.to_owned();
+    }
+    let shown: String = value.chars().take(4).collect();
+    if value.chars().count() > 8 {
+        format!("{shown}•••••• (masked)")
+    } else {
+        "•••••• (masked)".to_owned()
+    }
+}
+
+/// A body for reading: JSON indented, XML indented, anything else as it is.
+pub(crate) fn pretty_body(content_type: Option<&str>, body: &str) -> String {
+    let ct = content_type.unwrap_or_default().to_ascii_lowercase();
+    let trimmed = body.trim_start();
+    if ct.contains("json")
+        || (ct.is_empty() && (trimmed.starts_with('{') || trimmed.starts_with('[')))
+    {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
+            return serde_json::to_string_pretty(&value).unwrap_or_else(|_| body.to_owned());
+        }
+    } else if ct.contains("xml") || (ct.is_empty() && trimmed.starts_with('<')) {
+        if let Some(pretty) = pretty_xml(body) {
+            return pretty;
+        }
+    }
+    body.to_owned()
+}
+
+fn pretty_xml(body: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut writer = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Eof => break,
+            Event::Text(t) if t.trim().is_empty() => {}
+            event => writer.write_event(event).ok()?,
+        }
+    }
+    String::from_utf8(writer.into_inner()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_headers_are_masked_and_others_shown() {
+        assert_eq!(mask_header("X-Order", "ORD-42"), "ORD-42");
+        assert!(mask_header("X-Api-Key", "abcdefghijkl").starts_with("abcd••"));
+        assert!(!mask_header("Authorization", "Basic dXNlcjpwYXNz").contains("dXNlcjpw"));
+    }
+
+    #[test]
+    fn json_and_xml_bodies_are_indented() {
+        assert_eq!(
+            pretty_body(Some("application/json"), r#"{"a":1}"#),
+            "{\n  \"a\": 1\n}"
+        );
+        assert_eq!(
+            pretty_body(Some("application/xml; charset=utf-8"), "<a><b>1</b></a>"),
+            "<a>\n  <b>1</b>\n</a>"
+        );
+        assert_eq!(pretty_body(Some("text/plain"), "{x"), "{x");
+    }
+}

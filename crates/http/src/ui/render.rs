@@ -1,0 +1,186 @@
+//! The template environment of the web UI: every template under `templates/ui/` and every
+//! static file under `web/` is compiled into the binary, so `hookflow serve` needs no files
+//! beside it and no front-end build.
+//!
+//! The environment is built once, on first use, and shared: templates are parsed once, not
+//! per request.
+
+use std::sync::LazyLock;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{context, Environment, Value};
+
+use crate::auth::Session;
+use crate::ui::UiError;
+
+/// Every page template, by name (`{% extends "base.html" %}` finds them here).
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "base.html",
+        include_str!("../../../../templates/ui/base.html"),
+    ),
+    (
+        "macros.html",
+        include_str!("../../../../templates/ui/macros.html"),
+    ),
+    (
+        "login.html",
+        include_str!("../../../../templates/ui/login.html"),
+    ),
+    (
+        "error.html",
+        include_str!("../../../../templates/ui/error.html"),
+    ),
+    (
+        "dashboard.html",
+        include_str!("../../../../templates/ui/dashboard.html"),
+    ),
+    (
+        "triggers.html",
+        include_str!("../../../../templates/ui/triggers.html"),
+    ),
+    (
+        "trigger_edit.html",
+        include_str!("../../../../templates/ui/trigger_edit.html"),
+    ),
+    (
+        "queue.html",
+        include_str!("../../../../templates/ui/queue.html"),
+    ),
+    (
+        "queue_item.html",
+        include_str!("../../../../templates/ui/queue_item.html"),
+    ),
+    (
+        "alerts.html",
+        include_str!("../../../../templates/ui/alerts.html"),
+    ),
+    (
+        "users.html",
+        include_str!("../../../../templates/ui/users.html"),
+    ),
+    (
+        "shops.html",
+        include_str!("../../../../templates/ui/shops.html"),
+    ),
+    (
+        "tokens.html",
+        include_str!("../../../../templates/ui/tokens.html"),
+    ),
+];
+
+/// Static files served under `/static/`: name, content type, bytes.
+pub(crate) const STATIC_FILES: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../../web/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/app.js"),
+    ),
+    (
+        "editor.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/editor.js"),
+    ),
+];
+
+/// A digest of the static files, appended to their URLs (`?v=`): browsers may cache them for
+/// good, and a new build changes the URL.
+pub(crate) static ASSET_VERSION: LazyLock<String> = LazyLock::new(|| {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (_, _, content) in STATIC_FILES {
+        for byte in content.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{:012x}", hash & 0xffff_ffff_ffff)
+});
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("template {name} does not compile: {e:#}"));
+    }
+    env.add_filter("when", when);
+    env.add_filter("truncate", truncate);
+    env.add_filter("urlencode", urlencode);
+    env.add_global("asset_v", ASSET_VERSION.as_str());
+    env
+});
+
+/// An RFC 3339 time as `2026-12-01 13:20:11` (UTC), the way every page shows times.
+fn when(value: Option<String>) -> String {
+    let Some(text) = value else {
+        return String::new();
+    };
+    let mut short: String = text.chars().take(19).collect();
+    if short.len() == 19 {
+        short.replace_range(10..11, " ");
+        short
+    } else {
+        text
+    }
+}
+
+/// At most `length` characters, with `…` when cut.
+fn truncate(text: String, length: Option<usize>) -> String {
+    let length = length.unwrap_or(255);
+    match text.char_indices().nth(length) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// A query-string value, percent-encoded.
+fn urlencode(text: String) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Renders a template with the page's own values.
+pub(crate) fn render(name: &str, ctx: Value) -> Result<String, UiError> {
+    ENV.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| UiError::Template(format!("{e:#}")))
+}
+
+/// Renders a page of a signed-in user: the layout gets who they are, what they may do and
+/// the CSRF token for forms and scripts.
+pub(crate) fn page(
+    session: &Session,
+    name: &str,
+    nav: &str,
+    ctx: Value,
+) -> Result<Response, UiError> {
+    let p = &session.principal;
+    let base = context! {
+        user => context! { email => p.email.clone(), role => p.role.as_str() },
+        csrf => session.csrf.clone(),
+        is_admin => p.is_admin(),
+        can_write => p.can_write(),
+        nav => nav,
+    };
+    let html = render(name, merge(base, ctx))?;
+    Ok(html_response(StatusCode::OK, html))
+}
+
+/// Two contexts as one; the second's keys win.
+pub(crate) fn merge(base: Value, extra: Value) -> Value {
+    minijinja::value::merge_maps([extra, base])
+}
+
+pub(crate) fn html_response(status: StatusCode, html: String) -> Response {
+    let mut response = (status, Html(html)).into_response();
+    // Pages hold per-user data: never from a shared cache, and not from history after sign-out.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

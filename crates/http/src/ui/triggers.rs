@@ -1,0 +1,168 @@
+//! Triggers: the list (with enable/disable toggles and each trigger's last delivery) and the
+//! editor. The editor's page is rendered here with every field filled in; saving, previews,
+//! merge fields and send test are done by `web/editor.js` through the JSON API.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use hookflow_engine::model::{ShopId, TriggerId};
+use minijinja::context;
+use serde_json::json;
+
+use crate::auth::Session;
+use crate::ui::{path_id, redirect_with_notice, render, require_write, sees_trigger_shop};
+use crate::ui::{FormData, UiError};
+use crate::v1::triggers::trigger_out;
+use crate::AppState;
+
+/// `GET /triggers`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, UiError> {
+    let p = &session.principal;
+    let engine = &state.engine;
+    let triggers = engine.list_triggers().await?;
+    let deactivated = engine.deactivated_actions().await?;
+    let shops: HashMap<ShopId, String> = engine
+        .list_shops()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
+    let last: HashMap<TriggerId, _> = engine
+        .last_calls()
+        .await?
+        .into_iter()
+        .map(|c| (c.trigger_id, c))
+        .collect();
+    let rows: Vec<_> = triggers
+        .iter()
+        .filter(|t| sees_trigger_shop(p, t.draft.shop_id))
+        .map(|t| {
+            let down = deactivated.iter().filter(|(id, _, _)| *id == t.id).count();
+            context! {
+                id => t.id.0,
+                name => t.draft.name.clone(),
+                event_type => t.draft.event_type.clone(),
+                shop => t.draft.shop_id.map(|s| shops.get(&s).cloned().unwrap_or_else(|| format!("shop {s}"))),
+                enabled => t.draft.enabled,
+                priority => t.draft.priority,
+                actions => t.draft.actions.len(),
+                deactivated => down,
+                last => last.get(&t.id),
+            }
+        })
+        .collect();
+    render::page(&session, "triggers.html", "triggers", context! { rows })
+}
+
+/// `POST /triggers/{id}/toggle`: `enabled=true|false`.
+pub(crate) async fn toggle(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    let form = FormData::parse(&body);
+    form.check_csrf(&session)?;
+    require_write(&session.principal)?;
+    let id = TriggerId(path_id(id)?);
+    let trigger = visible_trigger(&state, &session, id).await?;
+    let enable = form.get("enabled") == Some("true");
+    state.engine.set_trigger_active(id, enable, false).await?;
+    let notice = format!(
+        "{} {}.",
+        trigger.draft.name,
+        if enable { "enabled" } else { "disabled" }
+    );
+    Ok(redirect_with_notice("/triggers", &notice))
+}
+
+async fn visible_trigger(
+    state: &AppState,
+    session: &Session,
+    id: TriggerId,
+) -> Result<hookflow_engine::model::Trigger, UiError> {
+    let not_found = || UiError::NotFound(format!("trigger {id} does not exist"));
+    let trigger = state.engine.get_trigger(id).await.map_err(|e| match e {
+        hookflow_engine::EngineError::NotFound(_) => not_found(),
+        e => UiError::Engine(e),
+    })?;
+    if !sees_trigger_shop(&session.principal, trigger.draft.shop_id) {
+        return Err(not_found());
+    }
+    Ok(trigger)
+}
+
+/// `GET /triggers/new`: the editor for a new trigger (its first action is added on the page).
+pub(crate) async fn new(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, UiError> {
+    require_write(&session.principal)?;
+    let trigger = json!({
+        "name": "", "eventType": "OrderChanged", "shopId": null, "enabled": true,
+        "priority": 5, "condition": null, "actions": []
+    });
+    editor(&state, &session, None, trigger).await
+}
+
+/// `GET /triggers/{id}`.
+pub(crate) async fn edit(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+) -> Result<Response, UiError> {
+    let id = TriggerId(path_id(id)?);
+    let trigger = visible_trigger(&state, &session, id).await?;
+    let value = trigger_out(&trigger, &state.engine.deactivated_actions().await?);
+    editor(&state, &session, Some(id), value).await
+}
+
+async fn editor(
+    state: &AppState,
+    session: &Session,
+    id: Option<TriggerId>,
+    trigger: serde_json::Value,
+) -> Result<Response, UiError> {
+    let p = &session.principal;
+    let shops: Vec<_> = state
+        .engine
+        .list_shops()
+        .await?
+        .into_iter()
+        .filter(|s| p.sees_shop(s.id))
+        .collect();
+    let event_types: Vec<_> = state
+        .engine
+        .catalog()
+        .iter()
+        .map(|t| context! { name => t.name.clone(), entity => t.entity.clone() })
+        .collect();
+    let title = match id {
+        Some(_) => trigger["name"].as_str().unwrap_or_default().to_owned(),
+        None => "New trigger".to_owned(),
+    };
+    render::page(
+        session,
+        "trigger_edit.html",
+        "triggers",
+        context! {
+            id => id.map(|i| i.0),
+            title,
+            trigger => minijinja::Value::from_serialize(&trigger),
+            shops,
+            every_shop => p.shop_scope().is_none(),
+            event_types,
+            mime_types => ["application/json", "application/xml", "text/plain"],
+            presets => [
+                ("shopctrl", "ShopCtrl: 10 retries, then an alert"),
+                ("skladon", "Skladon: backoff from 60 s, 20 retries in 48 h, then deactivate"),
+                ("flowretail", "FlowRetail: 10 s timeout, 4xx not retried, 10 retries"),
+            ],
+        },
+    )
+}
