@@ -1,0 +1,355 @@
+//! The web UI in a real headless Chromium against the real binary: signing in, building a
+//! trigger in the editor with a merge field from the list, following its call to the Webhook
+//! Queue page, retrying a failed call, shop scoping, CSRF, and a screenshot of every page at
+//! 1280 and 390 px under `target/screenshots/` (each checked for sideways scrolling and
+//! console errors).
+//!
+//! SQLite only: the API tests cover PostgreSQL, and the pages read through the same engine.
+//! Needs Debian's `chromium` and `chromium-driver` (see `browser::driver`).
+
+mod driver;
+mod timing;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::process::Command;
+
+use crate::common::{event, id, spawn_app, spawn_app_with, wait_until, Backend, Receiver, Reply};
+use crate::common::{TestApp, WAIT};
+use driver::Browser;
+
+/// Creates a user with `hookflow user add` on the app's database; returns the password.
+async fn add_user(app: &TestApp, email: &str, role: &str, shops: &[i64]) -> String {
+    let password = format!("Pw-{}-x7!", email.replace('@', "-"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookflow"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HOOKFLOW_") {
+            command.env_remove(key);
+        }
+    }
+    command.args([
+        "user",
+        "add",
+        "--database-url",
+        &app.db().url,
+        "--email",
+        email,
+        "--role",
+        role,
+        "--password",
+        &password,
+    ]);
+    for shop in shops {
+        command.args(["--shop", &shop.to_string()]);
+    }
+    let output = command.output().await.expect("running hookflow user add");
+    assert!(
+        output.status.success(),
+        "hookflow user add {email} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    password
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_builds_a_trigger_in_the_editor_and_follows_its_call_to_the_queue() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let receiver = Receiver::start().await;
+    let shop = app.create_shop("Main shop").await;
+    let password = add_user(&app, "admin@example.com", "admin", &[]).await;
+    let browser = Browser::start(&app).await;
+    browser.sign_in("admin@example.com", &password).await;
+    browser.screenshots("dashboard-empty").await;
+
+    // The ShopCtrl flow: event and shop, Add action → Call Webhook, General, Payload.
+    browser.goto("/triggers/new").await;
+    browser.fill("#t-name", "Orders to ERP").await;
+    browser.select("#t-event", "OrderChanged").await;
+    browser.select("#t-shop", &shop.to_string()).await;
+    browser.click("#add-action").await;
+    browser.fill("#a0-url", &receiver.url("/erp/orders")).await;
+    browser.click("#a0-tab-payload").await;
+    browser.select("#a0-mime", "application/json").await;
+    browser.fill("#a0-body", "{\"order\": ").await;
+    // Available merge fields: the list for the event type; a field goes in at the cursor.
+    browser.click("#a0-payload [data-merge-fields]").await;
+    browser
+        .wait_for_text("#merge-status", "fields of OrderChanged")
+        .await;
+    browser.screenshots("trigger-merge-fields").await;
+    browser
+        .click("#merge-list [data-merge-path='entity.OrderCode']")
+        .await;
+    browser.find("#a0-body").await.send_keys("}").await.unwrap();
+    let body = browser
+        .run("return document.getElementById('a0-body').value")
+        .await;
+    assert_eq!(body, "{\"order\": {{ entity.OrderCode }}}");
+
+    // Preview renders the template against the type's sample entity.
+    browser.click("#a0-payload [data-preview]").await;
+    browser
+        .wait_for_text(
+            "#a0-payload [data-preview-output]",
+            "\"order\": \"OrderCode-1001\"",
+        )
+        .await;
+    // Send test delivers one call now, shows the answer, and queues nothing.
+    browser.click("#a0-payload [data-send-test]").await;
+    browser.find("#a0-payload [data-test-status='200']").await;
+    assert_eq!(receiver.count(), 1, "send test delivers exactly one call");
+    assert_eq!(
+        receiver.requests()[0].json(),
+        json!({"order": "OrderCode-1001"})
+    );
+    assert!(
+        app.queue_items("").await.is_empty(),
+        "send test queues nothing"
+    );
+    browser.screenshots("trigger-editor-new").await;
+
+    browser.click("#save").await;
+    let path = browser.wait_for_path("/triggers/1").await;
+    assert!(path.contains("notice=Saved"), "saved and reopened: {path}");
+    let (_, trigger) = app.get_json("/api/v1/triggers/1").await;
+    assert_eq!(trigger["shopId"], shop);
+    assert_eq!(
+        trigger["actions"][0]["payload"]["body"],
+        "{\"order\": {{ entity.OrderCode }}}"
+    );
+    browser.screenshots("trigger-editor").await;
+
+    // The queue page refreshes itself: the call of an event posted now shows up succeeded.
+    browser.goto("/queue").await;
+    browser.wait_for_text("#queue-rows", "No calls match").await;
+    app.post_event(event(
+        "OrderChanged",
+        shop,
+        42,
+        json!({"OrderId": 42, "OrderCode": "ORD-42"}),
+    ))
+    .await;
+    browser
+        .find("#queue-rows tr[data-status='succeeded']")
+        .await;
+    let delivered = receiver.requests();
+    assert_eq!(delivered.last().unwrap().json(), json!({"order": "ORD-42"}));
+    browser.screenshots("queue").await;
+
+    browser
+        .click("#queue-rows tr[data-status='succeeded'] a")
+        .await;
+    browser.wait_for_text("h1", "Call #").await;
+    browser.wait_for_text("h1", "succeeded").await;
+    browser.wait_for_text("#main", "ORD-42").await;
+    browser.wait_for_text("details.attempt", "HTTP 200").await;
+    browser.screenshots("queue-call").await;
+
+    browser.goto("/").await;
+    browser.wait_for_text("h1", "Dashboard").await;
+    browser.screenshots("dashboard").await;
+    browser.goto("/triggers").await;
+    browser
+        .wait_for_text("table.triggers", "Orders to ERP")
+        .await;
+    browser.screenshots("triggers").await;
+    for (path, name) in [
+        ("/alerts", "alerts"),
+        ("/users", "users"),
+        ("/shops", "shops"),
+        ("/tokens", "tokens"),
+    ] {
+        browser.goto(path).await;
+        browser.find("h1").await;
+        browser.screenshots(name).await;
+    }
+    // Sign out; the login page says so.
+    browser.click("form.signout button").await;
+    browser.wait_for_text(".notice", "Signed out").await;
+    browser.screenshots("login").await;
+    browser.goto("/queue").await;
+    browser.wait_for_path("/login").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_failed_is_retried_from_its_page_and_its_alert_acknowledged() {
+    let app = spawn_app_with(Backend::Sqlite, &["--max-retries", "0"]).await;
+    let receiver =
+        Receiver::scripted(vec![Reply::status(500).body("down")], Reply::status(200)).await;
+    let shop = app.create_shop("Main shop").await;
+    app.create_trigger(json!({
+        "name": "Orders to ERP", "eventType": "OrderChanged", "shopId": shop,
+        "actions": [{"type": "callWebhook", "url": receiver.url("/erp")}]
+    }))
+    .await;
+    app.post_event(event("OrderChanged", shop, 7, json!({"OrderId": 7})))
+        .await;
+    let call = app.wait_for_queue_count("status=failed", 1).await;
+    let call_id = id(&call[0]);
+
+    let password = add_user(&app, "ops@example.com", "shop_owner_admin", &[shop]).await;
+    let browser = Browser::start(&app).await;
+    browser.sign_in("ops@example.com", &password).await;
+    browser.goto("/queue?status=failed").await;
+    browser
+        .click(&format!("#queue-rows tr[data-id='{call_id}'] a"))
+        .await;
+    browser.wait_for_text("h1", "failed").await;
+    browser.wait_for_text("details.attempt", "HTTP 500").await;
+    browser.screenshots("queue-call-failed").await;
+
+    browser.click("#retry-button").await;
+    browser.wait_for_text(".notice", "Queued again").await;
+    app.wait_for_queue_status(call_id, "succeeded").await;
+    // The page shows it once reloaded (the detail page does not poll).
+    wait_until(WAIT, "the call page shows the call succeeded", async || {
+        browser.client.refresh().await.is_ok() && browser.body_text().await.contains("succeeded")
+    })
+    .await;
+    assert_eq!(receiver.count(), 2);
+
+    // The failure raised an alert; acknowledging it from the Alerts page closes it.
+    browser.goto("/alerts").await;
+    browser.wait_for_text("#main table", "Orders to ERP").await;
+    browser.screenshots("alerts-open").await;
+    browser.click("#main table form button").await;
+    browser.wait_for_text(".notice", "acknowledged").await;
+    browser.wait_for_text("#main", "No open alerts").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_owner_admin_sees_nothing_of_another_shop() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let receiver = Receiver::start().await;
+    let mine = app.create_shop("My shop").await;
+    let theirs = app.create_shop("Their shop").await;
+    for (shop, name) in [(mine, "Mine to ERP"), (theirs, "Theirs to ERP")] {
+        app.create_trigger(json!({
+            "name": name, "eventType": "OrderChanged", "shopId": shop,
+            "actions": [{"type": "callWebhook", "url": receiver.url("/erp")}]
+        }))
+        .await;
+        app.post_event(event("OrderChanged", shop, 1, json!({"OrderId": 1})))
+            .await;
+    }
+    let calls = app.wait_for_queue_count("status=succeeded", 2).await;
+    let their_call = calls
+        .iter()
+        .find(|c| c["shopId"] == theirs)
+        .map(id)
+        .unwrap();
+    let their_trigger = calls
+        .iter()
+        .find(|c| c["shopId"] == theirs)
+        .map(|c| c["triggerId"].as_i64().unwrap())
+        .unwrap();
+
+    let password = add_user(&app, "owner@example.com", "shop_owner_admin", &[mine]).await;
+    let browser = Browser::start(&app).await;
+    browser.sign_in("owner@example.com", &password).await;
+    browser.goto("/triggers").await;
+    let list = browser.wait_for_text("table.triggers", "Mine to ERP").await;
+    assert!(!list.text().await.unwrap().contains("Theirs"));
+    browser.goto("/queue").await;
+    browser
+        .find("#queue-rows tr[data-status='succeeded']")
+        .await;
+    let rows = browser.find("#queue-rows").await.text().await.unwrap();
+    assert!(
+        rows.contains("My shop") && !rows.contains("Their shop"),
+        "{rows}"
+    );
+    let shop_filter = browser.find("#f-shop").await.text().await.unwrap();
+    assert!(!shop_filter.contains("Their shop"), "{shop_filter}");
+
+    // Another shop's call and trigger do not exist for them; admin pages are not theirs.
+    browser.goto(&format!("/queue/{their_call}")).await;
+    browser.wait_for_text("h1", "404").await;
+    browser.goto(&format!("/triggers/{their_trigger}")).await;
+    browser.wait_for_text("h1", "404").await;
+    browser.goto("/users").await;
+    browser.wait_for_text("h1", "403").await;
+    let nav = browser.find("header nav").await.text().await.unwrap();
+    assert!(!nav.contains("Users") && !nav.contains("Shops"), "{nav}");
+    // Their own pages, from a phone as well.
+    browser.goto("/queue").await;
+    browser.find("#queue-rows tr").await;
+    browser.screenshots("queue-shop-owner").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_posts_without_the_csrf_token_are_refused() {
+    let app = spawn_app_with(Backend::Sqlite, &["--max-retries", "0"]).await;
+    let receiver = Receiver::always(Reply::status(500)).await;
+    let shop = app.create_shop("Main shop").await;
+    app.create_trigger(json!({
+        "name": "Orders", "eventType": "OrderChanged", "shopId": shop,
+        "actions": [{"type": "callWebhook", "url": receiver.url("/erp")}]
+    }))
+    .await;
+    app.post_event(event("OrderChanged", shop, 7, json!({"OrderId": 7})))
+        .await;
+    let call = id(&app.wait_for_queue_count("status=failed", 1).await[0]);
+    let password = add_user(&app, "admin@example.com", "admin", &[]).await;
+    let browser = Browser::start(&app).await;
+
+    // The login form: a wrong password is said to be wrong.
+    browser.goto("/login").await;
+    browser.fill("#email", "admin@example.com").await;
+    browser.fill("#password", "not the password").await;
+    browser.click("form[action='/login'] button").await;
+    browser
+        .wait_for_text("#login-error", "Wrong email or password")
+        .await;
+    browser.screenshots("login-wrong-password").await;
+    browser.sign_in("admin@example.com", &password).await;
+
+    // A signed-in browser posting a form without the token (as another site's page would),
+    // or with a wrong one, gets 403 and nothing happens.
+    browser.goto(&format!("/queue/{call}")).await;
+    let statuses = browser
+        .run(&format!(
+            "return Promise.all([
+                fetch('/queue/{call}/retry', {{method: 'POST', body: new URLSearchParams({{}})}}).then(r => r.status),
+                fetch('/queue/{call}/retry', {{method: 'POST', body: new URLSearchParams({{_csrf: 'forged'}})}}).then(r => r.status),
+                fetch('/logout', {{method: 'POST', body: new URLSearchParams({{}})}}).then(r => r.status),
+                fetch('/api/v1/queue/{call}/retry', {{method: 'POST'}}).then(r => r.status),
+            ])"
+        ))
+        .await;
+    assert_eq!(statuses, json!([403, 403, 403, 403]));
+    // A real form without its hidden field, submitted by the browser: a 403 page.
+    browser
+        .run(
+            "document.querySelector('#retry-button').form.querySelector('[name=_csrf]').remove();
+             document.querySelector('#retry-button').click(); return null;",
+        )
+        .await;
+    browser.wait_for_text("h1", "403").await;
+    assert_eq!(
+        app.queue_item(call).await["attempts"],
+        1,
+        "nothing was retried"
+    );
+    // With the token, the same form works.
+    browser.goto(&format!("/queue/{call}")).await;
+    browser.click("#retry-button").await;
+    browser.wait_for_text(".notice", "Queued again").await;
+
+    // Over plain HTTP too: a login post without the login form's token is refused.
+    let answer = reqwest::Client::new()
+        .post(app.url("/login"))
+        .form(&[
+            ("email", "admin@example.com"),
+            ("password", password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+    browser.close().await;
+}
