@@ -272,6 +272,16 @@ async fn a_shop_owner_admin_sees_nothing_of_another_shop() {
     browser.wait_for_text("h1", "404").await;
     browser.goto("/users").await;
     browser.wait_for_text("h1", "403").await;
+    // Those answers were the browser's only errors.
+    let errors = browser.console_errors().await;
+    assert!(
+        errors.len() == 3
+            && errors
+                .iter()
+                .all(|e| e.contains("404") || e.contains("403")),
+        "{errors:#?}"
+    );
+    browser.goto("/").await;
     let nav = browser.find("header nav").await.text().await.unwrap();
     assert!(!nav.contains("Users") && !nav.contains("Shops"), "{nav}");
     // Their own pages, from a phone as well.
@@ -329,7 +339,9 @@ async fn form_posts_without_the_csrf_token_are_refused() {
              document.querySelector('#retry-button').click(); return null;",
         )
         .await;
-    browser.wait_for_text("h1", "403").await;
+    browser
+        .wait_for_text("body", "CSRF token missing or wrong")
+        .await;
     assert_eq!(
         app.queue_item(call).await["attempts"],
         1,

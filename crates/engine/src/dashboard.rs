@@ -1,4 +1,5 @@
-//! The dashboard's numbers: calls per minute by outcome over the last day, what the queue
+//! The dashboard's numbers: calls per minute by outcome over the last day (every HTTP call
+//! hookflow made, that is every delivery attempt, by its answer), what the queue
 //! holds now, and the failing actions — each one index-backed query, scoped to the shops a
 //! user may see.
 
@@ -15,8 +16,9 @@ const MINUTE_MS: i64 = 60_000;
 /// What the storage reports for the dashboard.
 #[derive(Debug, Clone, Default)]
 pub struct DashboardStats {
-    /// Calls created per minute (Unix minutes) and their current status.
-    pub per_minute: Vec<(i64, CallStatus, u64)>,
+    /// Calls made (delivery attempts) per minute (Unix minutes): whether they were answered
+    /// 2xx, and how many.
+    pub per_minute: Vec<(i64, bool, u64)>,
     /// Unfinished calls per state (pending, in flight).
     pub depth: Vec<(CallStatus, u64)>,
     /// The oldest pending call and when it was created.
@@ -41,7 +43,8 @@ pub struct Dashboard {
 #[serde(rename_all = "camelCase")]
 pub struct MinuteCount {
     pub minute: i64,
-    pub status: CallStatus,
+    /// Answered 2xx.
+    pub succeeded: bool,
     pub calls: u64,
 }
 
@@ -107,9 +110,9 @@ impl Engine {
             per_minute: stats
                 .per_minute
                 .into_iter()
-                .map(|(minute, status, calls)| MinuteCount {
+                .map(|(minute, succeeded, calls)| MinuteCount {
                     minute,
-                    status,
+                    succeeded,
                     calls,
                 })
                 .collect(),

@@ -150,7 +150,7 @@ pub enum RetryOutcome {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
     async fn create_shop(
         &self,
         name: &str,
@@ -295,9 +295,9 @@ pub trait Store: Send + Sync + 'static {
     /// call became due. One grouped query over the claim index.
     async fn queue_stats(&self, now: Timestamp) -> Result<crate::metrics::QueueStats, StoreError>;
 
-    /// The dashboard's numbers within `shops` (`None` = every shop): calls created since
-    /// `since` per minute and status (over `queue_items_created`), unfinished calls per state
-    /// and the oldest pending call (over `queue_items_due`).
+    /// The dashboard's numbers within `shops` (`None` = every shop): delivery attempts since
+    /// `since` per minute and outcome (over `attempts_started`), unfinished calls per state
+    /// and the oldest pending call (over `queue_items_status`).
     async fn dashboard_stats(
         &self,
         since: Timestamp,
@@ -322,6 +322,8 @@ pub struct EventDetail {
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub shop_id: Option<ShopId>,
+    /// The caller's shops (`None`: every shop).
+    pub shops: Option<Vec<ShopId>>,
     /// Received at or after.
     pub from: Option<Timestamp>,
     /// Received before.
@@ -376,4 +378,7 @@ pub struct ResendFilter {
     pub event_type: Option<String>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
+    pub shop_id: Option<ShopId>,
+    /// The caller's shops (`None`: every shop): a resend never touches others' calls.
+    pub shops: Option<Vec<ShopId>>,
 }

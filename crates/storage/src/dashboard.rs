@@ -1,7 +1,8 @@
 //! The dashboard's queries. Each reads an index range rather than the whole queue:
-//! calls per minute read the last day of `queue_items_created`, the depth and the oldest
-//! pending call read the unfinished part of `queue_items_due` (status first), so they stay
-//! fast however much finished history is retained.
+//! calls per minute read the last day of `attempts_started` (index only), the depth and the
+//! oldest pending call read the unfinished part of `queue_items_status`, and the trigger
+//! list's last calls seek `queue_items_trigger` once per trigger, so they stay fast however
+//! much finished history is retained.
 
 use hookflow_engine::dashboard::DashboardStats;
 use hookflow_engine::model::{CallId, CallStatus, ShopId, Timestamp};
@@ -53,22 +54,38 @@ pub(crate) async fn dashboard_stats(
         values: Vec::new(),
     };
     let since_ph = p.add(since.0);
-    let scope = p.shops(shops);
-    let sql = format!(
-        "SELECT created_at / 60000 AS minute, status, COUNT(*) AS calls FROM queue_items \
-         WHERE created_at >= {since_ph}{scope} GROUP BY created_at / 60000, status"
-    );
+    // The admin's chart reads `attempts_started` alone; a user's shops need the call's shop.
+    let sql = match shops {
+        None => format!(
+            "SELECT started_at / 60000 AS minute, \
+             CASE WHEN status_code >= 200 AND status_code < 300 THEN 1 ELSE 0 END AS ok, \
+             COUNT(*) AS calls FROM attempts WHERE started_at >= {since_ph} \
+             GROUP BY started_at / 60000, \
+             CASE WHEN status_code >= 200 AND status_code < 300 THEN 1 ELSE 0 END"
+        ),
+        Some(scope) => {
+            let scope = p.shops(Some(scope)).replace("shop_id", "q.shop_id");
+            format!(
+                "SELECT a.started_at / 60000 AS minute, \
+                 CASE WHEN a.status_code >= 200 AND a.status_code < 300 THEN 1 ELSE 0 END AS ok, \
+                 COUNT(*) AS calls FROM attempts a JOIN queue_items q ON q.id = a.queue_item_id \
+                 WHERE a.started_at >= {since_ph}{scope} \
+                 GROUP BY a.started_at / 60000, \
+                 CASE WHEN a.status_code >= 200 AND a.status_code < 300 THEN 1 ELSE 0 END"
+            )
+        }
+    };
     let rows = db
         .query_all(Statement::from_sql_and_values(backend, sql, p.values))
         .await
         .map_err(db_err)?;
     for row in rows {
         let minute: i64 = row.try_get_by_index(0).map_err(db_err)?;
-        let status: String = row.try_get_by_index(1).map_err(db_err)?;
+        let ok: i32 = row.try_get_by_index(1).map_err(db_err)?;
         let calls: i64 = row.try_get_by_index(2).map_err(db_err)?;
-        if let Ok(status) = status.parse::<CallStatus>() {
-            stats.per_minute.push((minute, status, calls.max(0) as u64));
-        }
+        stats
+            .per_minute
+            .push((minute, ok == 1, calls.max(0) as u64));
     }
 
     let mut p = Params {

@@ -193,6 +193,14 @@ impl Browser {
 
     pub async fn click(&self, css: &str) {
         let element = self.find(css).await;
+        // Into the middle of the window: the editor's sticky save bar covers the bottom.
+        self.client
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center'})",
+                vec![serde_json::to_value(&element).expect("an element reference")],
+            )
+            .await
+            .expect("scrolling to an element");
         element
             .click()
             .await

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use hookflow_engine::accounts::{ApiTokenId, Role, UserId};
-use hookflow_engine::model::ShopId;
+use hookflow_engine::accounts::Role;
+use hookflow_engine::model::{ApiTokenId, ShopId, UserId};
 use minijinja::context;
 use serde::Deserialize;
 

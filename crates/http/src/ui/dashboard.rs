@@ -1,5 +1,5 @@
-//! The dashboard: calls per minute by outcome over the last 24 hours (a server-rendered SVG
-//! chart), queue depth, the oldest pending call and the failing actions.
+//! The dashboard: calls per minute by outcome over the last 24 hours (every HTTP call made,
+//! retries included, as a server-rendered SVG chart), queue depth, the oldest pending call and the failing actions.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::response::Response;
 use hookflow_engine::dashboard::CHART_HOURS;
-use hookflow_engine::model::{CallStatus, Timestamp};
+use hookflow_engine::model::Timestamp;
 use minijinja::context;
 use serde::Serialize;
 
@@ -15,20 +15,11 @@ use crate::auth::Session;
 use crate::ui::{render, UiError};
 use crate::AppState;
 
-/// The chart's series, bottom to top, with the statuses each one counts.
-const SERIES: &[(&str, &str, &[CallStatus])] = &[
-    ("succeeded", "Succeeded", &[CallStatus::Succeeded]),
-    ("failed", "Failed", &[CallStatus::Failed]),
-    (
-        "waiting",
-        "Pending or in flight",
-        &[CallStatus::Pending, CallStatus::InFlight],
-    ),
-    (
-        "other",
-        "Cancelled or skipped",
-        &[CallStatus::Cancelled, CallStatus::Skipped],
-    ),
+/// The chart's series, bottom to top: calls answered 2xx, and the others (an error status,
+/// a timeout, no connection).
+const SERIES: [(&str, &str); 2] = [
+    ("succeeded", "Answered 2xx"),
+    ("failed", "Failed (error status or no answer)"),
 ];
 /// Height of the chart's drawing area, in its own units (one unit wide per minute).
 const CHART_HEIGHT: f64 = 200.0;
@@ -52,7 +43,7 @@ pub(crate) async fn show(
     let minutes = (CHART_HOURS * 60) as usize;
 
     // Counts per minute and series.
-    let mut counts = vec![[0u64; 4]; minutes];
+    let mut counts = vec![[0u64; SERIES.len()]; minutes];
     for m in &dash.per_minute {
         let Some(offset) = usize::try_from(m.minute - dash.first_minute)
             .ok()
@@ -60,9 +51,7 @@ pub(crate) async fn show(
         else {
             continue;
         };
-        if let Some(series) = SERIES.iter().position(|(_, _, s)| s.contains(&m.status)) {
-            counts[offset][series] += m.calls;
-        }
+        counts[offset][usize::from(!m.succeeded)] += m.calls;
     }
     let peak = counts
         .iter()
@@ -72,7 +61,7 @@ pub(crate) async fn show(
         .max(1);
     let scale = CHART_HEIGHT / peak as f64;
     let mut paths = vec![String::new(); SERIES.len()];
-    let mut totals = [0u64; 4];
+    let mut totals = [0u64; SERIES.len()];
     for (x, minute) in counts.iter().enumerate() {
         let mut base = CHART_HEIGHT;
         for (i, calls) in minute.iter().enumerate() {
@@ -89,7 +78,7 @@ pub(crate) async fn show(
         .iter()
         .zip(paths)
         .zip(totals)
-        .map(|(((key, label, _), path), total)| Series {
+        .map(|(((key, label), path), total)| Series {
             key,
             label,
             path,

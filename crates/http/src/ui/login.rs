@@ -79,9 +79,10 @@ pub(crate) async fn submit(
             response.headers_mut().append(SET_COOKIE, cookie);
             Ok(response)
         }
+        // 200, as a form shown again with its message: the browser logs 4xx pages as errors.
         Err(SignInError::WrongCredentials) => login_page(
             &headers,
-            StatusCode::UNAUTHORIZED,
+            StatusCode::OK,
             &next,
             &email,
             Some("Wrong email or password."),

@@ -165,7 +165,7 @@ impl FormData {
             .iter()
             .find(|(k, _)| k == "_csrf")
             .map(|(_, v)| v.as_bytes());
-        if presented.is_some_and(|p| crate::constant_time_eq(p, session.csrf.as_bytes())) {
+        if presented.is_some_and(|p| crate::auth::constant_time_eq(p, session.csrf.as_bytes())) {
             Ok(())
         } else {
             Err(UiError::Forbidden(

@@ -23,7 +23,7 @@ use crate::AppState;
 
 /// Calls per page.
 const PAGE: u32 = 50;
-/// Most calls a bulk resend of a scoped user walks (one retry each).
+/// Most calls a bulk resend with a free-text filter walks (one retry each).
 const MAX_SCOPED_RESEND: usize = 5000;
 
 const STATUSES: [CallStatus; 6] = [
@@ -349,21 +349,20 @@ pub(crate) async fn bulk_resend(
     filter.status = CallStatus::Failed.as_str().to_owned();
     let mut queue_filter = filter.to_queue_filter(&session)?;
     let back = format!("/queue?{}", filter.query());
-    let requeued = if queue_filter.shops.is_none()
-        && queue_filter.shop_id.is_none()
-        && queue_filter.search.is_none()
-    {
-        // One statement over the whole queue.
+    let requeued = if queue_filter.search.is_none() {
+        // One statement, within the user's shops.
         let request = ResendRequest {
             status: Some(CallStatus::Failed),
             trigger_id: queue_filter.trigger_id,
             event_type: queue_filter.event_type.clone(),
             from: queue_filter.from,
             to: queue_filter.to,
+            shop_id: queue_filter.shop_id,
+            shops: queue_filter.shops.clone(),
         };
         state.engine.resend_calls(request).await?
     } else {
-        // Filters the bulk statement does not know (shops, free text): the calls the listing
+        // The free-text filter is not one the bulk statement knows: the calls the listing
         // shows, one retry each, page by page.
         queue_filter.limit = 500;
         let mut ids = Vec::new();

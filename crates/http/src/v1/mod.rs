@@ -8,6 +8,7 @@ mod queue;
 mod send_test;
 mod shops;
 pub(crate) mod triggers;
+mod users;
 
 use axum::Router;
 
@@ -23,6 +24,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(payloads::router())
         .merge(queue::router())
         .merge(send_test::router())
+        .merge(users::router())
 }
 
 /// A list answer: `{"items": [...]}`.

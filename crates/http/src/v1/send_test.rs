@@ -16,7 +16,7 @@ use crate::AppState;
 /// "entityId"?}` → what was sent and what came back.
 async fn send_test(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    auth: Auth,
     body: Bytes,
 ) -> Result<Json<SendTestResult>, ApiError> {
     let mut value = parse_value(&body)?;
@@ -34,25 +34,14 @@ async fn send_test(
         }
     }
     let request: SendTestRequest = parse_from(value)?;
-    if !principal.can_write() {
-        return Err(ApiError::NotFound(
-            "sending tests needs the admin or shop_owner_admin role".into(),
-        ));
-    }
+    auth.require_write()?;
     // A shop owner admin tests only triggers of their shops, and only their shops' entities.
-    let shops = [request.trigger.shop_id, request.shop_id];
-    if shops.iter().flatten().any(|s| !principal.sees_shop(*s))
-        || (request.trigger.shop_id.is_none() && principal.shop_scope().is_some())
-    {
+    if !auth.sees(request.trigger.shop_id) || request.shop_id.is_some_and(|s| !auth.sees(Some(s))) {
         return Err(ApiError::NotFound("no such shop".into()));
     }
     if let Some(id) = request.trigger_id {
         let existing = state.engine.get_trigger(id).await?;
-        let visible = match existing.draft.shop_id {
-            Some(shop) => principal.sees_shop(shop),
-            None => principal.shop_scope().is_none(),
-        };
-        if !visible {
+        if !auth.sees(existing.draft.shop_id) {
             return Err(ApiError::NotFound(format!("trigger {id} does not exist")));
         }
     }
