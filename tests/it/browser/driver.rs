@@ -302,6 +302,7 @@ impl Browser {
                 .set_window_size(width, full)
                 .await
                 .expect("resizing the window");
+            self.run("window.scrollTo(0, 0); return null").await;
             let png = self.client.screenshot().await.expect("a screenshot");
             std::fs::write(dir.join(format!("{name}-{width}.png")), png)
                 .expect("writing a screenshot");
