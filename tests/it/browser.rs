@@ -8,6 +8,7 @@
 //! Needs Debian's `chromium` and `chromium-driver` (see `browser::driver`).
 
 mod driver;
+mod send_test;
 mod timing;
 
 use reqwest::StatusCode;

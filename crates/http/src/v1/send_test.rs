@@ -21,8 +21,14 @@ async fn send_test(
 ) -> Result<Json<SendTestResult>, ApiError> {
     let mut value = parse_value(&body)?;
     if let Some(trigger) = value.get_mut("trigger") {
-        // A trigger read back carries `{"set": true}` for its stored secrets.
+        // A trigger read back carries `{"set": true}` for its stored secrets, and what a read
+        // adds; the editor may send it as it is.
         crate::v1::triggers::strip_masks(trigger);
+        if let Some(object) = trigger.as_object_mut() {
+            for derived in ["id", "createdAt", "updatedAt"] {
+                object.remove(derived);
+            }
+        }
         if let Some(actions) = trigger
             .get_mut("actions")
             .and_then(serde_json::Value::as_array_mut)
