@@ -12,30 +12,20 @@ enum QueueItems {
     Status,
 }
 
-#[derive(DeriveIden)]
-enum Attempts {
-    Table,
-    QueueItemId,
-    StartedAt,
-    StatusCode,
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        // Serves the dashboard's calls per minute by outcome: a range of the last day read in
-        // the index alone (the queue item joins in only for a user's shops). Attempts are
-        // never updated, so the index costs one insert per attempt.
-        m.create_index(
-            Index::create()
-                .name("attempts_started")
-                .table(Attempts::Table)
-                .col(Attempts::StartedAt)
-                .col(Attempts::StatusCode)
-                .col(Attempts::QueueItemId)
-                .to_owned(),
-        )
-        .await?;
+        // Serves the dashboard's calls per minute by outcome: the last day's minutes read in
+        // index order (an index on the minute itself, so grouping needs no sort), the outcome
+        // and the call from the index alone (the queue item joins in only for a user's shops).
+        // Attempts are never updated, so the index costs one insert per attempt. (Raw SQL: an
+        // index on an expression; the same statement on SQLite and PostgreSQL.)
+        m.get_connection()
+            .execute_unprepared(
+                "CREATE INDEX attempts_minute ON attempts \
+                 ((started_at / 60000), status_code, queue_item_id)",
+            )
+            .await?;
         // Serves the queue listing filtered by status, newest first (the Webhook Queue page's
         // most used filter), and the dashboard's queue depth and oldest pending call.
         m.create_index(
@@ -58,12 +48,9 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.drop_index(
-            Index::drop()
-                .name("attempts_started")
-                .table(Attempts::Table)
-                .to_owned(),
-        )
-        .await
+        m.get_connection()
+            .execute_unprepared("DROP INDEX attempts_minute")
+            .await?;
+        Ok(())
     }
 }

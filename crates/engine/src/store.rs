@@ -296,7 +296,7 @@ pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
     async fn queue_stats(&self, now: Timestamp) -> Result<crate::metrics::QueueStats, StoreError>;
 
     /// The dashboard's numbers within `shops` (`None` = every shop): delivery attempts since
-    /// `since` per minute and outcome (over `attempts_started`), unfinished calls per state
+    /// `since` per minute and outcome (over `attempts_minute`), unfinished calls per state
     /// and the oldest pending call (over `queue_items_status`).
     async fn dashboard_stats(
         &self,
