@@ -5,9 +5,12 @@
 //! - `json`: request-body parsing with messages that say what and where.
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
 //! - [`metrics`]: `GET /metrics` and the per-request log event.
+//! - `compat`: the platforms' own subscription APIs (`/compat/skladon/v21`,
+//!   `/compat/frontsystems/api`), thin adapters over the same engine calls.
 //!
 //! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
+mod compat;
 pub mod error;
 mod json;
 pub mod metrics;
@@ -45,7 +48,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(json_rejections));
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .nest("/api/v1", api);
+        .nest("/api/v1", api)
+        // Not behind the admin token: the platforms' clients authenticate with their shop's
+        // API key (see `compat::authenticate`).
+        .merge(compat::router());
     if state.metrics {
         // No token: scrapers rarely carry one, and the numbers hold no entity data.
         router = router.route("/metrics", get(metrics::metrics));
@@ -88,7 +94,7 @@ async fn require_token(
 }
 
 /// Compares secrets without leaking, through timing, how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
