@@ -6,6 +6,9 @@
 #[macro_use]
 mod common;
 
+mod catalogs;
+mod compat_frontsystems;
+mod compat_skladon;
 mod config;
 mod delivery;
 mod durability;
