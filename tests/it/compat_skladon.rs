@@ -30,6 +30,25 @@ fn assert_skladon_error(answer: &(StatusCode, Value), status: StatusCode) -> Str
         .to_owned()
 }
 
+/// A user of `role` for `shops`, made over the API as the admin, and an API token of theirs.
+async fn user_token(app: &TestApp, email: &str, role: &str, shops: &[i64]) -> String {
+    let (status, user) = app
+        .post_json(
+            "/api/v1/users",
+            json!({"email": email, "role": role, "shops": shops}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    let (status, token) = app
+        .post_json(
+            "/api/v1/tokens",
+            json!({"name": "skladon", "userId": id(&user)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{token}");
+    token["token"].as_str().unwrap().to_owned()
+}
+
 both_backends! {
     async fn skladon_webhooks_are_triggers_edited_from_either_side(backend: Backend) {
         let app = spawn_app(backend).await;
@@ -96,8 +115,8 @@ both_backends! {
     async fn skladon_refusals_come_in_skladons_error_shape(backend: Backend) {
         let app = spawn_app_with(backend, &["--admin-token", "admin-secret"]).await;
         let receiver = Receiver::start().await;
-        let (_, key) = create_shop_in(&app, "WMS", "skladon").await;
-        let (_, other_key) = create_shop_in(&app, "Other WMS", "skladon").await;
+        let (shop, key) = create_shop_in(&app, "WMS", "skladon").await;
+        let (other, other_key) = create_shop_in(&app, "Other WMS", "skladon").await;
         let (_, shopctrl_key) = create_shop_in(&app, "Shop", "shopctrl").await;
         let good = json!({"url": receiver.url("/h"), "webhookType": "CREATE_PRODUCT", "active": true, "method": "POST"});
 
@@ -110,6 +129,19 @@ both_backends! {
         let answer = compat_request(&app, Method::GET, &path, Some(&key), &[("authorization", "Bearer wrong")], None).await;
         assert_skladon_error(&answer, StatusCode::UNAUTHORIZED);
         let answer = compat_request(&app, Method::GET, &path, Some(&key), &[("authorization", "Bearer admin-secret")], None).await;
+        assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+        // A user's token acts only for the user's shops, and a viewer's only reads.
+        let owner = user_token(&app, "owner@wms.example", "shop_owner_admin", &[shop]).await;
+        let stranger = user_token(&app, "other@wms.example", "shop_owner_admin", &[other]).await;
+        let viewer = user_token(&app, "viewer@wms.example", "viewer", &[shop]).await;
+        let bearer = |t: &str| format!("Bearer {t}");
+        let answer = compat_request(&app, Method::GET, &path, Some(&key), &[("authorization", &bearer(&stranger))], None).await;
+        assert!(assert_skladon_error(&answer, StatusCode::FORBIDDEN).contains(&format!("shop {shop}")));
+        let answer = compat_request(&app, Method::POST, &path, Some(&key), &[("authorization", &bearer(&viewer))], Some(good.clone())).await;
+        assert!(assert_skladon_error(&answer, StatusCode::FORBIDDEN).contains("read-only"));
+        let answer = compat_request(&app, Method::GET, &path, Some(&key), &[("authorization", &bearer(&viewer))], None).await;
+        assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+        let answer = compat_request(&app, Method::POST, &path, Some(&key), &[("authorization", &bearer(&owner))], Some(good.clone())).await;
         assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
 
         // Invalid bodies: 400 with a message.

@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod accounts;
 mod catalogs;
 mod compat_frontsystems;
 mod compat_skladon;

@@ -16,7 +16,6 @@ use hookflow_templating::{
 use rand::RngCore;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::model::{
@@ -152,10 +151,11 @@ fn new_api_key() -> String {
     )
 }
 
-/// What is stored of a key. Keys are 256 random bits, so a plain SHA-256 is as good as a slow
-/// password hash here, and lets a request's key be looked up by an index.
+/// What is stored of a key: the digest API tokens get too. Keys are 256 random bits, so a
+/// plain SHA-256 is as good as a slow password hash here, and lets a request's key be looked
+/// up by an index.
 fn hash_api_key(key: &str) -> String {
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sha256::digest(key.as_bytes()))
+    crate::accounts::token_digest(key)
 }
 
 impl Engine {

@@ -12,7 +12,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -27,7 +27,9 @@ use serde_json::{json, Map, Value};
 use tracing::error;
 use uuid::Uuid;
 
-use crate::compat::{as_webhook, authenticate, webhook_action, webhook_name, AuthFailure};
+use crate::compat::{
+    as_webhook, authenticate, webhook_action, webhook_name, AuthFailure, Credentials,
+};
 use crate::AppState;
 
 const PLATFORM: &str = "frontsystems";
@@ -93,7 +95,7 @@ impl From<AuthFailure> for Problem {
     fn from(failure: AuthFailure) -> Problem {
         match failure {
             AuthFailure::Engine(e) => e.into(),
-            other => Problem::new(StatusCode::UNAUTHORIZED, other.message()),
+            other => Problem::new(other.status(), other.message()),
         }
     }
 }
@@ -252,9 +254,9 @@ async fn event_json(
 
 async fn list_types(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
 ) -> Result<Json<Vec<String>>, Problem> {
-    authenticate(&state, &headers).await?;
+    authenticate(&state, &credentials).await?;
     Ok(Json(
         state
             .engine
@@ -268,10 +270,10 @@ async fn list_types(
 
 async fn type_schema(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    authenticate(&state, &headers).await?;
+    authenticate(&state, &credentials).await?;
     let catalog = state.engine.catalog();
     match catalog.get(&name) {
         Some(ty) if ty.catalog == PLATFORM => Ok(Json(default_payload_schema(ty))),
@@ -290,10 +292,10 @@ struct SubscribeIn {
 
 async fn subscribe(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     body: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let input: SubscribeIn = serde_json::from_slice(&body).map_err(|e| {
         Problem::invalid(
             "$",
@@ -343,9 +345,9 @@ async fn subscribe(
 
 async fn list_webhooks(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
 ) -> Result<Json<Vec<Value>>, Problem> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let catalog = state.engine.catalog();
     Ok(Json(
         state
@@ -377,10 +379,10 @@ async fn find_webhook(state: &AppState, shop: &Shop, id: &str) -> Result<Trigger
 
 async fn delete_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let trigger = find_webhook(&state, &shop, &id).await?;
     state.engine.delete_trigger(trigger.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -426,11 +428,11 @@ fn parse_time(name: &str, value: &str, end_of_day: bool) -> Result<Timestamp, Pr
 
 async fn webhook_events(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Value>>, Problem> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let Query(params) = params.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let trigger = find_webhook(&state, &shop, &id).await?;
     let from = params
@@ -474,10 +476,10 @@ async fn webhook_events(
 
 async fn resend_event(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,

@@ -14,12 +14,16 @@
 mod frontsystems;
 mod skladon;
 
-use axum::http::header::AUTHORIZATION;
-use axum::http::HeaderMap;
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use axum::Router;
 use hookflow_engine::model::{Action, CallWebhook, Shop, Trigger};
 use hookflow_engine::EngineError;
 
+use crate::auth::Identity;
 use crate::AppState;
 
 /// Every compat API, each under its platform's prefix.
@@ -36,8 +40,10 @@ pub(crate) enum AuthFailure {
     MissingKey,
     /// The key belongs to no shop (401).
     UnknownKey,
-    /// An `authorization` header that is not a hookflow token allowed to act for the shop (401).
+    /// An `authorization` header that is no hookflow token (401).
     BadToken,
+    /// A hookflow token that may not act for the key's shop, or only read (403).
+    Forbidden(String),
     /// The lookup failed (500).
     Engine(EngineError),
 }
@@ -50,24 +56,62 @@ impl AuthFailure {
             AuthFailure::BadToken => {
                 "invalid authorization: send a hookflow API token as \"Bearer <token>\"".into()
             }
+            AuthFailure::Forbidden(message) => message.clone(),
             AuthFailure::Engine(_) => "internal error; see the server log".into(),
         }
+    }
+
+    /// The HTTP status the platforms answer with.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            AuthFailure::Forbidden(_) => StatusCode::FORBIDDEN,
+            AuthFailure::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// What a compat request presents: its `x-api-key`, the caller `auth::identify` resolved from
+/// its `authorization` header (if any), and whether it changes things.
+pub(crate) struct Credentials {
+    api_key: Option<String>,
+    identity: Option<Identity>,
+    write: bool,
+}
+
+impl FromRequestParts<AppState> for Credentials {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Infallible> {
+        Ok(Credentials {
+            api_key: parts
+                .headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty()),
+            // Only a bearer token counts: the platforms' clients hold no UI session.
+            identity: parts
+                .extensions
+                .get::<Identity>()
+                .filter(|i| !matches!(i, Identity::Session { .. }))
+                .cloned(),
+            write: !matches!(parts.method, Method::GET | Method::HEAD),
+        })
     }
 }
 
 /// The one place compat requests are authenticated. `x-api-key` is the shop's API key and says
 /// which shop the request acts for. The platforms' clients also send `authorization`; when
-/// present it must be a hookflow API token that may act for that shop (until accounts exist,
-/// the admin token when one is set).
+/// they do, it must be a hookflow API token (the admin token or a user's) that may act for that
+/// shop, and may write when the request writes.
 pub(crate) async fn authenticate(
     state: &AppState,
-    headers: &HeaderMap,
+    credentials: &Credentials,
 ) -> Result<Shop, AuthFailure> {
-    let key = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
+    let key = credentials
+        .api_key
+        .as_deref()
         .ok_or(AuthFailure::MissingKey)?;
     let shop = state
         .engine
@@ -75,17 +119,23 @@ pub(crate) async fn authenticate(
         .await
         .map_err(AuthFailure::Engine)?
         .ok_or(AuthFailure::UnknownKey)?;
-    if let Some(value) = headers.get(AUTHORIZATION) {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(AuthFailure::BadToken)?;
-        if let Some(admin) = &state.admin_token {
-            if !crate::constant_time_eq(token.as_bytes(), admin.as_bytes()) {
-                return Err(AuthFailure::BadToken);
+    match &credentials.identity {
+        None => {}
+        Some(Identity::Bearer(principal)) => {
+            if !principal.sees_shop(shop.id) {
+                return Err(AuthFailure::Forbidden(format!(
+                    "this token may not act for shop {}",
+                    shop.id
+                )));
+            }
+            if credentials.write && !principal.can_write() {
+                return Err(AuthFailure::Forbidden(format!(
+                    "the {} role is read-only",
+                    principal.role
+                )));
             }
         }
+        Some(_) => return Err(AuthFailure::BadToken),
     }
     Ok(shop)
 }

@@ -10,7 +10,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -21,7 +21,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::error;
 
-use crate::compat::{as_webhook, authenticate, webhook_action, webhook_name, AuthFailure};
+use crate::compat::{
+    as_webhook, authenticate, webhook_action, webhook_name, AuthFailure, Credentials,
+};
 use crate::AppState;
 
 const PLATFORM: &str = "skladon";
@@ -60,7 +62,7 @@ impl From<AuthFailure> for SkladonError {
     fn from(failure: AuthFailure) -> SkladonError {
         match failure {
             AuthFailure::Engine(e) => e.into(),
-            other => SkladonError::new(StatusCode::UNAUTHORIZED, other.message()),
+            other => SkladonError::new(other.status(), other.message()),
         }
     }
 }
@@ -196,9 +198,9 @@ async fn show(state: &AppState, trigger: &Trigger) -> Result<Value, SkladonError
 
 async fn list_webhooks(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let catalog = state.engine.catalog();
     let mut items = Vec::new();
     for trigger in state.engine.list_triggers().await? {
@@ -211,10 +213,10 @@ async fn list_webhooks(
 
 async fn create_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     body: Bytes,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let input = parse_body(&body, &state.engine.catalog())?;
     let draft = TriggerDraft {
         name: webhook_name("Skladon", &input.webhook_type, &input.url),
@@ -231,10 +233,10 @@ async fn create_webhook(
 
 async fn get_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let trigger = find(&state, &shop, &id).await?;
     Ok(envelope("Webhook", show(&state, &trigger).await?))
 }
@@ -243,11 +245,11 @@ async fn get_webhook(
 /// hookflow: headers, signing, retry policy) is kept.
 async fn update_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let trigger = find(&state, &shop, &id).await?;
     let input = parse_body(&body, &state.engine.catalog())?;
     let mut draft = trigger.draft.clone();
@@ -277,10 +279,10 @@ async fn update_webhook(
 
 async fn delete_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let trigger = find(&state, &shop, &id).await?;
     state.engine.delete_trigger(trigger.id).await?;
     Ok(envelope("Webhook deleted", json!(trigger.id.0.to_string())))
@@ -288,11 +290,11 @@ async fn delete_webhook(
 
 async fn set_active(
     state: AppState,
-    headers: HeaderMap,
+    credentials: Credentials,
     id: String,
     active: bool,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &headers).await?;
+    let shop = authenticate(&state, &credentials).await?;
     let trigger = find(&state, &shop, &id).await?;
     let (trigger, _) = state
         .engine
@@ -308,18 +310,18 @@ async fn set_active(
 
 async fn activate_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, SkladonError> {
-    set_active(state, headers, id, true).await
+    set_active(state, credentials, id, true).await
 }
 
 async fn deactivate_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, SkladonError> {
-    set_active(state, headers, id, false).await
+    set_active(state, credentials, id, false).await
 }
 
 /// axum's own plain-text rejections (a wrong method, say) in Skladon's error shape.

@@ -15,12 +15,14 @@ use hookflow_templating::{CatalogInfo, EventType};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::parse;
 use crate::v1::Items;
 use crate::AppState;
 
-/// `?catalog=skladon`: one catalog's types.
+/// `?catalog=skladon`: one catalog's types. (Catalogs are shared by every shop: any caller
+/// may read them; only admins change custom types.)
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
@@ -55,8 +57,10 @@ async fn list_catalogs(State(state): State<AppState>) -> Json<Items<CatalogInfo>
 
 async fn create_event_type(
     State(state): State<AppState>,
+    auth: Auth,
     body: Bytes,
 ) -> Result<(StatusCode, Json<EventType>), ApiError> {
+    auth.require_admin()?;
     let draft: EventTypeDraft = parse(&body)?;
     Ok((
         StatusCode::CREATED,
@@ -66,17 +70,21 @@ async fn create_event_type(
 
 async fn update_event_type(
     State(state): State<AppState>,
+    auth: Auth,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<EventType>, ApiError> {
+    auth.require_admin()?;
     let draft: EventTypeDraft = parse(&body)?;
     Ok(Json(state.engine.update_event_type(&name, draft).await?))
 }
 
 async fn delete_event_type(
     State(state): State<AppState>,
+    auth: Auth,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    auth.require_admin()?;
     state.engine.delete_event_type(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -104,10 +112,15 @@ struct EntityParams {
 
 async fn merge_fields(
     State(state): State<AppState>,
+    auth: Auth,
     Path(name): Path<String>,
     params: Result<Query<EntityParams>, QueryRejection>,
 ) -> Result<Json<MergeFields>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    // A stored entity is shop data: only for callers who see the shop.
+    if let Some(shop) = params.shop_id {
+        auth.require_shop(ShopId(shop), || format!("shop {shop} does not exist"))?;
+    }
     let fields = match (params.shop_id, params.entity_id) {
         (None, None) => state.engine.merge_fields(&name)?,
         (Some(shop), Some(entity_id)) if !entity_id.is_empty() => {

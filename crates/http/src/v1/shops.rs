@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use hookflow_engine::model::{Shop, ShopId};
 use serde::Deserialize;
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::parse;
 use crate::v1::Items;
@@ -29,8 +30,10 @@ struct ShopIn {
 
 async fn create_shop(
     State(state): State<AppState>,
+    auth: Auth,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Shop>), ApiError> {
+    auth.require_admin()?;
     let shop: ShopIn = parse(&body)?;
     Ok((
         StatusCode::CREATED,
@@ -48,24 +51,31 @@ async fn create_shop(
     ))
 }
 
-async fn list_shops(State(state): State<AppState>) -> Result<Json<Items<Shop>>, ApiError> {
-    Ok(Json(Items {
-        items: state.engine.list_shops().await?,
-    }))
+async fn list_shops(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<Items<Shop>>, ApiError> {
+    let mut items = state.engine.list_shops().await?;
+    items.retain(|s| auth.0.sees_shop(s.id));
+    Ok(Json(Items { items }))
 }
 
 async fn get_shop(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<Shop>, ApiError> {
+    auth.require_shop(ShopId(id), || format!("shop {id} does not exist"))?;
     Ok(Json(state.engine.get_shop(ShopId(id)).await?))
 }
 
 async fn update_shop(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<Json<Shop>, ApiError> {
+    auth.require_admin()?;
     let shop: ShopIn = parse(&body)?;
     let updated = state
         .engine
@@ -80,11 +90,14 @@ async fn update_shop(
 }
 
 /// `POST /shops/{id}/api-key`: a new key (the old one stops working); the answer is the only
-/// place it is shown.
+/// place it is shown. Whoever may change things in the shop may rotate its key.
 async fn rotate_api_key(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<Shop>, ApiError> {
+    auth.require_shop(ShopId(id), || format!("shop {id} does not exist"))?;
+    auth.require_write()?;
     Ok(Json(state.engine.rotate_api_key(ShopId(id)).await?.0))
 }
 

@@ -7,7 +7,7 @@ pub struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261127_000005_catalogs"
+        "m20261201_000005_catalogs"
     }
 }
 
