@@ -8,6 +8,9 @@ mod common;
 
 mod accounts;
 mod browser;
+mod catalogs;
+mod compat_frontsystems;
+mod compat_skladon;
 mod config;
 mod delivery;
 mod durability;

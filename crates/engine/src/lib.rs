@@ -17,10 +17,13 @@
 //! - [`send_test`]: one call of a trigger being edited, sent now and recorded nowhere.
 //! - [`accounts`]: users, roles, API tokens and the [`accounts::Principal`] of a request.
 //! - [`service`]: [`Engine`], the one facade the HTTP layer and the CLI call.
+//! - [`catalogs`]: which catalog a shop uses and its API key, custom event types, and the
+//!   checks that keep events and triggers inside their shop's catalog.
 //!
 //! The engine knows no SQL and no HTTP: it compiles and tests without a database or network.
 
 pub mod accounts;
+pub mod catalogs;
 pub mod dashboard;
 pub mod dispatch;
 pub mod event;

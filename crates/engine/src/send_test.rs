@@ -95,7 +95,7 @@ impl Engine {
         let action = draft.actions.swap_remove(index);
         let Action::CallWebhook(_) = &action;
         let event_type = self
-            .catalog
+            .catalog()
             .shared(&draft.event_type)
             .expect("validate_trigger checked the event type");
 
@@ -128,6 +128,8 @@ impl Engine {
                         name: SAMPLE_SHOP.1.to_owned(),
                         notification_email: None,
                         created_at: Timestamp::now(),
+                        catalog: "shopctrl".into(),
+                        api_key: Default::default(),
                     },
                 };
                 let entity_id = entity_id.unwrap_or_else(|| SAMPLE_ENTITY_ID.to_owned());
@@ -156,12 +158,8 @@ impl Engine {
             updated_at: now,
         };
         let retry = self.config.dispatch.retry;
-        let compiled = CompiledTriggers::build(
-            std::slice::from_ref(&trigger),
-            self.catalog.clone(),
-            retry,
-            &[],
-        );
+        let compiled =
+            CompiledTriggers::build(std::slice::from_ref(&trigger), self.catalog(), retry, &[]);
         let event = NewEvent {
             event_type: trigger.draft.event_type.clone(),
             shop_id: shop.id,

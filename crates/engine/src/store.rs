@@ -305,6 +305,31 @@ pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
     ) -> Result<crate::dashboard::DashboardStats, StoreError>;
     /// The latest call of every trigger (one index seek per trigger, in one statement).
     async fn last_calls(&self) -> Result<Vec<crate::dashboard::LastCall>, StoreError>;
+
+    // ---- catalogs: a shop's catalog and API key, custom event types ----
+
+    async fn set_shop_catalog(&self, id: ShopId, catalog: &str)
+        -> Result<Option<Shop>, StoreError>;
+    /// Replaces the shop's API key (stored as a hash; `prefix` is what reads show).
+    async fn set_shop_api_key(
+        &self,
+        id: ShopId,
+        hash: &str,
+        prefix: &str,
+    ) -> Result<Option<Shop>, StoreError>;
+    async fn shop_by_api_key(&self, hash: &str) -> Result<Option<Shop>, StoreError>;
+    async fn list_event_types(&self) -> Result<Vec<crate::model::CustomEventType>, StoreError>;
+    /// `false` when a custom type of that name exists.
+    async fn create_event_type(
+        &self,
+        ty: &crate::model::CustomEventType,
+    ) -> Result<bool, StoreError>;
+    /// `false` when there is no custom type of that name.
+    async fn update_event_type(
+        &self,
+        ty: &crate::model::CustomEventType,
+    ) -> Result<bool, StoreError>;
+    async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError>;
 }
 
 // ---- the event log ----

@@ -7,10 +7,13 @@
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
 //! - [`metrics`]: `GET /metrics` and the per-request log event.
 //! - `ui`: the web UI, server-rendered pages from `templates/ui/` with `web/` as `/static/`.
+//! - `compat`: the platforms' own subscription APIs (`/compat/skladon/v21`,
+//!   `/compat/frontsystems/api`), thin adapters over the same engine calls.
 //!
 //! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
 pub mod auth;
+mod compat;
 pub mod error;
 mod json;
 pub mod metrics;
@@ -51,7 +54,10 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api/v1", api)
-        .merge(ui::router());
+        .merge(ui::router())
+        // Not behind the admin token: the platforms' clients authenticate with their shop's
+        // API key (see `compat::authenticate`).
+        .merge(compat::router());
     if state.metrics {
         // No token: scrapers rarely carry one, and the numbers hold no entity data.
         router = router.route("/metrics", get(metrics::metrics));

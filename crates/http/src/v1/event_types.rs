@@ -1,25 +1,92 @@
-//! The event catalog: which event types exist, what their default payload holds (and its JSON
-//! Schema), and which merge fields their templates can read.
+//! The event catalogs: which catalogs and event types exist, what their default payload holds
+//! (and its JSON Schema), and which merge fields their templates can read. Admins add, change
+//! and delete custom event types here; they are listed beside the shipped ones.
 
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use hookflow_engine::catalogs::EventTypeDraft;
 use hookflow_engine::model::ShopId;
 use hookflow_engine::templates::MergeFields;
-use hookflow_templating::EventType;
+use hookflow_templating::{CatalogInfo, EventType};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::json::parse;
 use crate::v1::Items;
 use crate::AppState;
 
-async fn list_event_types(State(state): State<AppState>) -> Json<Items<EventType>> {
+/// `?catalog=skladon`: one catalog's types. (Catalogs are shared by every shop: any caller
+/// may read them; only admins change custom types.)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    catalog: Option<String>,
+}
+
+async fn list_event_types(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Items<EventType>>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let catalog = state.engine.catalog();
+    if let Some(name) = &params.catalog {
+        if catalog.info(name).is_none() {
+            return Err(ApiError::NotFound(format!("unknown catalog {name:?}")));
+        }
+    }
+    Ok(Json(Items {
+        items: catalog
+            .iter()
+            .filter(|t| params.catalog.as_ref().is_none_or(|c| *c == t.catalog))
+            .cloned()
+            .collect(),
+    }))
+}
+
+async fn list_catalogs(State(state): State<AppState>) -> Json<Items<CatalogInfo>> {
     Json(Items {
-        items: state.engine.catalog().iter().cloned().collect(),
+        items: state.engine.catalogs(),
     })
+}
+
+async fn create_event_type(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Bytes,
+) -> Result<(StatusCode, Json<EventType>), ApiError> {
+    auth.require_admin()?;
+    let draft: EventTypeDraft = parse(&body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine.create_event_type(draft).await?),
+    ))
+}
+
+async fn update_event_type(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<EventType>, ApiError> {
+    auth.require_admin()?;
+    let draft: EventTypeDraft = parse(&body)?;
+    Ok(Json(state.engine.update_event_type(&name, draft).await?))
+}
+
+async fn delete_event_type(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require_admin()?;
+    state.engine.delete_event_type(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_event_type(
@@ -82,8 +149,17 @@ async fn schema(
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/event-types", get(list_event_types))
-        .route("/event-types/{name}", get(get_event_type))
+        .route("/catalogs", get(list_catalogs))
+        .route(
+            "/event-types",
+            get(list_event_types).post(create_event_type),
+        )
+        .route(
+            "/event-types/{name}",
+            get(get_event_type)
+                .put(update_event_type)
+                .delete(delete_event_type),
+        )
         .route("/event-types/{name}/merge-fields", get(merge_fields))
         .route("/event-types/{name}/schema", get(schema))
 }
