@@ -109,7 +109,8 @@
     const all = actionsBox.querySelectorAll("[data-action]");
     all.forEach((fs, i) => { $(fs, ".action-num").textContent = all.length > 1 ? "#" + (i + 1) : ""; });
   }
-  document.getElementById("add-action").addEventListener("click", () => {
+  const addAction = document.getElementById("add-action");
+  if (addAction) addAction.addEventListener("click", () => {
     const html = document.getElementById("action-template").innerHTML.replaceAll("__i__", String(nextIndex++));
     const holder = document.createElement("div");
     holder.innerHTML = html;
@@ -121,6 +122,24 @@
     $(fs, '[data-path="url"]').focus();
   });
   actionsBox.querySelectorAll("[data-action]").forEach(setupAction);
+
+  // A shop's triggers use its catalog's event types: the others are offered but disabled.
+  const shopSelect = field(form, "shopId");
+  const eventSelect = field(form, "eventType");
+  function syncCatalog() {
+    const chosen = shopSelect.selectedOptions[0];
+    const catalog = chosen ? chosen.dataset.catalog || "" : "";
+    for (const group of eventSelect.querySelectorAll("optgroup")) {
+      group.disabled = Boolean(catalog) && group.dataset.catalog !== catalog;
+    }
+    const selected = eventSelect.selectedOptions[0];
+    if (selected && selected.parentElement.disabled) {
+      const first = eventSelect.querySelector("optgroup:not([disabled]) option");
+      if (first) eventSelect.value = first.value;
+    }
+  }
+  shopSelect.addEventListener("change", syncCatalog);
+  syncCatalog();
   setupTabs(document);
   renumber();
   form.addEventListener("focusin", (e) => {
@@ -297,8 +316,9 @@
       buttons.forEach((b) => { b.disabled = false; });
     }
   }
-  form.addEventListener("submit", (e) => { e.preventDefault(); save(false); });
-  document.getElementById("save-close").addEventListener("click", () => save(true));
+  form.addEventListener("submit", (e) => { e.preventDefault(); if (saveStatus) save(false); });
+  const saveClose = document.getElementById("save-close");
+  if (saveClose) saveClose.addEventListener("click", () => save(true));
 
   // ---- preview and send test ----
   function entityOf(fs) {

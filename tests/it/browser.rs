@@ -73,6 +73,36 @@ async fn an_admin_builds_a_trigger_in_the_editor_and_follows_its_call_to_the_que
     browser.fill("#a0-url", &receiver.url("/erp/orders")).await;
     browser.click("#a0-tab-payload").await;
     browser.select("#a0-mime", "application/json").await;
+    // A broken template is refused beside the body, with its line and column, on its tab.
+    browser
+        .fill("#a0-body", "{\"order\":\n  {{ entity.OrderCode }")
+        .await;
+    browser.click("#a0-tab-general").await;
+    browser.click("#save").await;
+    let error = browser
+        .wait_for_text("#a0-payload .field-error", "line 2")
+        .await;
+    assert!(
+        error.is_displayed().await.unwrap(),
+        "the Payload tab is shown again"
+    );
+    assert_eq!(
+        browser
+            .find("#a0-body")
+            .await
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    // The browser logs the refused request itself (a network entry, not a script error).
+    let errors = browser.console_errors().await;
+    assert!(
+        errors.len() == 1 && errors[0].contains("422"),
+        "{errors:#?}"
+    );
+    browser.screenshots("trigger-editor-error").await;
     browser.fill("#a0-body", "{\"order\": ").await;
     // Available merge fields: the list for the event type; a field goes in at the cursor.
     browser.click("#a0-payload [data-merge-fields]").await;

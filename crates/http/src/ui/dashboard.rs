@@ -85,14 +85,17 @@ pub(crate) async fn show(
             total,
         })
         .collect();
-    // Hour marks every 3 hours, as positions along the chart (percent) with UTC labels.
-    let first_ms = dash.first_minute * 60_000;
-    let ticks: Vec<_> = (0..=CHART_HOURS)
-        .step_by(3)
-        .map(|h| {
-            let at = Timestamp(first_ms + h * 3_600_000);
-            let label: String = at.to_rfc3339().chars().skip(11).take(5).collect();
-            context! { left => h as f64 * 100.0 / CHART_HOURS as f64, label }
+    // Marks at every third hour of the day (UTC), placed along the chart in percent.
+    let start_ms = dash.first_minute * 60_000;
+    let span_ms = CHART_HOURS * 3_600_000;
+    let first_hour = start_ms.div_euclid(3_600_000) + 1;
+    let ticks: Vec<_> = (first_hour..)
+        .map(|h| h * 3_600_000)
+        .take_while(|at| *at < start_ms + span_ms)
+        .filter(|at| (at / 3_600_000).rem_euclid(24) % 3 == 0)
+        .map(|at| {
+            let label = format!("{:02}:00", (at / 3_600_000).rem_euclid(24));
+            context! { left => (at - start_ms) as f64 * 100.0 / span_ms as f64, label }
         })
         .collect();
 

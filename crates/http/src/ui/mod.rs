@@ -120,8 +120,13 @@ impl IntoResponse for UiError {
                 )
             }
         };
-        let ctx =
-            context! { status => status.as_u16(), reason => status.canonical_reason(), message };
+        let ctx = context! {
+            status => status.as_u16(),
+            reason => status.canonical_reason(),
+            message,
+            // The pages' links (the error does not know who is signed in).
+            show_nav => true,
+        };
         match render::render("error.html", ctx) {
             Ok(html) => render::html_response(status, html),
             Err(_) => (status, message).into_response(),

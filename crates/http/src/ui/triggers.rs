@@ -136,12 +136,15 @@ async fn editor(
         .into_iter()
         .filter(|s| p.sees_shop(s.id))
         .collect();
-    let event_types: Vec<_> = state
-        .engine
-        .catalog()
-        .iter()
-        .map(|t| context! { name => t.name.clone(), entity => t.entity.clone() })
-        .collect();
+    // By catalog: a shop's triggers use its catalog's event types.
+    let mut catalogs: Vec<(String, Vec<minijinja::Value>)> = Vec::new();
+    for t in state.engine.catalog().iter() {
+        let entry = context! { name => t.name.clone(), entity => t.entity.clone() };
+        match catalogs.iter_mut().find(|(c, _)| *c == t.catalog) {
+            Some((_, types)) => types.push(entry),
+            None => catalogs.push((t.catalog.clone(), vec![entry])),
+        }
+    }
     let title = match id {
         Some(_) => trigger["name"].as_str().unwrap_or_default().to_owned(),
         None => "New trigger".to_owned(),
@@ -156,7 +159,7 @@ async fn editor(
             trigger => minijinja::Value::from_serialize(&trigger),
             shops,
             every_shop => p.shop_scope().is_none(),
-            event_types,
+            catalogs,
             mime_types => ["application/json", "application/xml", "text/plain"],
             presets => [
                 ("shopctrl", "ShopCtrl: 10 retries, then an alert"),
