@@ -105,7 +105,7 @@ pub struct IngestOutcome {
 }
 
 /// An alert: an action's calls fail for good. One open alert per action counts them.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     pub id: i64,
@@ -324,7 +324,7 @@ pub struct EventFilter {
 }
 
 /// An event as the event log shows it: what came in, and what became of each call it queued.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggedEvent {
     pub id: EventId,
@@ -335,12 +335,13 @@ pub struct LoggedEvent {
     pub received_at: Timestamp,
     /// Only with [`EventDetail::payload`].
     #[serde(rename = "entityData", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub entity: Option<serde_json::Map<String, serde_json::Value>>,
     pub calls: Vec<LoggedCall>,
 }
 
 /// One call of a [`LoggedEvent`].
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggedCall {
     pub id: CallId,

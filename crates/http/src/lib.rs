@@ -5,12 +5,16 @@
 //! - `json`: request-body parsing with messages that say what and where.
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
 //! - [`metrics`]: `GET /metrics` and the per-request log event.
+//! - [`openapi`]: the OpenAPI document, served at `/api/v1/openapi.json`; `reference`: the
+//!   page at `/docs` rendered from it.
 //!
 //! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
 pub mod error;
 mod json;
 pub mod metrics;
+pub mod openapi;
+mod reference;
 mod v1;
 
 use std::future::Future;
@@ -45,6 +49,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(json_rejections));
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        // Outside the token check: the document and its page describe the API, they hold no
+        // data, and client generators fetch them without credentials.
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs_page))
         .nest("/api/v1", api);
     if state.metrics {
         // No token: scrapers rarely carry one, and the numbers hold no entity data.

@@ -20,7 +20,7 @@ pub struct Catalog {
 }
 
 /// One event type of a catalog.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventType {
     /// The name backends send as `eventType`, e.g. `OrderChanged`.
@@ -35,7 +35,7 @@ pub struct EventType {
 }
 
 /// One field of an event type's default payload.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Field {
     pub name: String,
     #[serde(rename = "type")]
@@ -44,7 +44,7 @@ pub struct Field {
 }
 
 /// The JSON type of a field's value (it may also be `null` when the entity lacks it).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FieldType {
     Integer,
