@@ -15,6 +15,7 @@ mod notifications;
 mod observability;
 mod queue;
 mod queue_policy;
+mod receivers;
 mod security;
 mod templates;
 mod triggers;
