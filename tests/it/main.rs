@@ -13,6 +13,7 @@ mod event_log;
 mod ingest;
 mod notifications;
 mod observability;
+mod openapi;
 mod queue;
 mod queue_policy;
 mod receivers;
