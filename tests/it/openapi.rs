@@ -32,7 +32,11 @@ async fn get_anonymously(app: &TestApp, path: &str) -> reqwest::Response {
 
 async fn served_document(app: &TestApp) -> (String, Value) {
     let answer = get_anonymously(app, "/api/v1/openapi.json").await;
-    assert_eq!(answer.status(), StatusCode::OK, "the document needs no token");
+    assert_eq!(
+        answer.status(),
+        StatusCode::OK,
+        "the document needs no token"
+    );
     assert!(answer.headers()["content-type"]
         .to_str()
         .unwrap()
@@ -58,8 +62,8 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
 /// Validates `instance` against the document's response schema of an operation and status.
 #[track_caller]
 fn assert_matches_schema(doc: &Value, method: &str, path: &str, status: &str, instance: &Value) {
-    let schema = &doc["paths"][path][method]["responses"][status]["content"]["application/json"]
-        ["schema"];
+    let schema =
+        &doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"];
     assert!(
         !schema.is_null(),
         "{method} {path} documents no JSON body for {status}"

@@ -155,7 +155,7 @@ pub struct CallWebhook {
     /// Sent as `Authorization: Basic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
-    /// The HMAC signing secret(s). See [`HmacSecret`] for the forms it takes.
+    /// The HMAC signing secret(s), in one of the forms of [`HmacSecret`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub hmac_secret: Option<HmacSecret>,
@@ -303,13 +303,14 @@ pub enum Action {
 pub struct TriggerDraft {
     pub name: String,
     pub event_type: String,
-    /// `None` = every shop.
+    /// Null: every shop.
     #[serde(default)]
     pub shop_id: Option<ShopId>,
     #[serde(default = "yes")]
     pub enabled: bool,
     /// 1 (lowest) to 10 (highest), default 5: when calls wait, higher priority goes first.
     #[serde(default = "default_priority")]
+    #[schema(minimum = 1, maximum = 10)]
     pub priority: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,

@@ -333,14 +333,14 @@ pub struct LoggedEvent {
     pub entity_id: String,
     pub occurred_at: Timestamp,
     pub received_at: Timestamp,
-    /// Only with [`EventDetail::payload`].
+    /// Only with `includePayload` ([`EventDetail::payload`]).
     #[serde(rename = "entityData", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub entity: Option<serde_json::Map<String, serde_json::Value>>,
     pub calls: Vec<LoggedCall>,
 }
 
-/// One call of a [`LoggedEvent`].
+/// One call of a logged event.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggedCall {
@@ -352,7 +352,7 @@ pub struct LoggedCall {
     pub status_code: Option<i32>,
     pub success: bool,
     pub attempts: i32,
-    /// Only with [`EventDetail::attempts`].
+    /// Only with `includeAttempts` ([`EventDetail::attempts`]).
     #[serde(rename = "attemptLog", skip_serializing_if = "Option::is_none")]
     pub attempt_log: Option<Vec<Attempt>>,
 }

@@ -35,7 +35,7 @@ pub struct MergeFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<EventId>,
     pub fields: Vec<MergeField>,
-    /// The entity has more fields than [`fields::MAX_LISTED_FIELDS`]; the rest are left out.
+    /// The entity has more fields than are listed (2000); the rest are left out.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
@@ -64,7 +64,7 @@ pub struct PreviewRequest {
     pub event_type: String,
     pub mime_type: MimeType,
     pub body: String,
-    /// With `entity_id`: render against the latest stored event about that entity.
+    /// With `entityId`: render against the latest stored event about that entity.
     #[serde(default)]
     pub shop_id: Option<ShopId>,
     #[serde(default)]

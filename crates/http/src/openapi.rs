@@ -183,7 +183,7 @@ pub struct BatchIngested {
     pub calls_queued: u32,
 }
 
-/// The answer to `POST /api/v1/events`: [`Ingested`] for one event, [`BatchIngested`] for an
+/// The answer to `POST /api/v1/events`: `Ingested` for one event, `BatchIngested` for an
 /// array.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
@@ -266,6 +266,26 @@ impl Modify for TriggerViews {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
+        // A stored trigger is its draft plus what storing added. The draft refuses unknown
+        // fields (`additionalProperties: false`), so `allOf` of the two could match nothing:
+        // the answer's schema is the draft's, opened, with the stored fields added.
+        if let (Some(RefOr::T(Schema::Object(draft))), Some(RefOr::T(Schema::AllOf(stored)))) = (
+            components.schemas.get("TriggerDraft").cloned(),
+            components.schemas.get("Trigger").cloned(),
+        ) {
+            let mut trigger = draft;
+            trigger.additional_properties = None;
+            trigger.description = stored.description.clone();
+            for part in &stored.items {
+                if let RefOr::T(Schema::Object(extra)) = part {
+                    trigger.properties.extend(extra.properties.clone());
+                    trigger.required.extend(extra.required.clone());
+                }
+            }
+            components
+                .schemas
+                .insert("Trigger".into(), RefOr::T(Schema::Object(trigger)));
+        }
         let mut patch = |schema: &str, f: &dyn Fn(&mut utoipa::openapi::schema::Object)| {
             if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) {
                 f(object);
@@ -322,7 +342,8 @@ impl Modify for TriggerViews {
 }
 
 /// The errors any operation can answer, added to each: 400 (a malformed path segment, query
-/// or body), 401 (with `--admin-token`, a missing or wrong token) and 500. Operations declare
+/// or body), 401 (with `--admin-token`, a missing or wrong token), 403 (a role that may not)
+/// and 500. Operations declare
 /// the others they answer (404, 409, 422, 503) themselves.
 struct CommonErrors;
 
