@@ -224,6 +224,25 @@ pub struct TriggerActivated {
     pub requeued: u64,
 }
 
+/// `{"items": [...]}` answers (`crate::v1::Items`), one schema per item type: a derived
+/// generic schema would copy the item's schema into every list instead of referring to it.
+macro_rules! list_schema {
+    ($($name:ident of $item:ty),* $(,)?) => {$(
+        #[doc = concat!("A list of `", stringify!($item), "`.")]
+        #[derive(Serialize, ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+        }
+    )*};
+}
+
+list_schema!(
+    AlertList of hookflow_engine::store::Alert,
+    EventTypeList of hookflow_templating::EventType,
+    ShopList of hookflow_engine::model::Shop,
+    TriggerList of hookflow_engine::model::Trigger,
+);
+
 /// Adds the bearer scheme.
 struct Security;
 
