@@ -21,7 +21,7 @@ use hookflow_templating::Catalog;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 pub mod bench;
 
@@ -57,6 +57,9 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The address of the metrics listener, when metrics have one of their own.
     pub metrics_addr: Option<SocketAddr>,
+    /// On the first start of a fresh installation: the admin account made (email, password),
+    /// to be shown to whoever started it, once.
+    pub first_admin: Option<(String, String)>,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -173,10 +176,18 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
     let workers_stop = CancellationToken::new();
     let dispatcher = engine.spawn_dispatcher(workers_stop.clone());
     let retention = engine.spawn_retention(config.retention.clone(), workers_stop.clone());
-    let open_api_is_safe = config.admin_token.is_some() || addr.ip().is_loopback();
+    // A fresh installation without an admin token would have no way in: make the first admin.
+    let first_admin = match &config.admin_token {
+        Some(_) => None,
+        None => engine
+            .ensure_first_admin()
+            .await?
+            .map(|(user, password)| (user.email, password)),
+    };
     let state = AppState {
         engine,
         admin_token: config.admin_token.map(Into::into),
+        auth: Default::default(),
         metrics: metrics_listener.is_none(),
     };
     if let Some(listener) = metrics_listener {
@@ -210,12 +221,10 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
         served.context("HTTP server failed")
     });
     info!(%addr, "hookflow is listening");
-    if !open_api_is_safe {
-        warn!(%addr, "the API is open to the network without --admin-token: anyone who reaches it can change triggers");
-    }
     Ok(Running {
         addr,
         metrics_addr,
+        first_admin,
         shutdown,
         task,
     })

@@ -94,6 +94,38 @@ enum Command {
     },
     /// Measure end-to-end delivery throughput against the raw HTTP limit of this machine.
     Bench(bench::BenchArgs),
+    /// Manage user accounts (of the web UI and the API).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; prints a generated password when none is given.
+    Add {
+        /// The sign-in email address.
+        #[arg(long)]
+        email: String,
+        /// `admin` (every shop, users, settings), `shop_owner_admin` (triggers, queue and
+        /// alerts of the shops given with --shop) or `viewer` (read-only).
+        #[arg(long, value_parser = parse_role)]
+        role: hookflow_engine::accounts::Role,
+        /// A shop the user acts for (repeat for several). Needed for shop_owner_admin; for a
+        /// viewer it restricts what they read (default: every shop).
+        #[arg(long = "shop", value_name = "ID")]
+        shops: Vec<i64>,
+        /// The password (at least 10 characters). Default: a generated one, printed once.
+        #[arg(long, env = "HOOKFLOW_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn parse_role(text: &str) -> Result<hookflow_engine::accounts::Role, String> {
+    text.parse()
 }
 
 #[derive(Subcommand)]
@@ -237,6 +269,35 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Bench(args) => bench::run(args).await,
+            Command::User {
+                command:
+                    UserCommand::Add {
+                        email,
+                        role,
+                        shops,
+                        password,
+                        db,
+                    },
+            } => {
+                let store = hookflow::open_store(&db_config(db)).await?;
+                let shops: Vec<_> = shops
+                    .into_iter()
+                    .map(hookflow_engine::model::ShopId)
+                    .collect();
+                let (user, generated) = hookflow_engine::accounts::create_user(
+                    &store,
+                    &email,
+                    password.as_deref(),
+                    role,
+                    &shops,
+                )
+                .await?;
+                println!("created user {} ({}, {})", user.id, user.email, user.role);
+                if let Some(password) = generated {
+                    println!("password: {password}");
+                }
+                Ok(())
+            }
         }
     })
 }
@@ -310,6 +371,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let running = hookflow::start_with(config, options).await?;
     if let Some(addr) = running.metrics_addr {
         println!("hookflow metrics on http://{addr}/metrics");
+    }
+    if let Some((email, password)) = &running.first_admin {
+        println!(
+            "first start: created the admin account {email} with password {password} \
+             (shown once; sign in at http://{}/ and change it)",
+            running.addr
+        );
     }
     // Tests and scripts read this line to learn the port.
     println!("hookflow listening on http://{}", running.addr);

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_initial;
 mod m20261127_000002_queue_policy;
 mod m20261127_000003_retention;
+mod m20261201_000004_accounts;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261127_000002_queue_policy::Migration),
             Box::new(m20261127_000003_retention::Migration),
+            Box::new(m20261201_000004_accounts::Migration),
         ]
     }
 }

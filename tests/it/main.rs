@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod accounts;
 mod config;
 mod delivery;
 mod durability;

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
-use crate::model::{CallStatus, EventId, Timestamp, TriggerId};
+use crate::model::{CallStatus, EventId, ShopId, Timestamp, TriggerId};
 use crate::service::{Engine, EngineError};
 use crate::store::{EventDetail, EventFilter, LoggedEvent, ResendFilter, Store, StoreError};
 
@@ -137,6 +137,9 @@ pub struct ResendRequest {
     pub event_type: Option<String>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
+    pub shop_id: Option<ShopId>,
+    /// The caller's shops (`None`: every shop).
+    pub shops: Option<Vec<ShopId>>,
 }
 
 impl ResendRequest {
@@ -150,16 +153,20 @@ impl ResendRequest {
             event_type,
             from,
             to,
+            shop_id,
+            shops,
         } = self;
         if status.is_none()
             && trigger_id.is_none()
             && event_type.is_none()
             && from.is_none()
             && to.is_none()
+            && shop_id.is_none()
         {
             return Err(EngineError::Invalid {
                 field: "filter".into(),
-                message: "name at least one of triggerId, status, eventType, from, to".into(),
+                message: "name at least one of triggerId, status, eventType, shopId, from, to"
+                    .into(),
             });
         }
         let status = status.unwrap_or(CallStatus::Failed);
@@ -183,6 +190,8 @@ impl ResendRequest {
             event_type,
             from,
             to,
+            shop_id,
+            shops,
         })
     }
 }

@@ -1,6 +1,8 @@
 //! The engine: hookflow's domain and its two loops.
 //!
 //! # Layout
+//! - [`accounts`]: users, roles, API tokens, sessions, and the [`accounts::Principal`] a
+//!   request acts as.
 //! - [`model`]: ids, timestamps, shops, triggers, events, queued calls, attempts.
 //! - [`event`]: parsing incoming events at the edge into [`model::NewEvent`]s.
 //! - [`store`]: the [`store::Store`] trait that storage implements.
@@ -15,6 +17,7 @@
 //!
 //! The engine knows no SQL and no HTTP: it compiles and tests without a database or network.
 
+pub mod accounts;
 pub mod dispatch;
 pub mod event;
 pub mod event_log;

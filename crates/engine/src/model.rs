@@ -43,6 +43,14 @@ id_type!(
     /// A queued webhook call.
     CallId
 );
+id_type!(
+    /// A user account (of the web UI and the API).
+    UserId
+);
+id_type!(
+    /// A user's API token.
+    ApiTokenId
+);
 
 /// A point in time, as UTC milliseconds since the Unix epoch (how it is stored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -531,6 +539,12 @@ pub struct QueueFilter {
     pub to: Option<Timestamp>,
     pub before: Option<CallId>,
     pub limit: u32,
+    /// One shop's calls.
+    pub shop_id: Option<ShopId>,
+    /// The caller's shops (`None`: every shop): a listing never shows others.
+    pub shops: Option<Vec<ShopId>>,
+    /// Calls whose entity id is this, or whose URL contains it.
+    pub search: Option<String>,
 }
 
 #[cfg(test)]

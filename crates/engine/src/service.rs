@@ -390,7 +390,23 @@ impl Engine {
 
     /// Validates a request body (one event or an array) and ingests it; returns once committed.
     pub async fn ingest_json(&self, body: Value) -> Result<Vec<Ingested>, EngineError> {
+        self.ingest_json_for(body, None).await
+    }
+
+    /// [`Engine::ingest_json`] for a caller who sees only `scope`'s shops (`None`: every
+    /// shop): an event for another shop is refused as if the shop did not exist, and nothing
+    /// of the request is stored.
+    pub async fn ingest_json_for(
+        &self,
+        body: Value,
+        scope: Option<&[ShopId]>,
+    ) -> Result<Vec<Ingested>, EngineError> {
         let events = parse_events(body, &self.catalog, Timestamp::now())?;
+        if let Some(scope) = scope {
+            if let Some(event) = events.iter().find(|e| !scope.contains(&e.shop_id)) {
+                return Err(EngineError::UnknownShop(event.shop_id.0));
+            }
+        }
         Ok(self.ingestor.submit(events).await?)
     }
 

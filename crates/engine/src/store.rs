@@ -150,7 +150,7 @@ pub enum RetryOutcome {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
     async fn create_shop(
         &self,
         name: &str,
@@ -311,6 +311,8 @@ pub struct EventDetail {
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub shop_id: Option<ShopId>,
+    /// The caller's shops (`None`: every shop).
+    pub shops: Option<Vec<ShopId>>,
     /// Received at or after.
     pub from: Option<Timestamp>,
     /// Received before.
@@ -366,4 +368,7 @@ pub struct ResendFilter {
     pub event_type: Option<String>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
+    pub shop_id: Option<ShopId>,
+    /// The caller's shops (`None`: every shop): a resend never touches others' calls.
+    pub shops: Option<Vec<ShopId>>,
 }

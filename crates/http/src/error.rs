@@ -12,9 +12,12 @@ pub enum ApiError {
     /// 400 Bad Request: the body is not JSON, or not the expected shape.
     #[error("{0}")]
     BadRequest(String),
-    /// 401 Unauthorized: missing or wrong bearer token.
+    /// 401 Unauthorized: no bearer token or session, or one that matches nothing.
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// 403 Forbidden: the caller's role may not do this (or a write lacked its CSRF token).
+    #[error("{0}")]
+    Forbidden(String),
     /// 404 Not Found.
     #[error("{0}")]
     NotFound(String),
@@ -28,6 +31,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Engine(e) => match e {
                 EngineError::Invalid { .. } => {
@@ -56,10 +60,21 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response()
+        // The field a validation error concerns, so a form can show the message beside it.
+        let body = match &self {
+            ApiError::Engine(EngineError::Invalid { field, .. })
+            | ApiError::Engine(EngineError::UnknownEventType { field, .. }) => {
+                json!({"error": {"code": code, "message": message, "field": field}})
+            }
+            _ => json!({"error": {"code": code, "message": message}}),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP face of hookflow: the REST API under `/api/v1` (axum).
 //!
 //! # Layout
+//! - [`auth`]: who is asking (tokens, sessions), CSRF, sign-in and its rate limits.
 //! - [`error`]: [`ApiError`], the one place engine errors become status codes.
 //! - `json`: request-body parsing with messages that say what and where.
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
@@ -10,6 +11,7 @@
 //!
 //! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
+pub mod auth;
 pub mod error;
 mod json;
 pub mod metrics;
@@ -20,8 +22,7 @@ mod v1;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,8 +36,10 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
-    /// With a token set, every `/api/v1` request must present it as a bearer token.
+    /// A bearer token with full rights (`--admin-token`), beside users' own API tokens.
     pub admin_token: Option<Arc<str>>,
+    /// The login limiter and the API token cache.
+    pub auth: Arc<auth::AuthState>,
     /// Whether this router serves `GET /metrics` (not when metrics have a listener of their
     /// own, so the API port does not show them).
     pub metrics: bool,
@@ -45,7 +48,7 @@ pub struct AppState {
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let api = v1::router()
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn(require_caller))
         .layer(middleware::from_fn(json_rejections));
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -62,6 +65,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::NotFound("no such route; the API lives under /api/v1".into())
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::identify,
+        ))
         .layer(middleware::from_fn(metrics::log_request))
         .with_state(state)
 }
@@ -72,35 +79,24 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
-async fn require_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if let Some(token) = &state.admin_token {
-        let presented = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
-            return Err(ApiError::Unauthorized);
-        }
+/// Every `/api/v1` route needs a caller (handlers then check roles and shops); only the API
+/// description is public. Safe by default: a new route cannot be open by accident.
+async fn require_caller(request: Request, next: Next) -> Result<Response, ApiError> {
+    let public = request.uri().path() == "/api/v1/openapi.json";
+    let known = matches!(
+        request.extensions().get::<auth::Identity>(),
+        Some(auth::Identity::Bearer(_) | auth::Identity::Session { .. })
+    );
+    if !(public || known) {
+        return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)
-}
-
-/// Compares secrets without leaking, through timing, how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// axum's own rejections (a path segment that is not a number, a wrong method, an unknown

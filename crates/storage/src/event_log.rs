@@ -47,6 +47,11 @@ pub(crate) async fn list(
     if let Some(shop) = f.shop_id {
         conditions.push(Expr::col((event::Entity, event::Column::ShopId)).eq(shop.0));
     }
+    if let Some(shops) = &f.shops {
+        conditions.push(
+            Expr::col((event::Entity, event::Column::ShopId)).is_in(shops.iter().map(|s| s.0)),
+        );
+    }
     if let Some(from) = f.from {
         conditions.push(Expr::col((event::Entity, event::Column::ReceivedAt)).gte(from.0));
     }
@@ -246,8 +251,9 @@ pub(crate) async fn resend_calls(
         Some(f.status),
         f.trigger_id,
         f.event_type.as_deref(),
-        f.from,
-        f.to,
+        (f.from, f.to),
+        f.shop_id,
+        f.shops.as_deref(),
     ));
     Ok(update.exec(db).await.map_err(db_err)?.rows_affected)
 }

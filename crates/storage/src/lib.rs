@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`entities`]: one sea-orm entity per table.
 //! - `shops`, `triggers`: plain CRUD.
+//! - `accounts`: users and their shops, API tokens, sessions.
 //! - `ingest`: the group-commit transaction (events + their calls).
 //! - `queue`: claiming with leases, recording attempts, listing, retry and cancel.
 //! - `event_log`: events with the state of their calls; resending one event's or many calls.
@@ -13,6 +14,7 @@
 //! Hot paths (ingest, claim, complete) build multi-row statements with sea-query, so a batch of
 //! hundreds of rows is one round trip on either database.
 
+mod accounts;
 mod alerts;
 pub mod entities;
 mod event_log;

@@ -331,9 +331,27 @@ pub(crate) async fn list(
         f.status,
         f.trigger_id,
         f.event_type.as_deref(),
-        f.from,
-        f.to,
+        (f.from, f.to),
+        f.shop_id,
+        f.shops.as_deref(),
     ));
+    if let Some(search) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        // An entity id matches exactly, a URL by substring (LIKE's wildcards taken literally).
+        // No index serves a substring; the listing walks the primary key newest first and
+        // stops at `limit` matches, so a common term is cheap and a rare one reads the range.
+        let escaped = search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        query =
+            query.filter(
+                sea_orm::Condition::any()
+                    .add(queue_item::Column::EntityId.eq(search))
+                    .add(sea_orm::sea_query::Expr::col(queue_item::Column::Url).like(
+                        sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\'),
+                    )),
+            );
+    }
     if let Some(before) = f.before {
         query = query.filter(queue_item::Column::Id.lt(before.0));
     }
@@ -498,10 +516,17 @@ pub(crate) fn selection(
     status: Option<CallStatus>,
     trigger: Option<TriggerId>,
     event_type: Option<&str>,
-    from: Option<Timestamp>,
-    to: Option<Timestamp>,
+    (from, to): (Option<Timestamp>, Option<Timestamp>),
+    shop: Option<ShopId>,
+    scope: Option<&[ShopId]>,
 ) -> sea_orm::Condition {
     let mut condition = sea_orm::Condition::all();
+    if let Some(shop) = shop {
+        condition = condition.add(queue_item::Column::ShopId.eq(shop.0));
+    }
+    if let Some(scope) = scope {
+        condition = condition.add(queue_item::Column::ShopId.is_in(scope.iter().map(|s| s.0)));
+    }
     if let Some(status) = status {
         condition = condition.add(queue_item::Column::Status.eq(status.as_str()));
     }

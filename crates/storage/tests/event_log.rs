@@ -666,6 +666,8 @@ async fn resending_queues_calls_again_but_leaves_calls_in_flight_alone(store: &D
         event_type: Some("OrderChanged".into()),
         from: Some(t0),
         to: Some(t0.plus_millis(30_000)),
+        shop_id: Some(shop),
+        shops: Some(vec![shop]),
     };
     assert_eq!(store.resend_calls(&filter, 2, now).await.unwrap(), 1);
     let status = |id: CallId| async move { store.get_call(id).await.unwrap().unwrap().0.status };
@@ -680,7 +682,15 @@ async fn resending_queues_calls_again_but_leaves_calls_in_flight_alone(store: &D
         event_type: None,
         from: None,
         to: None,
+        shop_id: None,
+        shops: None,
     };
+    // A caller who sees other shops only resends nothing here.
+    let out_of_scope = ResendFilter {
+        shops: Some(vec![ShopId(shop.0 + 1000)]),
+        ..cancelled_ones.clone()
+    };
+    assert_eq!(store.resend_calls(&out_of_scope, 2, now).await.unwrap(), 0);
     assert_eq!(
         store.resend_calls(&cancelled_ones, 2, now).await.unwrap(),
         1

@@ -247,9 +247,14 @@ pub struct TestApp {
     client: reqwest::Client,
     db: Arc<TestDb>,
     log: Arc<Mutex<Vec<String>>>,
+    /// What it printed to stdout before its address line.
+    stdout: Vec<String>,
     /// The `--admin-token` it was started with; requests present it.
     token: Option<String>,
 }
+
+/// The `--admin-token` test apps start with (a test may pass its own).
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token";
 
 /// The flags every test app gets unless the test overrides them.
 fn default_args(db_url: &str) -> Vec<(String, String)> {
@@ -260,6 +265,8 @@ fn default_args(db_url: &str) -> Vec<(String, String)> {
         ("--retry-base-ms", "100"),
         ("--retry-max-ms", "1000"),
         ("--delivery-timeout-ms", "2000"),
+        // The API always needs a caller; requests present this token unless told otherwise.
+        ("--admin-token", TEST_ADMIN_TOKEN),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -278,7 +285,8 @@ pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> TestApp {
 
 impl TestApp {
     /// Starts hookflow on `db`. `extra` is a list of `--flag value` pairs; a flag that is also a
-    /// default replaces the default (`--allow-private-targets ""` turns the allowance off).
+    /// default replaces the default (`--allow-private-targets ""` turns the allowance off), and
+    /// `--no-default FLAG` drops a default.
     pub async fn start_with(db: &Arc<TestDb>, extra: &[&str]) -> TestApp {
         assert!(
             extra.len().is_multiple_of(2),
@@ -287,6 +295,11 @@ impl TestApp {
         let mut args = default_args(&db.url);
         for pair in extra.chunks(2) {
             let (flag, value) = (pair[0].to_owned(), pair[1].to_owned());
+            if flag == "--no-default" {
+                // `["--no-default", "--admin-token"]`: start without that default flag.
+                args.retain(|(k, _)| *k != value);
+                continue;
+            }
             match args.iter_mut().find(|(k, _)| *k == flag) {
                 Some(slot) => slot.1 = value,
                 None => args.push((flag, value)),
@@ -338,11 +351,13 @@ impl TestApp {
 
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
+        let mut stdout = Vec::new();
         let read_addr = async {
             while let Some(line) = lines.next_line().await.ok()? {
                 if let Some(rest) = line.strip_prefix("hookflow listening on http://") {
                     return rest.trim().parse::<SocketAddr>().ok();
                 }
+                stdout.push(line);
             }
             None
         };
@@ -379,6 +394,7 @@ impl TestApp {
             client,
             db: db.clone(),
             log,
+            stdout,
             token,
         }
     }
@@ -395,6 +411,11 @@ impl TestApp {
     /// Everything hookflow wrote to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The first line hookflow printed to stdout before its address that contains `text`.
+    pub fn stdout_line_containing(&self, text: &str) -> Option<String> {
+        self.stdout.iter().find(|l| l.contains(text)).cloned()
     }
 
     /// Whether hookflow's log has a line containing `text`.

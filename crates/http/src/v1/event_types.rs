@@ -11,6 +11,7 @@ use hookflow_templating::EventType;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::v1::Items;
 use crate::AppState;
@@ -44,10 +45,15 @@ struct EntityParams {
 
 async fn merge_fields(
     State(state): State<AppState>,
+    auth: Auth,
     Path(name): Path<String>,
     params: Result<Query<EntityParams>, QueryRejection>,
 ) -> Result<Json<MergeFields>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    // A stored entity is shop data: only for callers who see the shop.
+    if let Some(shop) = params.shop_id {
+        auth.require_shop(ShopId(shop), || format!("shop {shop} does not exist"))?;
+    }
     let fields = match (params.shop_id, params.entity_id) {
         (None, None) => state.engine.merge_fields(&name)?,
         (Some(shop), Some(entity_id)) if !entity_id.is_empty() => {

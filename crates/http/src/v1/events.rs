@@ -13,6 +13,7 @@ use hookflow_engine::store::{EventDetail, EventFilter, LoggedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::parse_value;
 use crate::v1::time_param;
@@ -23,10 +24,18 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
-async fn create_events(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn create_events(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    auth.require_write()?;
     let value = parse_value(&body)?;
     let batch = value.is_array();
-    let ingested = state.engine.ingest_json(value).await?;
+    let ingested = state
+        .engine
+        .ingest_json_for(value, auth.0.shop_scope())
+        .await?;
     let answer: Value = if batch {
         let total: u32 = ingested.iter().map(|i| i.calls_queued).sum();
         json!({"events": ingested, "callsQueued": total})
@@ -69,6 +78,7 @@ struct Page {
 
 async fn list_events(
     State(state): State<AppState>,
+    auth: Auth,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -80,6 +90,7 @@ async fn list_events(
     }
     let filter = EventFilter {
         shop_id: p.shop_id.map(ShopId),
+        shops: auth.0.shop_scope().map(<[ShopId]>::to_vec),
         from: time_param("from", p.from)?,
         to: time_param("to", p.to)?,
         success: p.success,
@@ -99,6 +110,7 @@ async fn list_events(
 
 async fn get_event(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
     params: Result<Query<DetailParams>, QueryRejection>,
 ) -> Result<Json<LoggedEvent>, ApiError> {
@@ -107,14 +119,23 @@ async fn get_event(
         payload: p.include_payload,
         attempts: p.include_attempts,
     };
-    Ok(Json(state.engine.get_event(EventId(id), detail).await?))
+    let event = state.engine.get_event(EventId(id), detail).await?;
+    auth.require_shop(event.shop_id, || format!("event {id} does not exist"))?;
+    Ok(Json(event))
 }
 
 /// Queues all the event's calls again (those in flight excepted); the body is ignored.
 async fn resend_event(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
+    auth.require_write()?;
+    let event = state
+        .engine
+        .get_event(EventId(id), EventDetail::default())
+        .await?;
+    auth.require_shop(event.shop_id, || format!("event {id} does not exist"))?;
     let requeued = state.engine.resend_event(EventId(id)).await?;
     Ok(Json(json!({ "requeued": requeued })))
 }

@@ -7,6 +7,7 @@ mod payloads;
 mod queue;
 mod shops;
 mod triggers;
+mod users;
 
 use axum::Router;
 
@@ -21,6 +22,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(event_types::router())
         .merge(payloads::router())
         .merge(queue::router())
+        .merge(users::router())
 }
 
 /// A list answer: `{"items": [...]}`.

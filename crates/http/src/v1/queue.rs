@@ -3,9 +3,10 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookflow_engine::model::{Attempt, CallId, QueueFilter, QueueItem, TriggerId};
+use hookflow_engine::model::{Attempt, CallId, QueueFilter, QueueItem, ShopId, TriggerId};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::v1::time_param;
 use crate::AppState;
@@ -23,6 +24,9 @@ struct ListParams {
     to: Option<String>,
     cursor: Option<i64>,
     limit: Option<u32>,
+    shop_id: Option<i64>,
+    /// An entity id, or part of a URL.
+    q: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -42,6 +46,7 @@ struct ItemWithAttempts {
 
 async fn list_queue(
     State(state): State<AppState>,
+    auth: Auth,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -63,6 +68,9 @@ async fn list_queue(
         to: time_param("to", p.to)?,
         before: p.cursor.map(CallId),
         limit,
+        shop_id: p.shop_id.map(ShopId),
+        shops: auth.0.shop_scope().map(<[ShopId]>::to_vec),
+        search: p.q,
     };
     let items = state.engine.list_queue(&filter).await?;
     let next = (items.len() as u32 == limit)
@@ -71,25 +79,44 @@ async fn list_queue(
     Ok(Json(Page { items, next }))
 }
 
+/// The call with its attempts, when the caller sees its shop (404 as if it did not exist
+/// otherwise).
+pub(crate) async fn visible_call(
+    state: &AppState,
+    auth: &Auth,
+    id: CallId,
+) -> Result<(QueueItem, Vec<Attempt>), ApiError> {
+    let (item, attempts) = state.engine.get_call(id).await?;
+    auth.require_shop(item.shop_id, || format!("queue item {id} does not exist"))?;
+    Ok((item, attempts))
+}
+
 async fn get_item(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<ItemWithAttempts>, ApiError> {
-    let (item, attempts) = state.engine.get_call(CallId(id)).await?;
+    let (item, attempts) = visible_call(&state, &auth, CallId(id)).await?;
     Ok(Json(ItemWithAttempts { item, attempts }))
 }
 
 async fn retry_item(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<QueueItem>, ApiError> {
+    auth.require_write()?;
+    visible_call(&state, &auth, CallId(id)).await?;
     Ok(Json(state.engine.retry_call(CallId(id)).await?))
 }
 
 async fn cancel_item(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<QueueItem>, ApiError> {
+    auth.require_write()?;
+    visible_call(&state, &auth, CallId(id)).await?;
     Ok(Json(state.engine.cancel_call(CallId(id)).await?))
 }
 
@@ -102,13 +129,16 @@ struct ResendIn {
     event_type: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    shop_id: Option<i64>,
 }
 
 /// Queues every call matching the filter again, in one statement: `{"requeued": n}`.
 async fn resend(
     State(state): State<AppState>,
+    auth: Auth,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    auth.require_write()?;
     let body: ResendIn = crate::json::parse(&body)?;
     let request = hookflow_engine::event_log::ResendRequest {
         status: body
@@ -120,6 +150,8 @@ async fn resend(
         event_type: body.event_type,
         from: time_param("from", body.from)?,
         to: time_param("to", body.to)?,
+        shop_id: body.shop_id.map(ShopId),
+        shops: auth.0.shop_scope().map(<[ShopId]>::to_vec),
     };
     let requeued = state.engine.resend_calls(request).await?;
     Ok(Json(serde_json::json!({ "requeued": requeued })))

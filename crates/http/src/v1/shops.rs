@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use hookflow_engine::model::{Shop, ShopId};
 use serde::Deserialize;
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::parse;
 use crate::v1::Items;
@@ -25,8 +26,10 @@ struct ShopIn {
 
 async fn create_shop(
     State(state): State<AppState>,
+    auth: Auth,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Shop>), ApiError> {
+    auth.require_admin()?;
     let shop: ShopIn = parse(&body)?;
     Ok((
         StatusCode::CREATED,
@@ -39,24 +42,31 @@ async fn create_shop(
     ))
 }
 
-async fn list_shops(State(state): State<AppState>) -> Result<Json<Items<Shop>>, ApiError> {
-    Ok(Json(Items {
-        items: state.engine.list_shops().await?,
-    }))
+async fn list_shops(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<Items<Shop>>, ApiError> {
+    let mut items = state.engine.list_shops().await?;
+    items.retain(|s| auth.0.sees_shop(s.id));
+    Ok(Json(Items { items }))
 }
 
 async fn get_shop(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<Shop>, ApiError> {
+    auth.require_shop(ShopId(id), || format!("shop {id} does not exist"))?;
     Ok(Json(state.engine.get_shop(ShopId(id)).await?))
 }
 
 async fn update_shop(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<Json<Shop>, ApiError> {
+    auth.require_admin()?;
     let shop: ShopIn = parse(&body)?;
     Ok(Json(
         state

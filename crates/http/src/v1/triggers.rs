@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use hookflow_engine::model::{Timestamp, Trigger, TriggerDraft, TriggerId};
 use serde_json::{json, Value};
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::{parse_from, parse_value};
 use crate::AppState;
@@ -100,8 +101,38 @@ fn draft_from(body: &Bytes) -> Result<TriggerDraft, ApiError> {
     parse_from(value)
 }
 
-async fn list_triggers(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let triggers = state.engine.list_triggers().await?;
+/// The trigger, when the caller sees its shop (404 as if it did not exist otherwise).
+pub(crate) async fn visible_trigger(
+    state: &AppState,
+    auth: &Auth,
+    id: TriggerId,
+) -> Result<Trigger, ApiError> {
+    let trigger = state.engine.get_trigger(id).await?;
+    if !auth.sees(trigger.draft.shop_id) {
+        return Err(ApiError::NotFound(format!("trigger {id} does not exist")));
+    }
+    Ok(trigger)
+}
+
+/// A trigger may only be saved for a shop the caller sees (422 as for a shop that does not
+/// exist otherwise); one for every shop only by callers who see every shop.
+fn check_draft_shop(auth: &Auth, draft: &TriggerDraft) -> Result<(), ApiError> {
+    if auth.sees(draft.shop_id) {
+        return Ok(());
+    }
+    let message = match draft.shop_id {
+        Some(shop) => format!("shop {shop} does not exist"),
+        None => "a trigger for every shop needs a caller who sees every shop; set shopId".into(),
+    };
+    Err(ApiError::Engine(hookflow_engine::EngineError::Invalid {
+        field: "shopId".into(),
+        message,
+    }))
+}
+
+async fn list_triggers(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>, ApiError> {
+    let mut triggers = state.engine.list_triggers().await?;
+    triggers.retain(|t| auth.sees(t.draft.shop_id));
     let down = state.engine.deactivated_actions().await?;
     Ok(Json(
         json!({"items": triggers.iter().map(|t| trigger_out(t, &down)).collect::<Vec<_>>()}),
@@ -110,9 +141,12 @@ async fn list_triggers(State(state): State<AppState>) -> Result<Json<Value>, Api
 
 async fn create_trigger(
     State(state): State<AppState>,
+    auth: Auth,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require_write()?;
     let draft = draft_from(&body)?;
+    check_draft_shop(&auth, &draft)?;
     let trigger = state.engine.create_trigger(draft).await?;
     Ok((
         StatusCode::CREATED,
@@ -125,9 +159,10 @@ async fn create_trigger(
 
 async fn get_trigger(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let trigger = state.engine.get_trigger(TriggerId(id)).await?;
+    let trigger = visible_trigger(&state, &auth, TriggerId(id)).await?;
     Ok(Json(trigger_out(
         &trigger,
         &state.engine.deactivated_actions().await?,
@@ -136,10 +171,14 @@ async fn get_trigger(
 
 async fn update_trigger(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    auth.require_write()?;
+    visible_trigger(&state, &auth, TriggerId(id)).await?;
     let draft = draft_from(&body)?;
+    check_draft_shop(&auth, &draft)?;
     let trigger = state.engine.update_trigger(TriggerId(id), draft).await?;
     Ok(Json(trigger_out(
         &trigger,
@@ -149,8 +188,11 @@ async fn update_trigger(
 
 async fn delete_trigger(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
+    auth.require_write()?;
+    visible_trigger(&state, &auth, TriggerId(id)).await?;
     state.engine.delete_trigger(TriggerId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -158,8 +200,11 @@ async fn delete_trigger(
 /// Shows an action's current HMAC secret, for configuring the receiver.
 async fn reveal_secret(
     State(state): State<AppState>,
+    auth: Auth,
     Path((id, index)): Path<(i64, usize)>,
 ) -> Result<Json<Value>, ApiError> {
+    auth.require_write()?;
+    visible_trigger(&state, &auth, TriggerId(id)).await?;
     let secret = state.engine.reveal_secret(TriggerId(id), index).await?;
     Ok(Json(json!({"hmacSecret": secret})))
 }
@@ -181,9 +226,12 @@ fn activate_params(
 
 async fn activate_trigger(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
     params: Result<Query<ActivateParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    auth.require_write()?;
+    visible_trigger(&state, &auth, TriggerId(id)).await?;
     let p = activate_params(params)?;
     let (trigger, requeued) = state
         .engine
@@ -196,8 +244,11 @@ async fn activate_trigger(
 
 async fn deactivate_trigger(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
+    auth.require_write()?;
+    visible_trigger(&state, &auth, TriggerId(id)).await?;
     let (trigger, _) = state
         .engine
         .set_trigger_active(TriggerId(id), false, false)
@@ -210,9 +261,12 @@ async fn deactivate_trigger(
 
 async fn activate_action(
     State(state): State<AppState>,
+    auth: Auth,
     Path((id, index)): Path<(i64, usize)>,
     params: Result<Query<ActivateParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    auth.require_write()?;
+    visible_trigger(&state, &auth, TriggerId(id)).await?;
     let p = activate_params(params)?;
     let requeued = state
         .engine
@@ -223,8 +277,11 @@ async fn activate_action(
 
 async fn deactivate_action(
     State(state): State<AppState>,
+    auth: Auth,
     Path((id, index)): Path<(i64, usize)>,
 ) -> Result<Json<Value>, ApiError> {
+    auth.require_write()?;
+    visible_trigger(&state, &auth, TriggerId(id)).await?;
     state
         .engine
         .set_action_active(TriggerId(id), index, false, false)

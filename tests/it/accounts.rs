@@ -1,0 +1,244 @@
+//! Accounts: users and roles, API tokens, shop scoping of every API route, the first admin.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+/// Creates a user over the API (as the admin token) and an API token for them; returns the
+/// user's id and the token.
+async fn user_with_token(app: &TestApp, email: &str, role: &str, shops: &[i64]) -> (i64, String) {
+    let (status, user) = app
+        .post_json(
+            "/api/v1/users",
+            json!({"email": email, "role": role, "shops": shops}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    let (status, token) = app
+        .post_json(
+            "/api/v1/tokens",
+            json!({"name": "tests", "userId": id(&user)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{token}");
+    (id(&user), token["token"].as_str().unwrap().to_owned())
+}
+
+async fn as_user(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    app.request_as(Some(token), method, path, body.map(RequestBody::Json))
+        .await
+}
+
+both_backends! {
+    async fn a_shop_owner_admin_sees_and_changes_only_their_shops(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let mine = app.create_shop("Mine").await;
+        let theirs = app.create_shop("Theirs").await;
+        let their_trigger = app
+            .create_trigger(
+                webhook_trigger("OrderChanged", &receiver.url("/theirs")).with(json!({"shopId": theirs})),
+            )
+            .await;
+        app.post_event(event("OrderChanged", theirs, 1, json!({"OrderId": 1}))).await;
+        let their_call = app.wait_for_queue_count("", 1).await[0]["id"].as_i64().unwrap();
+        let (_, token) = user_with_token(&app, "owner@shop.example", "shop_owner_admin", &[mine]).await;
+
+        // Their own shop: a trigger, an event, a call.
+        let (status, trigger) = as_user(&app, &token, Method::POST, "/api/v1/triggers", Some(
+            webhook_trigger("OrderChanged", &receiver.url("/mine")).with(json!({"shopId": mine})),
+        )).await;
+        assert_eq!(status, StatusCode::CREATED, "{trigger}");
+        let (status, _) = as_user(&app, &token, Method::POST, "/api/v1/events",
+            Some(event("OrderChanged", mine, 2, json!({"OrderId": 2})))).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        receiver.wait_for_requests(1, std::time::Duration::from_secs(10)).await;
+
+        // The other shop does not exist for them: 404 on its things, absent from listings.
+        let their_trigger_path = format!("/api/v1/triggers/{}", id(&their_trigger));
+        for (method, path) in [
+            (Method::GET, their_trigger_path.clone()),
+            (Method::DELETE, their_trigger_path.clone()),
+            (Method::GET, format!("/api/v1/queue/{their_call}")),
+            (Method::POST, format!("/api/v1/queue/{their_call}/retry")),
+            (Method::GET, format!("/api/v1/shops/{theirs}")),
+        ] {
+            let answer = as_user(&app, &token, method.clone(), &path, None).await;
+            assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
+        }
+        let answer = as_user(&app, &token, Method::PUT, &their_trigger_path,
+            Some(webhook_trigger("OrderChanged", &receiver.url("/x")).with(json!({"shopId": mine})))).await;
+        assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
+        let (_, triggers) = as_user(&app, &token, Method::GET, "/api/v1/triggers", None).await;
+        let names: Vec<_> = triggers["items"].as_array().unwrap().iter().map(|t| t["shopId"].clone()).collect();
+        assert_eq!(names, vec![json!(mine)]);
+        let (_, queue) = as_user(&app, &token, Method::GET, "/api/v1/queue", None).await;
+        assert!(queue["items"].as_array().unwrap().iter().all(|c| c["shopId"] == json!(mine)), "{queue}");
+        assert_eq!(queue["items"].as_array().unwrap().len(), 1);
+        let (_, events) = as_user(&app, &token, Method::GET, "/api/v1/events", None).await;
+        assert!(events["items"].as_array().unwrap().iter().all(|e| e["shopId"] == json!(mine)), "{events}");
+        let (_, shops) = as_user(&app, &token, Method::GET, "/api/v1/shops", None).await;
+        assert_eq!(shops["items"].as_array().unwrap().len(), 1);
+
+        // Nor can they put anything into it.
+        let answer = as_user(&app, &token, Method::POST, "/api/v1/triggers", Some(
+            webhook_trigger("OrderChanged", &receiver.url("/x")).with(json!({"shopId": theirs})),
+        )).await;
+        assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let answer = as_user(&app, &token, Method::POST, "/api/v1/events",
+            Some(json!([event("OrderChanged", mine, 3, json!({})), event("OrderChanged", theirs, 3, json!({}))]))).await;
+        assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "unknown_shop");
+        // The refused batch stored nothing, not even its event for their own shop.
+        let (_, events) = as_user(&app, &token, Method::GET, "/api/v1/events", None).await;
+        assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+        // A trigger for every shop would fire for others' shops too.
+        let answer = as_user(&app, &token, Method::POST, "/api/v1/triggers",
+            Some(webhook_trigger("OrderChanged", &receiver.url("/x")))).await;
+        assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        // Shops and users are the admins'.
+        let answer = as_user(&app, &token, Method::POST, "/api/v1/shops", Some(json!({"name": "New"}))).await;
+        assert_error(&answer, StatusCode::FORBIDDEN, "forbidden");
+        let answer = as_user(&app, &token, Method::GET, "/api/v1/users", None).await;
+        assert_error(&answer, StatusCode::FORBIDDEN, "forbidden");
+    }
+
+    async fn a_viewer_reads_but_changes_nothing(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let shop = app.create_shop("Main").await;
+        let trigger = app
+            .create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook")).with(json!({"shopId": shop})))
+            .await;
+        let (_, token) = user_with_token(&app, "viewer@shop.example", "viewer", &[]).await;
+        let (status, triggers) = as_user(&app, &token, Method::GET, "/api/v1/triggers", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(triggers["items"].as_array().unwrap().len(), 1);
+        for (method, path, body) in [
+            (Method::POST, "/api/v1/events".to_owned(), Some(event("OrderChanged", shop, 1, json!({})))),
+            (Method::DELETE, format!("/api/v1/triggers/{}", id(&trigger)), None),
+            (Method::PUT, format!("/api/v1/triggers/{}/deactivate", id(&trigger)), None),
+            (Method::POST, "/api/v1/queue/resend".to_owned(), Some(json!({"status": "failed"}))),
+        ] {
+            let answer = as_user(&app, &token, method, &path, body).await;
+            let message = assert_error(&answer, StatusCode::FORBIDDEN, "forbidden");
+            assert!(message.contains("read-only"), "{message}");
+        }
+        // Nothing changed.
+        let (status, _) = app.get_json(&format!("/api/v1/triggers/{}", id(&trigger))).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, events) = app.get_json("/api/v1/events").await;
+        assert_eq!(events["items"], json!([]));
+    }
+
+    async fn a_revoked_or_unknown_token_is_refused(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let (user, token) = user_with_token(&app, "ops@shop.example", "admin", &[]).await;
+        let (status, me) = as_user(&app, &token, Method::GET, "/api/v1/me", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(me["email"], "ops@shop.example");
+        assert_eq!(me["role"], "admin");
+        // The token is listed by its prefix, never in full.
+        let (_, tokens) = as_user(&app, &token, Method::GET, "/api/v1/tokens", None).await;
+        let listed = &tokens["items"][0];
+        assert_eq!(listed["userId"], user);
+        assert!(token.starts_with(listed["prefix"].as_str().unwrap()));
+        assert!(!tokens.to_string().contains(&token));
+        assert!(listed["lastUsedAt"].is_string(), "{listed}");
+
+        let (status, _) = as_user(&app, &token, Method::DELETE, &format!("/api/v1/tokens/{}", id(listed)), None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let answer = as_user(&app, &token, Method::GET, "/api/v1/me", None).await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+        let answer = as_user(&app, "hf_not-a-token", Method::GET, "/api/v1/me", None).await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+
+    async fn users_are_validated_and_the_last_admin_stays(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let answer = app.post_json("/api/v1/users", json!({"email": "nope", "role": "admin"})).await;
+        let message = assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(message.starts_with("email:"), "{message}");
+        assert_eq!(answer.1["error"]["field"], "email");
+        let answer = app.post_json("/api/v1/users", json!({"email": "a@b.example", "role": "owner"})).await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "bad_request");
+        let answer = app.post_json("/api/v1/users", json!({"email": "a@b.example", "role": "viewer", "password": "short"})).await;
+        assert_eq!(answer.1["error"]["field"], "password", "{}", answer.1);
+        let answer = app.post_json("/api/v1/users", json!({"email": "a@b.example", "role": "viewer", "shops": [42]})).await;
+        assert_eq!(answer.1["error"]["field"], "shops[0]", "{}", answer.1);
+
+        let (status, admin) = app.post_json("/api/v1/users", json!({"email": "Boss@Shop.example", "role": "admin"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{admin}");
+        assert_eq!(admin["email"], "boss@shop.example");
+        assert!(admin["password"].as_str().is_some_and(|p| p.len() >= 16), "a generated password is shown once: {admin}");
+        let answer = app.post_json("/api/v1/users", json!({"email": "boss@shop.example", "role": "viewer"})).await;
+        assert_error(&answer, StatusCode::CONFLICT, "conflict");
+        // Listings never show passwords or hashes.
+        let (_, users) = app.get_json("/api/v1/users").await;
+        assert!(!users.to_string().contains("argon2"), "{users}");
+        assert!(users["items"][0].get("password").is_none());
+
+        let path = format!("/api/v1/users/{}", id(&admin));
+        let answer = app.put_json(&path, json!({"role": "viewer"})).await;
+        assert_error(&answer, StatusCode::CONFLICT, "conflict");
+        let answer = app.delete(&path).await;
+        assert_error(&answer, StatusCode::CONFLICT, "conflict");
+    }
+
+    async fn the_cli_adds_a_user_who_can_then_use_the_api(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let shop = app.create_shop("Main").await;
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookflow"))
+            .args(["user", "add", "--email", "cli@shop.example", "--role", "shop_owner_admin",
+                   "--shop", &shop.to_string(), "--database-url", &app.db().url])
+            .env_remove("HOOKFLOW_USER_PASSWORD")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        let password = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("password: "))
+            .unwrap_or_else(|| panic!("no generated password printed: {stdout}"));
+        assert_eq!(password.len(), 16);
+        let (_, users) = app.get_json("/api/v1/users").await;
+        let user = &users["items"][0];
+        assert_eq!(user["email"], "cli@shop.example");
+        assert_eq!(user["role"], "shop_owner_admin");
+        assert_eq!(user["shops"], json!([shop]));
+
+        // A wrong role is refused with the roles named.
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookflow"))
+            .args(["user", "add", "--email", "x@shop.example", "--role", "owner", "--database-url", &app.db().url])
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("shop_owner_admin"));
+    }
+}
+
+#[tokio::test]
+async fn the_first_start_without_an_admin_token_creates_an_admin_once() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let app = TestApp::start_with(&db, &["--no-default", "--admin-token"]).await;
+    // Printed before the address line, so it is there once the app has started.
+    let line = app
+        .stdout_line_containing("first start:")
+        .expect("a first start prints the admin account it made");
+    assert!(line.contains("admin@localhost"), "{line}");
+    // Without a token the API is closed.
+    let answer = app.get_json("/api/v1/shops").await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+    app.stop().await;
+    // The second start finds the admin and creates nobody.
+    let app = TestApp::start_with(&db, &["--no-default", "--admin-token"]).await;
+    assert_eq!(app.stdout_line_containing("first start:"), None);
+}
