@@ -144,6 +144,10 @@ both_backends! {
             ("get", "/api/v1/queue"), ("get", "/api/v1/queue/{id}"), ("post", "/api/v1/queue/{id}/retry"),
             ("post", "/api/v1/queue/{id}/cancel"), ("post", "/api/v1/queue/resend"),
             ("get", "/api/v1/alerts"), ("post", "/api/v1/alerts/{id}/ack"),
+            ("get", "/api/v1/me"), ("get", "/api/v1/users"), ("post", "/api/v1/users"),
+            ("get", "/api/v1/users/{id}"), ("put", "/api/v1/users/{id}"),
+            ("delete", "/api/v1/users/{id}"), ("put", "/api/v1/users/{id}/password"),
+            ("get", "/api/v1/tokens"), ("post", "/api/v1/tokens"), ("delete", "/api/v1/tokens/{id}"),
         ] {
             assert!(
                 ops.iter().any(|(m, p, _)| m == method && p == path),
@@ -256,6 +260,20 @@ both_backends! {
         assert_matches_schema(&doc, "post", "/api/v1/payloads/preview", "200", &preview);
         let (_, alerts) = app.get_json("/api/v1/alerts").await;
         assert_matches_schema(&doc, "get", "/api/v1/alerts", "200", &alerts);
+
+        // Accounts: the caller, a user with a generated password, a token.
+        let (_, me) = app.get_json("/api/v1/me").await;
+        assert_matches_schema(&doc, "get", "/api/v1/me", "200", &me);
+        let (status, user) = app.post_json("/api/v1/users", json!({"email": "ops@example.com", "role": "viewer"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        assert_matches_schema(&doc, "post", "/api/v1/users", "201", &user);
+        let (_, users) = app.get_json("/api/v1/users").await;
+        assert_matches_schema(&doc, "get", "/api/v1/users", "200", &users);
+        let (status, token) = app.post_json("/api/v1/tokens", json!({"name": "ERP sync", "userId": id(&user)})).await;
+        assert_eq!(status, StatusCode::CREATED, "{token}");
+        assert_matches_schema(&doc, "post", "/api/v1/tokens", "201", &token);
+        let (_, tokens) = app.get_json("/api/v1/tokens?all=true").await;
+        assert_matches_schema(&doc, "get", "/api/v1/tokens", "200", &tokens);
 
         // Errors, in the documented shape.
         let missing = app.get_json("/api/v1/triggers/999999").await;

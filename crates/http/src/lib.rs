@@ -47,7 +47,9 @@ pub struct AppState {
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
-    let api = v1::router()
+    // The routes and their OpenAPI description come from one definition (`openapi`).
+    let (api, _) = v1::router().split_for_parts();
+    let api = api
         .layer(middleware::from_fn(require_caller))
         .layer(middleware::from_fn(json_rejections));
     let mut router = Router::new()

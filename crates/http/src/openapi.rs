@@ -51,6 +51,7 @@ const BEARER: &str = "bearerAuth";
         (name = "event-types", description = "The event catalog: types, default payloads, merge fields."),
         (name = "payloads", description = "Render a payload template before saving it."),
         (name = "alerts", description = "Actions whose calls fail for good."),
+        (name = "users", description = "The caller, user accounts and API tokens."),
     )
 )]
 struct ApiDoc;
@@ -59,6 +60,7 @@ struct ApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) =
         utoipa_axum::router::OpenApiRouter::<crate::AppState>::with_openapi(ApiDoc::openapi())
+            .nest("/api/v1", crate::v1::router())
             .split_for_parts();
     // After the routes are in: their schemas and operations are what these modify.
     for modifier in [&Security as &dyn Modify, &TriggerViews, &CommonErrors] {
@@ -224,6 +226,37 @@ pub struct TriggerActivated {
     pub requeued: u64,
 }
 
+/// The caller of `GET /api/v1/me`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    /// `null` for the `--admin-token`, which belongs to no user.
+    pub id: Option<hookflow_engine::model::UserId>,
+    pub email: String,
+    pub role: hookflow_engine::accounts::Role,
+    pub shops: Vec<hookflow_engine::model::ShopId>,
+    /// Whether the role may write.
+    pub can_write: bool,
+}
+
+/// A new user, with the password hookflow generated (shown once) when none was given.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedUser {
+    #[serde(flatten)]
+    pub user: hookflow_engine::accounts::User,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// A new API token, with its secret (shown once: only a digest is kept).
+#[derive(Serialize, ToSchema)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub api_token: hookflow_engine::accounts::ApiToken,
+    /// `hf_…`: send it as `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
 /// `{"items": [...]}` answers (`crate::v1::Items`), one schema per item type: a derived
 /// generic schema would copy the item's schema into every list instead of referring to it.
 macro_rules! list_schema {
@@ -238,6 +271,8 @@ macro_rules! list_schema {
 
 list_schema!(
     AlertList of hookflow_engine::store::Alert,
+    ApiTokenList of hookflow_engine::accounts::ApiToken,
+    UserList of hookflow_engine::accounts::User,
     EventTypeList of hookflow_templating::EventType,
     ShopList of hookflow_engine::model::Shop,
     TriggerList of hookflow_engine::model::Trigger,

@@ -21,7 +21,7 @@ pub(crate) fn render(document: &Value) -> String {
         esc(&title)
     );
     let operations = operations(document);
-    let tags: Vec<(String, String)> = document["tags"]
+    let mut tags: Vec<(String, String)> = document["tags"]
         .as_array()
         .map(|tags| {
             tags.iter()
@@ -29,6 +29,12 @@ pub(crate) fn render(document: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default();
+    // An operation whose tag the document does not list still gets a section.
+    for op in &operations {
+        if !tags.iter().any(|(name, _)| *name == op.tag) {
+            tags.push((op.tag.clone(), String::new()));
+        }
+    }
     let schemas = document["components"]["schemas"]
         .as_object()
         .cloned()

@@ -3,25 +3,44 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::model::ShopId;
 use hookflow_engine::templates::MergeFields;
 use hookflow_templating::EventType;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::v1::Items;
 use crate::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/event-types",
+    tag = "event-types",
+    operation_id = "list_event_types",
+    summary = "List the event types",
+    responses((status = 200, description = "The catalog.", body = crate::openapi::EventTypeList)),
+)]
 async fn list_event_types(State(state): State<AppState>) -> Json<Items<EventType>> {
     Json(Items {
         items: state.engine.catalog().iter().cloned().collect(),
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/event-types/{name}",
+    tag = "event-types",
+    operation_id = "get_event_type",
+    summary = "Get an event type",
+    params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`.")),
+    responses((status = 200, description = "The type and its default payload's fields.", body = EventType), (status = 404, description = "No such event type.", body = crate::openapi::ErrorBody)),
+)]
 async fn get_event_type(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -36,13 +55,26 @@ async fn get_event_type(
 }
 
 /// `?shopId=..&entityId=..`: list a real entity's fields and values instead of the catalog's.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EntityParams {
+    /// With `entityId`: the shop of the stored entity.
     shop_id: Option<i64>,
+    /// With `shopId`: list this stored entity's fields and values.
     entity_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/event-types/{name}/merge-fields",
+    tag = "event-types",
+    operation_id = "list_merge_fields",
+    summary = "List merge fields",
+    description = "The merge fields a template of the type can read, with types and descriptions; with `shopId` and `entityId`, a stored entity's fields and current values (from the latest event about it).",
+    params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`."), EntityParams),
+    responses((status = 200, description = "The merge fields.", body = MergeFields), (status = 404, description = "No such event type, or no stored event about the entity.", body = crate::openapi::ErrorBody)),
+)]
 async fn merge_fields(
     State(state): State<AppState>,
     auth: Auth,
@@ -73,6 +105,15 @@ async fn merge_fields(
     Ok(Json(fields))
 }
 
+#[utoipa::path(
+    get,
+    path = "/event-types/{name}/schema",
+    tag = "event-types",
+    operation_id = "get_payload_schema",
+    summary = "Get the default payload's JSON Schema",
+    params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`.")),
+    responses((status = 200, description = "A JSON Schema (draft 2020-12) of the type's default payload.", body = Object), (status = 404, description = "No such event type.", body = crate::openapi::ErrorBody)),
+)]
 async fn schema(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -80,10 +121,10 @@ async fn schema(
     Ok(Json(state.engine.payload_schema(&name)?))
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/event-types", get(list_event_types))
-        .route("/event-types/{name}", get(get_event_type))
-        .route("/event-types/{name}/merge-fields", get(merge_fields))
-        .route("/event-types/{name}/schema", get(schema))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_event_types))
+        .routes(routes!(get_event_type))
+        .routes(routes!(merge_fields))
+        .routes(routes!(schema))
 }

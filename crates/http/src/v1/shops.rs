@@ -3,10 +3,12 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::model::{Shop, ShopId};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -14,7 +16,8 @@ use crate::json::parse;
 use crate::v1::Items;
 use crate::AppState;
 
-#[derive(Deserialize)]
+/// A shop as an admin writes it.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 struct ShopIn {
@@ -24,6 +27,15 @@ struct ShopIn {
     notification_email: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/shops",
+    tag = "shops",
+    operation_id = "create_shop",
+    summary = "Create a shop",
+    request_body(content = ShopIn, example = json!({"name": "Main shop", "notificationEmail": "ops@example.com"})),
+    responses((status = 201, description = "The shop.", body = Shop), (status = 422, description = "An invalid field.", body = crate::openapi::ErrorBody)),
+)]
 async fn create_shop(
     State(state): State<AppState>,
     auth: Auth,
@@ -42,6 +54,14 @@ async fn create_shop(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/shops",
+    tag = "shops",
+    operation_id = "list_shops",
+    summary = "List shops",
+    responses((status = 200, description = "The shops.", body = crate::openapi::ShopList)),
+)]
 async fn list_shops(
     State(state): State<AppState>,
     auth: Auth,
@@ -51,6 +71,15 @@ async fn list_shops(
     Ok(Json(Items { items }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/shops/{id}",
+    tag = "shops",
+    operation_id = "get_shop",
+    summary = "Get a shop",
+    params(("id" = i64, Path, description = "The shop's id.")),
+    responses((status = 200, description = "The shop.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody)),
+)]
 async fn get_shop(
     State(state): State<AppState>,
     auth: Auth,
@@ -60,6 +89,16 @@ async fn get_shop(
     Ok(Json(state.engine.get_shop(ShopId(id)).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/shops/{id}",
+    tag = "shops",
+    operation_id = "update_shop",
+    summary = "Update a shop",
+    params(("id" = i64, Path, description = "The shop's id.")),
+    request_body(content = ShopIn, example = json!({"name": "Main shop", "notificationEmail": "ops@example.com"})),
+    responses((status = 200, description = "The shop.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field.", body = crate::openapi::ErrorBody)),
+)]
 async fn update_shop(
     State(state): State<AppState>,
     auth: Auth,
@@ -76,8 +115,8 @@ async fn update_shop(
     ))
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/shops", get(list_shops).post(create_shop))
-        .route("/shops/{id}", get(get_shop).put(update_shop))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_shops, create_shop))
+        .routes(routes!(get_shop, update_shop))
 }
