@@ -36,8 +36,9 @@ const BEARER: &str = "bearerAuth";
         title = "hookflow",
         description = "A self-hosted trigger engine for commerce platforms: backends post \
             domain events, triggers turn them into signed webhook calls, delivered from a \
-            durable queue with retries.\n\nWith `--admin-token` set, every operation needs \
-            `Authorization: Bearer <token>`. Errors are `{\"error\": {\"code\", \"message\", \
+            durable queue with retries.\n\nEvery operation needs a caller: \
+            `Authorization: Bearer <token>` with the `--admin-token` or a user's API token \
+            (`POST /api/v1/tokens`). Errors are `{\"error\": {\"code\", \"message\", \
             \"field\"?}}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
@@ -290,8 +291,8 @@ impl Modify for Security {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "The admin token (`--admin-token`), as `Authorization: Bearer <token>`. \
-                         Without one configured, the API is open.",
+                        "The `--admin-token`, or a user's API token (`hf_…`), as \
+                         `Authorization: Bearer <token>`.",
                     ))
                     .build(),
             ),
@@ -396,7 +397,7 @@ impl Modify for TriggerViews {
 }
 
 /// The errors any operation can answer, added to each: 400 (a malformed path segment, query
-/// or body), 401 (with `--admin-token`, a missing or wrong token), 403 (a role that may not)
+/// or body), 401 (no caller: a missing or unknown token), 403 (a role that may not)
 /// and 500. Operations declare
 /// the others they answer (404, 409, 422, 503) themselves.
 struct CommonErrors;

@@ -47,11 +47,13 @@ pub(crate) fn render(document: &Value) -> String {
     for (tag, _) in &tags {
         let _ = write!(page, "<h4>{}</h4><ul>", esc(tag));
         for op in operations.iter().filter(|o| &o.tag == tag) {
+            let label = op.op["summary"].as_str().unwrap_or(&op.path);
             let _ = write!(
                 page,
-                "<li><a href=\"#{}\"><span class=\"m {m}\">{M}</span> {}</a></li>",
+                "<li><a href=\"#{}\" title=\"{}\"><span class=\"m {m}\">{M}</span> {}</a></li>",
                 esc(&op.anchor()),
                 esc(&op.path),
+                esc(label),
                 m = op.method,
                 M = op.method.to_uppercase()
             );
