@@ -190,6 +190,9 @@ impl Phase {
     }
 }
 
+/// The `--admin-token` of the benchmarked hookflow.
+const BENCH_TOKEN: &str = "bench-admin-token";
+
 async fn hookflow_phase(
     args: &BenchArgs,
     http: &reqwest::Client,
@@ -215,7 +218,7 @@ async fn hookflow_phase(
             max_connections: None,
         },
         listen: "127.0.0.1:0".parse()?,
-        admin_token: None,
+        admin_token: Some(BENCH_TOKEN.to_owned()),
         secret_key: None,
         secret_key_file: Some(dir.path().join("bench.key")),
         delivery: DeliveryConfig {
@@ -353,7 +356,14 @@ async fn hookflow_phase(
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let n = args.events.max(1);
     let c = args.concurrency.max(1);
+    // Both phases send the bearer token hookflow needs, so they carry the same headers.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {BENCH_TOKEN}"))?,
+    );
     let http = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(c)
         .tcp_nodelay(true)
         .build()?;
