@@ -9,6 +9,7 @@ mod m20261127_000001_initial;
 mod m20261127_000002_queue_policy;
 mod m20261127_000003_retention;
 mod m20261201_000004_accounts;
+mod m20261201_000005_catalogs;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_queue_policy::Migration),
             Box::new(m20261127_000003_retention::Migration),
             Box::new(m20261201_000004_accounts::Migration),
+            Box::new(m20261201_000005_catalogs::Migration),
         ]
     }
 }

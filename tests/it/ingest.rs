@@ -141,7 +141,7 @@ both_backends! {
 
     async fn the_event_catalog_lists_the_shopctrl_types(backend: Backend) {
         let app = spawn_app(backend).await;
-        let (status, body) = app.get_json("/api/v1/event-types").await;
+        let (status, body) = app.get_json("/api/v1/event-types?catalog=shopctrl").await;
         assert_eq!(status, StatusCode::OK);
         let items = body["items"].as_array().unwrap();
         assert_eq!(items.len(), 67);

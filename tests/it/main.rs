@@ -7,6 +7,9 @@
 mod common;
 
 mod accounts;
+mod catalogs;
+mod compat_frontsystems;
+mod compat_skladon;
 mod config;
 mod delivery;
 mod durability;

@@ -148,6 +148,9 @@ both_backends! {
             ("get", "/api/v1/users/{id}"), ("put", "/api/v1/users/{id}"),
             ("delete", "/api/v1/users/{id}"), ("put", "/api/v1/users/{id}/password"),
             ("get", "/api/v1/tokens"), ("post", "/api/v1/tokens"), ("delete", "/api/v1/tokens/{id}"),
+            ("get", "/api/v1/catalogs"), ("post", "/api/v1/event-types"),
+            ("put", "/api/v1/event-types/{name}"), ("delete", "/api/v1/event-types/{name}"),
+            ("post", "/api/v1/shops/{id}/api-key"),
         ] {
             assert!(
                 ops.iter().any(|(m, p, _)| m == method && p == path),
@@ -253,6 +256,15 @@ both_backends! {
 
         let (_, types) = app.get_json("/api/v1/event-types").await;
         assert_matches_schema(&doc, "get", "/api/v1/event-types", "200", &types);
+        let (_, catalogs) = app.get_json("/api/v1/catalogs").await;
+        assert_matches_schema(&doc, "get", "/api/v1/catalogs", "200", &catalogs);
+        let (status, custom) = app.post_json("/api/v1/event-types", json!({
+            "name": "LoyaltyPointsChanged", "description": "Points changed.",
+            "schema": {"type": "object", "properties": {"Points": {"type": "integer"}}}})).await;
+        assert_eq!(status, StatusCode::CREATED, "{custom}");
+        assert_matches_schema(&doc, "post", "/api/v1/event-types", "201", &custom);
+        let (_, rotated) = app.post_json(&format!("/api/v1/shops/{shop_id}/api-key"), json!({})).await;
+        assert_matches_schema(&doc, "post", "/api/v1/shops/{id}/api-key", "200", &rotated);
         let (_, fields) = app.get_json(&format!("/api/v1/event-types/OrderChanged/merge-fields?shopId={shop_id}&entityId=7")).await;
         assert_matches_schema(&doc, "get", "/api/v1/event-types/{name}/merge-fields", "200", &fields);
         let (_, preview) = app.post_json("/api/v1/payloads/preview", json!({

@@ -14,10 +14,13 @@
 //! - [`metrics`]: Prometheus counters and histograms the loops update, gauges read at scrape.
 //! - [`event_log`]: the event log, resends, and retention (pruning in the background).
 //! - [`service`]: [`Engine`], the one facade the HTTP layer and the CLI call.
+//! - [`catalogs`]: which catalog a shop uses and its API key, custom event types, and the
+//!   checks that keep events and triggers inside their shop's catalog.
 //!
 //! The engine knows no SQL and no HTTP: it compiles and tests without a database or network.
 
 pub mod accounts;
+pub mod catalogs;
 pub mod dispatch;
 pub mod event;
 pub mod event_log;

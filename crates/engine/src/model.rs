@@ -106,6 +106,40 @@ pub struct Shop {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_email: Option<String>,
     pub created_at: Timestamp,
+    /// The event catalog its events, triggers and subscriptions use (`shopctrl`, `skladon`,
+    /// `flowretail`, `frontsystems`).
+    pub catalog: String,
+    /// Whether the shop has an API key for the compat APIs (never the key itself).
+    pub api_key: ApiKeyInfo,
+}
+
+/// What reads show of a shop's API key: whether it is set, and its first characters so an
+/// admin can tell keys apart. The key itself is shown once, when it is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyInfo {
+    pub set: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The key itself: only in the answer that made it (shop creation, rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// An event type an admin added to a catalog at run time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomEventType {
+    pub name: String,
+    pub catalog: String,
+    pub description: String,
+    /// JSON Schema of the entity; events are validated against it at ingest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    /// Default payload template (JSON) for actions without a payload of their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_template: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// HTTP method of a Call Webhook action.
@@ -205,6 +239,8 @@ pub enum RetryPreset {
     Skladon,
     /// 10 s timeout; below 300 succeeds, 4xx fails at once, anything else up to 10 retries.
     Flowretail,
+    /// No automatic retry: a failed call waits in the event log for a resend.
+    Frontsystems,
 }
 
 /// Custom retry values; times are in seconds. Unset values come from the server's defaults.

@@ -65,6 +65,13 @@ impl ActionPolicy {
                 timeout: Some(Duration::from_secs(10)),
                 ..server
             },
+            Some(RetryPolicySpec::Preset(RetryPreset::Frontsystems)) => ActionPolicy {
+                retry: RetryPolicy {
+                    max_retries: 0,
+                    ..defaults
+                },
+                ..server
+            },
             Some(RetryPolicySpec::Custom(c)) => {
                 let secs = |v: Option<f64>| v.map(Duration::from_secs_f64);
                 let base = secs(c.initial_delay).unwrap_or(defaults.base);
@@ -147,6 +154,10 @@ mod tests {
             ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Shopctrl)), d);
         assert_eq!(shopctrl.retry.max_retries, 10);
         assert!(!shopctrl.deactivate_when_exhausted);
+        let front =
+            ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Frontsystems)), d);
+        assert_eq!(front.retry.max_attempts(), 1, "no automatic retry");
+        assert!(!front.deactivate_when_exhausted && front.deactivate_after.is_none());
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl From<IngestError> for EngineError {
     }
 }
 
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError {
+pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError {
     EngineError::Invalid {
         field: field.into(),
         message: message.into(),
@@ -110,7 +110,13 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError 
 
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) catalog: Arc<Catalog>,
+    /// The shipped catalogs with the custom event types merged in; swapped whole when a custom
+    /// type changes (see `catalogs`).
+    pub(crate) catalog: RwLock<Arc<Catalog>>,
+    /// The shipped catalogs alone, to merge custom types into.
+    pub(crate) builtin_catalog: Arc<Catalog>,
+    /// Each shop's catalog, for checking events at ingest without a query per request.
+    pub(crate) shop_catalogs: RwLock<std::collections::HashMap<ShopId, String>>,
     pub(crate) triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
     /// Every action's credentials and queue policy, swapped together with `triggers`.
     actions: Arc<RwLock<Arc<ActionIndex>>>,
@@ -148,6 +154,9 @@ impl Engine {
         transport: Arc<dyn Transport>,
         config: EngineConfig,
     ) -> Result<(Arc<Engine>, EngineTasks), EngineError> {
+        let builtin_catalog = catalog;
+        let catalog =
+            crate::catalogs::merge_custom(&builtin_catalog, store.list_event_types().await?);
         let triggers = store.list_triggers().await?;
         let deactivated = store.deactivated_actions().await?;
         let actions = Arc::new(RwLock::new(Arc::new(ActionIndex::build(
@@ -173,7 +182,9 @@ impl Engine {
         let reload_wanted = Arc::new(Notify::new());
         let engine = Arc::new(Engine {
             store,
-            catalog,
+            catalog: RwLock::new(catalog),
+            builtin_catalog,
+            shop_catalogs: RwLock::new(std::collections::HashMap::new()),
             triggers,
             actions,
             transport,
@@ -193,6 +204,9 @@ impl Engine {
                     _ = reload_wanted.notified() => {}
                 }
                 let Some(engine) = weak.upgrade() else { break };
+                if let Err(err) = engine.reload_catalog().await {
+                    error!(error = %err, "could not refresh custom event types");
+                }
                 if let Err(err) = engine.reload_triggers().await {
                     error!(error = %err, "could not refresh triggers");
                 }
@@ -223,8 +237,12 @@ impl Engine {
         tokio::spawn(dispatcher.run(shutdown))
     }
 
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// Every catalog's event types, custom ones included, as of now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .expect("catalog lock is never poisoned: writers only swap an Arc")
+            .clone()
     }
 
     pub(crate) async fn reload_triggers(&self) -> Result<(), EngineError> {
@@ -232,8 +250,7 @@ impl Engine {
         let triggers = self.store.list_triggers().await?;
         let deactivated = self.store.deactivated_actions().await?;
         let retry = self.config.dispatch.retry;
-        let compiled =
-            CompiledTriggers::build(&triggers, self.catalog.clone(), retry, &deactivated);
+        let compiled = CompiledTriggers::build(&triggers, self.catalog(), retry, &deactivated);
         *self
             .triggers
             .write()
@@ -254,11 +271,10 @@ impl Engine {
         name: &str,
         notification_email: Option<&str>,
     ) -> Result<Shop, EngineError> {
-        let (name, email) = check_shop(name, notification_email)?;
         Ok(self
-            .store
-            .create_shop(name, email, Timestamp::now())
-            .await?)
+            .create_shop_with_key(name, notification_email, None)
+            .await?
+            .0)
     }
 
     pub async fn update_shop(
@@ -341,7 +357,7 @@ impl Engine {
         if draft.name.is_empty() || draft.name.chars().count() > 200 {
             return Err(invalid("name", "must be 1 to 200 characters"));
         }
-        let Some(event_type) = self.catalog.shared(&draft.event_type) else {
+        let Some(event_type) = self.catalog().shared(&draft.event_type) else {
             return Err(EngineError::UnknownEventType {
                 field: "eventType".into(),
                 message: format!(
@@ -351,10 +367,12 @@ impl Engine {
             });
         };
         if let Some(shop) = draft.shop_id {
-            if self.store.get_shop(shop).await?.is_none() {
+            let Some(shop) = self.store.get_shop(shop).await? else {
                 return Err(EngineError::UnknownShop(shop.0));
-            }
+            };
+            crate::catalogs::check_type_in_shop(&event_type, &shop, "eventType")?;
         }
+        self.default_retry_policies(&mut draft, &event_type);
         let checker = TemplateSet::new();
         let sample = sample_context(&event_type, Arc::new(sample_entity(&event_type)));
         if let Some(condition) = &draft.condition {
@@ -401,12 +419,14 @@ impl Engine {
         body: Value,
         scope: Option<&[ShopId]>,
     ) -> Result<Vec<Ingested>, EngineError> {
-        let events = parse_events(body, &self.catalog, Timestamp::now())?;
+        let batch = body.is_array();
+        let events = parse_events(body, &self.catalog(), Timestamp::now())?;
         if let Some(scope) = scope {
             if let Some(event) = events.iter().find(|e| !scope.contains(&e.shop_id)) {
                 return Err(EngineError::UnknownShop(event.shop_id.0));
             }
         }
+        self.check_events(&events, batch).await?;
         Ok(self.ingestor.submit(events).await?)
     }
 
@@ -459,7 +479,7 @@ impl Engine {
 }
 
 /// A shop's name and notification address, checked.
-fn check_shop<'a>(
+pub(crate) fn check_shop<'a>(
     name: &'a str,
     email: Option<&'a str>,
 ) -> Result<(&'a str, Option<&'a str>), EngineError> {
@@ -514,8 +534,12 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An entity with every catalog field set to a plausible value, for checking templates.
+/// An entity with every catalog field set to a plausible value, for checking templates: the
+/// platform's published example where there is one.
 pub fn sample_entity(event_type: &EventType) -> serde_json::Map<String, Value> {
+    if let Some(example) = hookflow_templating::example_entity(event_type) {
+        return example;
+    }
     event_type
         .fields
         .iter()

@@ -294,6 +294,31 @@ pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
     /// [`crate::metrics::QUEUE_STATES`] and priority, and when the longest-waiting due pending
     /// call became due. One grouped query over the claim index.
     async fn queue_stats(&self, now: Timestamp) -> Result<crate::metrics::QueueStats, StoreError>;
+
+    // ---- catalogs: a shop's catalog and API key, custom event types ----
+
+    async fn set_shop_catalog(&self, id: ShopId, catalog: &str)
+        -> Result<Option<Shop>, StoreError>;
+    /// Replaces the shop's API key (stored as a hash; `prefix` is what reads show).
+    async fn set_shop_api_key(
+        &self,
+        id: ShopId,
+        hash: &str,
+        prefix: &str,
+    ) -> Result<Option<Shop>, StoreError>;
+    async fn shop_by_api_key(&self, hash: &str) -> Result<Option<Shop>, StoreError>;
+    async fn list_event_types(&self) -> Result<Vec<crate::model::CustomEventType>, StoreError>;
+    /// `false` when a custom type of that name exists.
+    async fn create_event_type(
+        &self,
+        ty: &crate::model::CustomEventType,
+    ) -> Result<bool, StoreError>;
+    /// `false` when there is no custom type of that name.
+    async fn update_event_type(
+        &self,
+        ty: &crate::model::CustomEventType,
+    ) -> Result<bool, StoreError>;
+    async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError>;
 }
 
 // ---- the event log ----

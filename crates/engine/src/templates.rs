@@ -88,7 +88,7 @@ pub struct Preview {
 impl Engine {
     /// An event type named in a path: unknown is a 404.
     fn path_event_type(&self, name: &str) -> Result<Arc<EventType>, EngineError> {
-        self.catalog.shared(name).ok_or_else(|| {
+        self.catalog().shared(name).ok_or_else(|| {
             EngineError::NotFound(format!(
                 "unknown event type {name:?}; GET /api/v1/event-types lists the known ones"
             ))
@@ -137,7 +137,7 @@ impl Engine {
 
     /// Renders a payload template against a stored entity, a given one, or the type's sample.
     pub async fn preview(&self, request: PreviewRequest) -> Result<Preview, EngineError> {
-        let Some(ty) = self.catalog.shared(&request.event_type) else {
+        let Some(ty) = self.catalog().shared(&request.event_type) else {
             return Err(EngineError::UnknownEventType {
                 field: "eventType".into(),
                 message: format!(
@@ -206,7 +206,7 @@ impl Engine {
         // Entity ids are unique per kind of entity only: an order and a product may share one.
         // The latest event must be about the same kind as the type asked for.
         if self
-            .catalog
+            .catalog()
             .get(&event.event_type)
             .is_some_and(|stored| stored.entity != ty.entity)
         {

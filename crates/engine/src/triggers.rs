@@ -121,7 +121,14 @@ impl CompiledTriggers {
                 warn!(trigger_id = %trigger.id, event_type = %trigger.draft.event_type, "trigger for an event type the catalog no longer has; skipped");
                 continue;
             };
-            match compile(&mut templates, trigger, retry_defaults, &deactivated) {
+            let default_template = event_type.payload_template.as_deref();
+            match compile(
+                &mut templates,
+                trigger,
+                retry_defaults,
+                &deactivated,
+                default_template,
+            ) {
                 Ok(compiled) => by_type
                     .entry(trigger.draft.event_type.clone())
                     .or_insert_with(|| TypeTriggers {
@@ -170,6 +177,7 @@ fn compile(
     trigger: &Trigger,
     retry_defaults: RetryPolicy,
     deactivated: &HashSet<(TriggerId, i32)>,
+    default_template: Option<&str>,
 ) -> Result<CompiledTrigger, TemplateError> {
     let condition = match trigger.draft.condition.as_deref().map(str::trim) {
         Some(cond) if !cond.is_empty() => {
@@ -185,6 +193,15 @@ fn compile(
             Some(p) if call.method == Method::Post => {
                 Some(templates.add(&key, TemplateKind::Payload(p.mime_type), &p.body)?)
             }
+            // A custom event type's default payload template stands in for the built-in one.
+            None if call.method == Method::Post => match default_template {
+                Some(body) => Some(templates.add(
+                    &format!("{key}d"),
+                    TemplateKind::Payload(MimeType::Json),
+                    body,
+                )?),
+                None => None,
+            },
             _ => None,
         };
         let url = compile_text(templates, &format!("{key}u"), TemplateKind::Url, &call.url)?;
@@ -652,6 +669,8 @@ mod tests {
             name: "Main".into(),
             notification_email: None,
             created_at: Timestamp(0),
+            catalog: "shopctrl".into(),
+            api_key: Default::default(),
         };
         let mut out = Vec::new();
         set.plan(

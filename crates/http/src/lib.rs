@@ -8,10 +8,13 @@
 //! - [`metrics`]: `GET /metrics` and the per-request log event.
 //! - [`openapi`]: the OpenAPI document, served at `/api/v1/openapi.json`; `reference`: the
 //!   page at `/docs` rendered from it.
+//! - `compat`: the platforms' own subscription APIs (`/compat/skladon/v21`,
+//!   `/compat/frontsystems/api`), thin adapters over the same engine calls.
 //!
 //! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
 pub mod auth;
+mod compat;
 pub mod error;
 mod json;
 pub mod metrics;
@@ -58,7 +61,10 @@ pub fn router(state: AppState) -> Router {
         // data, and client generators fetch them without credentials.
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs_page))
-        .nest("/api/v1", api);
+        .nest("/api/v1", api)
+        // Not behind the admin token: the platforms' clients authenticate with their shop's
+        // API key (see `compat::authenticate`).
+        .merge(compat::router());
     if state.metrics {
         // No token: scrapers rarely carry one, and the numbers hold no entity data.
         router = router.route("/metrics", get(metrics::metrics));

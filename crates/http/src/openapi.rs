@@ -49,7 +49,7 @@ const BEARER: &str = "bearerAuth";
         (name = "triggers", description = "When an event happens (and a condition holds), call a webhook."),
         (name = "queue", description = "The webhook calls: list, inspect with attempts, retry, cancel, resend."),
         (name = "shops", description = "The tenants events and triggers belong to."),
-        (name = "event-types", description = "The event catalog: types, default payloads, merge fields."),
+        (name = "event-types", description = "The event catalogs: types (shipped and custom), default payloads, merge fields."),
         (name = "payloads", description = "Render a payload template before saving it."),
         (name = "alerts", description = "Actions whose calls fail for good."),
         (name = "users", description = "The caller, user accounts and API tokens."),
@@ -273,6 +273,7 @@ macro_rules! list_schema {
 list_schema!(
     AlertList of hookflow_engine::store::Alert,
     ApiTokenList of hookflow_engine::accounts::ApiToken,
+    CatalogInfoList of hookflow_templating::CatalogInfo,
     UserList of hookflow_engine::accounts::User,
     EventTypeList of hookflow_templating::EventType,
     ShopList of hookflow_engine::model::Shop,

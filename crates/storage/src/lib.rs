@@ -18,6 +18,7 @@ mod accounts;
 mod alerts;
 pub mod entities;
 mod event_log;
+mod event_types;
 mod events;
 mod ingest;
 mod queue;
@@ -446,5 +447,71 @@ impl Store for DbStore {
         now: Timestamp,
     ) -> Result<hookflow_engine::metrics::QueueStats, StoreError> {
         stats::queue_stats(&self.db, now).await
+    }
+
+    async fn set_shop_catalog(
+        &self,
+        id: ShopId,
+        catalog: &str,
+    ) -> Result<Option<Shop>, StoreError> {
+        let _turn = self.write_turn().await;
+        let shop = shops::set_catalog(&self.db, id, catalog).await?;
+        self.cache_shop(shop.as_ref());
+        Ok(shop)
+    }
+
+    async fn set_shop_api_key(
+        &self,
+        id: ShopId,
+        hash: &str,
+        prefix: &str,
+    ) -> Result<Option<Shop>, StoreError> {
+        let _turn = self.write_turn().await;
+        let shop = shops::set_api_key(&self.db, id, hash, prefix).await?;
+        self.cache_shop(shop.as_ref());
+        Ok(shop)
+    }
+
+    async fn shop_by_api_key(&self, hash: &str) -> Result<Option<Shop>, StoreError> {
+        shops::by_api_key(&self.db, hash).await
+    }
+
+    async fn list_event_types(
+        &self,
+    ) -> Result<Vec<hookflow_engine::model::CustomEventType>, StoreError> {
+        event_types::list(&self.db).await
+    }
+
+    async fn create_event_type(
+        &self,
+        ty: &hookflow_engine::model::CustomEventType,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        event_types::create(&self.db, ty).await
+    }
+
+    async fn update_event_type(
+        &self,
+        ty: &hookflow_engine::model::CustomEventType,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        event_types::update(&self.db, ty).await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        event_types::delete(&self.db, name).await
+    }
+}
+
+impl DbStore {
+    /// Keeps the ingest path's shop cache in step with a changed shop.
+    fn cache_shop(&self, shop: Option<&Shop>) {
+        if let Some(shop) = shop {
+            self.shops
+                .write()
+                .expect("shop cache lock is never poisoned: no panics while held")
+                .insert(shop.id, shop.clone());
+        }
     }
 }

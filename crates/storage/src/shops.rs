@@ -1,8 +1,10 @@
 //! Shops: plain CRUD.
 
-use hookflow_engine::model::{Shop, ShopId, Timestamp};
+use hookflow_engine::model::{ApiKeyInfo, Shop, ShopId, Timestamp};
 use hookflow_engine::store::StoreError;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 
 use crate::db_err;
 use crate::entities::shop;
@@ -13,6 +15,12 @@ pub(crate) fn to_shop(m: shop::Model) -> Shop {
         name: m.name,
         notification_email: m.notification_email,
         created_at: Timestamp(m.created_at),
+        catalog: m.catalog,
+        api_key: ApiKeyInfo {
+            set: m.api_key_hash.is_some(),
+            prefix: m.api_key_prefix,
+            key: None,
+        },
     }
 }
 
@@ -26,6 +34,7 @@ pub(crate) async fn create(
         name: Set(name.to_owned()),
         notification_email: Set(notification_email.map(str::to_owned)),
         created_at: Set(now.0),
+        catalog: Set(default_catalog()),
         ..Default::default()
     }
     .insert(db)
@@ -68,4 +77,58 @@ pub(crate) async fn update(
     model.name = Set(name.to_owned());
     model.notification_email = Set(notification_email.map(str::to_owned));
     Ok(Some(to_shop(model.update(db).await.map_err(db_err)?)))
+}
+
+/// New shops start in ShopCtrl's catalog (the column's default too).
+fn default_catalog() -> String {
+    "shopctrl".to_owned()
+}
+
+pub(crate) async fn set_catalog(
+    db: &DatabaseConnection,
+    id: ShopId,
+    catalog: &str,
+) -> Result<Option<Shop>, StoreError> {
+    let Some(existing) = shop::Entity::find_by_id(id.0)
+        .one(db)
+        .await
+        .map_err(db_err)?
+    else {
+        return Ok(None);
+    };
+    let mut model: shop::ActiveModel = existing.into();
+    model.catalog = Set(catalog.to_owned());
+    Ok(Some(to_shop(model.update(db).await.map_err(db_err)?)))
+}
+
+pub(crate) async fn set_api_key(
+    db: &DatabaseConnection,
+    id: ShopId,
+    hash: &str,
+    prefix: &str,
+) -> Result<Option<Shop>, StoreError> {
+    let Some(existing) = shop::Entity::find_by_id(id.0)
+        .one(db)
+        .await
+        .map_err(db_err)?
+    else {
+        return Ok(None);
+    };
+    let mut model: shop::ActiveModel = existing.into();
+    model.api_key_hash = Set(Some(hash.to_owned()));
+    model.api_key_prefix = Set(Some(prefix.to_owned()));
+    Ok(Some(to_shop(model.update(db).await.map_err(db_err)?)))
+}
+
+/// Served by the unique index `shops_api_key`.
+pub(crate) async fn by_api_key(
+    db: &DatabaseConnection,
+    hash: &str,
+) -> Result<Option<Shop>, StoreError> {
+    Ok(shop::Entity::find()
+        .filter(shop::Column::ApiKeyHash.eq(hash))
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(to_shop))
 }

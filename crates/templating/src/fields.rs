@@ -100,7 +100,8 @@ fn event_fields() -> Vec<MergeField> {
 
 /// Every field a template can read for `event_type`, from the catalog: the event's and shop's
 /// fields, then `entity.<field>` (as the backend sends it) and `entityData.<field>` (typed as
-/// the default payload types it) for each catalog field.
+/// the default payload types it) for each catalog field. A type with an entity schema also
+/// lists the paths its schema describes (`entity.products[0].sku`), nested ones included.
 pub fn type_fields(event_type: &EventType) -> Vec<MergeField> {
     let mut fields = event_fields();
     for field in &event_type.fields {
@@ -109,6 +110,20 @@ pub fn type_fields(event_type: &EventType) -> Vec<MergeField> {
             field.ty.into(),
             &field.description,
         ));
+    }
+    if let Some(schema) = &event_type.schema {
+        let before = fields.len();
+        schema_paths(schema, "entity", 0, &mut fields);
+        // Catalog fields come first and keep their descriptions; the schema adds the rest.
+        let listed: Vec<String> = fields[..before].iter().map(|f| f.path.clone()).collect();
+        let mut i = before;
+        while i < fields.len() {
+            if listed.contains(&fields[i].path) {
+                fields.remove(i);
+            } else {
+                i += 1;
+            }
+        }
     }
     for field in &event_type.fields {
         fields.push(MergeField::new(
@@ -121,6 +136,58 @@ pub fn type_fields(event_type: &EventType) -> Vec<MergeField> {
         ));
     }
     fields
+}
+
+/// How deep schema-derived paths go; deeper values are still readable, just not listed.
+const MAX_SCHEMA_DEPTH: usize = 4;
+
+/// Appends the paths a JSON Schema's `properties` (and array `items`) describe below `path`.
+fn schema_paths(schema: &Json, path: &str, depth: usize, out: &mut Vec<MergeField>) {
+    if depth >= MAX_SCHEMA_DEPTH || out.len() >= MAX_LISTED_FIELDS {
+        return;
+    }
+    if let Some(Json::Object(properties)) = schema.get("properties") {
+        for (key, sub) in properties {
+            let sub_path = format!("{path}{}", key_segment(key));
+            let ty = schema_type(sub);
+            let description = sub
+                .get("description")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_owned();
+            out.push(MergeField {
+                path: sub_path.clone(),
+                ty,
+                description: Some(description),
+                value: None,
+            });
+            schema_paths(sub, &sub_path, depth + 1, out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        if items.is_object() {
+            schema_paths(items, &format!("{path}[0]"), depth + 1, out);
+        }
+    }
+}
+
+/// The first non-null type a schema names (`object` when it names none).
+fn schema_type(schema: &Json) -> ValueType {
+    let names: Vec<&str> = match schema.get("type") {
+        Some(Json::String(t)) => vec![t.as_str()],
+        Some(Json::Array(ts)) => ts.iter().filter_map(Json::as_str).collect(),
+        _ => Vec::new(),
+    };
+    match names.into_iter().find(|t| *t != "null") {
+        Some("integer") => ValueType::Integer,
+        Some("number") => ValueType::Number,
+        Some("string") => ValueType::String,
+        Some("boolean") => ValueType::Boolean,
+        Some("array") => ValueType::Array,
+        Some("object") => ValueType::Object,
+        _ if schema.get("properties").is_some() => ValueType::Object,
+        _ => ValueType::Null,
+    }
 }
 
 /// The fields of a real event with their values: the entity flattened to leaf paths (empty

@@ -1,8 +1,9 @@
 //! Templating: what an event looks like and what a webhook call carries.
 //!
 //! # Layout
-//! - [`catalog`]: the event catalogs, loaded from data under `templates/catalogs/`.
-//! - [`payload`]: mime types and the default `entityData` payload.
+//! - [`catalog`]: the event catalogs (ShopCtrl, Skladon, Flow Retail, Front Systems), loaded
+//!   from data under `templates/catalogs/`, plus admins' custom types; entity schemas.
+//! - [`payload`]: mime types and the default payload in each catalog's shape.
 //! - [`context`]: the merge fields a template sees (`event`, `shop`, `entity`, `entityData`,
 //!   `entityId`), as lazy minijinja objects over the entity's JSON.
 //! - [`render`]: the minijinja environment that compiles trigger conditions and templates
@@ -29,7 +30,10 @@ pub mod render;
 pub mod schema;
 mod validate;
 
-pub use catalog::{Catalog, CatalogError, EventType, Field, FieldType};
+pub use catalog::{
+    check_schema, example_entity, Catalog, CatalogError, CatalogInfo, EntityMismatch, EventType,
+    Field, FieldType, PayloadShape, DEFAULT_CATALOG,
+};
 pub use context::RenderContext;
 /// A rendered merge-field context (minijinja value), built once per event.
 pub use minijinja::Value as ContextValue;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::catalog::{EventType, FieldType};
+use crate::catalog::{EventType, FieldType, PayloadShape};
 
 /// The mime type of a payload template; it decides escaping and validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -62,13 +62,18 @@ impl FromStr for MimeType {
     }
 }
 
-/// Builds the default payload of an event:
-/// `{"eventId", "eventType", "shopId", "occurredAt", "entityData": {<catalog fields>}}`.
+/// Builds the default payload of an event, in its type's [`PayloadShape`]:
 ///
-/// `entityData` holds exactly the catalog's fields for the type, in catalog order, each taken
-/// from the entity the backend sent (converted to the catalog's type, see [`coerce_field`]) or
-/// `null`: receivers can rely on the shape, and on the JSON Schema of
-/// [`crate::schema::default_payload_schema`].
+/// - envelope: `{"eventId", "eventType", "shopId", "occurredAt", "entityData": {<catalog
+///   fields>}}`. `entityData` holds exactly the catalog's fields for the type, in catalog order,
+///   each taken from the entity the backend sent (converted to the catalog's type, see
+///   [`coerce_field`]) or `null`: receivers can rely on the shape. A custom type sends the
+///   entity as is (validated at ingest against its schema, if it has one).
+/// - entity: the entity as the backend sent it (validated at ingest against the type's schema).
+/// - reference: `{"action": <type>, <each reference>: <the entity's value>}` (`null` where the
+///   entity lacks one); a custom type without references copies the whole entity.
+///
+/// Each is described by [`crate::schema::default_payload_schema`].
 pub fn default_payload(
     event_id: i64,
     event_type: &EventType,
@@ -76,13 +81,40 @@ pub fn default_payload(
     occurred_at: &str,
     entity: &Map<String, Value>,
 ) -> String {
-    let mut payload = Map::with_capacity(5);
-    payload.insert("eventId".into(), event_id.into());
-    payload.insert("eventType".into(), event_type.name.clone().into());
-    payload.insert("shopId".into(), shop_id.into());
-    payload.insert("occurredAt".into(), occurred_at.into());
-    payload.insert("entityData".into(), entity_data(event_type, entity));
-    Value::Object(payload).to_string()
+    match event_type.payload {
+        PayloadShape::Envelope => {
+            let mut payload = Map::with_capacity(5);
+            payload.insert("eventId".into(), event_id.into());
+            payload.insert("eventType".into(), event_type.name.clone().into());
+            payload.insert("shopId".into(), shop_id.into());
+            payload.insert("occurredAt".into(), occurred_at.into());
+            let data = if event_type.custom {
+                Value::Object(entity.clone())
+            } else {
+                entity_data(event_type, entity)
+            };
+            payload.insert("entityData".into(), data);
+            Value::Object(payload).to_string()
+        }
+        PayloadShape::Entity => serde_json::to_string(entity)
+            .expect("a JSON map always serializes: its keys are strings"),
+        PayloadShape::Reference => {
+            let mut payload = Map::with_capacity(event_type.references.len() + 1);
+            payload.insert("action".into(), event_type.name.clone().into());
+            if event_type.references.is_empty() {
+                for (key, value) in entity {
+                    if key != "action" {
+                        payload.insert(key.clone(), value.clone());
+                    }
+                }
+            } else {
+                for key in &event_type.references {
+                    payload.insert(key.clone(), entity.get(key).cloned().unwrap_or(Value::Null));
+                }
+            }
+            Value::Object(payload).to_string()
+        }
+    }
 }
 
 /// The `entityData` object alone (catalog fields, typed, `null` when missing), for merge fields.

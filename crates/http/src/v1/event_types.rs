@@ -1,12 +1,16 @@
-//! The event catalog: which event types exist, what their default payload holds (and its JSON
-//! Schema), and which merge fields their templates can read.
+//! The event catalogs: which catalogs and event types exist, what their default payload holds
+//! (and its JSON Schema), and which merge fields their templates can read. Admins add, change
+//! and delete custom event types here; they are listed beside the shipped ones.
 
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
+use hookflow_engine::catalogs::EventTypeDraft;
 use hookflow_engine::model::ShopId;
 use hookflow_engine::templates::MergeFields;
-use hookflow_templating::EventType;
+use hookflow_templating::{CatalogInfo, EventType};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::IntoParams;
@@ -15,8 +19,19 @@ use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::json::parse;
 use crate::v1::Items;
 use crate::AppState;
+
+/// `?catalog=skladon`: one catalog's types. (Catalogs are shared by every shop: any caller
+/// may read them; only admins change custom types.)
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    /// Only this catalog's types (`GET /api/v1/catalogs`).
+    catalog: Option<String>,
+}
 
 #[utoipa::path(
     get,
@@ -24,12 +39,103 @@ use crate::AppState;
     tag = "event-types",
     operation_id = "list_event_types",
     summary = "List the event types",
-    responses((status = 200, description = "The catalog.", body = crate::openapi::EventTypeList)),
+    params(ListParams),
+    responses((status = 200, description = "The event types of every catalog (or of one), custom ones included.", body = crate::openapi::EventTypeList), (status = 404, description = "No such catalog.", body = crate::openapi::ErrorBody)),
 )]
-async fn list_event_types(State(state): State<AppState>) -> Json<Items<EventType>> {
+async fn list_event_types(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Items<EventType>>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let catalog = state.engine.catalog();
+    if let Some(name) = &params.catalog {
+        if catalog.info(name).is_none() {
+            return Err(ApiError::NotFound(format!("unknown catalog {name:?}")));
+        }
+    }
+    Ok(Json(Items {
+        items: catalog
+            .iter()
+            .filter(|t| params.catalog.as_ref().is_none_or(|c| *c == t.catalog))
+            .cloned()
+            .collect(),
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/catalogs",
+    tag = "event-types",
+    operation_id = "list_catalogs",
+    summary = "List the catalogs",
+    responses((status = 200, description = "The catalogs: the platforms's profiles.", body = crate::openapi::CatalogInfoList)),
+)]
+async fn list_catalogs(State(state): State<AppState>) -> Json<Items<CatalogInfo>> {
     Json(Items {
-        items: state.engine.catalog().iter().cloned().collect(),
+        items: state.engine.catalogs(),
     })
+}
+
+#[utoipa::path(
+    post,
+    path = "/event-types",
+    tag = "event-types",
+    operation_id = "create_event_type",
+    summary = "Add a custom event type",
+    request_body(content = EventTypeDraft, example = json!({"name": "LoyaltyPointsChanged", "catalog": "shopctrl", "description": "A customer's loyalty points changed.", "schema": {"type": "object", "properties": {"CustomerId": {"type": "integer"}, "Points": {"type": "integer"}}}})),
+    responses((status = 201, description = "The event type.", body = EventType), (status = 409, description = "The name is taken.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field, schema or template.", body = crate::openapi::ErrorBody)),
+)]
+async fn create_event_type(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Bytes,
+) -> Result<(StatusCode, Json<EventType>), ApiError> {
+    auth.require_admin()?;
+    let draft: EventTypeDraft = parse(&body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine.create_event_type(draft).await?),
+    ))
+}
+
+#[utoipa::path(
+    put,
+    path = "/event-types/{name}",
+    tag = "event-types",
+    operation_id = "update_event_type",
+    summary = "Change a custom event type",
+    params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`.")),
+    request_body(content = EventTypeDraft, example = json!({"description": "A customer's loyalty points changed.", "schema": {"type": "object", "properties": {"CustomerId": {"type": "integer"}, "Points": {"type": "integer"}}}})),
+    responses((status = 200, description = "The event type.", body = EventType), (status = 404, description = "No such custom event type.", body = crate::openapi::ErrorBody), (status = 409, description = "A shipped event type cannot be changed.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field, schema or template.", body = crate::openapi::ErrorBody)),
+)]
+async fn update_event_type(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<EventType>, ApiError> {
+    auth.require_admin()?;
+    let draft: EventTypeDraft = parse(&body)?;
+    Ok(Json(state.engine.update_event_type(&name, draft).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/event-types/{name}",
+    tag = "event-types",
+    operation_id = "delete_event_type",
+    summary = "Delete a custom event type",
+    params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`.")),
+    responses((status = 204, description = "Deleted."), (status = 404, description = "No such custom event type.", body = crate::openapi::ErrorBody), (status = 409, description = "A shipped event type, or one triggers use.", body = crate::openapi::ErrorBody)),
+)]
+async fn delete_event_type(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require_admin()?;
+    state.engine.delete_event_type(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(
@@ -123,8 +229,13 @@ async fn schema(
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_event_types))
-        .routes(routes!(get_event_type))
+        .routes(routes!(list_catalogs))
+        .routes(routes!(list_event_types, create_event_type))
+        .routes(routes!(
+            get_event_type,
+            update_event_type,
+            delete_event_type
+        ))
         .routes(routes!(merge_fields))
         .routes(routes!(schema))
 }

@@ -1,4 +1,5 @@
-//! Shops: the tenants events and triggers belong to.
+//! Shops: the tenants events and triggers belong to, each with the catalog it uses and an API
+//! key for the platform-compatible APIs (shown once, when made).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -25,6 +26,9 @@ struct ShopIn {
     /// Where failure and deactivation notices for the shop go.
     #[serde(default)]
     notification_email: Option<String>,
+    /// The catalog its events and triggers use; default `shopctrl`.
+    #[serde(default)]
+    catalog: Option<String>,
 }
 
 #[utoipa::path(
@@ -48,8 +52,13 @@ async fn create_shop(
         Json(
             state
                 .engine
-                .create_shop(&shop.name, shop.notification_email.as_deref())
-                .await?,
+                .create_shop_with_key(
+                    &shop.name,
+                    shop.notification_email.as_deref(),
+                    shop.catalog.as_deref(),
+                )
+                .await?
+                .0,
         ),
     ))
 }
@@ -107,16 +116,43 @@ async fn update_shop(
 ) -> Result<Json<Shop>, ApiError> {
     auth.require_admin()?;
     let shop: ShopIn = parse(&body)?;
-    Ok(Json(
-        state
-            .engine
-            .update_shop(ShopId(id), &shop.name, shop.notification_email.as_deref())
-            .await?,
-    ))
+    let updated = state
+        .engine
+        .update_shop(ShopId(id), &shop.name, shop.notification_email.as_deref())
+        .await?;
+    match &shop.catalog {
+        Some(catalog) if *catalog != updated.catalog => Ok(Json(
+            state.engine.set_shop_catalog(ShopId(id), catalog).await?,
+        )),
+        _ => Ok(Json(updated)),
+    }
+}
+
+/// `POST /shops/{id}/api-key`: a new key (the old one stops working); the answer is the only
+/// place it is shown. Whoever may change things in the shop may rotate its key.
+#[utoipa::path(
+    post,
+    path = "/shops/{id}/api-key",
+    tag = "shops",
+    operation_id = "rotate_api_key",
+    summary = "Make a new API key for the compat APIs",
+    description = "The old key stops working; the answer is the only place the new one is shown (`apiKey.key`). A body is ignored.",
+    params(("id" = i64, Path, description = "The shop's id.")),
+    responses((status = 200, description = "The shop, with its new key.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody)),
+)]
+async fn rotate_api_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> Result<Json<Shop>, ApiError> {
+    auth.require_shop(ShopId(id), || format!("shop {id} does not exist"))?;
+    auth.require_write()?;
+    Ok(Json(state.engine.rotate_api_key(ShopId(id)).await?.0))
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_shops, create_shop))
         .routes(routes!(get_shop, update_shop))
+        .routes(routes!(rotate_api_key))
 }

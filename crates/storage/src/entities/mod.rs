@@ -5,6 +5,7 @@ pub mod alert;
 pub mod api_token;
 pub mod attempt;
 pub mod event;
+pub mod event_type;
 pub mod queue_item;
 pub mod session;
 pub mod shop;

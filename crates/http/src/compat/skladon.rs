@@ -1,0 +1,362 @@
+//! Skladon's v21 webhook API (`seeds/001_31dec5362fbe551a.txt`) under `/compat/skladon/v21`:
+//! `GET/POST /webhooks`, `GET/PUT/DELETE /webhooks/{id}`, `PUT /webhooks/{id}/activate` and
+//! `/deactivate`. Answers are `{statusCode, message, data}` envelopes, errors
+//! `{statusCode, message}`.
+//!
+//! A Skladon webhook is a trigger of the shop with one Call Webhook action: its `id` is the
+//! trigger's, `active` is "the trigger is enabled and its action is not deactivated" (the
+//! Skladon retry preset deactivates it when retries run out), `registeredAt` is when it was
+//! made and `unregisteredAt` when it went inactive.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use hookflow_engine::model::{Action, Method, Shop, Trigger, TriggerDraft, TriggerId};
+use hookflow_engine::EngineError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::error;
+
+use crate::compat::{
+    as_webhook, authenticate, webhook_action, webhook_name, AuthFailure, Credentials,
+};
+use crate::AppState;
+
+const PLATFORM: &str = "skladon";
+
+/// An error in Skladon's shape: `{"statusCode", "message"}` with the same HTTP status.
+#[derive(Debug)]
+struct SkladonError {
+    status: StatusCode,
+    message: String,
+}
+
+impl SkladonError {
+    fn new(status: StatusCode, message: impl Into<String>) -> SkladonError {
+        SkladonError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(id: &str) -> SkladonError {
+        SkladonError::new(StatusCode::NOT_FOUND, format!("Webhook {id} not found"))
+    }
+}
+
+impl IntoResponse for SkladonError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"statusCode": self.status.as_u16(), "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+impl From<AuthFailure> for SkladonError {
+    fn from(failure: AuthFailure) -> SkladonError {
+        match failure {
+            AuthFailure::Engine(e) => e.into(),
+            other => SkladonError::new(other.status(), other.message()),
+        }
+    }
+}
+
+impl From<EngineError> for SkladonError {
+    fn from(e: EngineError) -> SkladonError {
+        let status = match &e {
+            EngineError::Invalid { .. }
+            | EngineError::UnknownEventType { .. }
+            | EngineError::UnknownShop(_) => StatusCode::BAD_REQUEST,
+            EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+            EngineError::Conflict(_) => StatusCode::CONFLICT,
+            EngineError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Store(_) => {
+                error!(error = %e, "skladon compat request failed");
+                return SkladonError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the server log",
+                );
+            }
+        };
+        SkladonError::new(status, e.to_string())
+    }
+}
+
+/// `V21CreateWebhook`: every field required.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookIn {
+    url: String,
+    webhook_type: String,
+    active: bool,
+    method: String,
+}
+
+/// Parses a `V21CreateWebhook` body, answering what is wrong in Skladon's error shape.
+fn parse_body(
+    body: &Bytes,
+    catalog: &hookflow_templating::Catalog,
+) -> Result<WebhookIn, SkladonError> {
+    let bad = |m: String| SkladonError::new(StatusCode::BAD_REQUEST, m);
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("request body is not valid JSON: {e}")))?;
+    let Value::Object(obj) = &value else {
+        return Err(bad("request body must be a JSON object".into()));
+    };
+    for field in ["url", "webhookType", "active", "method"] {
+        if obj.get(field).is_none_or(Value::is_null) {
+            return Err(bad(format!("{field} is required")));
+        }
+    }
+    let input: WebhookIn =
+        serde_json::from_value(value).map_err(|e| bad(format!("invalid webhook: {e}")))?;
+    if input.url.is_empty() {
+        return Err(bad(
+            "url must be longer than or equal to 1 characters".into()
+        ));
+    }
+    if !matches!(input.method.as_str(), "POST" | "GET") {
+        return Err(bad(
+            "method must be one of the following values: POST, GET".into()
+        ));
+    }
+    if catalog
+        .get(&input.webhook_type)
+        .is_none_or(|t| t.catalog != PLATFORM)
+    {
+        let types: Vec<&str> = catalog
+            .iter()
+            .filter(|t| t.catalog == PLATFORM)
+            .map(|t| t.name.as_str())
+            .collect();
+        return Err(bad(format!(
+            "webhookType must be one of the following values: {}",
+            types.join(", ")
+        )));
+    }
+    Ok(input)
+}
+
+/// The webhook as Skladon shows it (`V21Webhook`).
+async fn webhook_json(
+    state: &AppState,
+    trigger: &Trigger,
+    call_url: &str,
+    method: Method,
+) -> Result<Value, SkladonError> {
+    let deactivated = state
+        .engine
+        .deactivated_actions()
+        .await?
+        .into_iter()
+        .find(|(t, a, _)| *t == trigger.id && *a == 0)
+        .map(|(_, _, at)| at);
+    let active = trigger.draft.enabled && deactivated.is_none();
+    let mut out = json!({
+        "id": trigger.id.0,
+        "url": call_url,
+        "webhookType": trigger.draft.event_type,
+        "active": active,
+        "method": method.as_str(),
+        "registeredAt": trigger.created_at.to_rfc3339(),
+    });
+    if !active {
+        let since = deactivated.unwrap_or(trigger.updated_at);
+        out["unregisteredAt"] = json!(since.to_rfc3339());
+    }
+    Ok(out)
+}
+
+fn envelope(message: &str, data: Value) -> Json<Value> {
+    Json(json!({"statusCode": 200, "message": message, "data": data}))
+}
+
+/// The shop's webhook `id`, or a 404.
+async fn find(state: &AppState, shop: &Shop, id: &str) -> Result<Trigger, SkladonError> {
+    let trigger_id: i64 = id.parse().map_err(|_| SkladonError::not_found(id))?;
+    let trigger = match state.engine.get_trigger(TriggerId(trigger_id)).await {
+        Ok(t) => t,
+        Err(EngineError::NotFound(_)) => return Err(SkladonError::not_found(id)),
+        Err(e) => return Err(e.into()),
+    };
+    if as_webhook(&trigger, shop, &state.engine.catalog(), PLATFORM).is_none() {
+        return Err(SkladonError::not_found(id));
+    }
+    Ok(trigger)
+}
+
+async fn show(state: &AppState, trigger: &Trigger) -> Result<Value, SkladonError> {
+    let Action::CallWebhook(call) = &trigger.draft.actions[0];
+    webhook_json(state, trigger, &call.url, call.method).await
+}
+
+async fn list_webhooks(
+    State(state): State<AppState>,
+    credentials: Credentials,
+) -> Result<Json<Value>, SkladonError> {
+    let shop = authenticate(&state, &credentials).await?;
+    let catalog = state.engine.catalog();
+    let mut items = Vec::new();
+    for trigger in state.engine.list_triggers().await? {
+        if let Some(call) = as_webhook(&trigger, &shop, &catalog, PLATFORM) {
+            items.push(webhook_json(&state, &trigger, &call.url, call.method).await?);
+        }
+    }
+    Ok(envelope("Webhooks", Value::Array(items)))
+}
+
+async fn create_webhook(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    body: Bytes,
+) -> Result<Json<Value>, SkladonError> {
+    let shop = authenticate(&state, &credentials).await?;
+    let input = parse_body(&body, &state.engine.catalog())?;
+    let draft = TriggerDraft {
+        name: webhook_name("Skladon", &input.webhook_type, &input.url),
+        event_type: input.webhook_type,
+        shop_id: Some(shop.id),
+        enabled: input.active,
+        priority: 5,
+        condition: None,
+        actions: vec![webhook_action(&input.url, &input.method)],
+    };
+    let trigger = state.engine.create_trigger(draft).await?;
+    Ok(envelope("Webhook created", show(&state, &trigger).await?))
+}
+
+async fn get_webhook(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, SkladonError> {
+    let shop = authenticate(&state, &credentials).await?;
+    let trigger = find(&state, &shop, &id).await?;
+    Ok(envelope("Webhook", show(&state, &trigger).await?))
+}
+
+/// Replaces the webhook's type, URL, method and state; whatever else the trigger holds (set in
+/// hookflow: headers, signing, retry policy) is kept.
+async fn update_webhook(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, SkladonError> {
+    let shop = authenticate(&state, &credentials).await?;
+    let trigger = find(&state, &shop, &id).await?;
+    let input = parse_body(&body, &state.engine.catalog())?;
+    let mut draft = trigger.draft.clone();
+    draft.event_type = input.webhook_type;
+    draft.enabled = input.active;
+    let Action::CallWebhook(call) = &mut draft.actions[0];
+    call.url = input.url;
+    call.method = if input.method == "GET" {
+        Method::Get
+    } else {
+        Method::Post
+    };
+    if call.method == Method::Get {
+        call.payload = None;
+    }
+    let mut trigger = state.engine.update_trigger(trigger.id, draft).await?;
+    if input.active {
+        // Active again also brings back an action its retry policy deactivated.
+        trigger = state
+            .engine
+            .set_trigger_active(trigger.id, true, false)
+            .await?
+            .0;
+    }
+    Ok(envelope("Webhook updated", show(&state, &trigger).await?))
+}
+
+async fn delete_webhook(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, SkladonError> {
+    let shop = authenticate(&state, &credentials).await?;
+    let trigger = find(&state, &shop, &id).await?;
+    state.engine.delete_trigger(trigger.id).await?;
+    Ok(envelope("Webhook deleted", json!(trigger.id.0.to_string())))
+}
+
+async fn set_active(
+    state: AppState,
+    credentials: Credentials,
+    id: String,
+    active: bool,
+) -> Result<Json<Value>, SkladonError> {
+    let shop = authenticate(&state, &credentials).await?;
+    let trigger = find(&state, &shop, &id).await?;
+    let (trigger, _) = state
+        .engine
+        .set_trigger_active(trigger.id, active, false)
+        .await?;
+    let message = if active {
+        "Webhook activated"
+    } else {
+        "Webhook deactivated"
+    };
+    Ok(envelope(message, show(&state, &trigger).await?))
+}
+
+async fn activate_webhook(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, SkladonError> {
+    set_active(state, credentials, id, true).await
+}
+
+async fn deactivate_webhook(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, SkladonError> {
+    set_active(state, credentials, id, false).await
+}
+
+/// axum's own plain-text rejections (a wrong method, say) in Skladon's error shape.
+async fn skladon_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        message
+    };
+    SkladonError::new(status, message).into_response()
+}
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks", get(list_webhooks).post(create_webhook))
+        .route(
+            "/webhooks/{id}",
+            get(get_webhook).put(update_webhook).delete(delete_webhook),
+        )
+        .route("/webhooks/{id}/activate", put(activate_webhook))
+        .route("/webhooks/{id}/deactivate", put(deactivate_webhook))
+        .fallback(|| async { SkladonError::new(StatusCode::NOT_FOUND, "Cannot find this route") })
+        .layer(middleware::from_fn(skladon_errors))
+}
