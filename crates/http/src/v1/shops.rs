@@ -106,7 +106,7 @@ async fn get_shop(
     summary = "Update a shop",
     params(("id" = i64, Path, description = "The shop's id.")),
     request_body(content = ShopIn, example = json!({"name": "Main shop", "notificationEmail": "ops@example.com"})),
-    responses((status = 200, description = "The shop.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The shop.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody), (status = 409, description = "A new catalog while triggers of the old one exist.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field.", body = crate::openapi::ErrorBody)),
 )]
 async fn update_shop(
     State(state): State<AppState>,
