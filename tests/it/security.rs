@@ -20,7 +20,7 @@ use crate::common::*;
 /// A Python with the official `standardwebhooks` package, in a virtualenv under `target/` made
 /// on first use (PyPI is one of this project's registries), so the tests need nothing installed
 /// by hand beyond Python itself.
-fn python() -> &'static PathBuf {
+pub(crate) fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv");

@@ -25,7 +25,7 @@ use crate::store::{Store, StoreError};
 use crate::EngineError;
 
 /// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Every shop, users and settings.
@@ -65,7 +65,7 @@ impl FromStr for Role {
 }
 
 /// A user account.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: UserId,
@@ -77,7 +77,7 @@ pub struct User {
 }
 
 /// A user's API token as listed: never the token itself, which is shown once at creation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiToken {
     pub id: ApiTokenId,

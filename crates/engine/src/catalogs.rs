@@ -33,7 +33,7 @@ const SHOWN_PREFIX: usize = 8;
 const MAX_NAME: usize = 100;
 
 /// A custom event type as an admin writes it (`POST/PUT /api/v1/event-types`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventTypeDraft {
     /// Required on create; on update it must be absent or the same.
@@ -46,6 +46,7 @@ pub struct EventTypeDraft {
     pub description: String,
     /// JSON Schema of the entity backends send; checked to be a valid schema.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
     /// Default payload template (JSON with merge fields).
     #[serde(default)]

@@ -8,11 +8,14 @@ use hookflow_templating::MimeType;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
@@ -75,13 +78,26 @@ impl Timestamp {
     }
 }
 
+/// In the API a timestamp is an RFC 3339 date-time string (see the `Serialize` impl).
+impl PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .examples([serde_json::json!("2026-11-27T10:20:30.123Z")])
+            .into()
+    }
+}
+
+impl ToSchema for Timestamp {}
+
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_rfc3339())
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Shop {
     pub id: ShopId,
@@ -99,7 +115,7 @@ pub struct Shop {
 
 /// What reads show of a shop's API key: whether it is set, and its first characters so an
 /// admin can tell keys apart. The key itself is shown once, when it is made.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyInfo {
     pub set: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,7 +143,7 @@ pub struct CustomEventType {
 }
 
 /// HTTP method of a Call Webhook action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     #[default]
@@ -156,7 +172,7 @@ impl FromStr for Method {
 }
 
 /// A payload template of an action.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PayloadTemplate {
     pub mime_type: MimeType,
@@ -164,7 +180,7 @@ pub struct PayloadTemplate {
 }
 
 /// The Call Webhook action.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallWebhook {
     /// May use merge fields after the host (`https://h/orders/{{ entity.OrderCode }}`);
@@ -181,8 +197,9 @@ pub struct CallWebhook {
     /// Sent as `Authorization: Basic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
-    /// The HMAC signing secret(s). See [`HmacSecret`] for the forms it takes.
+    /// The HMAC signing secret(s), in one of the forms of [`HmacSecret`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub hmac_secret: Option<HmacSecret>,
     #[serde(default, skip_serializing_if = "SignatureScheme::is_default")]
     pub signature_scheme: SignatureScheme,
@@ -205,7 +222,7 @@ pub struct CallWebhook {
 }
 
 /// A retry policy as an admin chooses it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum RetryPolicySpec {
     Preset(RetryPreset),
@@ -213,7 +230,7 @@ pub enum RetryPolicySpec {
 }
 
 /// The retry behaviour of the platforms hookflow replaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RetryPreset {
     /// Up to 10 retries, then an alert.
@@ -227,7 +244,7 @@ pub enum RetryPreset {
 }
 
 /// Custom retry values; times are in seconds. Unset values come from the server's defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomRetry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,7 +269,7 @@ pub struct CustomRetry {
 
 /// Basic HTTP authentication of an action. In API input a missing password on update keeps
 /// the stored one (secrets are write-only).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BasicAuth {
     pub username: String,
@@ -285,7 +302,7 @@ pub struct SigningKeys {
 }
 
 /// How calls are signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SignatureScheme {
     /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`.
@@ -303,7 +320,7 @@ impl SignatureScheme {
 
 /// A client certificate (chain) and its private key. In API input a missing `keyPem` on update
 /// keeps the stored key. The descriptive fields are filled in by hookflow when it is saved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientCertificate {
     pub cert_pem: String,
@@ -318,25 +335,26 @@ pub struct ClientCertificate {
 }
 
 /// What a trigger does when it fires. Call Webhook is the one action hookflow ships.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Action {
     CallWebhook(CallWebhook),
 }
 
 /// A trigger as an admin writes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TriggerDraft {
     pub name: String,
     pub event_type: String,
-    /// `None` = every shop.
+    /// Null: every shop.
     #[serde(default)]
     pub shop_id: Option<ShopId>,
     #[serde(default = "yes")]
     pub enabled: bool,
     /// 1 (lowest) to 10 (highest), default 5: when calls wait, higher priority goes first.
     #[serde(default = "default_priority")]
+    #[schema(minimum = 1, maximum = 10)]
     pub priority: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
@@ -352,7 +370,7 @@ fn yes() -> bool {
 }
 
 /// A stored trigger.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
     pub id: TriggerId,
@@ -374,7 +392,7 @@ pub struct NewEvent {
 }
 
 /// What ingest answers for one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Ingested {
     pub event_id: EventId,
@@ -384,7 +402,7 @@ pub struct Ingested {
 }
 
 /// The state of a queued call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallStatus {
     Pending,
@@ -480,13 +498,15 @@ pub struct ClaimedCall {
 }
 
 /// One delivery attempt, as logged.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
     pub attempt: i32,
     pub started_at: Timestamp,
     pub duration_ms: i64,
     pub status_code: Option<i32>,
+    /// `[name, value]` pairs.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub response_headers: Vec<(String, String)>,
     pub response_body: String,
     pub error: Option<String>,
@@ -515,7 +535,7 @@ pub struct Completion {
 }
 
 /// A queue item as operators see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueItem {
     pub id: CallId,
@@ -528,6 +548,8 @@ pub struct QueueItem {
     pub entity_id: String,
     pub method: Method,
     pub url: String,
+    /// `[name, value]` pairs, as sent.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
     pub priority: i32,

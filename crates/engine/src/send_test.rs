@@ -27,7 +27,7 @@ const SAMPLE_SHOP: (i64, &str) = (1, "Sample shop");
 const MAX_BODY_CHARS: usize = 64 * 1024;
 
 /// `POST /api/v1/triggers/send-test`: the trigger as the editor holds it (saved or not).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SendTestRequest {
     pub trigger: TriggerDraft,
@@ -42,17 +42,20 @@ pub struct SendTestRequest {
     #[serde(default)]
     pub shop_id: Option<ShopId>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub entity_id: Option<EntityIdParam>,
 }
 
 /// What was sent and what came back.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendTestResult {
     pub request: SentRequest,
     /// The receiver's HTTP status; `None` when there was no answer.
     pub status: Option<u16>,
     pub duration_ms: u64,
+    /// `[name, value]` pairs.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub response_headers: Vec<(String, String)>,
     pub response_body: String,
     /// Why there was no answer (timeout, refused target, connection error), or why the call
@@ -64,11 +67,13 @@ pub struct SendTestResult {
 
 /// The request as hookflow built it (credentials and signatures are added by the transport
 /// and not shown).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SentRequest {
     pub method: &'static str,
     pub url: String,
+    /// `[name, value]` pairs.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
 }

@@ -105,7 +105,7 @@ pub struct IngestOutcome {
 }
 
 /// An alert: an action's calls fail for good. One open alert per action counts them.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     pub id: i64,
@@ -362,7 +362,7 @@ pub struct EventFilter {
 }
 
 /// An event as the event log shows it: what came in, and what became of each call it queued.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggedEvent {
     pub id: EventId,
@@ -371,14 +371,15 @@ pub struct LoggedEvent {
     pub entity_id: String,
     pub occurred_at: Timestamp,
     pub received_at: Timestamp,
-    /// Only with [`EventDetail::payload`].
+    /// Only with `includePayload` ([`EventDetail::payload`]).
     #[serde(rename = "entityData", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub entity: Option<serde_json::Map<String, serde_json::Value>>,
     pub calls: Vec<LoggedCall>,
 }
 
-/// One call of a [`LoggedEvent`].
-#[derive(Debug, Clone, serde::Serialize)]
+/// One call of a logged event.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggedCall {
     pub id: CallId,
@@ -389,7 +390,7 @@ pub struct LoggedCall {
     pub status_code: Option<i32>,
     pub success: bool,
     pub attempts: i32,
-    /// Only with [`EventDetail::attempts`].
+    /// Only with `includeAttempts` ([`EventDetail::attempts`]).
     #[serde(rename = "attemptLog", skip_serializing_if = "Option::is_none")]
     pub attempt_log: Option<Vec<Attempt>>,
 }

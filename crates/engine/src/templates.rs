@@ -23,7 +23,7 @@ const SAMPLE_SHOP_NAME: &str = "Sample shop";
 const SAMPLE_OCCURRED_AT: &str = "2026-01-01T00:00:00Z";
 
 /// The merge fields of an event type, or of one real entity (then with values).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MergeFields {
     pub event_type: String,
@@ -35,13 +35,13 @@ pub struct MergeFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<EventId>,
     pub fields: Vec<MergeField>,
-    /// The entity has more fields than [`fields::MAX_LISTED_FIELDS`]; the rest are left out.
+    /// The entity has more fields than are listed (2000); the rest are left out.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
 
 /// An entity id as backends send it: a string or an integer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum EntityIdParam {
     Text(String),
@@ -58,24 +58,25 @@ impl EntityIdParam {
 }
 
 /// `POST /api/v1/payloads/preview`: render `body` as a trigger of `event_type` would.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PreviewRequest {
     pub event_type: String,
     pub mime_type: MimeType,
     pub body: String,
-    /// With `entity_id`: render against the latest stored event about that entity.
+    /// With `entityId`: render against the latest stored event about that entity.
     #[serde(default)]
     pub shop_id: Option<ShopId>,
     #[serde(default)]
     pub entity_id: Option<EntityIdParam>,
     /// Without a stored entity: render against this one (else the type's sample entity).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub entity: Option<Map<String, Value>>,
 }
 
 /// A rendered preview.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Preview {
     pub mime_type: MimeType,

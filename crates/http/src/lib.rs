@@ -6,6 +6,8 @@
 //! - `json`: request-body parsing with messages that say what and where.
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
 //! - [`metrics`]: `GET /metrics` and the per-request log event.
+//! - [`openapi`]: the OpenAPI document, served at `/api/v1/openapi.json`; `reference`: the
+//!   page at `/docs` rendered from it.
 //! - `ui`: the web UI, server-rendered pages from `templates/ui/` with `web/` as `/static/`.
 //! - `compat`: the platforms' own subscription APIs (`/compat/skladon/v21`,
 //!   `/compat/frontsystems/api`), thin adapters over the same engine calls.
@@ -17,6 +19,8 @@ mod compat;
 pub mod error;
 mod json;
 pub mod metrics;
+pub mod openapi;
+mod reference;
 mod ui;
 mod v1;
 
@@ -48,11 +52,17 @@ pub struct AppState {
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
-    let api = v1::router()
+    // The routes and their OpenAPI description come from one definition (`openapi`).
+    let (api, _) = v1::router().split_for_parts();
+    let api = api
         .layer(middleware::from_fn(require_caller))
         .layer(middleware::from_fn(json_rejections));
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        // Outside the token check: the document and its page describe the API, they hold no
+        // data, and client generators fetch them without credentials.
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs_page))
         .nest("/api/v1", api)
         .merge(ui::router())
         // Not behind the admin token: the platforms' clients authenticate with their shop's

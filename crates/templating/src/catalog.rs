@@ -48,7 +48,7 @@ impl std::fmt::Debug for Catalog {
 }
 
 /// One catalog: a platform's profile.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogInfo {
     pub name: String,
@@ -61,7 +61,7 @@ pub struct CatalogInfo {
 }
 
 /// How an event type's default payload is built from the event.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum PayloadShape {
     /// `{"eventId", "eventType", "shopId", "occurredAt", "entityData"}` (ShopCtrl): `entityData`
@@ -76,7 +76,7 @@ pub enum PayloadShape {
 }
 
 /// One event type of a catalog.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventType {
     /// The name backends send as `eventType`, e.g. `OrderChanged`.
@@ -118,7 +118,7 @@ pub struct EventType {
 }
 
 /// One field of an event type's default payload.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Field {
     pub name: String,
     #[serde(rename = "type")]
@@ -127,7 +127,7 @@ pub struct Field {
 }
 
 /// The JSON type of a field's value (it may also be `null` when the entity lacks it).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FieldType {
     Integer,

@@ -14,7 +14,7 @@ use crate::payload::coerce_field;
 pub const MAX_LISTED_FIELDS: usize = 2000;
 
 /// The JSON type of a merge field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ValueType {
     Integer,
@@ -52,7 +52,7 @@ impl ValueType {
 }
 
 /// One path a template can read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MergeField {
     /// As written in a template, e.g. `entity.Lines[0].Sku`.
     pub path: String,
@@ -62,6 +62,7 @@ pub struct MergeField {
     pub description: Option<String>,
     /// The current value (only when listing a real entity's fields).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub value: Option<Json>,
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::catalog::{EventType, FieldType, PayloadShape};
 
 /// The mime type of a payload template; it decides escaping and validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum MimeType {
     #[serde(rename = "application/json")]
     Json,

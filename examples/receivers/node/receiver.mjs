@@ -3,7 +3,8 @@
 //
 //     WEBHOOK_SECRET=whsec_... PORT=9000 node receiver.mjs
 //
-// Answers 204 to a call whose signature verifies and 401 to anything else.
+// Answers 204 to a call whose signature verifies and 401 to anything else. PORT=0 picks a free
+// port; the first line printed says which.
 
 import { createServer } from "node:http";
 import { Webhook } from "standardwebhooks";
@@ -11,7 +12,7 @@ import { Webhook } from "standardwebhooks";
 const webhook = new Webhook(process.env.WEBHOOK_SECRET); // the action's secret, whsec_...
 const seen = new Set(); // webhook-id is stable across retries: keep it durably in a real receiver
 
-createServer((req, res) => {
+const server = createServer((req, res) => {
   const chunks = [];
   req.on("data", (chunk) => chunks.push(chunk));
   req.on("end", () => {
@@ -33,6 +34,7 @@ createServer((req, res) => {
     }
     res.writeHead(204).end();
   });
-}).listen(Number(process.env.PORT ?? 9000), "127.0.0.1", () => {
-  console.log(`listening on http://127.0.0.1:${process.env.PORT ?? 9000}`);
+});
+server.listen(Number(process.env.PORT ?? 9000), "127.0.0.1", () => {
+  console.log(`listening on http://127.0.0.1:${server.address().port}`);
 });

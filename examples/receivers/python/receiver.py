@@ -3,10 +3,10 @@ library (pip install -r requirements.txt).
 
     WEBHOOK_SECRET=whsec_... PORT=9000 python receiver.py
 
-Answers 204 to a call whose signature verifies and 401 to anything else.
+Answers 204 to a call whose signature verifies and 401 to anything else. PORT=0 picks a free
+port; the first line printed says which.
 """
 
-import json
 import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -17,7 +17,7 @@ SEEN = set()  # webhook-id is stable across retries: keep a durable set in a rea
 
 
 class Receiver(BaseHTTPRequestHandler):
-    def do_POST(self):
+    def do_POST(self):  # a GET action's calls carry no body, and verify the same way
         # Verify the raw bytes, before parsing: re-serialised JSON would not match.
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -30,12 +30,18 @@ class Receiver(BaseHTTPRequestHandler):
             return
         if headers["webhook-id"] not in SEEN:
             SEEN.add(headers["webhook-id"])
-            print("verified:", headers["webhook-id"], json.loads(body), flush=True)
+            # Verified: now parse the body (JSON, XML or text, as the action's payload says).
+            print("verified:", headers["webhook-id"], body.decode("utf-8"), flush=True)
         self.send_response(204)
         self.end_headers()
 
+    do_GET = do_POST
+
+    def log_message(self, format, *args):
+        pass  # one line per call is printed above
+
 
 if __name__ == "__main__":
-    port = int(os.environ.get("PORT", "9000"))
-    print(f"listening on http://127.0.0.1:{port}", flush=True)
-    HTTPServer(("127.0.0.1", port), Receiver).serve_forever()
+    server = HTTPServer(("127.0.0.1", int(os.environ.get("PORT", "9000"))), Receiver)
+    print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()

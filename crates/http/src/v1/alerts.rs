@@ -1,22 +1,35 @@
 //! Alerts: actions whose calls fail for good, one open alert per action with a count.
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::store::Alert;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::v1::Items;
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
+    /// `false`: open alerts; `true`: acknowledged ones; left out: all.
     acknowledged: Option<bool>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/alerts",
+    tag = "alerts",
+    operation_id = "list_alerts",
+    summary = "List alerts",
+    params(ListParams),
+    responses((status = 200, description = "Alerts, newest first.", body = crate::openapi::AlertList)),
+)]
 async fn list_alerts(
     State(state): State<AppState>,
     auth: Auth,
@@ -28,6 +41,15 @@ async fn list_alerts(
     Ok(Json(Items { items }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/alerts/{id}/ack",
+    tag = "alerts",
+    operation_id = "ack_alert",
+    summary = "Acknowledge an alert",
+    params(("id" = i64, Path, description = "The alert's id.")),
+    responses((status = 200, description = "The alert, acknowledged.", body = Alert), (status = 404, description = "No such alert.", body = crate::openapi::ErrorBody)),
+)]
 async fn ack_alert(
     State(state): State<AppState>,
     auth: Auth,
@@ -48,8 +70,8 @@ async fn ack_alert(
     Ok(Json(state.engine.ack_alert(id).await?))
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/alerts", get(list_alerts))
-        .route("/alerts/{id}/ack", post(ack_alert))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_alerts))
+        .routes(routes!(ack_alert))
 }

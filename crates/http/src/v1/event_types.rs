@@ -6,14 +6,16 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::catalogs::EventTypeDraft;
 use hookflow_engine::model::ShopId;
 use hookflow_engine::templates::MergeFields;
 use hookflow_templating::{CatalogInfo, EventType};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -23,12 +25,23 @@ use crate::AppState;
 
 /// `?catalog=skladon`: one catalog's types. (Catalogs are shared by every shop: any caller
 /// may read them; only admins change custom types.)
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
+    /// Only this catalog's types (`GET /api/v1/catalogs`).
     catalog: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/event-types",
+    tag = "event-types",
+    operation_id = "list_event_types",
+    summary = "List the event types",
+    params(ListParams),
+    responses((status = 200, description = "The event types of every catalog (or of one), custom ones included.", body = crate::openapi::EventTypeList), (status = 404, description = "No such catalog.", body = crate::openapi::ErrorBody)),
+)]
 async fn list_event_types(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -49,12 +62,29 @@ async fn list_event_types(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/catalogs",
+    tag = "event-types",
+    operation_id = "list_catalogs",
+    summary = "List the catalogs",
+    responses((status = 200, description = "The catalogs: the platforms's profiles.", body = crate::openapi::CatalogInfoList)),
+)]
 async fn list_catalogs(State(state): State<AppState>) -> Json<Items<CatalogInfo>> {
     Json(Items {
         items: state.engine.catalogs(),
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/event-types",
+    tag = "event-types",
+    operation_id = "create_event_type",
+    summary = "Add a custom event type",
+    request_body(content = EventTypeDraft, example = json!({"name": "LoyaltyPointsChanged", "catalog": "shopctrl", "description": "A customer's loyalty points changed.", "schema": {"type": "object", "properties": {"CustomerId": {"type": "integer"}, "Points": {"type": "integer"}}}})),
+    responses((status = 201, description = "The event type.", body = EventType), (status = 409, description = "The name is taken.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field, schema or template.", body = crate::openapi::ErrorBody)),
+)]
 async fn create_event_type(
     State(state): State<AppState>,
     auth: Auth,
@@ -68,6 +98,16 @@ async fn create_event_type(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/event-types/{name}",
+    tag = "event-types",
+    operation_id = "update_event_type",
+    summary = "Change a custom event type",
+    params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`.")),
+    request_body(content = EventTypeDraft, example = json!({"description": "A customer's loyalty points changed.", "schema": {"type": "object", "properties": {"CustomerId": {"type": "integer"}, "Points": {"type": "integer"}}}})),
+    responses((status = 200, description = "The event type.", body = EventType), (status = 404, description = "No such custom event type.", body = crate::openapi::ErrorBody), (status = 409, description = "A shipped event type cannot be changed.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field, schema or template.", body = crate::openapi::ErrorBody)),
+)]
 async fn update_event_type(
     State(state): State<AppState>,
     auth: Auth,
@@ -79,6 +119,15 @@ async fn update_event_type(
     Ok(Json(state.engine.update_event_type(&name, draft).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/event-types/{name}",
+    tag = "event-types",
+    operation_id = "delete_event_type",
+    summary = "Delete a custom event type",
+    params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`.")),
+    responses((status = 204, description = "Deleted."), (status = 404, description = "No such custom event type.", body = crate::openapi::ErrorBody), (status = 409, description = "A shipped event type, or one triggers use.", body = crate::openapi::ErrorBody)),
+)]
 async fn delete_event_type(
     State(state): State<AppState>,
     auth: Auth,
@@ -89,6 +138,15 @@ async fn delete_event_type(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/event-types/{name}",
+    tag = "event-types",
+    operation_id = "get_event_type",
+    summary = "Get an event type",
+    params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`.")),
+    responses((status = 200, description = "The type and its default payload's fields.", body = EventType), (status = 404, description = "No such event type.", body = crate::openapi::ErrorBody)),
+)]
 async fn get_event_type(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -103,13 +161,26 @@ async fn get_event_type(
 }
 
 /// `?shopId=..&entityId=..`: list a real entity's fields and values instead of the catalog's.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EntityParams {
+    /// With `entityId`: the shop of the stored entity.
     shop_id: Option<i64>,
+    /// With `shopId`: list this stored entity's fields and values.
     entity_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/event-types/{name}/merge-fields",
+    tag = "event-types",
+    operation_id = "list_merge_fields",
+    summary = "List merge fields",
+    description = "The merge fields a template of the type can read, with types and descriptions; with `shopId` and `entityId`, a stored entity's fields and current values (from the latest event about it).",
+    params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`."), EntityParams),
+    responses((status = 200, description = "The merge fields.", body = MergeFields), (status = 404, description = "No such event type, or no stored event about the entity.", body = crate::openapi::ErrorBody)),
+)]
 async fn merge_fields(
     State(state): State<AppState>,
     auth: Auth,
@@ -140,6 +211,15 @@ async fn merge_fields(
     Ok(Json(fields))
 }
 
+#[utoipa::path(
+    get,
+    path = "/event-types/{name}/schema",
+    tag = "event-types",
+    operation_id = "get_payload_schema",
+    summary = "Get the default payload's JSON Schema",
+    params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`.")),
+    responses((status = 200, description = "A JSON Schema (draft 2020-12) of the type's default payload.", body = Object), (status = 404, description = "No such event type.", body = crate::openapi::ErrorBody)),
+)]
 async fn schema(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -147,19 +227,15 @@ async fn schema(
     Ok(Json(state.engine.payload_schema(&name)?))
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/catalogs", get(list_catalogs))
-        .route(
-            "/event-types",
-            get(list_event_types).post(create_event_type),
-        )
-        .route(
-            "/event-types/{name}",
-            get(get_event_type)
-                .put(update_event_type)
-                .delete(delete_event_type),
-        )
-        .route("/event-types/{name}/merge-fields", get(merge_fields))
-        .route("/event-types/{name}/schema", get(schema))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_catalogs))
+        .routes(routes!(list_event_types, create_event_type))
+        .routes(routes!(
+            get_event_type,
+            update_event_type,
+            delete_event_type
+        ))
+        .routes(routes!(merge_fields))
+        .routes(routes!(schema))
 }

@@ -6,12 +6,14 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::model::{EventId, ShopId};
 use hookflow_engine::store::{EventDetail, EventFilter, LoggedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -24,6 +26,16 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
+#[utoipa::path(
+    post,
+    path = "/events",
+    tag = "events",
+    operation_id = "create_events",
+    summary = "Ingest events",
+    description = "One event or an array of up to 1000. Answered once the events and the calls they queued are committed.",
+    request_body(content = crate::openapi::EventsIn, description = "One event, or an array of them.", example = json!({"eventType": "OrderChanged", "shopId": 1, "entityId": 42, "entityData": {"OrderId": 42, "OrderCode": "ORD-42", "Status": "Shipped", "Total": 129.9}, "idempotencyKey": "order-42-v7"})),
+    responses((status = 202, description = "Accepted: `Ingested` for one event, `BatchIngested` for an array.", body = crate::openapi::IngestAnswer), (status = 413, description = "The body is larger than 16 MiB.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid event, an unknown event type or an unknown shop; `field` names it.", body = crate::openapi::ErrorBody), (status = 503, description = "The server is shutting down.", body = crate::openapi::ErrorBody)),
+)]
 async fn create_events(
     State(state): State<AppState>,
     auth: Auth,
@@ -45,37 +57,64 @@ async fn create_events(
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListParams {
+    /// One shop's events.
     shop_id: Option<i64>,
+    /// Received at or after this RFC 3339 date-time.
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// Received before this RFC 3339 date-time.
+    #[param(format = DateTime)]
     to: Option<String>,
+    /// `true`: events all of whose calls succeeded; `false`: events with a call that has not
+    /// succeeded (yet).
     success: Option<bool>,
+    /// Add each event's `entityData`, as the backend sent it.
     #[serde(default)]
     include_payload: bool,
+    /// Add each call's `attemptLog`.
     #[serde(default)]
     include_attempts: bool,
+    /// `next` of the previous page.
     cursor: Option<i64>,
+    /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DetailParams {
+    /// Add the event's `entityData`, as the backend sent it.
     #[serde(default)]
     include_payload: bool,
+    /// Add each call's `attemptLog`.
     #[serde(default)]
     include_attempts: bool,
 }
 
-#[derive(Serialize)]
+/// A page of the event log.
+#[derive(Serialize, ToSchema)]
+#[schema(as = EventPage)]
 struct Page {
     items: Vec<LoggedEvent>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
     next: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    operation_id = "list_events",
+    summary = "List events (the event log)",
+    params(ListParams),
+    responses((status = 200, description = "Events newest first, each with what became of its calls.", body = Page)),
+)]
 async fn list_events(
     State(state): State<AppState>,
     auth: Auth,
@@ -108,6 +147,15 @@ async fn list_events(
     Ok(Json(Page { items, next }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/events/{id}",
+    tag = "events",
+    operation_id = "get_event",
+    summary = "Get an event",
+    params(("id" = i64, Path, description = "The event's id."), DetailParams),
+    responses((status = 200, description = "The event with its calls.", body = LoggedEvent), (status = 404, description = "No such event.", body = crate::openapi::ErrorBody)),
+)]
 async fn get_event(
     State(state): State<AppState>,
     auth: Auth,
@@ -125,6 +173,16 @@ async fn get_event(
 }
 
 /// Queues all the event's calls again (those in flight excepted); the body is ignored.
+#[utoipa::path(
+    post,
+    path = "/events/{id}/resend",
+    tag = "events",
+    operation_id = "resend_event",
+    summary = "Send all of an event's calls again",
+    description = "Queues every call of the event again, due now, with a fresh set of attempts; a call being delivered is left alone. A body is ignored.",
+    params(("id" = i64, Path, description = "The event's id.")),
+    responses((status = 200, description = "How many calls were queued.", body = crate::openapi::Requeued), (status = 404, description = "No such event.", body = crate::openapi::ErrorBody)),
+)]
 async fn resend_event(
     State(state): State<AppState>,
     auth: Auth,
@@ -140,14 +198,15 @@ async fn resend_event(
     Ok(Json(json!({ "requeued": requeued })))
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/events",
-            post(create_events)
-                .layer(DefaultBodyLimit::max(MAX_BODY))
-                .get(list_events),
-        )
-        .route("/events/{id}", get(get_event))
-        .route("/events/{id}/resend", post(resend_event))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    let (schemas, paths, events) = routes!(create_events, list_events);
+    OpenApiRouter::new()
+        // The larger body limit is for ingest; a GET has no body.
+        .routes((
+            schemas,
+            paths,
+            events.layer(DefaultBodyLimit::max(MAX_BODY)),
+        ))
+        .routes(routes!(get_event))
+        .routes(routes!(resend_event))
 }

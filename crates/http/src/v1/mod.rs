@@ -10,12 +10,13 @@ mod shops;
 pub(crate) mod triggers;
 mod users;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
+/// Every route, with its OpenAPI description (see `crate::openapi`).
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(alerts::router())
         .merge(shops::router())
         .merge(triggers::router())

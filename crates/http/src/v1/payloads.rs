@@ -2,15 +2,26 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::templates::{Preview, PreviewRequest};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::parse;
 use crate::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/payloads/preview",
+    tag = "payloads",
+    operation_id = "preview_payload",
+    summary = "Render a payload template",
+    description = "Renders a template as a trigger would, without saving anything: against the latest stored event about `entityId` in `shopId`, else the given `entity`, else the type's sample entity.",
+    request_body(content = PreviewRequest, example = json!({"eventType": "OrderChanged", "mimeType": "application/json", "body": "{\"order\": {{ entity.OrderCode }}}", "entity": {"OrderCode": "ORD-42"}})),
+    responses((status = 200, description = "The rendered payload.", body = Preview), (status = 404, description = "No stored event about the entity.", body = crate::openapi::ErrorBody), (status = 422, description = "An unknown event type, or a template that does not render (with line and column).", body = crate::openapi::ErrorBody)),
+)]
 async fn preview(
     State(state): State<AppState>,
     auth: Auth,
@@ -26,6 +37,6 @@ async fn preview(
     Ok(Json(state.engine.preview(request).await?))
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/payloads/preview", post(preview))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(preview))
 }

@@ -1,10 +1,12 @@
 //! The webhook queue as operators see it: list, detail with attempts, retry, cancel.
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::model::{Attempt, CallId, QueueFilter, QueueItem, ShopId, TriggerId};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -14,29 +16,46 @@ use crate::AppState;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListParams {
+    /// Calls in this state.
+    #[param(value_type = Option<hookflow_engine::model::CallStatus>)]
     status: Option<String>,
+    /// Calls of this trigger.
     trigger_id: Option<i64>,
+    /// Calls for events of this type.
     event_type: Option<String>,
+    /// Created at or after this RFC 3339 date-time.
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// Created before this RFC 3339 date-time.
+    #[param(format = DateTime)]
     to: Option<String>,
+    /// `next` of the previous page.
     cursor: Option<i64>,
+    /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// Calls of this shop's events.
     shop_id: Option<i64>,
     /// An entity id, or part of a URL.
     q: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A page of calls.
+#[derive(Serialize, ToSchema)]
+#[schema(as = QueuePage)]
 struct Page {
     items: Vec<QueueItem>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
     next: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A call with its attempt log.
+#[derive(Serialize, ToSchema)]
+#[schema(as = QueueItemDetail)]
 struct ItemWithAttempts {
     #[serde(flatten)]
     item: QueueItem,
@@ -44,6 +63,15 @@ struct ItemWithAttempts {
     attempts: Vec<Attempt>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/queue",
+    tag = "queue",
+    operation_id = "list_queue",
+    summary = "List calls",
+    params(ListParams),
+    responses((status = 200, description = "Calls newest first.", body = Page)),
+)]
 async fn list_queue(
     State(state): State<AppState>,
     auth: Auth,
@@ -91,6 +119,15 @@ pub(crate) async fn visible_call(
     Ok((item, attempts))
 }
 
+#[utoipa::path(
+    get,
+    path = "/queue/{id}",
+    tag = "queue",
+    operation_id = "get_call",
+    summary = "Get a call with its attempts",
+    params(("id" = i64, Path, description = "The call's id.")),
+    responses((status = 200, description = "The call and its attempt log.", body = ItemWithAttempts), (status = 404, description = "No such call.", body = crate::openapi::ErrorBody)),
+)]
 async fn get_item(
     State(state): State<AppState>,
     auth: Auth,
@@ -100,6 +137,16 @@ async fn get_item(
     Ok(Json(ItemWithAttempts { item, attempts }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/queue/{id}/retry",
+    tag = "queue",
+    operation_id = "retry_call",
+    summary = "Send a call again",
+    description = "Queues the call again (a succeeded one too), due now, with a fresh set of attempts.",
+    params(("id" = i64, Path, description = "The call's id.")),
+    responses((status = 200, description = "The call, queued.", body = QueueItem), (status = 404, description = "No such call.", body = crate::openapi::ErrorBody), (status = 409, description = "The call is being delivered right now.", body = crate::openapi::ErrorBody)),
+)]
 async fn retry_item(
     State(state): State<AppState>,
     auth: Auth,
@@ -110,6 +157,15 @@ async fn retry_item(
     Ok(Json(state.engine.retry_call(CallId(id)).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/queue/{id}/cancel",
+    tag = "queue",
+    operation_id = "cancel_call",
+    summary = "Cancel a call",
+    params(("id" = i64, Path, description = "The call's id.")),
+    responses((status = 200, description = "The call, cancelled.", body = QueueItem), (status = 404, description = "No such call.", body = crate::openapi::ErrorBody), (status = 409, description = "The call has already finished.", body = crate::openapi::ErrorBody)),
+)]
 async fn cancel_item(
     State(state): State<AppState>,
     auth: Auth,
@@ -121,18 +177,37 @@ async fn cancel_item(
 }
 
 /// `POST /queue/resend`: which calls to queue again. The status defaults to `failed`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ResendIn {
+    /// Calls of this trigger.
     trigger_id: Option<i64>,
+    /// Calls in this state (default `failed`; `in_flight` cannot be resent).
+    #[schema(value_type = Option<hookflow_engine::model::CallStatus>)]
     status: Option<String>,
+    /// Calls for events of this type.
     event_type: Option<String>,
+    /// Created at or after this RFC 3339 date-time.
+    #[schema(format = DateTime)]
     from: Option<String>,
+    /// Created before this RFC 3339 date-time.
+    #[schema(format = DateTime)]
     to: Option<String>,
+    /// Calls of this shop's events.
     shop_id: Option<i64>,
 }
 
 /// Queues every call matching the filter again, in one statement: `{"requeued": n}`.
+#[utoipa::path(
+    post,
+    path = "/queue/resend",
+    tag = "queue",
+    operation_id = "resend_calls",
+    summary = "Send matching calls again",
+    description = "Queues every call matching the filter again, in one statement. At least one field is required; `status` defaults to `failed`, and `in_flight` cannot be resent.",
+    request_body(content = ResendIn, example = json!({"triggerId": 3, "status": "failed", "from": "2026-11-27T00:00:00Z"})),
+    responses((status = 200, description = "How many calls were queued.", body = crate::openapi::Requeued), (status = 422, description = "No criterion, or a status that cannot be resent.", body = crate::openapi::ErrorBody)),
+)]
 async fn resend(
     State(state): State<AppState>,
     auth: Auth,
@@ -157,11 +232,11 @@ async fn resend(
     Ok(Json(serde_json::json!({ "requeued": requeued })))
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/queue", get(list_queue))
-        .route("/queue/resend", post(resend))
-        .route("/queue/{id}", get(get_item))
-        .route("/queue/{id}/retry", post(retry_item))
-        .route("/queue/{id}/cancel", post(cancel_item))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_queue))
+        .routes(routes!(resend))
+        .routes(routes!(get_item))
+        .routes(routes!(retry_item))
+        .routes(routes!(cancel_item))
 }

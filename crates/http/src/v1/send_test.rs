@@ -3,9 +3,10 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::send_test::{SendTestRequest, SendTestResult};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -14,6 +15,16 @@ use crate::AppState;
 
 /// `POST /triggers/send-test`: `{"trigger": {...}, "triggerId"?, "actionIndex"?, "shopId"?,
 /// "entityId"?}` → what was sent and what came back.
+#[utoipa::path(
+    post,
+    path = "/triggers/send-test",
+    tag = "triggers",
+    operation_id = "send_test",
+    summary = "Deliver one call of a trigger being edited, now",
+    description = "Renders one action of the trigger (saved or not; with `triggerId` its stored credentials fill in what the editor leaves out) against the latest stored event about `entityId` in `shopId`, or the type's sample entity, and sends it through the same SSRF guard, signing and client certificate as queued calls. Nothing is queued or logged. The trigger is checked as saving checks it.",
+    request_body(content = SendTestRequest, example = json!({"trigger": {"name": "Orders to ERP", "eventType": "OrderChanged", "shopId": 1, "actions": [{"type": "callWebhook", "url": "https://erp.example.com/hooks/orders"}]}, "actionIndex": 0})),
+    responses((status = 200, description = "What was sent and the receiver's answer (or why there was none).", body = SendTestResult), (status = 403, description = "The caller's role is read-only.", body = crate::openapi::ErrorBody), (status = 404, description = "No such trigger, shop or stored entity for the caller.", body = crate::openapi::ErrorBody), (status = 422, description = "The trigger would not save (the error names the field; templates with line and column).", body = crate::openapi::ErrorBody)),
+)]
 async fn send_test(
     State(state): State<AppState>,
     auth: Auth,
@@ -54,6 +65,6 @@ async fn send_test(
     Ok(Json(state.engine.send_test(request).await?))
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/triggers/send-test", post(send_test))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(send_test))
 }

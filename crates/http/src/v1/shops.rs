@@ -4,10 +4,12 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::model::{Shop, ShopId};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -15,7 +17,8 @@ use crate::json::parse;
 use crate::v1::Items;
 use crate::AppState;
 
-#[derive(Deserialize)]
+/// A shop as an admin writes it.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 struct ShopIn {
@@ -28,6 +31,15 @@ struct ShopIn {
     catalog: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/shops",
+    tag = "shops",
+    operation_id = "create_shop",
+    summary = "Create a shop",
+    request_body(content = ShopIn, example = json!({"name": "Main shop", "notificationEmail": "ops@example.com"})),
+    responses((status = 201, description = "The shop.", body = Shop), (status = 422, description = "An invalid field.", body = crate::openapi::ErrorBody)),
+)]
 async fn create_shop(
     State(state): State<AppState>,
     auth: Auth,
@@ -51,6 +63,14 @@ async fn create_shop(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/shops",
+    tag = "shops",
+    operation_id = "list_shops",
+    summary = "List shops",
+    responses((status = 200, description = "The shops.", body = crate::openapi::ShopList)),
+)]
 async fn list_shops(
     State(state): State<AppState>,
     auth: Auth,
@@ -60,6 +80,15 @@ async fn list_shops(
     Ok(Json(Items { items }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/shops/{id}",
+    tag = "shops",
+    operation_id = "get_shop",
+    summary = "Get a shop",
+    params(("id" = i64, Path, description = "The shop's id.")),
+    responses((status = 200, description = "The shop.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody)),
+)]
 async fn get_shop(
     State(state): State<AppState>,
     auth: Auth,
@@ -69,6 +98,16 @@ async fn get_shop(
     Ok(Json(state.engine.get_shop(ShopId(id)).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/shops/{id}",
+    tag = "shops",
+    operation_id = "update_shop",
+    summary = "Update a shop",
+    params(("id" = i64, Path, description = "The shop's id.")),
+    request_body(content = ShopIn, example = json!({"name": "Main shop", "notificationEmail": "ops@example.com"})),
+    responses((status = 200, description = "The shop.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody), (status = 409, description = "A new catalog while triggers of the old one exist.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field.", body = crate::openapi::ErrorBody)),
+)]
 async fn update_shop(
     State(state): State<AppState>,
     auth: Auth,
@@ -91,6 +130,16 @@ async fn update_shop(
 
 /// `POST /shops/{id}/api-key`: a new key (the old one stops working); the answer is the only
 /// place it is shown. Whoever may change things in the shop may rotate its key.
+#[utoipa::path(
+    post,
+    path = "/shops/{id}/api-key",
+    tag = "shops",
+    operation_id = "rotate_api_key",
+    summary = "Make a new API key for the compat APIs",
+    description = "The old key stops working; the answer is the only place the new one is shown (`apiKey.key`). A body is ignored.",
+    params(("id" = i64, Path, description = "The shop's id.")),
+    responses((status = 200, description = "The shop, with its new key.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody)),
+)]
 async fn rotate_api_key(
     State(state): State<AppState>,
     auth: Auth,
@@ -101,9 +150,9 @@ async fn rotate_api_key(
     Ok(Json(state.engine.rotate_api_key(ShopId(id)).await?.0))
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/shops", get(list_shops).post(create_shop))
-        .route("/shops/{id}", get(get_shop).put(update_shop))
-        .route("/shops/{id}/api-key", post(rotate_api_key))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_shops, create_shop))
+        .routes(routes!(get_shop, update_shop))
+        .routes(routes!(rotate_api_key))
 }

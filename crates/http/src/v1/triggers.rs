@@ -6,10 +6,12 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::model::{Timestamp, Trigger, TriggerDraft, TriggerId};
 use serde_json::{json, Value};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -130,6 +132,14 @@ fn check_draft_shop(auth: &Auth, draft: &TriggerDraft) -> Result<(), ApiError> {
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/triggers",
+    tag = "triggers",
+    operation_id = "list_triggers",
+    summary = "List triggers",
+    responses((status = 200, description = "The triggers; secrets show as `{\"set\": true}`.", body = crate::openapi::TriggerList)),
+)]
 async fn list_triggers(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>, ApiError> {
     let mut triggers = state.engine.list_triggers().await?;
     triggers.retain(|t| auth.sees(t.draft.shop_id));
@@ -139,6 +149,30 @@ async fn list_triggers(State(state): State<AppState>, auth: Auth) -> Result<Json
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/triggers",
+    tag = "triggers",
+    operation_id = "create_trigger",
+    summary = "Create a trigger",
+    description = "Templates and the condition are compiled and checked against a sample event of the type.",
+    request_body(content = TriggerDraft, example = json!({
+        "name": "Orders to ERP",
+        "eventType": "OrderChanged",
+        "shopId": 1,
+        "enabled": true,
+        "priority": 5,
+        "condition": "entity.Status == \"Shipped\" and entity.Total > 100",
+        "actions": [{
+            "type": "callWebhook",
+            "url": "https://erp.example.com/hooks/orders",
+            "method": "POST",
+            "hmacSecret": "generate",
+            "payload": {"mimeType": "application/json", "body": "{\"order\": {{ entity.OrderCode }}}"}
+        }]
+    })),
+    responses((status = 201, description = "The trigger; secrets show as `{\"set\": true}`.", body = Trigger), (status = 422, description = "An invalid field, template or condition (with line and column), or an unknown event type or shop.", body = crate::openapi::ErrorBody)),
+)]
 async fn create_trigger(
     State(state): State<AppState>,
     auth: Auth,
@@ -157,6 +191,15 @@ async fn create_trigger(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/triggers/{id}",
+    tag = "triggers",
+    operation_id = "get_trigger",
+    summary = "Get a trigger",
+    params(("id" = i64, Path, description = "The trigger's id.")),
+    responses((status = 200, description = "The trigger; secrets show as `{\"set\": true}`.", body = Trigger), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody)),
+)]
 async fn get_trigger(
     State(state): State<AppState>,
     auth: Auth,
@@ -169,6 +212,31 @@ async fn get_trigger(
     )))
 }
 
+#[utoipa::path(
+    put,
+    path = "/triggers/{id}",
+    tag = "triggers",
+    operation_id = "update_trigger",
+    summary = "Replace a trigger",
+    description = "Secrets left out, or sent back as `{\"set\": true}`, keep their stored values.",
+    params(("id" = i64, Path, description = "The trigger's id.")),
+    request_body(content = TriggerDraft, example = json!({
+        "name": "Orders to ERP",
+        "eventType": "OrderChanged",
+        "shopId": 1,
+        "enabled": true,
+        "priority": 5,
+        "condition": "entity.Status == \"Shipped\" and entity.Total > 100",
+        "actions": [{
+            "type": "callWebhook",
+            "url": "https://erp.example.com/hooks/orders",
+            "method": "POST",
+            "hmacSecret": "generate",
+            "payload": {"mimeType": "application/json", "body": "{\"order\": {{ entity.OrderCode }}}"}
+        }]
+    })),
+    responses((status = 200, description = "The trigger.", body = Trigger), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field, template or condition, or an unknown event type or shop.", body = crate::openapi::ErrorBody)),
+)]
 async fn update_trigger(
     State(state): State<AppState>,
     auth: Auth,
@@ -186,6 +254,15 @@ async fn update_trigger(
     )))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/triggers/{id}",
+    tag = "triggers",
+    operation_id = "delete_trigger",
+    summary = "Delete a trigger",
+    params(("id" = i64, Path, description = "The trigger's id.")),
+    responses((status = 204, description = "Deleted."), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody)),
+)]
 async fn delete_trigger(
     State(state): State<AppState>,
     auth: Auth,
@@ -198,6 +275,16 @@ async fn delete_trigger(
 }
 
 /// Shows an action's current HMAC secret, for configuring the receiver.
+#[utoipa::path(
+    post,
+    path = "/triggers/{id}/actions/{index}/reveal-secret",
+    tag = "triggers",
+    operation_id = "reveal_secret",
+    summary = "Show an action's HMAC secret",
+    description = "The current secret, for configuring the receiver. A body is ignored.",
+    params(("id" = i64, Path, description = "The trigger's id."), ("index" = u32, Path, description = "The action's position in `actions`, from 0.")),
+    responses((status = 200, description = "The secret.", body = crate::openapi::RevealedSecret), (status = 404, description = "No such trigger or action.", body = crate::openapi::ErrorBody)),
+)]
 async fn reveal_secret(
     State(state): State<AppState>,
     auth: Auth,
@@ -209,9 +296,11 @@ async fn reveal_secret(
     Ok(Json(json!({"hmacSecret": secret})))
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ActivateParams {
+    /// Activation only: queue again what failed or was skipped while it was down.
     #[serde(default)]
     requeue_failed: bool,
 }
@@ -224,6 +313,15 @@ fn activate_params(
         .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
+#[utoipa::path(
+    put,
+    path = "/triggers/{id}/activate",
+    tag = "triggers",
+    operation_id = "activate_trigger",
+    summary = "Enable a trigger",
+    params(("id" = i64, Path, description = "The trigger's id."), ActivateParams),
+    responses((status = 200, description = "The trigger, and the calls queued again.", body = crate::openapi::TriggerActivated), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody)),
+)]
 async fn activate_trigger(
     State(state): State<AppState>,
     auth: Auth,
@@ -242,6 +340,15 @@ async fn activate_trigger(
     Ok(Json(out))
 }
 
+#[utoipa::path(
+    put,
+    path = "/triggers/{id}/deactivate",
+    tag = "triggers",
+    operation_id = "deactivate_trigger",
+    summary = "Disable a trigger",
+    params(("id" = i64, Path, description = "The trigger's id.")),
+    responses((status = 200, description = "The trigger.", body = Trigger), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody)),
+)]
 async fn deactivate_trigger(
     State(state): State<AppState>,
     auth: Auth,
@@ -259,6 +366,15 @@ async fn deactivate_trigger(
     )))
 }
 
+#[utoipa::path(
+    put,
+    path = "/triggers/{id}/actions/{index}/activate",
+    tag = "triggers",
+    operation_id = "activate_action",
+    summary = "Reactivate an action",
+    params(("id" = i64, Path, description = "The trigger's id."), ("index" = u32, Path, description = "The action's position in `actions`, from 0."), ActivateParams),
+    responses((status = 200, description = "The action's state.", body = crate::openapi::ActionState), (status = 404, description = "No such trigger or action.", body = crate::openapi::ErrorBody)),
+)]
 async fn activate_action(
     State(state): State<AppState>,
     auth: Auth,
@@ -275,6 +391,15 @@ async fn activate_action(
     Ok(Json(json!({"active": true, "requeued": requeued})))
 }
 
+#[utoipa::path(
+    put,
+    path = "/triggers/{id}/actions/{index}/deactivate",
+    tag = "triggers",
+    operation_id = "deactivate_action",
+    summary = "Deactivate an action",
+    params(("id" = i64, Path, description = "The trigger's id."), ("index" = u32, Path, description = "The action's position in `actions`, from 0.")),
+    responses((status = 200, description = "The action's state.", body = crate::openapi::ActionState), (status = 404, description = "No such trigger or action.", body = crate::openapi::ErrorBody)),
+)]
 async fn deactivate_action(
     State(state): State<AppState>,
     auth: Auth,
@@ -289,27 +414,15 @@ async fn deactivate_action(
     Ok(Json(json!({"active": false})))
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/triggers", get(list_triggers).post(create_trigger))
-        .route(
-            "/triggers/{id}",
-            get(get_trigger).put(update_trigger).delete(delete_trigger),
-        )
-        .route(
-            "/triggers/{id}/actions/{index}/reveal-secret",
-            post(reveal_secret),
-        )
-        .route("/triggers/{id}/activate", put(activate_trigger))
-        .route("/triggers/{id}/deactivate", put(deactivate_trigger))
-        .route(
-            "/triggers/{id}/actions/{index}/activate",
-            put(activate_action),
-        )
-        .route(
-            "/triggers/{id}/actions/{index}/deactivate",
-            put(deactivate_action),
-        )
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_triggers, create_trigger))
+        .routes(routes!(get_trigger, update_trigger, delete_trigger))
+        .routes(routes!(reveal_secret))
+        .routes(routes!(activate_trigger))
+        .routes(routes!(deactivate_trigger))
+        .routes(routes!(activate_action))
+        .routes(routes!(deactivate_action))
 }
 
 #[cfg(test)]

@@ -6,20 +6,23 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, put};
-use axum::{Json, Router};
+use axum::Json;
 use hookflow_engine::accounts::{ApiToken, Role, User};
 use hookflow_engine::model::{ApiTokenId, ShopId, UserId};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::parse;
+use crate::openapi::ErrorBody;
 use crate::v1::Items;
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UserIn {
     email: String,
@@ -27,11 +30,12 @@ struct UserIn {
     #[serde(default)]
     password: Option<String>,
     role: Role,
+    /// The shops a shop owner admin (or a restricted viewer) acts for.
     #[serde(default)]
     shops: Vec<ShopId>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UserPatch {
     role: Role,
@@ -39,13 +43,14 @@ struct UserPatch {
     shops: Vec<ShopId>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PasswordIn {
+    /// At least 10 characters.
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenIn {
     name: String,
@@ -54,7 +59,8 @@ struct TokenIn {
     user_id: Option<UserId>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenParams {
     /// Admins: every user's tokens.
@@ -62,6 +68,14 @@ struct TokenParams {
     all: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "users",
+    operation_id = "get_me",
+    summary = "Who the caller is",
+    responses((status = 200, description = "The caller.", body = crate::openapi::Me)),
+)]
 async fn me(auth: Auth) -> Json<Value> {
     let p = &auth.0;
     Json(json!({
@@ -73,6 +87,14 @@ async fn me(auth: Auth) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    operation_id = "list_users",
+    summary = "List users",
+    responses((status = 200, description = "The users.", body = crate::openapi::UserList)),
+)]
 async fn list_users(
     State(state): State<AppState>,
     auth: Auth,
@@ -83,6 +105,15 @@ async fn list_users(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    operation_id = "create_user",
+    summary = "Create a user",
+    request_body(content = UserIn, example = json!({"email": "ops@example.com", "role": "shop_owner_admin", "shops": [1]})),
+    responses((status = 201, description = "The user; with a generated password, once.", body = crate::openapi::CreatedUser), (status = 409, description = "The email is taken.", body = ErrorBody), (status = 422, description = "An invalid field.", body = ErrorBody)),
+)]
 async fn create_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -116,6 +147,15 @@ fn may_read_user(auth: &Auth, id: UserId) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    operation_id = "get_user",
+    summary = "Get a user",
+    params(("id" = i64, Path, description = "The user's id.")),
+    responses((status = 200, description = "The user.", body = User), (status = 404, description = "No such user (or not yours to see).", body = ErrorBody)),
+)]
 async fn get_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -125,6 +165,16 @@ async fn get_user(
     Ok(Json(state.engine.get_user(UserId(id)).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/users/{id}",
+    tag = "users",
+    operation_id = "update_user",
+    summary = "Change a user's role and shops",
+    params(("id" = i64, Path, description = "The user's id.")),
+    request_body(content = UserPatch, example = json!({"role": "viewer", "shops": [1, 2]})),
+    responses((status = 200, description = "The user.", body = User), (status = 404, description = "No such user.", body = ErrorBody), (status = 409, description = "The last admin cannot be demoted.", body = ErrorBody), (status = 422, description = "An invalid field.", body = ErrorBody)),
+)]
 async fn update_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -142,6 +192,15 @@ async fn update_user(
     Ok(Json(user))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "users",
+    operation_id = "delete_user",
+    summary = "Delete a user",
+    params(("id" = i64, Path, description = "The user's id.")),
+    responses((status = 204, description = "Deleted."), (status = 404, description = "No such user.", body = ErrorBody), (status = 409, description = "The last admin cannot be deleted.", body = ErrorBody)),
+)]
 async fn delete_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -153,6 +212,17 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    put,
+    path = "/users/{id}/password",
+    tag = "users",
+    operation_id = "set_password",
+    summary = "Set a user's password",
+    description = "Admins, or the user themself; ends the user's sessions.",
+    params(("id" = i64, Path, description = "The user's id.")),
+    request_body(content = PasswordIn, example = json!({"password": "correct horse battery staple"})),
+    responses((status = 204, description = "Set."), (status = 404, description = "No such user (or not yours to change).", body = ErrorBody), (status = 422, description = "Too short.", body = ErrorBody)),
+)]
 async fn set_password(
     State(state): State<AppState>,
     auth: Auth,
@@ -168,6 +238,15 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    tag = "users",
+    operation_id = "list_tokens",
+    summary = "List API tokens",
+    params(TokenParams),
+    responses((status = 200, description = "The tokens (never their secrets).", body = crate::openapi::ApiTokenList)),
+)]
 async fn list_tokens(
     State(state): State<AppState>,
     auth: Auth,
@@ -193,6 +272,15 @@ fn own_user(auth: &Auth) -> Result<UserId, ApiError> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "users",
+    operation_id = "create_token",
+    summary = "Create an API token",
+    request_body(content = TokenIn, example = json!({"name": "ERP sync"})),
+    responses((status = 201, description = "The token, with its secret, once.", body = crate::openapi::CreatedToken), (status = 404, description = "No such user.", body = ErrorBody), (status = 422, description = "An invalid field.", body = ErrorBody)),
+)]
 async fn create_token(
     State(state): State<AppState>,
     auth: Auth,
@@ -214,6 +302,15 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/tokens/{id}",
+    tag = "users",
+    operation_id = "revoke_token",
+    summary = "Revoke an API token",
+    params(("id" = i64, Path, description = "The token's id.")),
+    responses((status = 204, description = "Revoked."), (status = 404, description = "No such token (or not yours).", body = ErrorBody)),
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     auth: Auth,
@@ -229,15 +326,12 @@ async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me", get(me))
-        .route("/users", get(list_users).post(create_user))
-        .route(
-            "/users/{id}",
-            get(get_user).put(update_user).delete(delete_user),
-        )
-        .route("/users/{id}/password", put(set_password))
-        .route("/tokens", get(list_tokens).post(create_token))
-        .route("/tokens/{id}", delete(revoke_token))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(set_password))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
 }

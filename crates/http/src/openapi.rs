@@ -1,0 +1,454 @@
+//! The OpenAPI 3.1 document of `/api/v1`, assembled from the code so that it cannot drift from
+//! the handlers: every route is registered through `utoipa-axum`'s `routes!`, which takes the
+//! method and path from the handler's `#[utoipa::path]` (so a route without a description does
+//! not exist), and every schema is derived from the type the API serialises.
+//!
+//! What the derives cannot see is added here, in one place:
+//! - the shapes of bodies that handlers parse by hand ([`EventIn`]) and of answers they build
+//!   as JSON values ([`Requeued`], [`ActionState`], …);
+//! - what the HTTP layer does to a trigger on its way out (`trigger_out`): secrets replaced by
+//!   [`SecretSet`], each action's `active` and `deactivatedAt` ([`TriggerViews`]);
+//! - the error body, the bearer scheme, and the errors every operation can answer
+//!   ([`CommonErrors`]).
+//!
+//! `GET /api/v1/openapi.json` serves it (no token needed: it holds no data), `GET /docs` a
+//! reference page rendered from it (`crate::reference`), and `docs/openapi.json` is a committed
+//! copy that a test compares with the served one.
+
+use std::sync::OnceLock;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{Html, IntoResponse, Response};
+use hookflow_engine::model::{Ingested, Timestamp};
+use serde::Serialize;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+/// The name of the bearer security scheme in the document (also in `security` below).
+const BEARER: &str = "bearerAuth";
+
+/// The document's fixed parts; the paths come from the router.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hookflow",
+        description = "A self-hosted trigger engine for commerce platforms: backends post \
+            domain events, triggers turn them into signed webhook calls, delivered from a \
+            durable queue with retries.\n\nEvery operation needs a caller: \
+            `Authorization: Bearer <token>` with the `--admin-token` or a user's API token \
+            (`POST /api/v1/tokens`). Errors are `{\"error\": {\"code\", \"message\", \
+            \"field\"?}}`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    security(("bearerAuth" = [])),
+    components(schemas(ErrorBody, SecretSet)),
+    tags(
+        (name = "events", description = "Ingest domain events; the event log and resending."),
+        (name = "triggers", description = "When an event happens (and a condition holds), call a webhook."),
+        (name = "queue", description = "The webhook calls: list, inspect with attempts, retry, cancel, resend."),
+        (name = "shops", description = "The tenants events and triggers belong to."),
+        (name = "event-types", description = "The event catalogs: types (shipped and custom), default payloads, merge fields."),
+        (name = "payloads", description = "Render a payload template before saving it."),
+        (name = "alerts", description = "Actions whose calls fail for good."),
+        (name = "users", description = "The caller, user accounts and API tokens."),
+    )
+)]
+struct ApiDoc;
+
+/// The whole document: the fixed parts above and every `/api/v1` route of the router.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) =
+        utoipa_axum::router::OpenApiRouter::<crate::AppState>::with_openapi(ApiDoc::openapi())
+            .nest("/api/v1", crate::v1::router())
+            .split_for_parts();
+    // After the routes are in: their schemas and operations are what these modify.
+    for modifier in [&Security as &dyn Modify, &TriggerViews, &CommonErrors] {
+        modifier.modify(&mut doc);
+    }
+    doc
+}
+
+/// The document as served and committed: pretty JSON with a final newline.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let mut text = document()
+            .to_pretty_json()
+            .expect("an OpenAPI document always serialises");
+        text.push('\n');
+        text
+    })
+}
+
+/// `GET /api/v1/openapi.json`.
+pub(crate) async fn openapi_json() -> Response {
+    ([(CONTENT_TYPE, "application/json")], document_json()).into_response()
+}
+
+/// `GET /docs`: the reference page, rendered once from the document.
+pub(crate) async fn docs_page() -> Html<&'static str> {
+    static PAGE: OnceLock<String> = OnceLock::new();
+    Html(PAGE.get_or_init(|| {
+        let value: serde_json::Value = serde_json::from_str(document_json())
+            .expect("the document is JSON: it was just serialised");
+        crate::reference::render(&value)
+    }))
+}
+
+/// An error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "validation_failed", "message": "actions[0].url: must be an absolute http or https URL", "field": "actions[0].url"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `validation_failed`, `unknown_event_type`, `unknown_shop`,
+    /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `internal`,
+    /// `unavailable`.
+    pub code: String,
+    /// For people: what is wrong and, where it helps, how to fix it.
+    pub message: String,
+    /// The field at fault, as a path into the request (`actions[0].url`, `[3].shopId`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// A stored secret in an answer: credentials are write-only. Sending it back unchanged keeps
+/// the stored secret.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretSet {
+    pub set: bool,
+    /// HMAC secrets only: after a rotation, the previous secret is still signed with until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<Timestamp>,
+}
+
+/// One event as a backend sends it (`POST /api/v1/events` takes one or an array).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventIn {
+    /// A type of the catalog (`GET /api/v1/event-types`).
+    pub event_type: String,
+    /// The shop the event happened in.
+    #[schema(minimum = 1)]
+    pub shop_id: i64,
+    /// The entity the event is about (1 to 255 characters, or an integer).
+    #[schema(value_type = hookflow_engine::templates::EntityIdParam)]
+    pub entity_id: serde_json::Value,
+    /// The entity as the backend sees it now; merge fields read it.
+    #[schema(value_type = Option<Object>)]
+    pub entity_data: Option<serde_json::Value>,
+    /// When it happened; default: when it was received.
+    pub occurred_at: Option<Timestamp>,
+    /// A repeated key in the same shop returns the first answer and queues nothing.
+    #[schema(min_length = 1, max_length = 255)]
+    pub idempotency_key: Option<String>,
+}
+
+/// The body of `POST /api/v1/events`: one event, or an array of 1 to 1000.
+pub struct EventsIn;
+
+impl utoipa::PartialSchema for EventsIn {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name("EventIn"))
+            .item(
+                utoipa::openapi::schema::ArrayBuilder::new()
+                    .items(Ref::from_schema_name("EventIn"))
+                    .min_items(Some(1))
+                    .max_items(Some(hookflow_engine::event::MAX_EVENTS_PER_REQUEST)),
+            )
+            .description(Some("One event, or an array of 1 to 1000."))
+            .into()
+    }
+}
+
+impl ToSchema for EventsIn {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push(("EventIn".into(), EventIn::schema()));
+        EventIn::schemas(schemas);
+    }
+}
+
+/// The answer to a batch of events.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchIngested {
+    /// One per event, in order.
+    pub events: Vec<Ingested>,
+    pub calls_queued: u32,
+}
+
+/// The answer to `POST /api/v1/events`: `Ingested` for one event, `BatchIngested` for an
+/// array.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum IngestAnswer {
+    One(Ingested),
+    Batch(BatchIngested),
+}
+
+/// How many calls were queued again.
+#[derive(Serialize, ToSchema)]
+pub struct Requeued {
+    pub requeued: u64,
+}
+
+/// An action's state after activating or deactivating it.
+#[derive(Serialize, ToSchema)]
+pub struct ActionState {
+    pub active: bool,
+    /// Activation with `?requeueFailed=true`: the calls queued again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requeued: Option<u64>,
+}
+
+/// An action's current HMAC secret.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevealedSecret {
+    /// `whsec_…`; `null` when the action does not sign.
+    pub hmac_secret: Option<String>,
+}
+
+/// A trigger after `PUT /api/v1/triggers/{id}/activate`: the trigger and the calls queued
+/// again.
+#[derive(Serialize, ToSchema)]
+pub struct TriggerActivated {
+    #[serde(flatten)]
+    pub trigger: hookflow_engine::model::Trigger,
+    pub requeued: u64,
+}
+
+/// The caller of `GET /api/v1/me`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    /// `null` for the `--admin-token`, which belongs to no user.
+    pub id: Option<hookflow_engine::model::UserId>,
+    pub email: String,
+    pub role: hookflow_engine::accounts::Role,
+    pub shops: Vec<hookflow_engine::model::ShopId>,
+    /// Whether the role may write.
+    pub can_write: bool,
+}
+
+/// A new user, with the password hookflow generated (shown once) when none was given.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedUser {
+    #[serde(flatten)]
+    pub user: hookflow_engine::accounts::User,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// A new API token, with its secret (shown once: only a digest is kept).
+#[derive(Serialize, ToSchema)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub api_token: hookflow_engine::accounts::ApiToken,
+    /// `hf_…`: send it as `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+/// `{"items": [...]}` answers (`crate::v1::Items`), one schema per item type: a derived
+/// generic schema would copy the item's schema into every list instead of referring to it.
+macro_rules! list_schema {
+    ($($name:ident of $item:ty),* $(,)?) => {$(
+        #[doc = concat!("A list of `", stringify!($item), "`.")]
+        #[derive(Serialize, ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+        }
+    )*};
+}
+
+list_schema!(
+    AlertList of hookflow_engine::store::Alert,
+    ApiTokenList of hookflow_engine::accounts::ApiToken,
+    CatalogInfoList of hookflow_templating::CatalogInfo,
+    UserList of hookflow_engine::accounts::User,
+    EventTypeList of hookflow_templating::EventType,
+    ShopList of hookflow_engine::model::Shop,
+    TriggerList of hookflow_engine::model::Trigger,
+);
+
+/// Adds the bearer scheme.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The `--admin-token`, or a user's API token (`hf_…`), as \
+                         `Authorization: Bearer <token>`.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// What `trigger_out` does to a stored trigger: the engine's model describes what is stored,
+/// the API shows secrets as [`SecretSet`] and adds each action's state. Input accepts both
+/// (sending a read back keeps the secrets; the state fields are ignored).
+struct TriggerViews;
+
+impl TriggerViews {
+    fn secret(description: &str) -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(Ref::from_schema_name("SecretSet"))
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some(description))
+            .into()
+    }
+}
+
+impl Modify for TriggerViews {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        // A stored trigger is its draft plus what storing added. The draft refuses unknown
+        // fields (`additionalProperties: false`), so `allOf` of the two could match nothing:
+        // the answer's schema is the draft's, opened, with the stored fields added.
+        if let (Some(RefOr::T(Schema::Object(draft))), Some(RefOr::T(Schema::AllOf(stored)))) = (
+            components.schemas.get("TriggerDraft").cloned(),
+            components.schemas.get("Trigger").cloned(),
+        ) {
+            let mut trigger = draft;
+            trigger.additional_properties = None;
+            trigger.description = stored.description.clone();
+            for part in &stored.items {
+                if let RefOr::T(Schema::Object(extra)) = part {
+                    trigger.properties.extend(extra.properties.clone());
+                    trigger.required.extend(extra.required.clone());
+                }
+            }
+            components
+                .schemas
+                .insert("Trigger".into(), RefOr::T(Schema::Object(trigger)));
+        }
+        let mut patch = |schema: &str, f: &dyn Fn(&mut utoipa::openapi::schema::Object)| {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) {
+                f(object);
+            }
+        };
+        patch("CallWebhook", &|o| {
+            o.properties.insert(
+                "hmacSecret".into(),
+                Self::secret(
+                    "Signs every call: a `whsec_…` secret, `\"generate\"` for a new one, `\"\"` to \
+                     stop signing; left out on update, the current secret stays. Reads show \
+                     `{\"set\": true}`.",
+                ),
+            );
+            o.properties.insert(
+                "active".into(),
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .read_only(Some(true))
+                    .description(Some(
+                        "In answers: `false` once the action was deactivated by its retry \
+                         policy or an admin.",
+                    ))
+                    .into(),
+            );
+            o.properties.insert(
+                "deactivatedAt".into(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::DateTime,
+                    )))
+                    .read_only(Some(true))
+                    .description(Some("In answers, for a deactivated action: since when."))
+                    .into(),
+            );
+        });
+        patch("BasicAuth", &|o| {
+            o.properties.insert(
+                "password".into(),
+                Self::secret("Write-only: reads show `{\"set\": true}`; left out, it stays."),
+            );
+        });
+        patch("ClientCertificate", &|o| {
+            o.properties.insert(
+                "keyPem".into(),
+                Self::secret(
+                    "The private key (PKCS#8, RSA or EC), write-only: reads show \
+                     `{\"set\": true}`; left out, it stays.",
+                ),
+            );
+        });
+    }
+}
+
+/// The errors any operation can answer, added to each: 400 (a malformed path segment, query
+/// or body), 401 (no caller: a missing or unknown token), 403 (a role that may not)
+/// and 500. Operations declare
+/// the others they answer (404, 409, 422, 503) themselves.
+struct CommonErrors;
+
+impl CommonErrors {
+    fn response(description: &str) -> utoipa::openapi::Response {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    }
+}
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let common = [
+            (
+                "400",
+                "A path segment, query parameter or body that cannot be read.",
+            ),
+            (
+                "401",
+                "A bearer token is required (`--admin-token`) and this one is missing or wrong.",
+            ),
+            ("500", "An internal error; the server log has the detail."),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for (status, description) in common {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::T(Self::response(description)));
+                }
+            }
+        }
+    }
+}
