@@ -56,11 +56,14 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("a free port for chromedriver")
             .port();
+        // A process group of its own: Chromium and its helpers join it, so dropping the
+        // browser (a failed test too) ends all of them, not only chromedriver.
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("starting chromedriver");
@@ -93,7 +96,8 @@ impl Browser {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                          "--disable-dev-shm-usage", "--window-size=1280,900",
-                         "--no-first-run", "--disable-extensions"],
+                         "--no-first-run", "--disable-extensions",
+                         "--disable-crash-reporter", "--disable-breakpad"],
             },
         });
         let Value::Object(capabilities) = capabilities else {
@@ -318,8 +322,19 @@ impl Browser {
         );
     }
 
-    pub async fn close(mut self) {
-        let _ = self.client.close().await;
-        let _ = self.driver.kill().await;
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(group) = self.driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
