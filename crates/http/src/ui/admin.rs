@@ -1,15 +1,18 @@
-//! Administration: users (role and shops), shops, and API tokens. Users and shops are for
+//! Administration: users (role and shops), shops (catalog and API key), and API tokens. Users and shops are for
 //! admins; the tokens page shows every user's tokens to admins and their own to everyone
 //! else. A new token's secret and a generated password are shown once, on the page the form
-//! leads to, and never stored in the clear.
+//! leads to, and never stored in the clear; so is a shop's API key, when the shop is made and
+//! when it is rotated.
 
 use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use hookflow_engine::accounts::Role;
 use hookflow_engine::model::{ApiTokenId, ShopId, UserId};
+use hookflow_engine::EngineError;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -176,16 +179,73 @@ pub(crate) async fn shops(
     Query(params): Query<NoticeParams>,
 ) -> Result<Response, UiError> {
     require_admin(&session.principal)?;
-    let shops = state.engine.list_shops().await?;
-    render::page(
+    shops_page(
+        &state,
         &session,
-        "shops.html",
-        "shops",
-        context! { shops, notice => params.notice },
+        ShopsPage {
+            notice: params.notice,
+            ..ShopsPage::default()
+        },
     )
+    .await
 }
 
-/// `POST /shops`: `name`, `notification_email`.
+/// What a shops page shows besides the list: a notice, an API key shown once, or a field
+/// the server refused (beside that shop's field).
+#[derive(Default)]
+struct ShopsPage {
+    notice: Option<String>,
+    /// (shop name, key, whether it replaced an older key).
+    key: Option<(String, String, bool)>,
+    /// (shop id, or `None` for the new-shop form; field; message).
+    error: Option<(Option<ShopId>, String, String)>,
+}
+
+async fn shops_page(
+    state: &AppState,
+    session: &Session,
+    page: ShopsPage,
+) -> Result<Response, UiError> {
+    let shops = state.engine.list_shops().await?;
+    let catalogs = state.engine.catalogs();
+    let status = match &page.error {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
+    let mut response = render::page(
+        session,
+        "shops.html",
+        "shops",
+        context! {
+            shops,
+            catalogs,
+            notice => page.notice,
+            key => page.key.map(|(shop, key, rotated)| context! { shop, key, rotated }),
+            error => page.error.map(|(shop, field, message)| context! {
+                shop => shop.map(|s| s.0),
+                field,
+                message,
+            }),
+        },
+    )?;
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// A refusal the page can show beside a field; anything else is an error page.
+fn field_error(e: EngineError) -> Result<(String, String, StatusCode), UiError> {
+    match e {
+        EngineError::Invalid { field, message }
+        | EngineError::UnknownEventType { field, message } => {
+            Ok((field, message, StatusCode::UNPROCESSABLE_ENTITY))
+        }
+        EngineError::Conflict(message) => Ok((String::new(), message, StatusCode::CONFLICT)),
+        e => Err(e.into()),
+    }
+}
+
+/// `POST /shops`: `name`, `notification_email`, `catalog`. The new shop's API key is shown
+/// once, on the page this answers with (not a redirect, so it is never in history).
 pub(crate) async fn create_shop(
     State(state): State<AppState>,
     session: Session,
@@ -194,20 +254,49 @@ pub(crate) async fn create_shop(
     let form = FormData::parse(&body);
     form.check_csrf(&session)?;
     require_admin(&session.principal)?;
-    let shop = state
+    let created = state
         .engine
-        .create_shop(
+        .create_shop_with_key(
             form.get("name").unwrap_or_default(),
             form.get("notification_email"),
+            form.get("catalog"),
         )
-        .await?;
-    Ok(redirect_with_notice(
-        "/shops",
-        &format!("Shop {} created (id {}).", shop.name, shop.id),
-    ))
+        .await;
+    match created {
+        Ok((shop, key)) => {
+            shops_page(
+                &state,
+                &session,
+                ShopsPage {
+                    notice: Some(format!(
+                        "Shop {} created (id {}, {} catalog).",
+                        shop.name, shop.id, shop.catalog
+                    )),
+                    key: Some((shop.name, key, false)),
+                    error: None,
+                },
+            )
+            .await
+        }
+        Err(e) => {
+            let (field, message, status) = field_error(e)?;
+            let mut response = shops_page(
+                &state,
+                &session,
+                ShopsPage {
+                    error: Some((None, field, message)),
+                    ..ShopsPage::default()
+                },
+            )
+            .await?;
+            *response.status_mut() = status;
+            Ok(response)
+        }
+    }
 }
 
-/// `POST /shops/{id}`: `name`, `notification_email`.
+/// `POST /shops/{id}`: `name`, `notification_email`, `catalog`. A catalog change the engine
+/// refuses (409: the shop has triggers of its current catalog) is shown beside the field.
 pub(crate) async fn update_shop(
     State(state): State<AppState>,
     session: Session,
@@ -218,18 +307,72 @@ pub(crate) async fn update_shop(
     form.check_csrf(&session)?;
     require_admin(&session.principal)?;
     let id = ShopId(path_id(id)?);
-    let shop = state
-        .engine
-        .update_shop(
-            id,
-            form.get("name").unwrap_or_default(),
-            form.get("notification_email"),
-        )
-        .await?;
-    Ok(redirect_with_notice(
-        "/shops",
-        &format!("Shop {} saved.", shop.name),
-    ))
+    let saved = async {
+        let shop = state
+            .engine
+            .update_shop(
+                id,
+                form.get("name").unwrap_or_default(),
+                form.get("notification_email"),
+            )
+            .await?;
+        match form.get("catalog") {
+            Some(catalog) if catalog != shop.catalog => {
+                state.engine.set_shop_catalog(id, catalog).await
+            }
+            _ => Ok(shop),
+        }
+    }
+    .await;
+    match saved {
+        Ok(shop) => Ok(redirect_with_notice(
+            "/shops",
+            &format!("Shop {} saved.", shop.name),
+        )),
+        Err(e) => {
+            let (field, message, status) = field_error(e)?;
+            // A 409 here is the catalog change (name and email were saved already).
+            let field = if field.is_empty() {
+                "catalog".to_owned()
+            } else {
+                field
+            };
+            let mut response = shops_page(
+                &state,
+                &session,
+                ShopsPage {
+                    error: Some((Some(id), field, message)),
+                    ..ShopsPage::default()
+                },
+            )
+            .await?;
+            *response.status_mut() = status;
+            Ok(response)
+        }
+    }
+}
+
+/// `POST /shops/{id}/api-key`: replaces the shop's API key and shows the new one once.
+pub(crate) async fn rotate_api_key(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    FormData::parse(&body).check_csrf(&session)?;
+    require_admin(&session.principal)?;
+    let id = ShopId(path_id(id)?);
+    let (shop, key) = state.engine.rotate_api_key(id).await?;
+    shops_page(
+        &state,
+        &session,
+        ShopsPage {
+            notice: Some(format!("Shop {} has a new API key.", shop.name)),
+            key: Some((shop.name, key, true)),
+            error: None,
+        },
+    )
+    .await
 }
 
 /// `GET /tokens`.

@@ -66,6 +66,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/users/{id}/delete", post(admin::delete_user))
         .route("/shops", get(admin::shops).post(admin::create_shop))
         .route("/shops/{id}", post(admin::update_shop))
+        .route("/shops/{id}/api-key", post(admin::rotate_api_key))
         .route("/tokens", get(admin::tokens).post(admin::create_token))
         .route("/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/static/{file}", get(static_file))
