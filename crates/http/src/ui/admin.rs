@@ -22,7 +22,7 @@ use crate::AppState;
 
 #[derive(Deserialize)]
 pub(crate) struct NoticeParams {
-    notice: Option<String>,
+    pub(crate) notice: Option<String>,
 }
 
 fn role_choices() -> Vec<(&'static str, &'static str)> {

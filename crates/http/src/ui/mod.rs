@@ -9,7 +9,8 @@
 //!   API from `web/editor.js`).
 //! - `queue`: the Webhook Queue page and a call's detail, retry, cancel and bulk resend.
 //! - `alerts`: open and acknowledged alerts.
-//! - `admin`: users, shops and API tokens.
+//! - `admin`: users, shops (catalog, API key) and API tokens.
+//! - `event_types`: every catalog's event types, and custom ones to add, change and delete.
 //!
 //! Every page reads through the [`Engine`](hookflow_engine::Engine) with the signed-in
 //! user's role and shops, as the API does: a shop owner admin never sees another shop's
@@ -21,6 +22,7 @@
 mod admin;
 mod alerts;
 mod dashboard;
+mod event_types;
 mod login;
 mod queue;
 pub(crate) mod render;
@@ -67,6 +69,15 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/shops", get(admin::shops).post(admin::create_shop))
         .route("/shops/{id}", post(admin::update_shop))
         .route("/shops/{id}/api-key", post(admin::rotate_api_key))
+        .route(
+            "/event-types",
+            get(event_types::list).post(event_types::create),
+        )
+        .route(
+            "/event-types/{name}",
+            get(event_types::edit).post(event_types::update),
+        )
+        .route("/event-types/{name}/delete", post(event_types::delete))
         .route("/tokens", get(admin::tokens).post(admin::create_token))
         .route("/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/static/{file}", get(static_file))

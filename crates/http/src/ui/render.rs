@@ -68,6 +68,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "tokens.html",
         include_str!("../../../../templates/ui/tokens.html"),
     ),
+    (
+        "event_types.html",
+        include_str!("../../../../templates/ui/event_types.html"),
+    ),
+    (
+        "event_type.html",
+        include_str!("../../../../templates/ui/event_type.html"),
+    ),
 ];
 
 /// Static files served under `/static/`: name, content type, bytes.
