@@ -397,3 +397,212 @@ async fn form_posts_without_the_csrf_token_are_refused() {
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     browser.close().await;
 }
+
+/// `GET /compat/skladon/v21/webhooks` with a shop's API key: the status.
+async fn skladon_webhooks_status(app: &TestApp, key: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(app.url("/compat/skladon/v21/webhooks"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .expect("calling the Skladon API")
+        .status()
+}
+
+/// The browser logs a page answered with an error status as a console error: checks that
+/// the one refusal just seen is the only one, so that the screenshots after it see none.
+async fn expect_refused(browser: &Browser, status: &str) {
+    let errors = browser.console_errors().await;
+    assert!(
+        errors.len() == 1 && errors[0].contains(status),
+        "{errors:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_a_custom_event_type_and_rotates_a_skladon_shops_api_key() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let receiver = Receiver::start().await;
+    let main_shop = app.create_shop("Main shop").await;
+    app.create_trigger(json!({
+        "name": "Orders", "eventType": "OrderChanged", "shopId": main_shop,
+        "actions": [{"type": "callWebhook", "url": receiver.url("/erp")}]
+    }))
+    .await;
+    let password = add_user(&app, "admin@example.com", "admin", &[]).await;
+    let browser = Browser::start(&app).await;
+    browser.sign_in("admin@example.com", &password).await;
+    // The pages' delete and rotate buttons ask first; this test says yes.
+    let confirm_yes = "window.confirm = () => true; return null";
+
+    // A Skladon shop, made on the Shops page: its API key is shown once.
+    browser.goto("/shops").await;
+    browser.fill("#new-shop-name", "Warehouse").await;
+    browser.select("#new-shop-catalog", "skladon").await;
+    browser.click("form[action='/shops'] button[type=submit]").await;
+    browser.wait_for_text(".notice", "Shop Warehouse created").await;
+    let first_key = browser.find("#shown-api-key").await.text().await.unwrap();
+    let (_, shops) = app.get_json("/api/v1/shops").await;
+    let warehouse = shops["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Warehouse")
+        .cloned()
+        .expect("the shop made in the UI");
+    assert_eq!(warehouse["catalog"], "skladon");
+    let warehouse_id = id(&warehouse);
+    assert_eq!(
+        skladon_webhooks_status(&app, &first_key).await,
+        StatusCode::OK
+    );
+    // The list shows the key's first characters only.
+    browser.goto("/shops").await;
+    let row = browser
+        .wait_for_text("table", &first_key[..8])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!row.contains(&first_key), "the whole key is never shown again");
+
+    // Rotating it shows the new key once; the old one stops working on the Skladon API.
+    browser.run(confirm_yes).await;
+    browser
+        .click(&format!(
+            "form[action='/shops/{warehouse_id}/api-key'] button"
+        ))
+        .await;
+    browser
+        .wait_for_text(".secret-box", "old key has stopped working")
+        .await;
+    let new_key = browser.find("#shown-api-key").await.text().await.unwrap();
+    assert_ne!(new_key, first_key);
+    assert_eq!(
+        skladon_webhooks_status(&app, &first_key).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        skladon_webhooks_status(&app, &new_key).await,
+        StatusCode::OK
+    );
+    browser.screenshots("shops-key-rotated").await;
+
+    // A shop with triggers of its catalog cannot move: said beside the catalog field.
+    browser.goto("/shops").await;
+    browser
+        .select(&format!("#shop-catalog-{main_shop}"), "skladon")
+        .await;
+    browser
+        .click(&format!("form[action='/shops/{main_shop}'] button"))
+        .await;
+    browser
+        .wait_for_text(&format!("#shop-error-{main_shop}"), "has triggers")
+        .await;
+    expect_refused(&browser, "409").await;
+    browser.screenshots("shops-catalog-refused").await;
+
+    // Event types: the shipped ones are read-only.
+    browser.goto("/event-types").await;
+    browser
+        .wait_for_text("table[data-catalog='skladon']", "CREATE_RECEIVING")
+        .await;
+    let builtin = browser
+        .find("tr[data-type='CREATE_RECEIVING']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        builtin.contains("built-in") && builtin.contains("read-only"),
+        "{builtin}"
+    );
+    // A schema that is not a JSON Schema is refused beside the schema field.
+    browser.fill("#et-name", "PALLET_MOVED").await;
+    browser.select("#et-catalog", "skladon").await;
+    browser.fill("#et-description", "A pallet moved to another dock").await;
+    browser
+        .fill("#et-schema", r#"{"type": "no such type"}"#)
+        .await;
+    browser.click("#add-event-type").await;
+    browser.wait_for_text("#et-schema-error", "schema").await;
+    assert_eq!(
+        browser
+            .find("#et-schema")
+            .await
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    expect_refused(&browser, "422").await;
+    browser.screenshots("event-types-error").await;
+    // The form kept what was typed; with a valid schema the type is added.
+    browser
+        .fill(
+            "#et-schema",
+            r#"{"type": "object", "properties": {"PalletId": {"type": "integer"}, "Dock": {"type": "string"}}, "required": ["PalletId"]}"#,
+        )
+        .await;
+    browser.click("#add-event-type").await;
+    browser
+        .wait_for_text(".notice", "PALLET_MOVED added to the skladon catalog")
+        .await;
+    let custom = browser
+        .find("tr[data-type='PALLET_MOVED']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(custom.contains("custom"), "{custom}");
+    browser.screenshots("event-types").await;
+    // The same name again is a clash, said beside the name.
+    browser.fill("#et-name", "PALLET_MOVED").await;
+    browser.click("#add-event-type").await;
+    browser.wait_for_text("#et-name-error", "exists").await;
+    expect_refused(&browser, "409").await;
+
+    // The trigger editor offers it, and its merge fields are the schema's properties.
+    browser.goto("/triggers/new").await;
+    browser.fill("#t-name", "Pallets").await;
+    browser.select("#t-event", "PALLET_MOVED").await;
+    browser.select("#t-shop", &warehouse_id.to_string()).await;
+    browser.click("#add-action").await;
+    browser.fill("#a0-url", &receiver.url("/pallets")).await;
+    browser.click("#a0-tab-payload").await;
+    browser.select("#a0-mime", "application/json").await;
+    browser.fill("#a0-body", "{\"pallet\": ").await;
+    browser.click("#a0-payload [data-merge-fields]").await;
+    browser
+        .wait_for_text("#merge-status", "fields of PALLET_MOVED")
+        .await;
+    browser
+        .find("#merge-list [data-merge-path='entity.Dock']")
+        .await;
+    browser.screenshots("trigger-merge-fields-custom").await;
+    browser
+        .click("#merge-list [data-merge-path='entity.PalletId']")
+        .await;
+    browser.find("#a0-body").await.send_keys("}").await.unwrap();
+    browser.click("#save").await;
+    browser.wait_for_path("/triggers/2").await;
+
+    // In use by that trigger, it cannot be deleted: said on the list.
+    browser.goto("/event-types").await;
+    browser.run(confirm_yes).await;
+    browser
+        .click("form[action='/event-types/PALLET_MOVED/delete'] button")
+        .await;
+    browser.wait_for_text("#delete-error", "PALLET_MOVED").await;
+    expect_refused(&browser, "409").await;
+    // Its page edits it: a new description is saved.
+    browser.goto("/event-types/PALLET_MOVED").await;
+    browser.fill("#et-description", "A pallet changed docks").await;
+    browser.click("#save-event-type").await;
+    browser.wait_for_text(".notice", "Saved").await;
+    let (_, ty) = app.get_json("/api/v1/event-types/PALLET_MOVED").await;
+    assert_eq!(ty["description"], "A pallet changed docks", "{ty}");
+    browser.screenshots("event-type-edit").await;
+    browser.close().await;
+}
