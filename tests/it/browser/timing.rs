@@ -178,6 +178,14 @@ async fn every_page_answers_quickly_with_100_000_calls_in_the_queue() {
         "/queue?shop=1",
         "/queue?before=50000",
         "/queue?from={hour_ago}",
+        // A range around the whole queue, alone and with the other filters.
+        "/queue?from={day_ago}&to={soon}",
+        "/queue?status=failed&from={day_ago}&to={soon}",
+        "/queue?status=pending&from={day_ago}&to={soon}",
+        "/queue?shop=1&from={day_ago}&to={soon}",
+        "/queue?before=50000&from={day_ago}&to={soon}",
+        // The older half of the queue.
+        "/queue?from={day_ago}&to={half_day_ago}",
         "/queue?q=E99999",
         "/queue/50000",
         "/alerts",
@@ -185,22 +193,33 @@ async fn every_page_answers_quickly_with_100_000_calls_in_the_queue() {
         "/shops",
         "/tokens",
     ];
+    // `datetime-local` values, as the page's filter form sends them.
+    let local = |t: time::OffsetDateTime| {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}%3A{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        )
+    };
+    let now = time::OffsetDateTime::now_utc();
     // The last hour of calls (about 4 000 of them).
-    let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-    let hour_ago = format!(
-        "{:04}-{:02}-{:02}T{:02}%3A{:02}",
-        hour_ago.year(),
-        u8::from(hour_ago.month()),
-        hour_ago.day(),
-        hour_ago.hour(),
-        hour_ago.minute()
-    );
+    let hour_ago = local(now - time::Duration::hours(1));
+    let day_ago = local(now - time::Duration::hours(25));
+    let half_day_ago = local(now - time::Duration::hours(12));
+    let soon = local(now + time::Duration::hours(1));
     let http = client();
     let mut report = Vec::new();
     let mut slow = Vec::new();
     for (who, session) in &sessions {
         for page in pages {
-            let page = page.replace("{hour_ago}", &hour_ago);
+            let page = page
+                .replace("{hour_ago}", &hour_ago)
+                .replace("{day_ago}", &day_ago)
+                .replace("{half_day_ago}", &half_day_ago)
+                .replace("{soon}", &soon);
             let page = page.as_str();
             if *who == "shop owner" && matches!(page, "/users" | "/shops") {
                 continue;
