@@ -439,8 +439,12 @@ async fn an_admin_adds_a_custom_event_type_and_rotates_a_skladon_shops_api_key()
     browser.goto("/shops").await;
     browser.fill("#new-shop-name", "Warehouse").await;
     browser.select("#new-shop-catalog", "skladon").await;
-    browser.click("form[action='/shops'] button[type=submit]").await;
-    browser.wait_for_text(".notice", "Shop Warehouse created").await;
+    browser
+        .click("form[action='/shops'] button[type=submit]")
+        .await;
+    browser
+        .wait_for_text(".notice", "Shop Warehouse created")
+        .await;
     let first_key = browser.find("#shown-api-key").await.text().await.unwrap();
     let (_, shops) = app.get_json("/api/v1/shops").await;
     let warehouse = shops["items"]
@@ -464,7 +468,10 @@ async fn an_admin_adds_a_custom_event_type_and_rotates_a_skladon_shops_api_key()
         .text()
         .await
         .unwrap();
-    assert!(!row.contains(&first_key), "the whole key is never shown again");
+    assert!(
+        !row.contains(&first_key),
+        "the whole key is never shown again"
+    );
 
     // Rotating it shows the new key once; the old one stops working on the Skladon API.
     browser.run(confirm_yes).await;
@@ -520,7 +527,9 @@ async fn an_admin_adds_a_custom_event_type_and_rotates_a_skladon_shops_api_key()
     // A schema that is not a JSON Schema is refused beside the schema field.
     browser.fill("#et-name", "PALLET_MOVED").await;
     browser.select("#et-catalog", "skladon").await;
-    browser.fill("#et-description", "A pallet moved to another dock").await;
+    browser
+        .fill("#et-description", "A pallet moved to another dock")
+        .await;
     browser
         .fill("#et-schema", r#"{"type": "no such type"}"#)
         .await;
@@ -598,7 +607,9 @@ async fn an_admin_adds_a_custom_event_type_and_rotates_a_skladon_shops_api_key()
     expect_refused(&browser, "409").await;
     // Its page edits it: a new description is saved.
     browser.goto("/event-types/PALLET_MOVED").await;
-    browser.fill("#et-description", "A pallet changed docks").await;
+    browser
+        .fill("#et-description", "A pallet changed docks")
+        .await;
     browser.click("#save-event-type").await;
     browser.wait_for_text(".notice", "Saved").await;
     let (_, ty) = app.get_json("/api/v1/event-types/PALLET_MOVED").await;

@@ -184,8 +184,10 @@ async fn every_page_answers_quickly_with_100_000_calls_in_the_queue() {
         "/queue?status=pending&from={day_ago}&to={soon}",
         "/queue?shop=1&from={day_ago}&to={soon}",
         "/queue?before=50000&from={day_ago}&to={soon}",
-        // The older half of the queue.
+        // The older half of the queue, and its oldest hour.
         "/queue?from={day_ago}&to={half_day_ago}",
+        "/queue?from={day_ago}&to={day_ago_plus_hour}",
+        "/queue?status=failed&from={day_ago}&to={day_ago_plus_hour}",
         "/queue?q=E99999",
         "/queue/50000",
         "/alerts",
@@ -209,6 +211,7 @@ async fn every_page_answers_quickly_with_100_000_calls_in_the_queue() {
     let hour_ago = local(now - time::Duration::hours(1));
     let day_ago = local(now - time::Duration::hours(25));
     let half_day_ago = local(now - time::Duration::hours(12));
+    let day_ago_plus_hour = local(now - time::Duration::hours(23));
     let soon = local(now + time::Duration::hours(1));
     let http = client();
     let mut report = Vec::new();
@@ -219,6 +222,7 @@ async fn every_page_answers_quickly_with_100_000_calls_in_the_queue() {
                 .replace("{hour_ago}", &hour_ago)
                 .replace("{day_ago}", &day_ago)
                 .replace("{half_day_ago}", &half_day_ago)
+                .replace("{day_ago_plus_hour}", &day_ago_plus_hour)
                 .replace("{soon}", &soon);
             let page = page.as_str();
             if *who == "shop owner" && matches!(page, "/users" | "/shops") {
