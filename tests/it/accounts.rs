@@ -5,26 +5,6 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-/// Creates a user over the API (as the admin token) and an API token for them; returns the
-/// user's id and the token.
-async fn user_with_token(app: &TestApp, email: &str, role: &str, shops: &[i64]) -> (i64, String) {
-    let (status, user) = app
-        .post_json(
-            "/api/v1/users",
-            json!({"email": email, "role": role, "shops": shops}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{user}");
-    let (status, token) = app
-        .post_json(
-            "/api/v1/tokens",
-            json!({"name": "tests", "userId": id(&user)}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{token}");
-    (id(&user), token["token"].as_str().unwrap().to_owned())
-}
-
 async fn as_user(
     app: &TestApp,
     token: &str,
@@ -49,7 +29,7 @@ both_backends! {
             .await;
         app.post_event(event("OrderChanged", theirs, 1, json!({"OrderId": 1}))).await;
         let their_call = app.wait_for_queue_count("", 1).await[0]["id"].as_i64().unwrap();
-        let (_, token) = user_with_token(&app, "owner@shop.example", "shop_owner_admin", &[mine]).await;
+        let (_, token) = app.user_with_token("owner@shop.example", "shop_owner_admin", &[mine]).await;
 
         // Their own shop: a trigger, an event, a call.
         let (status, trigger) = as_user(&app, &token, Method::POST, "/api/v1/triggers", Some(
@@ -116,7 +96,7 @@ both_backends! {
         let trigger = app
             .create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook")).with(json!({"shopId": shop})))
             .await;
-        let (_, token) = user_with_token(&app, "viewer@shop.example", "viewer", &[]).await;
+        let (_, token) = app.user_with_token("viewer@shop.example", "viewer", &[]).await;
         let (status, triggers) = as_user(&app, &token, Method::GET, "/api/v1/triggers", None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(triggers["items"].as_array().unwrap().len(), 1);
@@ -139,7 +119,7 @@ both_backends! {
 
     async fn a_revoked_or_unknown_token_is_refused(backend: Backend) {
         let app = spawn_app(backend).await;
-        let (user, token) = user_with_token(&app, "ops@shop.example", "admin", &[]).await;
+        let (user, token) = app.user_with_token("ops@shop.example", "admin", &[]).await;
         let (status, me) = as_user(&app, &token, Method::GET, "/api/v1/me", None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(me["email"], "ops@shop.example");

@@ -30,25 +30,6 @@ fn assert_skladon_error(answer: &(StatusCode, Value), status: StatusCode) -> Str
         .to_owned()
 }
 
-/// A user of `role` for `shops`, made over the API as the admin, and an API token of theirs.
-async fn user_token(app: &TestApp, email: &str, role: &str, shops: &[i64]) -> String {
-    let (status, user) = app
-        .post_json(
-            "/api/v1/users",
-            json!({"email": email, "role": role, "shops": shops}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{user}");
-    let (status, token) = app
-        .post_json(
-            "/api/v1/tokens",
-            json!({"name": "skladon", "userId": id(&user)}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{token}");
-    token["token"].as_str().unwrap().to_owned()
-}
-
 both_backends! {
     async fn skladon_webhooks_are_triggers_edited_from_either_side(backend: Backend) {
         let app = spawn_app(backend).await;
@@ -131,9 +112,9 @@ both_backends! {
         let answer = compat_request(&app, Method::GET, &path, Some(&key), &[("authorization", "Bearer admin-secret")], None).await;
         assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
         // A user's token acts only for the user's shops, and a viewer's only reads.
-        let owner = user_token(&app, "owner@wms.example", "shop_owner_admin", &[shop]).await;
-        let stranger = user_token(&app, "other@wms.example", "shop_owner_admin", &[other]).await;
-        let viewer = user_token(&app, "viewer@wms.example", "viewer", &[shop]).await;
+        let owner = app.user_with_token("owner@wms.example", "shop_owner_admin", &[shop]).await.1;
+        let stranger = app.user_with_token("other@wms.example", "shop_owner_admin", &[other]).await.1;
+        let viewer = app.user_with_token("viewer@wms.example", "viewer", &[shop]).await.1;
         let bearer = |t: &str| format!("Bearer {t}");
         let answer = compat_request(&app, Method::GET, &path, Some(&key), &[("authorization", &bearer(&stranger))], None).await;
         assert!(assert_skladon_error(&answer, StatusCode::FORBIDDEN).contains(&format!("shop {shop}")));

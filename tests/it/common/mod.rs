@@ -418,6 +418,26 @@ impl TestApp {
         self.stdout.iter().find(|l| l.contains(text)).cloned()
     }
 
+    /// A user of `role` for `shops`, made over the API as the admin, and an API token of
+    /// theirs: `(user id, token)`.
+    pub async fn user_with_token(&self, email: &str, role: &str, shops: &[i64]) -> (i64, String) {
+        let (status, user) = self
+            .post_json(
+                "/api/v1/users",
+                json!({"email": email, "role": role, "shops": shops}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        let (status, token) = self
+            .post_json(
+                "/api/v1/tokens",
+                json!({"name": "tests", "userId": id(&user)}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{token}");
+        (id(&user), token["token"].as_str().unwrap().to_owned())
+    }
+
     /// Whether hookflow's log has a line containing `text`.
     pub fn log_contains(&self, text: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(text))
