@@ -616,4 +616,17 @@ async fn an_admin_adds_a_custom_event_type_and_rotates_a_skladon_shops_api_key()
     assert_eq!(ty["description"], "A pallet changed docks", "{ty}");
     browser.screenshots("event-type-edit").await;
     browser.close().await;
+
+    // Both pages are for admins only, like the other admin pages.
+    let viewer = add_user(&app, "viewer@example.com", "viewer", &[main_shop]).await;
+    let session = timing::http_session(&app, "viewer@example.com", &viewer).await;
+    for page in ["/event-types", "/event-types/PALLET_MOVED", "/shops"] {
+        let answer = reqwest::Client::new()
+            .get(app.url(page))
+            .header(reqwest::header::COOKIE, &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{page}");
+    }
 }
