@@ -113,22 +113,11 @@ async fn require_caller(request: Request, next: Next) -> Result<Response, ApiErr
 /// axum's own rejections (a path segment that is not a number, a wrong method, an unknown
 /// query parameter) are plain text; the API answers every error in its JSON shape.
 async fn json_rejections(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let message = String::from_utf8_lossy(&text).trim().to_owned();
-    let code = match parts.status {
+    let (status, message) = match plain_error(next.run(request).await).await {
+        Ok(plain) => plain,
+        Err(response) => return response,
+    };
+    let code = match status {
         axum::http::StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         axum::http::StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
@@ -136,10 +125,34 @@ async fn json_rejections(request: Request, next: Next) -> Response {
         _ => "bad_request",
     };
     let message = if message.is_empty() {
-        parts.status.to_string()
+        status.to_string()
     } else {
         message
     };
     let body = serde_json::json!({"error": {"code": code, "message": message}});
-    (parts.status, axum::Json(body)).into_response()
+    (status, axum::Json(body)).into_response()
+}
+
+/// An error answer that is not JSON (axum's own rejections are plain text), as its status and
+/// trimmed text, for a face (the API, a compat API) to answer in its own error shape. Answers
+/// that are not errors, or are JSON already (`application/json`, `application/problem+json`),
+/// come back untouched as `Err`.
+pub(crate) async fn plain_error(
+    response: Response,
+) -> Result<(axum::http::StatusCode, String), Response> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/json") || v.starts_with("application/problem+json")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return Err(response);
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    Ok((status, String::from_utf8_lossy(&text).trim().to_owned()))
 }

@@ -507,22 +507,10 @@ async fn resend_event(
 
 /// axum's own plain-text rejections as problem details.
 async fn problem_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.starts_with("application/json") || v.starts_with("application/problem+json")
-        });
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
+    match crate::plain_error(next.run(request).await).await {
+        Ok((status, message)) => Problem::new(status, message).into_response(),
+        Err(response) => response,
     }
-    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
-        .await
-        .unwrap_or_default();
-    Problem::new(status, String::from_utf8_lossy(&text).trim().to_owned()).into_response()
 }
 
 pub(crate) fn router() -> Router<AppState> {

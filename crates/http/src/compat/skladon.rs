@@ -326,20 +326,10 @@ async fn deactivate_webhook(
 
 /// axum's own plain-text rejections (a wrong method, say) in Skladon's error shape.
 async fn skladon_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let message = String::from_utf8_lossy(&text).trim().to_owned();
+    let (status, message) = match crate::plain_error(next.run(request).await).await {
+        Ok(plain) => plain,
+        Err(response) => return response,
+    };
     let message = if message.is_empty() {
         status.canonical_reason().unwrap_or("Error").to_owned()
     } else {
