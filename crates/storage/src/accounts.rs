@@ -99,6 +99,16 @@ async fn set_shops(
     Ok(())
 }
 
+/// Signs a user out everywhere (a new password, a deleted account).
+async fn end_sessions(db: &impl ConnectionTrait, user: UserId) -> Result<(), StoreError> {
+    session::Entity::delete_many()
+        .filter(session::Column::UserId.eq(user.0))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl AccountStore for DbStore {
     async fn count_users(&self) -> Result<u64, StoreError> {
@@ -234,11 +244,7 @@ impl AccountStore for DbStore {
             .exec(&txn)
             .await
             .map_err(db_err)?;
-        session::Entity::delete_many()
-            .filter(session::Column::UserId.eq(id.0))
-            .exec(&txn)
-            .await
-            .map_err(db_err)?;
+        end_sessions(&txn, id).await?;
         txn.commit().await.map_err(db_err)?;
         Ok(updated.rows_affected > 0)
     }
@@ -246,11 +252,7 @@ impl AccountStore for DbStore {
     async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let txn = self.db.begin().await.map_err(db_err)?;
-        session::Entity::delete_many()
-            .filter(session::Column::UserId.eq(id.0))
-            .exec(&txn)
-            .await
-            .map_err(db_err)?;
+        end_sessions(&txn, id).await?;
         api_token::Entity::delete_many()
             .filter(api_token::Column::UserId.eq(id.0))
             .exec(&txn)

@@ -101,7 +101,6 @@ pub(crate) async fn create_user(
     body: Bytes,
 ) -> Result<Response, UiError> {
     let form = FormData::parse(&body);
-    form.check_csrf(&session)?;
     require_admin(&session.principal)?;
     let email = form.get("email").unwrap_or_default();
     let role = role_of(&form)?;
@@ -137,7 +136,6 @@ pub(crate) async fn update_user(
     body: Bytes,
 ) -> Result<Response, UiError> {
     let form = FormData::parse(&body);
-    form.check_csrf(&session)?;
     require_admin(&session.principal)?;
     let id = UserId(path_id(id)?);
     let user = state
@@ -158,9 +156,7 @@ pub(crate) async fn delete_user(
     State(state): State<AppState>,
     session: Session,
     id: Path<String>,
-    body: Bytes,
 ) -> Result<Response, UiError> {
-    FormData::parse(&body).check_csrf(&session)?;
     require_admin(&session.principal)?;
     let id = UserId(path_id(id)?);
     if session.principal.user == Some(id) {
@@ -252,7 +248,6 @@ pub(crate) async fn create_shop(
     body: Bytes,
 ) -> Result<Response, UiError> {
     let form = FormData::parse(&body);
-    form.check_csrf(&session)?;
     require_admin(&session.principal)?;
     let created = state
         .engine
@@ -304,7 +299,6 @@ pub(crate) async fn update_shop(
     body: Bytes,
 ) -> Result<Response, UiError> {
     let form = FormData::parse(&body);
-    form.check_csrf(&session)?;
     require_admin(&session.principal)?;
     let id = ShopId(path_id(id)?);
     let saved = async {
@@ -357,9 +351,7 @@ pub(crate) async fn rotate_api_key(
     State(state): State<AppState>,
     session: Session,
     id: Path<String>,
-    body: Bytes,
 ) -> Result<Response, UiError> {
-    FormData::parse(&body).check_csrf(&session)?;
     require_admin(&session.principal)?;
     let id = ShopId(path_id(id)?);
     let (shop, key) = state.engine.rotate_api_key(id).await?;
@@ -440,7 +432,6 @@ pub(crate) async fn create_token(
     body: Bytes,
 ) -> Result<Response, UiError> {
     let form = FormData::parse(&body);
-    form.check_csrf(&session)?;
     let Some(user) = session.principal.user else {
         return Err(UiError::BadRequest(
             "the admin token has no user to own API tokens; sign in as a user".into(),
@@ -462,9 +453,7 @@ pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     session: Session,
     id: Path<String>,
-    body: Bytes,
 ) -> Result<Response, UiError> {
-    FormData::parse(&body).check_csrf(&session)?;
     let id = ApiTokenId(path_id(id)?);
     let owner = if session.principal.is_admin() {
         None

@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 
 use crate::auth::Session;
-use crate::ui::{path_id, redirect_with_notice, render, require_write, FormData, UiError};
+use crate::ui::{path_id, redirect_with_notice, render, require_write, UiError};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -63,9 +62,7 @@ pub(crate) async fn ack(
     State(state): State<AppState>,
     session: Session,
     id: Path<String>,
-    body: Bytes,
 ) -> Result<Response, UiError> {
-    FormData::parse(&body).check_csrf(&session)?;
     require_write(&session.principal)?;
     let id = path_id(id)?;
     let alerts = state.engine.list_alerts(None).await?;

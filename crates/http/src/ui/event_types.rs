@@ -146,7 +146,6 @@ pub(crate) async fn create(
     body: Bytes,
 ) -> Result<Response, UiError> {
     let form = FormData::parse(&body);
-    form.check_csrf(&session)?;
     require_admin(&session.principal)?;
     let values = FormValues::from_form(&form);
     let created = match values.draft() {
@@ -225,7 +224,6 @@ pub(crate) async fn update(
     body: Bytes,
 ) -> Result<Response, UiError> {
     let form = FormData::parse(&body);
-    form.check_csrf(&session)?;
     require_admin(&session.principal)?;
     let mut values = FormValues::from_form(&form);
     values.name = name.clone();
@@ -247,9 +245,7 @@ pub(crate) async fn delete(
     State(state): State<AppState>,
     session: Session,
     Path(name): Path<String>,
-    body: Bytes,
 ) -> Result<Response, UiError> {
-    FormData::parse(&body).check_csrf(&session)?;
     require_admin(&session.principal)?;
     match state.engine.delete_event_type(&name).await {
         Ok(()) => Ok(redirect_with_notice(

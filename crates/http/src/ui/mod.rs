@@ -43,7 +43,6 @@ use hookflow_engine::EngineError;
 use minijinja::context;
 use tracing::error;
 
-use crate::auth::Session;
 use crate::AppState;
 
 /// The pages. None collides with `/api/v1`, `/metrics`, `/healthz`, `/docs` or `/compat`.
@@ -172,24 +171,6 @@ impl FormData {
             .iter()
             .filter(move |(k, _)| k == name)
             .map(|(_, v)| v.as_str())
-    }
-
-    /// Checks the form's `_csrf` field against the session's token (the central middleware
-    /// does too; a page handler never acts on a form without it).
-    pub(crate) fn check_csrf(&self, session: &Session) -> Result<(), UiError> {
-        let presented = self
-            .0
-            .iter()
-            .find(|(k, _)| k == "_csrf")
-            .map(|(_, v)| v.as_bytes());
-        if presented.is_some_and(|p| crate::auth::constant_time_eq(p, session.csrf.as_bytes())) {
-            Ok(())
-        } else {
-            Err(UiError::Forbidden(
-                "the form's security token is missing or out of date; reload the page and try again"
-                    .into(),
-            ))
-        }
     }
 }
 

@@ -308,9 +308,7 @@ pub(crate) async fn retry(
     State(state): State<AppState>,
     session: Session,
     id: Path<String>,
-    body: Bytes,
 ) -> Result<Response, UiError> {
-    FormData::parse(&body).check_csrf(&session)?;
     require_write(&session.principal)?;
     let id = CallId(path_id(id)?);
     visible_call(&state, &session, id).await?;
@@ -326,9 +324,7 @@ pub(crate) async fn cancel(
     State(state): State<AppState>,
     session: Session,
     id: Path<String>,
-    body: Bytes,
 ) -> Result<Response, UiError> {
-    FormData::parse(&body).check_csrf(&session)?;
     require_write(&session.principal)?;
     let id = CallId(path_id(id)?);
     visible_call(&state, &session, id).await?;
@@ -343,7 +339,6 @@ pub(crate) async fn bulk_resend(
     body: Bytes,
 ) -> Result<Response, UiError> {
     let form = FormData::parse(&body);
-    form.check_csrf(&session)?;
     require_write(&session.principal)?;
     let mut filter = Filter::from_form(&form);
     filter.status = CallStatus::Failed.as_str().to_owned();

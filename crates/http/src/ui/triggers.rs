@@ -67,7 +67,6 @@ pub(crate) async fn toggle(
     body: Bytes,
 ) -> Result<Response, UiError> {
     let form = FormData::parse(&body);
-    form.check_csrf(&session)?;
     require_write(&session.principal)?;
     let id = TriggerId(path_id(id)?);
     let trigger = visible_trigger(&state, &session, id).await?;
