@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::identify,
         ))
+        .merge(ui::static_router())
         .layer(middleware::from_fn(metrics::log_request))
         .with_state(state)
 }

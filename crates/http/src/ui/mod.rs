@@ -79,8 +79,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/event-types/{name}/delete", post(event_types::delete))
         .route("/tokens", get(admin::tokens).post(admin::create_token))
         .route("/tokens/{id}/revoke", post(admin::revoke_token))
-        .route("/static/{file}", get(static_file))
         .layer(middleware::from_fn(server_timing))
+}
+
+/// The UI's static files. Merged outside `auth::identify`: they are the same for everyone, so a
+/// page's stylesheet and scripts cost no session lookup each.
+pub(crate) fn static_router() -> Router<AppState> {
+    Router::new().route("/static/{file}", get(static_file))
 }
 
 /// Why a page cannot be shown; rendered as an error page with a fitting status.
