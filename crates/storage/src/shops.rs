@@ -66,6 +66,19 @@ pub(crate) async fn update(
     name: &str,
     notification_email: Option<&str>,
 ) -> Result<Option<Shop>, StoreError> {
+    modify(db, id, |model| {
+        model.name = Set(name.to_owned());
+        model.notification_email = Set(notification_email.map(str::to_owned));
+    })
+    .await
+}
+
+/// Loads a shop, changes it and saves it; `None` when it does not exist.
+async fn modify(
+    db: &DatabaseConnection,
+    id: ShopId,
+    change: impl FnOnce(&mut shop::ActiveModel),
+) -> Result<Option<Shop>, StoreError> {
     let Some(existing) = shop::Entity::find_by_id(id.0)
         .one(db)
         .await
@@ -74,8 +87,7 @@ pub(crate) async fn update(
         return Ok(None);
     };
     let mut model: shop::ActiveModel = existing.into();
-    model.name = Set(name.to_owned());
-    model.notification_email = Set(notification_email.map(str::to_owned));
+    change(&mut model);
     Ok(Some(to_shop(model.update(db).await.map_err(db_err)?)))
 }
 
@@ -89,16 +101,7 @@ pub(crate) async fn set_catalog(
     id: ShopId,
     catalog: &str,
 ) -> Result<Option<Shop>, StoreError> {
-    let Some(existing) = shop::Entity::find_by_id(id.0)
-        .one(db)
-        .await
-        .map_err(db_err)?
-    else {
-        return Ok(None);
-    };
-    let mut model: shop::ActiveModel = existing.into();
-    model.catalog = Set(catalog.to_owned());
-    Ok(Some(to_shop(model.update(db).await.map_err(db_err)?)))
+    modify(db, id, |model| model.catalog = Set(catalog.to_owned())).await
 }
 
 pub(crate) async fn set_api_key(
@@ -107,17 +110,11 @@ pub(crate) async fn set_api_key(
     hash: &str,
     prefix: &str,
 ) -> Result<Option<Shop>, StoreError> {
-    let Some(existing) = shop::Entity::find_by_id(id.0)
-        .one(db)
-        .await
-        .map_err(db_err)?
-    else {
-        return Ok(None);
-    };
-    let mut model: shop::ActiveModel = existing.into();
-    model.api_key_hash = Set(Some(hash.to_owned()));
-    model.api_key_prefix = Set(Some(prefix.to_owned()));
-    Ok(Some(to_shop(model.update(db).await.map_err(db_err)?)))
+    modify(db, id, |model| {
+        model.api_key_hash = Set(Some(hash.to_owned()));
+        model.api_key_prefix = Set(Some(prefix.to_owned()));
+    })
+    .await
 }
 
 /// Served by the unique index `shops_api_key`.
