@@ -129,7 +129,7 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
     if config.database.url.starts_with("sqlite:") {
         // One process owns a SQLite database, so whatever is still in flight was left by a
         // previous run that died: it goes back to the queue now, not when its lease ends.
-        let released = Store::release_expired_leases(&store, Timestamp(i64::MAX)).await?;
+        let released = Store::recover_in_flight(&store, Timestamp::now()).await?;
         if released > 0 {
             info!(
                 calls = released,

@@ -24,7 +24,7 @@ use crate::notify::{Notice, NoticeKind, Notifier};
 use crate::policy::ActionPolicy;
 use crate::retry::{classify, RetryPolicy, Verdict};
 use crate::security::ActionIndex;
-use crate::store::{ClaimFilter, CompleteOutcome, Handoff, Store};
+use crate::store::{ClaimFilter, CompleteOutcome, Handoff, Store, StoreError};
 use crate::transport::{Delivery, Transport};
 
 /// How the delivery loop runs.
@@ -111,6 +111,30 @@ impl HostSlots {
         hosts
             .get(host)
             .map_or(self.limit, |s| s.available_permits())
+    }
+
+    /// What a claim may take now: endpoints with no free slot, and busy endpoints with the
+    /// slots they have left (idle entries are dropped on the way). Endpoints in neither list
+    /// have every slot free.
+    pub fn occupancy(&self) -> (Vec<String>, Vec<(String, u32)>) {
+        let mut hosts = self
+            .hosts
+            .lock()
+            .expect("host slots lock is never poisoned: no panics while held");
+        hosts.retain(|_, s| s.available_permits() < self.limit || Arc::strong_count(s) > 1);
+        let mut full = Vec::new();
+        let mut room = Vec::new();
+        for (host, slots) in hosts.iter() {
+            match slots.available_permits() {
+                0 if full.len() < MAX_SKIPPED_HOSTS => full.push(host.clone()),
+                0 => {}
+                n if n < self.limit && room.len() < MAX_SKIPPED_HOSTS => {
+                    room.push((host.clone(), n as u32))
+                }
+                _ => {}
+            }
+        }
+        (full, room)
     }
 
     /// Endpoints with no free slot (idle entries are dropped on the way).
@@ -242,6 +266,61 @@ pub struct Dispatcher {
     pub reload: Arc<Notify>,
 }
 
+/// How much longer than its longest attempt a lease lasts: the attempt's outcome must be
+/// recorded before another node may take the call.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// What woke the loop.
+enum Wake {
+    /// Calls handed over by ingest, already claimed.
+    Handed(Vec<ClaimedCall>),
+    /// Something may be due: calls were queued, a batch was recorded, a retry fell due, the
+    /// poll came round, or a slot freed up while calls were left behind.
+    Look,
+    /// A slot freed up, but the last claim left nothing behind.
+    Idle,
+    Shutdown,
+}
+
+/// The delivery loop's state. Claims follow freed slots and handed-over calls; the poll only
+/// finds work that other nodes (or the clock) scheduled.
+struct DispatchLoop {
+    /// Where calls are claimed from and outcomes recorded.
+    store: Arc<dyn Store>,
+    /// Sends the calls.
+    transport: Arc<dyn Transport>,
+    config: DispatchConfig,
+    /// Ingest stored calls in the queue (not handed over): a reason to claim.
+    queued: Arc<Notify>,
+    /// The recorder committed a batch: finished calls may unblock their entity's next call.
+    freed: Arc<Notify>,
+    /// Credentials and policies of every action, as of the last trigger reload.
+    actions: Arc<RwLock<Arc<ActionIndex>>>,
+    /// Free delivery slots of this process (shared with ingest's handoff).
+    permits: Arc<Semaphore>,
+    /// Free slots per endpoint (shared with ingest's handoff).
+    hosts: Arc<HostSlots>,
+    /// Whether calls wait behind an earlier call of their entity.
+    followers: Arc<Followers>,
+    /// Calls ingest handed over.
+    rx: mpsc::UnboundedReceiver<Vec<ClaimedCall>>,
+    /// Calls on the wire.
+    inflight: JoinSet<()>,
+    /// Outcomes on their way to the recorders.
+    done: mpsc::Sender<Completion>,
+    /// When this process's retries are due (ms), so the loop wakes for them instead of
+    /// waiting for the poll. The recorder adds them once committed.
+    retries_due: Arc<Mutex<BinaryHeap<Reverse<i64>>>>,
+    /// The `now` of the last claim: retries due before it were served by it.
+    last_claim: Timestamp,
+    /// The last claim may have left due calls behind: it took all it asked for, an endpoint
+    /// got as many calls as it had room for, or an endpoint was skipped as full. Then a freed
+    /// slot is a reason to claim again, at once.
+    left_behind: bool,
+    /// When expired leases were last swept.
+    last_sweep: tokio::time::Instant,
+}
+
 impl Dispatcher {
     /// Runs until `shutdown` fires, then stops claiming, delivers what was handed over, lets
     /// in-flight calls finish, records their outcomes and returns. Stop ingest before firing
@@ -257,19 +336,8 @@ impl Dispatcher {
             notifier,
             reload,
         } = self;
-        let WorkerInbox {
-            permits,
-            hosts,
-            followers,
-            mut rx,
-        } = inbox;
-        // Finished calls wake the loop through `freed`; whether that is worth a claim depends
-        // on what the last claim left behind (see `worth_claiming` below).
         let freed = Arc::new(Notify::new());
-        let (done_tx, done_rx) = mpsc::channel::<Completion>(config.concurrency.max(1) * 2);
-        // When this process's retries are due (ms), so the loop wakes for them instead of
-        // waiting for the next poll; retries scheduled by other nodes are found by polling.
-        // The recorder adds them once they are committed, so a wake-up finds them claimable.
+        let (done, done_rx) = mpsc::channel::<Completion>(config.concurrency.max(1) * 2);
         let retries_due: Arc<Mutex<BinaryHeap<Reverse<i64>>>> = Arc::default();
         let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
         let recorders: Vec<_> = (0..config.committers.max(1))
@@ -284,151 +352,225 @@ impl Dispatcher {
                 ))
             })
             .collect();
-        // The `now` of the last claim: retries due before it were served by it.
-        let mut last_claim = Timestamp(0);
-        let mut want_claim = true;
-        // What the last claim left: endpoints it skipped as full, and whether it took as many
-        // calls as it could (then more may wait).
-        let mut last_full_hosts: Vec<String> = Vec::new();
-        let mut last_claim_full = false;
-        let mut inflight: JoinSet<()> = JoinSet::new();
-        let mut last_sweep = tokio::time::Instant::now() - LEASE_SWEEP;
-        permits.add_permits(config.concurrency.max(1));
-        // A finished call is worth a claim only if the last claim left calls behind: it was
-        // full, it skipped an endpoint that now has room, or calls wait for their entity's
-        // earlier call. A slow endpoint's backlog alone is not (it is skipped until it has room).
-        let worth_claiming = |last_full: &[String], last_full_claim: bool| {
-            last_full_claim
-                || followers.waiting(Timestamp::now())
-                || last_full.iter().any(|h| hosts.room(h) > 0)
+        inbox.permits.add_permits(config.concurrency.max(1));
+        let mut lp = DispatchLoop {
+            store,
+            transport,
+            config,
+            queued,
+            freed,
+            actions,
+            permits: inbox.permits,
+            hosts: inbox.hosts,
+            followers: inbox.followers,
+            rx: inbox.rx,
+            inflight: JoinSet::new(),
+            done,
+            retries_due,
+            last_claim: Timestamp(0),
+            left_behind: true,
+            last_sweep: tokio::time::Instant::now() - LEASE_SWEEP,
         };
-        let spawn = |inflight: &mut JoinSet<()>, call: ClaimedCall| {
-            let transport = transport.clone();
-            let done = done_tx.clone();
-            // Usually a slot is free (we only take as many calls as there are); a call handed
-            // over while the slots were being claimed waits for one, under its lease.
-            let permit = permits.clone().try_acquire_owned().ok();
-            let permits = permits.clone();
-            let host = hosts.semaphore(&call.target_host);
-            let host_permit = host.clone().try_acquire_owned().ok();
-            let (credentials, policy) = {
-                let index = actions
-                    .read()
-                    .expect("action index lock is never poisoned: writers only swap an Arc");
-                (
-                    index.get(call.trigger_id, call.action_index),
-                    index.policy(call.trigger_id, call.action_index),
-                )
-            };
-            let span = info_span!("deliver", call_id = %call.id, webhook_id = %call.webhook_id);
-            inflight.spawn(
-                async move {
-                    let _permit = wait_for(permit, permits).await;
-                    let _host = wait_for(host_permit, host).await;
-                    let delivery = transport
-                        .deliver(&call, credentials.as_deref(), policy.timeout)
-                        .await;
-                    let completion = conclude(&call, delivery, &policy);
-                    crate::metrics::observe_attempt(&call, &completion);
-                    // The recorder outlives every sender; a failed send means we are past
-                    // shutdown and the lease will hand the call back.
-                    let _ = done.send(completion).await;
+        let mut look = true;
+        while !shutdown.is_cancelled() {
+            lp.sweep_leases().await;
+            if look && lp.claim_round().await.is_err() {
+                tokio::select! {
+                    _ = tokio::time::sleep(lp.config.poll_interval) => {}
+                    _ = shutdown.cancelled() => {}
                 }
-                .instrument(span),
-            );
-        };
-
-        loop {
-            if shutdown.is_cancelled() {
-                break;
+                continue;
             }
-            if last_sweep.elapsed() >= LEASE_SWEEP {
-                last_sweep = tokio::time::Instant::now();
-                match store.release_expired_leases(Timestamp::now()).await {
-                    Ok(0) => {}
-                    Ok(n) => warn!(calls = n, "returned calls with expired leases to the queue"),
-                    Err(err) => error!(error = %err, "could not sweep expired leases"),
-                }
-            }
-            while inflight.try_join_next().is_some() {}
-            while let Ok(calls) = rx.try_recv() {
-                for call in calls {
-                    spawn(&mut inflight, call);
-                }
-            }
-            let free = permits.available_permits();
-            // Whether calls may be waiting in the queue for a free slot: then a finished call
-            // is a reason to claim again.
-            let mut backlog = free == 0;
-            if want_claim && free > 0 {
-                let limit = (free as u32).min(config.claim_batch);
-                let now = Timestamp::now();
-                last_claim = now;
-                let lease_until = now.plus_millis(config.lease.as_millis() as i64);
-                let filter = ClaimFilter {
-                    full_hosts: hosts.full(),
-                    per_host: hosts.limit() as u32,
-                };
-                let skipped_hosts = !filter.full_hosts.is_empty();
-                last_full_hosts = filter.full_hosts.clone();
-                match store.claim(now, lease_until, limit, &filter).await {
-                    Ok(calls) => {
-                        let full = calls.len() as u32 == limit;
-                        last_claim_full = full;
-                        backlog = full || skipped_hosts;
-                        for call in calls {
-                            spawn(&mut inflight, call);
-                        }
-                        if full && permits.available_permits() > 0 {
-                            continue;
-                        }
-                    }
-                    Err(err) => {
-                        error!(error = %err, "could not claim calls");
-                        tokio::select! {
-                            _ = tokio::time::sleep(config.poll_interval) => {}
-                            _ = shutdown.cancelled() => {}
-                        }
-                        continue;
-                    }
-                }
-            }
-            // Handed-over calls need no claim; everything else is a reason to look.
-            want_claim = true;
-            tokio::select! {
-                Some(calls) = rx.recv() => {
+            look = match lp.wait_for_work(&shutdown).await {
+                Wake::Handed(calls) => {
                     for call in calls {
-                        spawn(&mut inflight, call);
+                        lp.start_call(call);
                     }
-                    want_claim = false;
+                    false
                 }
-                _ = queued.notified() => {}
-                _ = freed.notified() => {
-                    want_claim = worth_claiming(&last_full_hosts, last_claim_full);
-                }
-                Some(_) = inflight.join_next(), if backlog && !inflight.is_empty() => {
-                    want_claim = worth_claiming(&last_full_hosts, last_claim_full);
-                }
-                _ = tokio::time::sleep(idle_wait(&retries_due, last_claim, config.poll_interval)) => {}
-                _ = shutdown.cancelled() => {}
-            }
+                Wake::Look => true,
+                Wake::Idle => false,
+                Wake::Shutdown => break,
+            };
         }
-
-        // Drain: what was handed over is delivered, calls on the wire finish and are recorded;
-        // nothing new is claimed.
-        permits.close();
-        rx.close();
-        while let Some(calls) = rx.recv().await {
-            for call in calls {
-                spawn(&mut inflight, call);
-            }
-        }
-        while inflight.join_next().await.is_some() {}
-        drop(done_tx);
+        lp.drain().await;
         for recorder in recorders {
             let _ = recorder.await;
         }
     }
+}
+
+impl DispatchLoop {
+    /// Returns calls whose lease ran out (a node died with them on the wire) to the queue,
+    /// every few seconds.
+    async fn sweep_leases(&mut self) {
+        if self.last_sweep.elapsed() < LEASE_SWEEP {
+            return;
+        }
+        self.last_sweep = tokio::time::Instant::now();
+        match self.store.release_expired_leases(Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(n) => warn!(calls = n, "returned calls with expired leases to the queue"),
+            Err(err) => error!(error = %err, "could not sweep expired leases"),
+        }
+    }
+
+    /// The lease a claim takes: the configured one, or longer when an action allows its
+    /// attempts more time, so a live worker never loses a call it is still sending.
+    fn lease(&self) -> Duration {
+        let longest = self
+            .actions
+            .read()
+            .expect("action index lock is never poisoned: writers only swap an Arc")
+            .longest_timeout();
+        match longest {
+            Some(t) => self.config.lease.max(t + LEASE_MARGIN),
+            None => self.config.lease,
+        }
+    }
+
+    /// Claims due calls for the free slots, endpoint by endpoint, and starts them; repeats
+    /// while claims come back full and slots are free.
+    async fn claim_round(&mut self) -> Result<(), StoreError> {
+        loop {
+            while let Ok(calls) = self.rx.try_recv() {
+                for call in calls {
+                    self.start_call(call);
+                }
+            }
+            let free = self.permits.available_permits();
+            if free == 0 {
+                self.left_behind = true;
+                return Ok(());
+            }
+            let limit = (free as u32).min(self.config.claim_batch);
+            let now = Timestamp::now();
+            self.last_claim = now;
+            let lease_until = now.plus_millis(self.lease().as_millis() as i64);
+            let (full_hosts, room) = self.hosts.occupancy();
+            let filter = ClaimFilter {
+                full_hosts,
+                room,
+                per_host: self.hosts.limit() as u32,
+            };
+            let calls = match self.store.claim(now, lease_until, limit, &filter).await {
+                Ok(calls) => calls,
+                Err(err) => {
+                    error!(error = %err, "could not claim calls");
+                    self.left_behind = true;
+                    return Err(err);
+                }
+            };
+            let saturated = calls.len() as u32 == limit;
+            self.left_behind =
+                saturated || !filter.full_hosts.is_empty() || endpoint_filled(&calls, &filter);
+            for call in calls {
+                self.start_call(call);
+            }
+            if !(saturated && self.permits.available_permits() > 0) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Puts a claimed call on the wire in a task of its own, under its slots.
+    fn start_call(&mut self, call: ClaimedCall) {
+        let transport = self.transport.clone();
+        let done = self.done.clone();
+        // Usually a slot is free (we only take as many calls as there are); a call handed
+        // over while the slots were being claimed waits for one, under its lease.
+        let permit = self.permits.clone().try_acquire_owned().ok();
+        let permits = self.permits.clone();
+        let host = self.hosts.semaphore(&call.target_host);
+        let host_permit = host.clone().try_acquire_owned().ok();
+        let (credentials, policy) = {
+            let index = self
+                .actions
+                .read()
+                .expect("action index lock is never poisoned: writers only swap an Arc");
+            (
+                index.get(call.trigger_id, call.action_index),
+                index.policy(call.trigger_id, call.action_index),
+            )
+        };
+        let span = info_span!("deliver", call_id = %call.id, webhook_id = %call.webhook_id);
+        self.inflight.spawn(
+            async move {
+                let _permit = wait_for(permit, permits).await;
+                let _host = wait_for(host_permit, host).await;
+                let delivery = transport
+                    .deliver(&call, credentials.as_deref(), policy.timeout)
+                    .await;
+                let completion = conclude(&call, delivery, &policy);
+                crate::metrics::observe_attempt(&call, &completion);
+                // The recorder outlives every sender; a failed send means we are past
+                // shutdown and the lease will hand the call back.
+                let _ = done.send(completion).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Waits for a reason to claim, or for calls handed over.
+    async fn wait_for_work(&mut self, shutdown: &CancellationToken) -> Wake {
+        while self.inflight.try_join_next().is_some() {}
+        let wait = idle_wait(
+            &self.retries_due,
+            self.last_claim,
+            self.config.poll_interval,
+        );
+        let watch_slots = !self.inflight.is_empty();
+        tokio::select! {
+            Some(calls) = self.rx.recv() => Wake::Handed(calls),
+            _ = self.queued.notified() => Wake::Look,
+            _ = self.freed.notified() => {
+                if self.left_behind || self.followers.waiting(Timestamp::now()) {
+                    Wake::Look
+                } else {
+                    Wake::Idle
+                }
+            }
+            Some(_) = self.inflight.join_next(), if watch_slots => {
+                // A slot is free: claim for it if the last claim left calls behind.
+                if self.left_behind { Wake::Look } else { Wake::Idle }
+            }
+            _ = tokio::time::sleep(wait) => Wake::Look,
+            _ = shutdown.cancelled() => Wake::Shutdown,
+        }
+    }
+
+    /// After shutdown: what was handed over is delivered, calls on the wire finish and are
+    /// recorded; nothing new is claimed.
+    async fn drain(mut self) {
+        self.permits.close();
+        self.rx.close();
+        while let Some(calls) = self.rx.recv().await {
+            for call in calls {
+                self.start_call(call);
+            }
+        }
+        while self.inflight.join_next().await.is_some() {}
+    }
+}
+
+/// Whether a claim gave some endpoint all the calls it had room for (then more of its calls
+/// may be due).
+fn endpoint_filled(calls: &[ClaimedCall], filter: &ClaimFilter) -> bool {
+    if calls.is_empty() {
+        return false;
+    }
+    let mut per_host: HashMap<&str, u32> = HashMap::new();
+    for call in calls {
+        *per_host.entry(call.target_host.as_str()).or_default() += 1;
+    }
+    per_host.iter().any(|(host, n)| {
+        let room = filter
+            .room
+            .iter()
+            .find(|(h, _)| h == host)
+            .map_or(filter.per_host, |(_, r)| *r);
+        room > 0 && *n >= room
+    })
 }
 
 /// A slot: the one taken up front, or the next one to free up. A closed semaphore (shutdown)

@@ -132,73 +132,6 @@ pub fn check_custom(c: &CustomRetry) -> Result<(), (String, String)> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn presets_follow_the_platforms() {
-        let d = RetryPolicy::default();
-        let skladon =
-            ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Skladon)), d);
-        assert_eq!(skladon.retry.max_retries, 20);
-        assert_eq!(skladon.max_age, Some(Duration::from_secs(48 * 3600)));
-        assert!(skladon.deactivate_when_exhausted);
-        let flow =
-            ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Flowretail)), d);
-        assert_eq!(
-            (flow.retry.max_retries, flow.timeout),
-            (10, Some(Duration::from_secs(10)))
-        );
-        let shopctrl =
-            ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Shopctrl)), d);
-        assert_eq!(shopctrl.retry.max_retries, 10);
-        assert!(!shopctrl.deactivate_when_exhausted);
-        let front =
-            ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Frontsystems)), d);
-        assert_eq!(front.retry.max_attempts(), 1, "no automatic retry");
-        assert!(!front.deactivate_when_exhausted && front.deactivate_after.is_none());
-    }
-
-    #[test]
-    fn custom_values_override_the_defaults_and_are_checked() {
-        let custom = CustomRetry {
-            max_retries: Some(3),
-            initial_delay: Some(0.5),
-            retry_on_4xx: vec![409],
-            deactivate_after_failures: Some(2),
-            ..CustomRetry::default()
-        };
-        let p = ActionPolicy::resolve(
-            Some(&RetryPolicySpec::Custom(custom.clone())),
-            RetryPolicy::default(),
-        );
-        assert_eq!(p.retry.max_retries, 3);
-        assert_eq!(p.retry.base, Duration::from_millis(500));
-        assert_eq!(p.retry_on_4xx, vec![409]);
-        assert_eq!(p.deactivate_after, Some(2));
-        assert!(check_custom(&custom).is_ok());
-        assert_eq!(
-            check_custom(&CustomRetry {
-                retry_on_4xx: vec![500],
-                ..custom.clone()
-            })
-            .unwrap_err()
-            .0,
-            "retryOn4xx"
-        );
-        assert_eq!(
-            check_custom(&CustomRetry {
-                initial_delay: Some(-1.0),
-                ..custom
-            })
-            .unwrap_err()
-            .0,
-            "initialDelay"
-        );
-    }
-}
-
 // ---- alerts, activation and the checks of a trigger's queue settings ----
 
 use crate::model::{Action, Timestamp, Trigger, TriggerDraft, TriggerId};
@@ -334,5 +267,72 @@ impl Engine {
             self.queued.notify_one();
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_follow_the_platforms() {
+        let d = RetryPolicy::default();
+        let skladon =
+            ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Skladon)), d);
+        assert_eq!(skladon.retry.max_retries, 20);
+        assert_eq!(skladon.max_age, Some(Duration::from_secs(48 * 3600)));
+        assert!(skladon.deactivate_when_exhausted);
+        let flow =
+            ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Flowretail)), d);
+        assert_eq!(
+            (flow.retry.max_retries, flow.timeout),
+            (10, Some(Duration::from_secs(10)))
+        );
+        let shopctrl =
+            ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Shopctrl)), d);
+        assert_eq!(shopctrl.retry.max_retries, 10);
+        assert!(!shopctrl.deactivate_when_exhausted);
+        let front =
+            ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Frontsystems)), d);
+        assert_eq!(front.retry.max_attempts(), 1, "no automatic retry");
+        assert!(!front.deactivate_when_exhausted && front.deactivate_after.is_none());
+    }
+
+    #[test]
+    fn custom_values_override_the_defaults_and_are_checked() {
+        let custom = CustomRetry {
+            max_retries: Some(3),
+            initial_delay: Some(0.5),
+            retry_on_4xx: vec![409],
+            deactivate_after_failures: Some(2),
+            ..CustomRetry::default()
+        };
+        let p = ActionPolicy::resolve(
+            Some(&RetryPolicySpec::Custom(custom.clone())),
+            RetryPolicy::default(),
+        );
+        assert_eq!(p.retry.max_retries, 3);
+        assert_eq!(p.retry.base, Duration::from_millis(500));
+        assert_eq!(p.retry_on_4xx, vec![409]);
+        assert_eq!(p.deactivate_after, Some(2));
+        assert!(check_custom(&custom).is_ok());
+        assert_eq!(
+            check_custom(&CustomRetry {
+                retry_on_4xx: vec![500],
+                ..custom.clone()
+            })
+            .unwrap_err()
+            .0,
+            "retryOn4xx"
+        );
+        assert_eq!(
+            check_custom(&CustomRetry {
+                initial_delay: Some(-1.0),
+                ..custom
+            })
+            .unwrap_err()
+            .0,
+            "initialDelay"
+        );
     }
 }

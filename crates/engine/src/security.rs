@@ -102,6 +102,12 @@ impl ActionIndex {
         }
     }
 
+    /// The longest per-attempt timeout an action sets (`None`: none sets one), so that a
+    /// lease can always outlast the attempt it covers.
+    pub fn longest_timeout(&self) -> Option<std::time::Duration> {
+        self.policies.values().filter_map(|p| p.timeout).max()
+    }
+
     /// The queue policy of an action (the server's for a deleted trigger).
     pub fn policy(&self, trigger: TriggerId, action_index: i32) -> Arc<ActionPolicy> {
         self.policies

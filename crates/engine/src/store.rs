@@ -69,7 +69,9 @@ impl Handoff {
 pub struct ClaimFilter {
     /// Endpoints with no free slot in this process.
     pub full_hosts: Vec<String>,
-    /// Most calls claimed per endpoint at once (0 = no cap).
+    /// Endpoints with some calls on the wire: how many more each may get.
+    pub room: Vec<(String, u32)>,
+    /// Most calls claimed per other endpoint at once (0 = no cap).
     pub per_host: u32,
 }
 
@@ -234,8 +236,13 @@ pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
         extra_attempts: i32,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
-    /// Returns in-flight calls whose lease ran out (their worker died) to the queue.
+    /// Returns in-flight calls whose lease ran out (their worker died) to the queue, due at
+    /// once, with their attempt count and `webhook-id`; their attempt log says the attempt
+    /// was interrupted.
     async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Returns every in-flight call to the queue as `release_expired_leases` does, whatever
+    /// its lease: for a SQLite start, when the one process that could hold them is gone.
+    async fn recover_in_flight(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     /// The latest stored event about an entity of a shop (for dynamic merge fields and
     /// previews): its type and the entity data the backend sent.

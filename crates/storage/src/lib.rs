@@ -359,7 +359,12 @@ impl Store for DbStore {
 
     async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
-        queue::release_expired(&self.db, now).await
+        queue::release(&self.db, Some(now), now).await
+    }
+
+    async fn recover_in_flight(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        queue::release(&self.db, None, now).await
     }
 
     async fn latest_event(

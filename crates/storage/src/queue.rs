@@ -76,15 +76,26 @@ pub(crate) async fn claim(
         &mut values,
         i64::from(limit.saturating_mul(CANDIDATES_PER_CALL)).into(),
     );
-    let per_host = ph(
-        &mut values,
-        i64::from(if filter.per_host == 0 {
-            limit
-        } else {
-            filter.per_host
-        })
-        .into(),
-    );
+    let cap = i64::from(if filter.per_host == 0 {
+        limit
+    } else {
+        filter.per_host
+    });
+    // Endpoints partly busy in this process get only their free slots. (Placeholders are
+    // pushed in the order they appear in the text: SQLite's `?` are positional.)
+    let per_host = if filter.room.is_empty() {
+        ph(&mut values, cap.into())
+    } else {
+        let mut case = String::from("CASE r.target_host");
+        for (host, room) in &filter.room {
+            let h = ph(&mut values, host.clone().into());
+            let n = ph(&mut values, i64::from(*room).into());
+            case.push_str(&format!(" WHEN {h} THEN {n}"));
+        }
+        let default_cap = ph(&mut values, cap.into());
+        case.push_str(&format!(" ELSE {default_cap} END"));
+        case
+    };
     let limit_ph = ph(&mut values, i64::from(limit).into());
     let lock = if pg {
         "FOR UPDATE OF q SKIP LOCKED"
@@ -94,7 +105,7 @@ pub(crate) async fn claim(
     let sql = format!(
         "UPDATE queue_items SET status = 'in_flight', lease_until = {p1}, updated_at = {p2} \
          WHERE id IN (SELECT r.id FROM ( \
-           SELECT c.id, c.priority, c.next_attempt_at, ROW_NUMBER() OVER ( \
+           SELECT c.id, c.target_host, c.priority, c.next_attempt_at, ROW_NUMBER() OVER ( \
              PARTITION BY c.target_host ORDER BY c.priority DESC, c.next_attempt_at, c.id) AS rn \
            FROM (SELECT q.id, q.target_host, q.priority, q.next_attempt_at FROM queue_items q \
              WHERE q.status = 'pending' AND q.next_attempt_at <= {p3} {skip_hosts} \
@@ -260,28 +271,75 @@ async fn transition(
     Ok(result.rows_affected() > 0)
 }
 
-/// Returns in-flight calls whose lease expired to the queue, due at once.
-pub(crate) async fn release_expired(
+/// What the attempt log says of an attempt that was on the wire when its worker went away.
+const INTERRUPTED: &str = "interrupted: hookflow stopped (or lost its lease) while this \
+     attempt was on the wire; whether the receiver got it is unknown, so it is sent again";
+
+/// Returns in-flight calls to the queue, due at once: those whose lease ran out before
+/// `expired_before` (their worker died), or every one (`None`: a SQLite start, where the
+/// previous run that held them is gone). They keep their attempt count and `webhook-id`; each
+/// gets a line in its attempt log saying the attempt was interrupted. One transaction.
+pub(crate) async fn release(
     db: &DatabaseConnection,
+    expired_before: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let result = queue_item::Entity::update_many()
-        .col_expr(
-            queue_item::Column::Status,
-            Expr::value(CallStatus::Pending.as_str()),
-        )
-        .col_expr(
-            queue_item::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(queue_item::Column::NextAttemptAt, Expr::value(now.0))
-        .col_expr(queue_item::Column::UpdatedAt, Expr::value(now.0))
-        .filter(queue_item::Column::Status.eq(CallStatus::InFlight.as_str()))
-        .filter(queue_item::Column::LeaseUntil.lt(now.0))
-        .exec(db)
-        .await
-        .map_err(db_err)?;
-    Ok(result.rows_affected)
+    let txn = db.begin().await.map_err(db_err)?;
+    let mut find = queue_item::Entity::find()
+        .select_only()
+        .columns([
+            queue_item::Column::Id,
+            queue_item::Column::Attempts,
+            queue_item::Column::UpdatedAt,
+        ])
+        .filter(queue_item::Column::Status.eq(CallStatus::InFlight.as_str()));
+    if let Some(before) = expired_before {
+        find = find.filter(queue_item::Column::LeaseUntil.lt(before.0));
+    }
+    let rows: Vec<(i64, i32, i64)> = find.into_tuple().all(&txn).await.map_err(db_err)?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let backend = txn.get_database_backend();
+    for chunk in rows.chunks(ATTEMPT_CHUNK) {
+        let mut insert = Query::insert();
+        insert.into_table(attempt::Entity).columns([
+            attempt::Column::QueueItemId,
+            attempt::Column::Attempt,
+            attempt::Column::StartedAt,
+            attempt::Column::DurationMs,
+            attempt::Column::StatusCode,
+            attempt::Column::ResponseHeaders,
+            attempt::Column::ResponseBody,
+            attempt::Column::Error,
+        ]);
+        for &(id, attempts, claimed_at) in chunk {
+            insert.values_panic([
+                id.into(),
+                (attempts + 1).into(),
+                claimed_at.into(),
+                (now.0 - claimed_at).max(0).into(),
+                Option::<i32>::None.into(),
+                "[]".into(),
+                "".into(),
+                Some(INTERRUPTED).into(),
+            ]);
+        }
+        txn.execute(backend.build(&insert)).await.map_err(db_err)?;
+        let update = Query::update()
+            .table(queue_item::Entity)
+            .value(queue_item::Column::Status, CallStatus::Pending.as_str())
+            .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
+            .value(queue_item::Column::NextAttemptAt, now.0)
+            .value(queue_item::Column::LastError, INTERRUPTED)
+            .value(queue_item::Column::UpdatedAt, now.0)
+            .and_where(Expr::col(queue_item::Column::Id).is_in(chunk.iter().map(|r| r.0)))
+            .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
+            .to_owned();
+        txn.execute(backend.build(&update)).await.map_err(db_err)?;
+    }
+    txn.commit().await.map_err(db_err)?;
+    Ok(rows.len() as u64)
 }
 
 fn to_item(m: queue_item::Model) -> Result<QueueItem, StoreError> {

@@ -608,7 +608,7 @@ async fn time_ranges_list_exactly_the_calls_made_in_them_whatever_the_plan(store
         }
     }
     assert_eq!(made.len(), 4200);
-    made.sort_by(|a, b| b.0.cmp(&a.0));
+    made.sort_by_key(|m| std::cmp::Reverse(m.0));
     for (from, to, before) in [
         (Some(at(15)), Some(at(55)), None), // wide
         (Some(at(5)), Some(at(65)), None),  // everything
