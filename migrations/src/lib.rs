@@ -11,6 +11,7 @@ mod m20261127_000003_retention;
 mod m20261201_000004_accounts;
 mod m20261201_000005_catalogs;
 mod m20261201_000006_ui;
+mod m20261202_000007_queue_core;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_accounts::Migration),
             Box::new(m20261201_000005_catalogs::Migration),
             Box::new(m20261201_000006_ui::Migration),
+            Box::new(m20261202_000007_queue_core::Migration),
         ]
     }
 }

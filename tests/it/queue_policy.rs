@@ -73,16 +73,29 @@ both_backends! {
             .await;
         app.post_event(event("ProductChanged", shop, 7, json!({"ProductCode": "v1"}))).await;
         receiver.wait_for_requests(1, WAIT).await;
-        // The first call is on the wire: it is not touched; the next event queues one call and
-        // the three after it fold into that one.
+        // The first call is on the wire: it is not touched; each next event queues a call that
+        // supersedes the one before it, which names its successor.
+        let mut calls = Vec::new();
         for v in 2..=5 {
-            app.post_event(event("ProductChanged", shop, 7, json!({"ProductCode": format!("v{v}")}))).await;
+            let answer = app.post_event(event("ProductChanged", shop, 7, json!({"ProductCode": format!("v{v}")}))).await;
+            assert_eq!(answer["callsQueued"], 1, "{answer}");
+            let items = app.queue_items(&format!("triggerId={}", id(&trigger))).await;
+            let newest = items.into_iter().max_by_key(id).unwrap();
+            assert_eq!(newest["eventId"], answer["eventId"]);
+            calls.push(newest);
         }
         app.post_event(event("ProductChanged", shop, 8, json!({"ProductCode": "other"}))).await;
-        let items = app.queue_items(&format!("triggerId={}", id(&trigger))).await;
-        assert_eq!(items.len(), 3, "{items:#?}");
-        let pending = items.iter().find(|i| i["entityId"] == "7" && i["status"] == "pending").unwrap();
+        let items = app.queue_items(&format!("triggerId={}&status=pending", id(&trigger))).await;
+        let pending: Vec<&Value> = items.iter().filter(|i| i["entityId"] == "7").collect();
+        assert_eq!(pending.len(), 1, "one pending call per entity: {items:#?}");
+        let pending = pending[0];
+        assert_eq!(pending["id"], calls[3]["id"]);
         assert_eq!(pending["coalesced"], 3);
+        for (older, newer) in calls.iter().zip(&calls[1..]) {
+            let older = app.queue_item(id(older)).await;
+            assert_eq!(older["status"], "superseded", "{older:#}");
+            assert_eq!(older["supersededBy"], newer["id"], "{older:#}");
+        }
         gate.open();
         let got = receiver.wait_for_requests(3, WAIT).await;
         let codes: Vec<String> = got.iter().map(|r| r.json()["entityData"]["ProductCode"].as_str().unwrap().to_owned()).collect();

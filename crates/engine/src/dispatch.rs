@@ -162,7 +162,10 @@ pub struct Workers {
     hosts: Arc<HostSlots>,
     followers: Arc<Followers>,
     tx: mpsc::UnboundedSender<Vec<ClaimedCall>>,
+    /// The configured lease; handed-over calls get the same lease as claimed ones.
     lease: Duration,
+    /// For the longest action timeout, which a lease must outlast.
+    actions: Arc<RwLock<Arc<ActionIndex>>>,
 }
 
 /// How long after ingest last stored a waiting follower the loop keeps claiming after every
@@ -191,7 +194,11 @@ pub struct WorkerInbox {
 }
 
 impl Workers {
-    pub fn new(lease: Duration, per_host: usize) -> (Workers, WorkerInbox) {
+    pub fn new(
+        lease: Duration,
+        per_host: usize,
+        actions: Arc<RwLock<Arc<ActionIndex>>>,
+    ) -> (Workers, WorkerInbox) {
         let permits = Arc::new(Semaphore::new(0));
         let hosts = Arc::new(HostSlots::new(per_host));
         let followers = Arc::new(Followers::default());
@@ -203,6 +210,7 @@ impl Workers {
                 followers: followers.clone(),
                 tx,
                 lease,
+                actions,
             },
             WorkerInbox {
                 permits,
@@ -230,7 +238,7 @@ impl Workers {
         };
         Handoff {
             max_calls,
-            lease_until: now.plus_millis(self.lease.as_millis() as i64),
+            lease_until: now.plus_millis(lease_for(self.lease, &self.actions).as_millis() as i64),
             hosts: Some(self.hosts.clone()),
         }
     }
@@ -269,6 +277,19 @@ pub struct Dispatcher {
 /// How much longer than its longest attempt a lease lasts: the attempt's outcome must be
 /// recorded before another node may take the call.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// The lease of a claimed call: `configured`, or longer when an action allows its attempts
+/// more time, so a live worker never loses a call it is still sending.
+fn lease_for(configured: Duration, actions: &RwLock<Arc<ActionIndex>>) -> Duration {
+    let longest = actions
+        .read()
+        .expect("action index lock is never poisoned: writers only swap an Arc")
+        .longest_timeout();
+    match longest {
+        Some(t) => configured.max(t + LEASE_MARGIN),
+        None => configured,
+    }
+}
 
 /// What woke the loop.
 enum Wake {
@@ -418,15 +439,7 @@ impl DispatchLoop {
     /// The lease a claim takes: the configured one, or longer when an action allows its
     /// attempts more time, so a live worker never loses a call it is still sending.
     fn lease(&self) -> Duration {
-        let longest = self
-            .actions
-            .read()
-            .expect("action index lock is never poisoned: writers only swap an Arc")
-            .longest_timeout();
-        match longest {
-            Some(t) => self.config.lease.max(t + LEASE_MARGIN),
-            None => self.config.lease,
-        }
+        lease_for(self.config.lease, &self.actions)
     }
 
     /// Claims due calls for the free slots, endpoint by endpoint, and starts them; repeats

@@ -4,14 +4,15 @@
 //! is durable), but a commit costs about the same for one event as for hundreds. So requests
 //! queue on a bounded channel and one task commits whatever has gathered, then answers them all.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::error;
 
 use crate::dispatch::Workers;
 use crate::model::{Ingested, NewEvent, Timestamp};
-use crate::store::{IngestRejection, Store, StoreError};
+use crate::service::Engine;
+use crate::store::{Handoff, IngestOutcome, IngestRejection, IngestResult, Store, StoreError};
 use crate::triggers::CompiledTriggers;
 
 /// Most requests committed together. Large enough to amortise a commit, small enough that one
@@ -47,6 +48,7 @@ impl Ingestor {
     pub fn start(
         store: Arc<dyn Store>,
         triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
+        reloader: Arc<OnceLock<Weak<Engine>>>,
         queued: Arc<Notify>,
         workers: Arc<Workers>,
         committers: usize,
@@ -61,7 +63,10 @@ impl Ingestor {
             .map(|_| {
                 tokio::spawn(run(
                     store.clone(),
-                    triggers.clone(),
+                    Matching {
+                        triggers: triggers.clone(),
+                        reloader: reloader.clone(),
+                    },
                     queued.clone(),
                     workers.clone(),
                     rx.clone(),
@@ -128,9 +133,55 @@ impl EntityLocks {
     }
 }
 
+/// The triggers ingest matches against, and the way to reload them when the ingest
+/// transaction finds them behind the committed ones.
+struct Matching {
+    triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
+    /// Set once the engine exists (it owns the catalog the triggers compile against).
+    reloader: Arc<OnceLock<Weak<Engine>>>,
+}
+
+impl Matching {
+    fn current(&self) -> Arc<CompiledTriggers> {
+        self.triggers
+            .read()
+            .expect("trigger lock is never poisoned: writers only swap an Arc")
+            .clone()
+    }
+
+    /// Commits a group against the triggers as committed: when they moved on since they were
+    /// loaded, nothing was written; reload and try again. (A change per attempt at most, so
+    /// this ends unless triggers change faster than a reload.)
+    async fn commit(
+        &self,
+        store: &dyn Store,
+        requests: &[Vec<NewEvent>],
+        handoff: impl Fn() -> Handoff,
+        now: Timestamp,
+    ) -> Result<IngestOutcome, StoreError> {
+        loop {
+            let planner = self.current();
+            match store
+                .ingest(requests, planner.as_ref(), handoff(), now)
+                .await?
+            {
+                IngestResult::Committed(outcome) => return Ok(outcome),
+                IngestResult::TriggersMoved { generation } => {
+                    let engine = self.reloader.get().and_then(Weak::upgrade).ok_or_else(|| {
+                        StoreError("the triggers changed while hookflow is stopping".into())
+                    })?;
+                    if let Err(err) = engine.reload_behind(generation).await {
+                        return Err(StoreError(format!("reloading triggers: {err}")));
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn run(
     store: Arc<dyn Store>,
-    triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
+    matching: Matching,
     queued: Arc<Notify>,
     workers: Arc<Workers>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
@@ -147,16 +198,12 @@ async fn run(
             jobs.drain(..).map(|j| (j.events, j.reply)).unzip();
         requests.clear();
         requests.extend(events);
-        let planner = triggers
-            .read()
-            .expect("trigger lock is never poisoned: writers only swap an Arc")
-            .clone();
         // Group commits that share an entity take turns, so the later one sees the earlier
         // one's calls (ordering, coalescing); the others commit side by side.
         let _entities = entities.lock(&requests).await;
         let now = Timestamp::now();
-        match store
-            .ingest(&requests, planner.as_ref(), workers.handoff(now), now)
+        match matching
+            .commit(store.as_ref(), &requests, || workers.handoff(now), now)
             .await
         {
             Ok(outcome) => {

@@ -9,6 +9,7 @@
 //! - [`transport`]: the [`transport::Transport`] trait that delivery implements.
 //! - [`retry`]: outcome classification and the retry schedule.
 //! - [`triggers`]: compiled triggers, matching and rendering an event into calls.
+//! - [`queue`]: the queue's policy, pure: unique items, order, slots, retries, recovery.
 //! - [`ingest`]: the group-committing ingest loop.
 //! - [`dispatch`]: the delivery loop (claim, send, record).
 //! - [`metrics`]: Prometheus counters and histograms the loops update, gauges read at scrape.
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod policy;
+pub mod queue;
 pub mod retry;
 pub mod security;
 pub mod send_test;

@@ -413,6 +413,9 @@ pub enum CallStatus {
     /// Not sent: its action was deactivated when the event came (kept for the event log and
     /// for requeueing on reactivation).
     Skipped,
+    /// Not sent (again): a newer call of its unique action and entity replaced it while it
+    /// waited (see `superseded_by`), and carries the newer payload.
+    Superseded,
 }
 
 impl CallStatus {
@@ -424,6 +427,7 @@ impl CallStatus {
             CallStatus::Failed => "failed",
             CallStatus::Cancelled => "cancelled",
             CallStatus::Skipped => "skipped",
+            CallStatus::Superseded => "superseded",
         }
     }
 }
@@ -438,8 +442,9 @@ impl FromStr for CallStatus {
             "failed" => Ok(CallStatus::Failed),
             "cancelled" => Ok(CallStatus::Cancelled),
             "skipped" => Ok(CallStatus::Skipped),
+            "superseded" => Ok(CallStatus::Superseded),
             other => Err(format!(
-                "unknown status {other:?}: use pending, in_flight, succeeded, failed, cancelled or skipped"
+                "unknown status {other:?}: use pending, in_flight, succeeded, failed, cancelled, skipped or superseded"
             )),
         }
     }
@@ -559,8 +564,10 @@ pub struct QueueItem {
     pub next_attempt_at: Timestamp,
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
-    /// Newer events for the same entity folded into this pending call.
+    /// Older calls of its unique action and entity this call replaced (counting theirs).
     pub coalesced: i32,
+    /// `superseded`: the newer call that replaced this one.
+    pub superseded_by: Option<CallId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -57,6 +57,8 @@ pub struct ActionIndex {
     policies: HashMap<(TriggerId, i32), Arc<ActionPolicy>>,
     /// For calls whose trigger is gone.
     default_policy: Arc<ActionPolicy>,
+    /// The longest per-attempt timeout of any action (leases must outlast it).
+    longest_timeout: Option<std::time::Duration>,
 }
 
 impl ActionIndex {
@@ -95,17 +97,19 @@ impl ActionIndex {
                 }
             }
         }
+        let longest_timeout = policies.values().filter_map(|p| p.timeout).max();
         ActionIndex {
             by_action,
             policies,
             default_policy: Arc::new(ActionPolicy::server(defaults)),
+            longest_timeout,
         }
     }
 
     /// The longest per-attempt timeout an action sets (`None`: none sets one), so that a
     /// lease can always outlast the attempt it covers.
     pub fn longest_timeout(&self) -> Option<std::time::Duration> {
-        self.policies.values().filter_map(|p| p.timeout).max()
+        self.longest_timeout
     }
 
     /// The queue policy of an action (the server's for a deleted trigger).

@@ -157,6 +157,9 @@ impl Engine {
         let builtin_catalog = catalog;
         let catalog =
             crate::catalogs::merge_custom(&builtin_catalog, store.list_event_types().await?);
+        // The generation first: a change committed while loading makes it look stale, never
+        // current (ingest then reloads).
+        let generation = store.trigger_generation().await?;
         let triggers = store.list_triggers().await?;
         let deactivated = store.deactivated_actions().await?;
         let actions = Arc::new(RwLock::new(Arc::new(ActionIndex::build(
@@ -168,13 +171,20 @@ impl Engine {
             catalog.clone(),
             config.dispatch.retry,
             &deactivated,
-        );
+        )
+        .at_generation(generation);
         let triggers = Arc::new(RwLock::new(Arc::new(compiled)));
         let queued = Arc::new(Notify::new());
-        let (workers, inbox) = Workers::new(config.dispatch.lease, config.dispatch.per_host);
+        let (workers, inbox) = Workers::new(
+            config.dispatch.lease,
+            config.dispatch.per_host,
+            actions.clone(),
+        );
+        let reloader = Arc::new(std::sync::OnceLock::new());
         let (ingestor, ingest) = Ingestor::start(
             store.clone(),
             triggers.clone(),
+            reloader.clone(),
             queued.clone(),
             Arc::new(workers),
             config.dispatch.committers,
@@ -196,12 +206,23 @@ impl Engine {
             reload: tokio::sync::Mutex::new(()),
         });
         let weak = Arc::downgrade(&engine);
+        let _ = reloader.set(weak.clone());
+        let changes = engine.store.trigger_changes();
         let refresh = tokio::spawn(async move {
             loop {
-                // Periodically for other nodes' edits, at once when an action was deactivated.
+                // When another node says it changed them (PostgreSQL), at once when an action
+                // was deactivated here, and periodically. (Correctness does not rest on this:
+                // ingest checks the generation in its transaction; this keeps reloads off the
+                // ingest path.)
                 tokio::select! {
                     _ = tokio::time::sleep(TRIGGER_REFRESH) => {}
                     _ = reload_wanted.notified() => {}
+                    _ = async {
+                        match &changes {
+                            Some(changes) => changes.notified().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {}
                 }
                 let Some(engine) = weak.upgrade() else { break };
                 if let Err(err) = engine.reload_catalog().await {
@@ -247,10 +268,13 @@ impl Engine {
 
     pub(crate) async fn reload_triggers(&self) -> Result<(), EngineError> {
         let _guard = self.reload.lock().await;
+        // The generation first (see `start`).
+        let generation = self.store.trigger_generation().await?;
         let triggers = self.store.list_triggers().await?;
         let deactivated = self.store.deactivated_actions().await?;
         let retry = self.config.dispatch.retry;
-        let compiled = CompiledTriggers::build(&triggers, self.catalog(), retry, &deactivated);
+        let compiled = CompiledTriggers::build(&triggers, self.catalog(), retry, &deactivated)
+            .at_generation(generation);
         *self
             .triggers
             .write()
@@ -262,6 +286,21 @@ impl Engine {
             .expect("action index lock is never poisoned: writers only swap an Arc") =
             Arc::new(ActionIndex::build(&triggers, retry));
         Ok(())
+    }
+
+    /// Reloads event types and triggers unless they are already at `generation` or later:
+    /// ingest found them behind the committed ones.
+    pub(crate) async fn reload_behind(&self, generation: i64) -> Result<(), EngineError> {
+        let current = self
+            .triggers
+            .read()
+            .expect("trigger lock is never poisoned: writers only swap an Arc")
+            .generation();
+        if current.is_some_and(|g| g >= generation) {
+            return Ok(());
+        }
+        self.reload_catalog().await?;
+        self.reload_triggers().await
     }
 
     // ---- shops ----

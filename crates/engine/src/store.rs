@@ -27,6 +27,13 @@ pub struct PlannedEvent<'a> {
 /// ingest transaction, so what it returns is committed together with the event.
 pub trait Planner: Send + Sync {
     fn plan(&self, event: &PlannedEvent<'_>, out: &mut Vec<NewCall>);
+
+    /// The trigger generation this planner was built from: the ingest transaction commits only
+    /// while it is still the committed one (see [`IngestResult::TriggersMoved`]). `None`: a
+    /// planner that does not follow the stored triggers (tests, a trigger being edited).
+    fn generation(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// An event as stored.
@@ -104,6 +111,26 @@ pub struct IngestOutcome {
     pub coalesced: u64,
     /// Calls stored pending because an earlier call of their entity is unfinished.
     pub blocked: u64,
+}
+
+/// How an ingest transaction ended.
+#[derive(Debug)]
+pub enum IngestResult {
+    /// Committed.
+    Committed(IngestOutcome),
+    /// Nothing written: the triggers changed since the planner was built (its generation is
+    /// not the committed one). Reload them and try again.
+    TriggersMoved { generation: i64 },
+}
+
+impl IngestResult {
+    /// The outcome, if it committed.
+    pub fn committed(self) -> Option<IngestOutcome> {
+        match self {
+            IngestResult::Committed(outcome) => Some(outcome),
+            IngestResult::TriggersMoved { .. } => None,
+        }
+    }
 }
 
 /// An alert: an action's calls fail for good. One open alert per action counts them.
@@ -186,13 +213,24 @@ pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
     /// Stores many ingest requests in one transaction: for each request, either all its
     /// events and the calls `planner` makes of them are committed, or it is rejected.
     /// Events whose idempotency key was seen before are answered with the first result.
+    /// Nothing is written when the planner's generation is not the committed one.
     async fn ingest(
         &self,
         requests: &[Vec<NewEvent>],
         planner: &dyn Planner,
         handoff: Handoff,
         now: Timestamp,
-    ) -> Result<IngestOutcome, StoreError>;
+    ) -> Result<IngestResult, StoreError>;
+
+    /// The trigger generation as committed: moved by every change to what events match
+    /// (triggers, action activation, event types).
+    async fn trigger_generation(&self) -> Result<i64, StoreError>;
+
+    /// Fires when another node may have changed the triggers (PostgreSQL `LISTEN`); `None`
+    /// where only this process writes them.
+    fn trigger_changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 
     /// Claims up to `limit` due pending calls, highest priority first, leasing them until
     /// `lease_until`. Concurrent claimers (other processes) never get the same call.

@@ -101,6 +101,8 @@ struct TypeTriggers {
 pub struct CompiledTriggers {
     templates: TemplateSet,
     by_type: HashMap<String, TypeTriggers>,
+    /// The trigger generation these were loaded at (`None`: not from the store).
+    generation: Option<i64>,
 }
 
 impl CompiledTriggers {
@@ -146,7 +148,21 @@ impl CompiledTriggers {
         for list in by_type.values_mut() {
             list.triggers.sort_by_key(|t| (-t.priority, t.id));
         }
-        CompiledTriggers { templates, by_type }
+        CompiledTriggers {
+            templates,
+            by_type,
+            generation: None,
+        }
+    }
+
+    /// Marks these as loaded at `generation`: ingest then commits only while it is current.
+    pub fn at_generation(mut self, generation: i64) -> CompiledTriggers {
+        self.generation = Some(generation);
+        self
+    }
+
+    pub fn generation(&self) -> Option<i64> {
+        self.generation
     }
 
     pub fn templates(&self) -> &TemplateSet {
@@ -245,6 +261,10 @@ fn compile(
 }
 
 impl Planner for CompiledTriggers {
+    fn generation(&self) -> Option<i64> {
+        self.generation
+    }
+
     fn plan(&self, planned: &PlannedEvent<'_>, out: &mut Vec<NewCall>) {
         let event = planned.event;
         let Some(TypeTriggers {

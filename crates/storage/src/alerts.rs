@@ -142,6 +142,8 @@ pub(crate) async fn call_failed(
             .exec(txn)
             .await
             .map_err(db_err)?;
+        // What events match changed: every node's ingest sees it (see `generation`).
+        crate::generation::bump(txn).await?;
         raise(txn, ACTION_DEACTIVATED, &failed, now).await?;
         outcome.deactivated.push(failed.clone());
     }
@@ -222,7 +224,7 @@ pub(crate) async fn deactivated(
 }
 
 pub(crate) async fn set_active(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     trigger: TriggerId,
     action_index: i32,
     active: bool,

@@ -3,7 +3,8 @@
 use hookflow_engine::model::{CustomEventType, Timestamp};
 use hookflow_engine::store::StoreError;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 
 use crate::entities::event_type;
@@ -37,7 +38,7 @@ pub(crate) async fn list(db: &DatabaseConnection) -> Result<Vec<CustomEventType>
 }
 
 async fn find(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     name: &str,
 ) -> Result<Option<event_type::Model>, StoreError> {
     event_type::Entity::find()
@@ -48,7 +49,7 @@ async fn find(
 }
 
 pub(crate) async fn create(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     ty: &CustomEventType,
 ) -> Result<bool, StoreError> {
     if find(db, &ty.name).await?.is_some() {
@@ -75,7 +76,7 @@ pub(crate) async fn create(
 }
 
 pub(crate) async fn update(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     ty: &CustomEventType,
 ) -> Result<bool, StoreError> {
     let Some(existing) = find(db, &ty.name).await? else {
@@ -91,7 +92,7 @@ pub(crate) async fn update(
     Ok(true)
 }
 
-pub(crate) async fn delete(db: &DatabaseConnection, name: &str) -> Result<bool, StoreError> {
+pub(crate) async fn delete(db: &impl ConnectionTrait, name: &str) -> Result<bool, StoreError> {
     let result = event_type::Entity::delete_many()
         .filter(event_type::Column::Name.eq(name))
         .exec(db)

@@ -5,9 +5,11 @@ use std::sync::RwLock;
 
 use hookflow_engine::model::{
     CallId, CallStatus, ClaimedCall, EventId, Ingested, NewCall, NewEvent, Shop, ShopId, Timestamp,
+    TriggerId,
 };
+use hookflow_engine::queue::{plan_ingest, FreshCall, IngestPlan, Placement, Unfinished};
 use hookflow_engine::store::{
-    Handoff, IngestOutcome, IngestRejection, PlannedEvent, Planner, StoreError,
+    Handoff, IngestOutcome, IngestRejection, IngestResult, PlannedEvent, Planner, StoreError,
 };
 use sea_orm::sea_query::{Alias, Expr, Func, Query};
 use sea_orm::{
@@ -39,7 +41,7 @@ pub(crate) async fn ingest(
     planner: &dyn Planner,
     handoff: Handoff,
     now: Timestamp,
-) -> Result<IngestOutcome, StoreError> {
+) -> Result<IngestResult, StoreError> {
     // Reads first, outside the transaction: on SQLite a transaction that reads before it writes
     // can fail to upgrade its lock. Shops are never deleted, and idempotency keys are serialised
     // by the single ingest task of this process (and by the unique index across processes).
@@ -132,6 +134,19 @@ pub(crate) async fn ingest(
 
     let txn = db.begin().await.map_err(db_err)?;
     let backend = txn.get_database_backend();
+    // Match against the triggers as committed: if they moved on since the planner was built,
+    // write nothing and let the engine reload. On PostgreSQL the share lock keeps a change from
+    // committing until this transaction has (see `generation`). (On SQLite the write turn keeps
+    // every other writer out, so reading before writing cannot fail to upgrade.)
+    if let Some(ours) = planner.generation() {
+        let committed = crate::generation::read(&txn, true).await?;
+        if committed != ours {
+            txn.rollback().await.map_err(db_err)?;
+            return Ok(IngestResult::TriggersMoved {
+                generation: committed,
+            });
+        }
+    }
 
     // Insert the fresh events; ids come back through RETURNING. Ids of one multi-row INSERT
     // are assigned in VALUES order on both databases, so sorted ids line up with the rows.
@@ -196,16 +211,25 @@ pub(crate) async fn ingest(
         );
         queued_per_event[i] = (calls.len() - before) as u32;
     }
-    // Unique items coalesce into the pending call of their action and entity; ordered calls
-    // behind an unfinished one of theirs must wait for it (and so are not handed over).
-    let arranged = arrange(&txn, backend, &mut calls, now).await?;
-    let coalesced = arranged.keep.iter().filter(|keep| !**keep).count() as u64;
-    let mut calls: Vec<NewCall> = calls
-        .into_iter()
-        .zip(arranged.keep)
-        .filter_map(|(c, keep)| keep.then_some(c))
-        .collect();
-    let blocked = arranged.blocked;
+    // Where each call goes (unique items, order): the queue policy decides.
+    let plan = arrange(&txn, backend, &calls).await?;
+    let mut blocked = vec![false; calls.len()];
+    let mut coalesced = plan.supersede.len() as u64;
+    for (i, placement) in plan.placements.iter().enumerate() {
+        match *placement {
+            Placement::Queue {
+                blocked: b,
+                coalesced: n,
+            } => {
+                blocked[i] = b;
+                calls[i].coalesced = n;
+            }
+            Placement::SupersededBy(_) => {
+                calls[i].status = CallStatus::Superseded;
+                coalesced += 1;
+            }
+        }
+    }
     let blocked_calls = blocked.iter().filter(|b| **b).count() as u64;
 
     // Calls handed straight to this process's workers are stored already claimed, while the
@@ -232,7 +256,9 @@ pub(crate) async fn ingest(
         call.status = CallStatus::InFlight;
         handed += 1;
     }
-    let mut call_ids: Vec<i64> = Vec::with_capacity(if handed > 0 { calls.len() } else { 0 });
+    // Ids are needed for the calls handed over and for links to superseding calls.
+    let need_ids = handed > 0 || coalesced > 0;
+    let mut call_ids: Vec<i64> = Vec::with_capacity(if need_ids { calls.len() } else { 0 });
     for chunk in calls.chunks(CALL_CHUNK) {
         let mut insert = Query::insert();
         insert.into_table(queue_item::Entity).columns([
@@ -257,6 +283,7 @@ pub(crate) async fn ingest(
             queue_item::Column::Coalesced,
             queue_item::Column::TargetHost,
             queue_item::Column::Ordered,
+            queue_item::Column::UniqueItem,
             queue_item::Column::CreatedAt,
             queue_item::Column::UpdatedAt,
         ]);
@@ -285,11 +312,12 @@ pub(crate) async fn ingest(
                 c.coalesced.into(),
                 c.target_host.as_str().into(),
                 c.ordered.into(),
+                c.unique.into(),
                 now.0.into(),
                 now.0.into(),
             ]);
         }
-        if handed > 0 {
+        if need_ids {
             // Ids come back in VALUES order once sorted (see the events insert above).
             insert.returning_col(queue_item::Column::Id);
             let rows = txn
@@ -305,13 +333,14 @@ pub(crate) async fn ingest(
             txn.execute(backend.build(&insert)).await.map_err(db_err)?;
         }
     }
-    if handed > 0 && call_ids.len() != calls.len() {
+    if need_ids && call_ids.len() != calls.len() {
         return Err(StoreError(format!(
             "inserted {} calls but got {} ids",
             calls.len(),
             call_ids.len()
         )));
     }
+    supersede(&txn, backend, &plan, &call_ids, now).await?;
 
     // Replays of keys committed earlier answer with the calls their first delivery queued.
     let replayed: Vec<i64> = plans
@@ -391,182 +420,149 @@ pub(crate) async fn ingest(
             })
         })
         .collect();
-    Ok(IngestOutcome {
+    Ok(IngestResult::Committed(IngestOutcome {
         results,
         handed_off,
         coalesced,
         blocked: blocked_calls,
-    })
+    }))
 }
 
-/// How the calls of a batch relate to the unfinished calls already queued.
-struct Arranged {
-    /// `false` for calls folded into another (unique items).
-    keep: Vec<bool>,
-    /// Per kept call: it must wait for an earlier unfinished call of its action and entity.
-    blocked: Vec<bool>,
-}
-
-type EntityKey = (i64, i32, String);
-
-/// Coalesces unique items and finds ordered calls that must wait. A unique call folds into
-/// the pending call of its action and entity — one queued earlier (updated here, if it is
-/// still pending) or one earlier in this batch — which then carries the newest payload and
-/// counts the fold. A call in flight is never touched: the newer event queues a call of its own.
+/// Reads what the queue policy needs about the unfinished calls of the batch's keys and asks
+/// it where each call goes (see `hookflow_engine::queue::plan_ingest`). On PostgreSQL the keys
+/// are locked first (so two nodes ingesting for one entity take turns, and a failing attempt
+/// settles before or after, never between) and the stored pending calls are row-locked (so
+/// no claim takes one that is being superseded).
 async fn arrange(
     txn: &impl ConnectionTrait,
     backend: sea_orm::DbBackend,
-    calls: &mut [NewCall],
-    now: Timestamp,
-) -> Result<Arranged, StoreError> {
-    let mut keep = vec![true; calls.len()];
+    calls: &[NewCall],
+) -> Result<IngestPlan, StoreError> {
     let keyed: Vec<usize> = (0..calls.len())
         .filter(|&i| {
             calls[i].status == CallStatus::Pending && (calls[i].unique || calls[i].ordered)
         })
         .collect();
+    let fresh: Vec<FreshCall<'_>> = calls
+        .iter()
+        .map(|c| FreshCall {
+            key: (c.trigger_id, c.action_index, c.entity_id.as_str()),
+            unique: c.unique,
+            ordered: c.ordered,
+            queued: c.status == CallStatus::Pending,
+            coalesced: c.coalesced,
+        })
+        .collect();
     if keyed.is_empty() {
-        let blocked = vec![false; calls.len()];
-        return Ok(Arranged { keep, blocked });
+        return Ok(plan_ingest(&fresh, &[]));
     }
+    crate::queue::lock_keys(txn, keyed.iter().map(|&i| fresh[i].key)).await?;
     // Unfinished calls already queued for these actions and entities (`queue_items_entity`).
-    let mut unfinished: HashSet<EntityKey> = HashSet::new();
-    let mut pending: HashMap<EntityKey, i64> = HashMap::new();
     let triggers: HashSet<i64> = keyed.iter().map(|&i| calls[i].trigger_id.0).collect();
     let actions: HashSet<i32> = keyed.iter().map(|&i| calls[i].action_index).collect();
-    let entities: Vec<String> = keyed
+    let entities: Vec<&str> = keyed
         .iter()
-        .map(|&i| calls[i].entity_id.clone())
+        .map(|&i| calls[i].entity_id.as_str())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
+    let mut rows: Vec<(i64, i64, i32, String, String, bool, i32)> = Vec::new();
     for chunk in entities.chunks(EVENT_CHUNK) {
-        let query = Query::select()
+        let mut query = Query::select()
             .columns([
                 queue_item::Column::Id,
                 queue_item::Column::TriggerId,
                 queue_item::Column::ActionIndex,
                 queue_item::Column::EntityId,
                 queue_item::Column::Status,
+                queue_item::Column::UniqueItem,
+                queue_item::Column::Coalesced,
             ])
             .from(queue_item::Entity)
             // All three leading columns of `queue_items_entity`, so it is a few index lookups
             // rather than a walk over every call of the trigger.
             .and_where(Expr::col(queue_item::Column::TriggerId).is_in(triggers.iter().copied()))
             .and_where(Expr::col(queue_item::Column::ActionIndex).is_in(actions.iter().copied()))
-            .and_where(Expr::col(queue_item::Column::EntityId).is_in(chunk.iter().cloned()))
+            .and_where(Expr::col(queue_item::Column::EntityId).is_in(chunk.iter().copied()))
             .and_where(
                 Expr::col(queue_item::Column::Status)
                     .is_in([CallStatus::Pending.as_str(), CallStatus::InFlight.as_str()]),
             )
             .to_owned();
+        if backend == sea_orm::DbBackend::Postgres {
+            query.lock(sea_orm::sea_query::LockType::Update);
+        }
         for row in txn.query_all(backend.build(&query)).await.map_err(db_err)? {
-            let id: i64 = row.try_get_by_index(0).map_err(db_err)?;
-            let key: EntityKey = (
+            rows.push((
+                row.try_get_by_index(0).map_err(db_err)?,
                 row.try_get_by_index(1).map_err(db_err)?,
                 row.try_get_by_index(2).map_err(db_err)?,
                 row.try_get_by_index(3).map_err(db_err)?,
-            );
-            let status: String = row.try_get_by_index(4).map_err(db_err)?;
-            if status == CallStatus::Pending.as_str() {
-                pending
-                    .entry(key.clone())
-                    .and_modify(|p| *p = (*p).min(id))
-                    .or_insert(id);
-            }
-            unfinished.insert(key);
+                row.try_get_by_index(4).map_err(db_err)?,
+                row.try_get_by_index(5).map_err(db_err)?,
+                row.try_get_by_index(6).map_err(db_err)?,
+            ));
         }
     }
-
-    let mut blocked = vec![false; calls.len()];
-    let mut in_batch: HashMap<EntityKey, usize> = HashMap::new();
-    for i in keyed {
-        let key: EntityKey = (
-            calls[i].trigger_id.0,
-            calls[i].action_index,
-            calls[i].entity_id.clone(),
-        );
-        if calls[i].unique {
-            if let Some(&first) = in_batch.get(&key).filter(|&&j| calls[j].unique) {
-                let newer = fold(&mut calls[i]);
-                apply_fold(&mut calls[first], newer);
-                keep[i] = false;
-                continue;
-            }
-            if let Some(&id) = pending.get(&key) {
-                let update = Query::update()
-                    .table(queue_item::Entity)
-                    .value(queue_item::Column::Url, calls[i].url.as_str())
-                    .value(
-                        queue_item::Column::Headers,
-                        serde_json::to_string(&calls[i].headers).map_err(json_err)?,
-                    )
-                    .value(queue_item::Column::Body, calls[i].body.clone())
-                    .value(queue_item::Column::EventId, calls[i].event_id.0)
-                    .value(
-                        queue_item::Column::TargetHost,
-                        calls[i].target_host.as_str(),
-                    )
-                    .value(
-                        queue_item::Column::Coalesced,
-                        Expr::col(queue_item::Column::Coalesced).add(1),
-                    )
-                    .value(queue_item::Column::UpdatedAt, now.0)
-                    .and_where(Expr::col(queue_item::Column::Id).eq(id))
-                    .and_where(
-                        Expr::col(queue_item::Column::Status).eq(CallStatus::Pending.as_str()),
-                    )
-                    .to_owned();
-                if txn
-                    .execute(backend.build(&update))
-                    .await
-                    .map_err(db_err)?
-                    .rows_affected()
-                    > 0
-                {
-                    keep[i] = false;
-                    continue;
-                }
-                // Claimed meanwhile (by another node): this one is queued after it.
-            }
-        }
-        blocked[i] = calls[i].ordered && (unfinished.contains(&key) || in_batch.contains_key(&key));
-        in_batch.entry(key).or_insert(i);
-    }
-    let blocked = blocked
-        .into_iter()
-        .zip(&keep)
-        .filter_map(|(b, &k)| k.then_some(b))
+    let unfinished: Vec<Unfinished<'_>> = rows
+        .iter()
+        .map(
+            |(id, trigger, action, entity, status, unique, coalesced)| Unfinished {
+                id: CallId(*id),
+                key: (TriggerId(*trigger), *action, entity.as_str()),
+                pending: status == CallStatus::Pending.as_str(),
+                unique: *unique,
+                coalesced: *coalesced,
+            },
+        )
         .collect();
-    Ok(Arranged { keep, blocked })
+    Ok(plan_ingest(&fresh, &unfinished))
 }
 
-/// What a newer unique call hands to the pending one it folds into.
-struct Fold {
-    event_id: hookflow_engine::model::EventId,
-    url: String,
-    headers: Vec<(String, String)>,
-    body: Option<String>,
-    target_host: String,
-    coalesced: i32,
-}
-
-fn fold(call: &mut NewCall) -> Fold {
-    Fold {
-        event_id: call.event_id,
-        url: std::mem::take(&mut call.url),
-        headers: std::mem::take(&mut call.headers),
-        body: call.body.take(),
-        target_host: std::mem::take(&mut call.target_host),
-        coalesced: call.coalesced,
+/// Links superseded calls to the calls that replaced them: those of this batch (stored as
+/// superseded) and the stored pending ones (which become superseded now; they were locked or,
+/// on SQLite, nobody else writes).
+async fn supersede(
+    txn: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    plan: &IngestPlan,
+    ids: &[i64],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut by_winner: HashMap<usize, Vec<i64>> = HashMap::new();
+    for (i, placement) in plan.placements.iter().enumerate() {
+        if let Placement::SupersededBy(j) = *placement {
+            by_winner.entry(j).or_default().push(ids[i]);
+        }
     }
-}
-
-fn apply_fold(into: &mut NewCall, newer: Fold) {
-    into.event_id = newer.event_id;
-    into.url = newer.url;
-    into.headers = newer.headers;
-    into.body = newer.body;
-    into.target_host = newer.target_host;
-    into.coalesced += 1 + newer.coalesced;
+    for (old, j) in &plan.supersede {
+        by_winner.entry(*j).or_default().push(old.0);
+    }
+    for (j, superseded) in by_winner {
+        let update = Query::update()
+            .table(queue_item::Entity)
+            .value(queue_item::Column::Status, CallStatus::Superseded.as_str())
+            .value(queue_item::Column::SupersededBy, ids[j])
+            .value(queue_item::Column::UpdatedAt, now.0)
+            .and_where(Expr::col(queue_item::Column::Id).is_in(superseded.iter().copied()))
+            .and_where(Expr::col(queue_item::Column::Status).is_in([
+                CallStatus::Pending.as_str(),
+                CallStatus::Superseded.as_str(),
+            ]))
+            .to_owned();
+        let changed = txn
+            .execute(backend.build(&update))
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if changed != superseded.len() as u64 {
+            // A stored pending call left `pending` under its lock: never expected; rolling back
+            // keeps two pending calls for one key from being committed.
+            return Err(StoreError(format!(
+                "superseding {} calls changed {changed}",
+                superseded.len()
+            )));
+        }
+    }
+    Ok(())
 }

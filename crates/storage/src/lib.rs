@@ -22,6 +22,7 @@ pub mod entities;
 mod event_log;
 mod event_types;
 mod events;
+mod generation;
 mod ingest;
 mod queue;
 mod retention;
@@ -40,12 +41,15 @@ use hookflow_engine::model::{
     Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 use hookflow_engine::store::{
-    Alert, CancelOutcome, ClaimFilter, CompleteOutcome, Handoff, IngestOutcome, Planner,
+    Alert, CancelOutcome, ClaimFilter, CompleteOutcome, Handoff, IngestResult, Planner,
     RetryOutcome, Store, StoreError, StoredEvent,
 };
 use hookflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    TransactionTrait,
+};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use crate::secrets::SecretBox;
@@ -83,6 +87,9 @@ pub struct DbStore {
     secrets: Option<Arc<SecretBox>>,
     /// For opening a connection of its own (migrations on SQLite).
     url: String,
+    /// PostgreSQL: fired when another node changed the triggers (`LISTEN`); the listening
+    /// task ends with the last clone of the store.
+    trigger_changes: Option<(Arc<tokio::sync::Notify>, Arc<generation::Listener>)>,
 }
 
 impl DbStore {
@@ -124,12 +131,19 @@ impl DbStore {
             .await
             .map_err(StorageError::Connect)?;
         let write_gate = is_sqlite.then(|| Arc::new(Mutex::new(())));
+        let trigger_changes = (!is_sqlite).then(|| {
+            let notify = Arc::new(tokio::sync::Notify::new());
+            let listener =
+                generation::Listener::start(db.get_postgres_connection_pool().clone(), &notify);
+            (notify, Arc::new(listener))
+        });
         Ok(DbStore {
             db,
             write_gate,
             shops: Arc::default(),
             secrets: None,
             url: config.url.clone(),
+            trigger_changes,
         })
     }
 
@@ -249,7 +263,11 @@ impl Store for DbStore {
         now: Timestamp,
     ) -> Result<Trigger, StoreError> {
         let _turn = self.write_turn().await;
-        triggers::create(&self.db, self.secrets.as_deref(), draft, now).await
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let trigger = triggers::create(&txn, self.secrets.as_deref(), draft, now).await?;
+        generation::bump(&txn).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(trigger)
     }
 
     async fn update_trigger(
@@ -259,12 +277,32 @@ impl Store for DbStore {
         now: Timestamp,
     ) -> Result<Option<Trigger>, StoreError> {
         let _turn = self.write_turn().await;
-        triggers::update(&self.db, self.secrets.as_deref(), id, draft, now).await
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let trigger = triggers::update(&txn, self.secrets.as_deref(), id, draft, now).await?;
+        if trigger.is_some() {
+            generation::bump(&txn).await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(trigger)
     }
 
     async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        triggers::delete(&self.db, id).await
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let deleted = triggers::delete(&txn, id).await?;
+        if deleted {
+            generation::bump(&txn).await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(deleted)
+    }
+
+    async fn trigger_generation(&self) -> Result<i64, StoreError> {
+        generation::read(&self.db, false).await
+    }
+
+    fn trigger_changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.trigger_changes.as_ref().map(|(n, _)| n.clone())
     }
 
     async fn ingest(
@@ -273,7 +311,7 @@ impl Store for DbStore {
         planner: &dyn Planner,
         handoff: Handoff,
         now: Timestamp,
-    ) -> Result<IngestOutcome, StoreError> {
+    ) -> Result<IngestResult, StoreError> {
         let _turn = self.write_turn().await;
         match ingest::ingest(
             &self.db,
@@ -342,7 +380,10 @@ impl Store for DbStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        alerts::set_active(&self.db, trigger, action_index, active, reason, now).await
+        let txn = self.db.begin().await.map_err(db_err)?;
+        alerts::set_active(&txn, trigger, action_index, active, reason, now).await?;
+        generation::bump(&txn).await?;
+        txn.commit().await.map_err(db_err)
     }
 
     async fn requeue_failed(
@@ -506,7 +547,13 @@ impl Store for DbStore {
         ty: &hookflow_engine::model::CustomEventType,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        event_types::create(&self.db, ty).await
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let changed = event_types::create(&txn, ty).await?;
+        if changed {
+            generation::bump(&txn).await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(changed)
     }
 
     async fn update_event_type(
@@ -514,12 +561,24 @@ impl Store for DbStore {
         ty: &hookflow_engine::model::CustomEventType,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        event_types::update(&self.db, ty).await
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let changed = event_types::update(&txn, ty).await?;
+        if changed {
+            generation::bump(&txn).await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(changed)
     }
 
     async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        event_types::delete(&self.db, name).await
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let changed = event_types::delete(&txn, name).await?;
+        if changed {
+            generation::bump(&txn).await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(changed)
     }
 }
 

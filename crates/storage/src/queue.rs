@@ -7,6 +7,7 @@ use hookflow_engine::model::{
     Attempt, CallId, CallStatus, ClaimedCall, Completion, EventId, Method, Next, QueueFilter,
     QueueItem, ShopId, Timestamp, TriggerId,
 };
+use hookflow_engine::queue::{recover, settle, EntityKey, Settled};
 use hookflow_engine::store::{
     CancelOutcome, ClaimFilter, CompleteOutcome, RetryOutcome, StoreError,
 };
@@ -194,22 +195,37 @@ pub(crate) async fn complete(
         txn.execute(backend.build(&insert)).await.map_err(db_err)?;
     }
 
+    // A unique item due for a retry is superseded instead when a newer call of its key exists.
+    let retrying: Vec<i64> = done
+        .iter()
+        .filter(|c| matches!(c.next, Next::RetryAt(_)))
+        .map(|c| c.call.0)
+        .collect();
+    let successors = successors(&txn, &retrying).await?;
     let mut succeeded: BTreeMap<Option<i32>, Vec<i64>> = BTreeMap::new();
     let mut healthy: BTreeSet<(i64, i32)> = BTreeSet::new();
     for c in done {
-        match c.next {
-            Next::Succeeded => {
+        let newer = successors.get(&c.call.0);
+        match settle(
+            c.next,
+            newer.is_some(),
+            newer.copied().flatten().map(CallId),
+        ) {
+            Settled::Succeeded => {
                 succeeded
                     .entry(c.attempt.status_code)
                     .or_default()
                     .push(c.call.0);
                 healthy.insert((c.trigger_id.0, c.action_index));
             }
-            Next::RetryAt(at) => {
-                transition(&txn, backend, c, CallStatus::Pending, at, now).await?;
+            Settled::RetryAt(at) => {
+                transition(&txn, backend, c, CallStatus::Pending, at, None, now).await?;
             }
-            Next::Failed => {
-                if transition(&txn, backend, c, CallStatus::Failed, now, now).await? {
+            Settled::SupersededBy(by) => {
+                transition(&txn, backend, c, CallStatus::Superseded, now, Some(by), now).await?;
+            }
+            Settled::Failed => {
+                if transition(&txn, backend, c, CallStatus::Failed, now, None, now).await? {
                     alerts::call_failed(&txn, c, now, &mut outcome).await?;
                 }
             }
@@ -245,6 +261,7 @@ async fn transition(
     c: &Completion,
     status: CallStatus,
     next_attempt_at: Timestamp,
+    superseded_by: Option<CallId>,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
     let error = c
@@ -263,6 +280,10 @@ async fn transition(
         .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
         .value(queue_item::Column::LastStatusCode, c.attempt.status_code)
         .value(queue_item::Column::LastError, error)
+        .value(
+            queue_item::Column::SupersededBy,
+            superseded_by.map(|id| id.0),
+        )
         .value(queue_item::Column::UpdatedAt, now.0)
         .and_where(Expr::col(queue_item::Column::Id).eq(c.call.0))
         .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
@@ -277,8 +298,8 @@ const INTERRUPTED: &str = "interrupted: hookflow stopped (or lost its lease) whi
 
 /// Returns in-flight calls to the queue, due at once: those whose lease ran out before
 /// `expired_before` (their worker died), or every one (`None`: a SQLite start, where the
-/// previous run that held them is gone). They keep their attempt count and `webhook-id`; each
-/// gets a line in its attempt log saying the attempt was interrupted. One transaction.
+/// previous run that held them is gone). They keep their `webhook-id`; the interrupted attempt
+/// counts, and gets a line in the attempt log saying so. One transaction.
 pub(crate) async fn release(
     db: &DatabaseConnection,
     expired_before: Option<Timestamp>,
@@ -301,6 +322,8 @@ pub(crate) async fn release(
         return Ok(0);
     }
     let backend = txn.get_database_backend();
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let successors = successors(&txn, &ids).await?;
     for chunk in rows.chunks(ATTEMPT_CHUNK) {
         let mut insert = Query::insert();
         insert.into_table(attempt::Entity).columns([
@@ -326,14 +349,50 @@ pub(crate) async fn release(
             ]);
         }
         txn.execute(backend.build(&insert)).await.map_err(db_err)?;
+        // Due at once, or superseded by a newer call of its unique key (see `queue::recover`).
+        let mut again = Vec::with_capacity(chunk.len());
+        for &(id, attempts, _) in chunk {
+            let newer = successors.get(&id);
+            let recovered = recover(
+                attempts,
+                now,
+                newer.is_some(),
+                newer.copied().flatten().map(CallId),
+            );
+            match recovered.next {
+                Settled::SupersededBy(by) => {
+                    let update = Query::update()
+                        .table(queue_item::Entity)
+                        .value(queue_item::Column::Status, CallStatus::Superseded.as_str())
+                        .value(queue_item::Column::SupersededBy, by.0)
+                        .value(queue_item::Column::Attempts, recovered.attempts)
+                        .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
+                        .value(queue_item::Column::LastError, INTERRUPTED)
+                        .value(queue_item::Column::UpdatedAt, now.0)
+                        .and_where(Expr::col(queue_item::Column::Id).eq(id))
+                        .and_where(
+                            Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()),
+                        )
+                        .to_owned();
+                    txn.execute(backend.build(&update)).await.map_err(db_err)?;
+                }
+                _ => again.push(id),
+            }
+        }
         let update = Query::update()
             .table(queue_item::Entity)
             .value(queue_item::Column::Status, CallStatus::Pending.as_str())
+            // The interrupted attempt counts (it may have reached the receiver), as its line in
+            // the attempt log says.
+            .value(
+                queue_item::Column::Attempts,
+                Expr::col(queue_item::Column::Attempts).add(1),
+            )
             .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
             .value(queue_item::Column::NextAttemptAt, now.0)
             .value(queue_item::Column::LastError, INTERRUPTED)
             .value(queue_item::Column::UpdatedAt, now.0)
-            .and_where(Expr::col(queue_item::Column::Id).is_in(chunk.iter().map(|r| r.0)))
+            .and_where(Expr::col(queue_item::Column::Id).is_in(again))
             .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
             .to_owned();
         txn.execute(backend.build(&update)).await.map_err(db_err)?;
@@ -364,6 +423,7 @@ fn to_item(m: queue_item::Model) -> Result<QueueItem, StoreError> {
         last_status_code: m.last_status_code,
         last_error: m.last_error,
         coalesced: m.coalesced,
+        superseded_by: m.superseded_by.map(CallId),
         created_at: Timestamp(m.created_at),
         updated_at: Timestamp(m.updated_at),
     })
@@ -677,4 +737,115 @@ pub(crate) fn selection(
         condition = condition.add(queue_item::Column::CreatedAt.lt(to.0));
     }
     condition
+}
+
+/// PostgreSQL: takes the transaction-scoped advisory lock of each (action, entity) key, in
+/// one global order, so that transactions deciding about the same key (an ingest placing a
+/// unique or ordered call, an attempt or a recovery settling one) take turns across nodes.
+/// SQLite needs none: its writers take turns anyway.
+pub(crate) async fn lock_keys<'a>(
+    txn: &impl ConnectionTrait,
+    keys: impl Iterator<Item = EntityKey<'a>>,
+) -> Result<(), StoreError> {
+    let backend = txn.get_database_backend();
+    if backend != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut ids: Vec<i64> = keys.map(key_lock_id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    // `unnest` keeps the array's order, so the locks are taken in ascending order.
+    // (Integers of our own making, so they go into the text.)
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    txn.query_all(Statement::from_string(
+        backend,
+        format!(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(ARRAY[{}]::bigint[]) AS k",
+            list.join(",")
+        ),
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// A key's advisory lock id: FNV-1a over its parts, stable across nodes and versions (unlike
+/// the standard library's hasher).
+fn key_lock_id((trigger, action, entity): EntityKey<'_>) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(&trigger.0.to_le_bytes());
+    eat(&action.to_le_bytes());
+    eat(entity.as_bytes());
+    h as i64
+}
+
+/// For calls about to wait again (a failed attempt, a recovery): per call that is a unique
+/// item, the oldest newer call of its key that is pending, on the wire or delivered — the one
+/// that supersedes it — if any. Calls that are not unique items are absent. Locks the keys
+/// on PostgreSQL first (see [`lock_keys`]).
+async fn successors(
+    txn: &impl ConnectionTrait,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Option<i64>>, StoreError> {
+    let mut out = std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let mut keys: Vec<(i64, i64, i32, String)> = Vec::new();
+    for chunk in ids.chunks(ATTEMPT_CHUNK) {
+        let rows: Vec<(i64, i64, i32, String)> = queue_item::Entity::find()
+            .select_only()
+            .columns([
+                queue_item::Column::Id,
+                queue_item::Column::TriggerId,
+                queue_item::Column::ActionIndex,
+                queue_item::Column::EntityId,
+            ])
+            .filter(queue_item::Column::Id.is_in(chunk.iter().copied()))
+            .filter(queue_item::Column::UniqueItem.eq(true))
+            .into_tuple()
+            .all(txn)
+            .await
+            .map_err(db_err)?;
+        keys.extend(rows);
+    }
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    lock_keys(
+        txn,
+        keys.iter()
+            .map(|(_, t, a, e)| (TriggerId(*t), *a, e.as_str())),
+    )
+    .await?;
+    for (id, trigger, action, entity) in keys {
+        let newer: Option<i64> = queue_item::Entity::find()
+            .select_only()
+            .column_as(queue_item::Column::Id.min(), "newer")
+            .filter(queue_item::Column::TriggerId.eq(trigger))
+            .filter(queue_item::Column::ActionIndex.eq(action))
+            .filter(queue_item::Column::EntityId.eq(entity))
+            .filter(queue_item::Column::Id.gt(id))
+            .filter(queue_item::Column::Status.is_in([
+                CallStatus::Pending.as_str(),
+                CallStatus::InFlight.as_str(),
+                CallStatus::Succeeded.as_str(),
+            ]))
+            .into_tuple::<Option<i64>>()
+            .one(txn)
+            .await
+            .map_err(db_err)?
+            .flatten();
+        out.insert(id, newer);
+    }
+    Ok(out)
 }

@@ -2,7 +2,9 @@
 
 use hookflow_engine::model::{ShopId, Timestamp, Trigger, TriggerDraft, TriggerId};
 use hookflow_engine::store::StoreError;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Set,
+};
 
 use crate::entities::trigger;
 use crate::secrets::{open_actions, seal_actions, SecretBox};
@@ -70,7 +72,7 @@ pub(crate) async fn get(
 }
 
 pub(crate) async fn create(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     secrets: Option<&SecretBox>,
     draft: &TriggerDraft,
     now: Timestamp,
@@ -85,7 +87,7 @@ pub(crate) async fn create(
 }
 
 pub(crate) async fn update(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     secrets: Option<&SecretBox>,
     id: TriggerId,
     draft: &TriggerDraft,
@@ -107,7 +109,7 @@ pub(crate) async fn update(
     )?))
 }
 
-pub(crate) async fn delete(db: &DatabaseConnection, id: TriggerId) -> Result<bool, StoreError> {
+pub(crate) async fn delete(db: &impl ConnectionTrait, id: TriggerId) -> Result<bool, StoreError> {
     let result = trigger::Entity::delete_by_id(id.0)
         .exec(db)
         .await

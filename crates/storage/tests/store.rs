@@ -133,6 +133,8 @@ async fn ingest_commits_events_with_their_calls_and_rejects_unknown_shops(store:
         .ingest(&requests, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
         .unwrap()
+        .committed()
+        .expect("no planner generation: always commits")
         .results;
     let first = results[0].as_ref().unwrap();
     assert_eq!(first.len(), 2);
@@ -183,6 +185,8 @@ async fn a_repeated_idempotency_key_returns_the_first_result(store: DbStore) {
         )
         .await
         .unwrap()
+        .committed()
+        .expect("no planner generation: always commits")
         .results;
     let first = first[0].as_ref().unwrap()[0];
     // Again, twice in one batch, and the same key in another shop.
@@ -201,6 +205,8 @@ async fn a_repeated_idempotency_key_returns_the_first_result(store: DbStore) {
         )
         .await
         .unwrap()
+        .committed()
+        .expect("no planner generation: always commits")
         .results;
     let replay = again[0].as_ref().unwrap()[0];
     assert!(replay.duplicate);
@@ -237,7 +243,9 @@ async fn claims_go_highest_priority_first_and_respect_leases(store: DbStore) {
     store
         .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap();
+        .unwrap()
+        .committed()
+        .expect("no planner generation: always commits");
     let now = Timestamp::now().plus_millis(1);
     let first = store
         .claim(now, now.plus_millis(60_000), 2, &ClaimFilter::default())
@@ -307,7 +315,9 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
     store
         .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap();
+        .unwrap()
+        .committed()
+        .expect("no planner generation: always commits");
     let now = Timestamp::now().plus_millis(1);
     let calls = store
         .claim(now, now.plus_millis(60_000), 10, &ClaimFilter::default())
@@ -424,7 +434,9 @@ async fn concurrent_claimers_never_share_a_call_postgres() {
     store
         .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap();
+        .unwrap()
+        .committed()
+        .expect("no planner generation: always commits");
     let now = Timestamp::now().plus_millis(1);
     let claimers = (0..8).map(|_| {
         let store = store.clone();
@@ -478,7 +490,9 @@ async fn handed_off_calls_are_stored_claimed_and_returned(store: DbStore) {
             Timestamp::now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .committed()
+        .expect("no planner generation: always commits");
     assert_eq!(outcome.handed_off.len(), 3);
     let items = store
         .list_queue(&QueueFilter {
@@ -533,7 +547,9 @@ async fn concurrent_failures_add_to_one_alert(store: DbStore) {
     store
         .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
         .await
-        .unwrap();
+        .unwrap()
+        .committed()
+        .expect("no planner generation: always commits");
     let now = Timestamp::now().plus_millis(1);
     let calls = store
         .claim(now, now.plus_millis(60_000), 100, &ClaimFilter::default())
@@ -593,7 +609,9 @@ async fn time_ranges_list_exactly_the_calls_made_in_them_whatever_the_plan(store
         store
             .ingest(&[batch], &OneCallPerEvent, NO_HANDOFF, at(tenths))
             .await
-            .unwrap();
+            .unwrap()
+            .committed()
+            .expect("no planner generation: always commits");
         let all = store
             .list_queue(&QueueFilter {
                 limit: 10_000,

@@ -203,6 +203,7 @@ fn status_text(code: Option<i32>, status: CallStatus) -> String {
         CallStatus::Failed => "Failed",
         CallStatus::Cancelled => "Cancelled",
         CallStatus::Skipped => "Skipped",
+        CallStatus::Superseded => "Superseded",
     }
     .to_owned()
 }

@@ -26,13 +26,14 @@ const PAGE: u32 = 50;
 /// Most calls a bulk resend with a free-text filter walks (one retry each).
 const MAX_SCOPED_RESEND: usize = 5000;
 
-const STATUSES: [CallStatus; 6] = [
+const STATUSES: [CallStatus; 7] = [
     CallStatus::Pending,
     CallStatus::InFlight,
     CallStatus::Succeeded,
     CallStatus::Failed,
     CallStatus::Cancelled,
     CallStatus::Skipped,
+    CallStatus::Superseded,
 ];
 
 /// The filter as the page's form (and its links) carry it. Empty fields mean "any".

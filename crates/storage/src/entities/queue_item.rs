@@ -28,6 +28,10 @@ pub struct Model {
     pub coalesced: i32,
     pub target_host: String,
     pub ordered: bool,
+    /// A superseded unique call: the newer call of its action and entity that replaced it.
+    pub superseded_by: Option<i64>,
+    /// Queued as a unique item: a newer call of its action and entity supersedes it.
+    pub unique_item: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
