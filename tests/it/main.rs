@@ -15,6 +15,7 @@ mod config;
 mod delivery;
 mod durability;
 mod event_log;
+mod faults;
 mod ingest;
 mod notifications;
 mod observability;
