@@ -657,6 +657,7 @@ fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &ActionPolicy) -> Co
         action_index: call.action_index,
         deactivate_after: policy.deactivate_after,
         deactivate_now: exhausted && policy.deactivate_when_exhausted,
+        lease_until: call.lease_until,
         attempt: Attempt {
             attempt: attempt_no,
             started_at: delivery.started_at,
@@ -792,6 +793,7 @@ mod tests {
             max_attempts: 3,
             created_at: Timestamp::now(),
             target_host: "x:80".into(),
+            lease_until: Timestamp::now(),
         }
     }
 

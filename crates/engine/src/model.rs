@@ -500,6 +500,9 @@ pub struct ClaimedCall {
     pub created_at: Timestamp,
     /// `host:port`, for the per-endpoint concurrency limit.
     pub target_host: String,
+    /// The lease it was claimed under: its outcome is recorded only while the call is still
+    /// held under this lease (not if it ran out and the call went to another worker).
+    pub lease_until: Timestamp,
 }
 
 /// One delivery attempt, as logged.
@@ -535,6 +538,8 @@ pub struct Completion {
     pub deactivate_after: Option<u32>,
     /// The policy ran out and deactivates the action now (Skladon's behaviour).
     pub deactivate_now: bool,
+    /// The lease the call was claimed under (see [`ClaimedCall::lease_until`]).
+    pub lease_until: Timestamp,
     pub attempt: Attempt,
     pub next: Next,
 }

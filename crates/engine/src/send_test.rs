@@ -217,6 +217,8 @@ impl Engine {
             max_attempts: 1,
             created_at: now,
             target_host: call.target_host,
+            // Not queued: nothing is recorded under it.
+            lease_until: now,
         };
         let security = index.get(trigger.id, 0);
         let delivery = self

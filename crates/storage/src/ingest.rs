@@ -390,6 +390,7 @@ pub(crate) async fn ingest(
                 attempts: 0,
                 max_attempts: c.max_attempts,
                 created_at: now,
+                lease_until: handoff.lease_until,
             })
             .collect()
     };

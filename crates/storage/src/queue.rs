@@ -142,6 +142,7 @@ pub(crate) async fn claim(
                 max_attempts: row.try_get_by_index(7).map_err(get_err)?,
                 created_at: Timestamp(row.try_get_by_index(8).map_err(get_err)?),
                 target_host: row.try_get_by_index(12).map_err(get_err)?,
+                lease_until,
             },
         ));
     }
@@ -202,7 +203,8 @@ pub(crate) async fn complete(
         .map(|c| c.call.0)
         .collect();
     let successors = successors(&txn, &retrying).await?;
-    let mut succeeded: BTreeMap<Option<i32>, Vec<i64>> = BTreeMap::new();
+    // Successes with the same status code and lease (one claim round) share one UPDATE.
+    let mut succeeded: BTreeMap<(Option<i32>, i64), Vec<i64>> = BTreeMap::new();
     let mut healthy: BTreeSet<(i64, i32)> = BTreeSet::new();
     for c in done {
         let newer = successors.get(&c.call.0);
@@ -213,7 +215,7 @@ pub(crate) async fn complete(
         ) {
             Settled::Succeeded => {
                 succeeded
-                    .entry(c.attempt.status_code)
+                    .entry((c.attempt.status_code, c.lease_until.0))
                     .or_default()
                     .push(c.call.0);
                 healthy.insert((c.trigger_id.0, c.action_index));
@@ -231,7 +233,7 @@ pub(crate) async fn complete(
             }
         }
     }
-    for (code, ids) in succeeded {
+    for ((code, lease_until), ids) in succeeded {
         let update = Query::update()
             .table(queue_item::Entity)
             .value(queue_item::Column::Status, CallStatus::Succeeded.as_str())
@@ -245,6 +247,7 @@ pub(crate) async fn complete(
             .value(queue_item::Column::UpdatedAt, now.0)
             .and_where(Expr::col(queue_item::Column::Id).is_in(ids))
             .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
+            .and_where(Expr::col(queue_item::Column::LeaseUntil).eq(lease_until))
             .to_owned();
         txn.execute(backend.build(&update)).await.map_err(db_err)?;
     }
@@ -287,6 +290,8 @@ async fn transition(
         .value(queue_item::Column::UpdatedAt, now.0)
         .and_where(Expr::col(queue_item::Column::Id).eq(c.call.0))
         .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
+        // Still ours: a lease that ran out may have handed the call to another worker.
+        .and_where(Expr::col(queue_item::Column::LeaseUntil).eq(c.lease_until.0))
         .to_owned();
     let result = txn.execute(backend.build(&update)).await.map_err(db_err)?;
     Ok(result.rows_affected() > 0)

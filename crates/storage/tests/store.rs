@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use hookflow_engine::model::{
-    Attempt, CallStatus, Completion, Method, NewCall, NewEvent, Next, QueueFilter, ShopId,
-    Timestamp, TriggerId,
+    Attempt, CallStatus, ClaimedCall, Completion, Method, NewCall, NewEvent, Next, QueueFilter,
+    ShopId, Timestamp, TriggerId,
 };
 use hookflow_engine::store::{
     CancelOutcome, ClaimFilter, Handoff, IngestRejection, PlannedEvent, Planner, RetryOutcome,
@@ -300,6 +300,78 @@ async fn claims_go_highest_priority_first_and_respect_leases(store: DbStore) {
 }
 
 both_backends!(
+    a_lost_lease_is_recovered_and_its_late_outcome_is_not_recorded,
+    a_lost_lease_is_recovered_and_its_late_outcome_is_not_recorded_sqlite,
+    a_lost_lease_is_recovered_and_its_late_outcome_is_not_recorded_postgres
+);
+async fn a_lost_lease_is_recovered_and_its_late_outcome_is_not_recorded(store: DbStore) {
+    let shop = store
+        .create_shop("Main", None, Timestamp::now())
+        .await
+        .unwrap();
+    let batch = vec![vec![event(shop.id.0, "e", None, 0)]];
+    store
+        .ingest(&batch, &OneCallPerEvent, NO_HANDOFF, Timestamp::now())
+        .await
+        .unwrap()
+        .committed()
+        .expect("no planner generation: always commits");
+    let now = Timestamp::now().plus_millis(1);
+    let first = store
+        .claim(now, now.plus_millis(1_000), 10, &ClaimFilter::default())
+        .await
+        .unwrap()
+        .remove(0);
+    // The lease runs out (the worker hangs or died): the call is due at once, the attempt
+    // counted and logged as interrupted, and another worker claims it.
+    let later = now.plus_millis(2_000);
+    assert_eq!(store.release_expired_leases(later).await.unwrap(), 1);
+    let (item, log) = store.get_call(first.id).await.unwrap().unwrap();
+    assert_eq!((item.status, item.attempts), (CallStatus::Pending, 1));
+    assert!(item.next_attempt_at <= later);
+    assert_eq!(log.len(), 1);
+    assert!(log[0].error.as_deref().unwrap().starts_with("interrupted"));
+    let second = store
+        .claim(
+            later,
+            later.plus_millis(60_000),
+            10,
+            &ClaimFilter::default(),
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((second.id, second.attempts), (first.id, 1));
+    assert_eq!(second.webhook_id, first.webhook_id);
+    let done = |call: &ClaimedCall, status: i32| Completion {
+        trigger_id: TriggerId(1),
+        action_index: 0,
+        deactivate_after: None,
+        deactivate_now: false,
+        call: call.id,
+        lease_until: call.lease_until,
+        attempt: attempt(call.attempts + 1, Some(status)),
+        next: Next::Failed,
+    };
+    // The first worker's late outcome does not touch the call the second one holds.
+    store.complete(&[done(&first, 404)], later).await.unwrap();
+    let (item, _) = store.get_call(first.id).await.unwrap().unwrap();
+    assert_eq!(item.status, CallStatus::InFlight);
+    store
+        .complete(
+            &[Completion {
+                next: Next::Succeeded,
+                ..done(&second, 200)
+            }],
+            later,
+        )
+        .await
+        .unwrap();
+    let (item, _) = store.get_call(first.id).await.unwrap().unwrap();
+    assert_eq!((item.status, item.attempts), (CallStatus::Succeeded, 2));
+}
+
+both_backends!(
     completions_record_attempts_and_move_calls_on,
     completions_record_attempts_and_move_calls_on_sqlite,
     completions_record_attempts_and_move_calls_on_postgres
@@ -332,6 +404,7 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
             deactivate_after: None,
             deactivate_now: false,
             call: calls[0].id,
+            lease_until: calls[0].lease_until,
             attempt: attempt(1, Some(200)),
             next: Next::Succeeded,
         },
@@ -341,6 +414,7 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
             deactivate_after: None,
             deactivate_now: false,
             call: calls[1].id,
+            lease_until: calls[1].lease_until,
             attempt: attempt(1, Some(503)),
             next: Next::RetryAt(retry_at),
         },
@@ -350,6 +424,7 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
             deactivate_after: None,
             deactivate_now: false,
             call: calls[2].id,
+            lease_until: calls[2].lease_until,
             attempt: attempt(1, Some(404)),
             next: Next::Failed,
         },
@@ -566,6 +641,7 @@ async fn concurrent_failures_add_to_one_alert(store: DbStore) {
                 deactivate_after: None,
                 deactivate_now: false,
                 call: call.id,
+                lease_until: call.lease_until,
                 attempt: attempt(1, Some(500)),
                 next: Next::Failed,
             };
