@@ -53,10 +53,11 @@ pub struct Pruned {
 }
 
 /// Calls kept for [`RetentionPolicy::failed`]: finished without success.
-const UNSUCCESSFUL: [CallStatus; 3] = [
+const UNSUCCESSFUL: [CallStatus; 4] = [
     CallStatus::Failed,
     CallStatus::Cancelled,
     CallStatus::Skipped,
+    CallStatus::Superseded,
 ];
 
 impl Engine {
