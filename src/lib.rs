@@ -13,7 +13,7 @@ use hookflow_delivery::{DeliveryConfig, HttpTransport};
 use hookflow_engine::dispatch::DispatchConfig;
 use hookflow_engine::event_log::RetentionPolicy;
 use hookflow_engine::model::Timestamp;
-use hookflow_engine::store::Store;
+use hookflow_engine::store::QueueStore;
 use hookflow_engine::{Engine, EngineConfig};
 use hookflow_http::AppState;
 use hookflow_storage::{DbConfig, DbStore, SecretBox};
@@ -129,7 +129,7 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
     if config.database.url.starts_with("sqlite:") {
         // One process owns a SQLite database, so whatever is still in flight was left by a
         // previous run that died: it goes back to the queue now, not when its lease ends.
-        let released = Store::recover_in_flight(&store, Timestamp::now()).await?;
+        let released = QueueStore::recover_in_flight(&store, Timestamp::now()).await?;
         if released > 0 {
             info!(
                 calls = released,

@@ -178,8 +178,9 @@ pub enum RetryOutcome {
     NotFound,
 }
 
+/// Shops, triggers and event types: what events are matched against.
 #[async_trait]
-pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
+pub trait CatalogStore: Send + Sync {
     async fn create_shop(
         &self,
         name: &str,
@@ -210,6 +211,45 @@ pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
     ) -> Result<Option<Trigger>, StoreError>;
     async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError>;
 
+    /// The trigger generation as committed: moved by every change to what events match
+    /// (triggers, action activation, event types).
+    async fn trigger_generation(&self) -> Result<i64, StoreError>;
+
+    /// Fires when another node may have changed the triggers (PostgreSQL `LISTEN`); `None`
+    /// where only this process writes them.
+    fn trigger_changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+
+    // ---- catalogs: a shop's catalog and API key, custom event types ----
+
+    async fn set_shop_catalog(&self, id: ShopId, catalog: &str)
+        -> Result<Option<Shop>, StoreError>;
+    /// Replaces the shop's API key (stored as a hash; `prefix` is what reads show).
+    async fn set_shop_api_key(
+        &self,
+        id: ShopId,
+        hash: &str,
+        prefix: &str,
+    ) -> Result<Option<Shop>, StoreError>;
+    async fn shop_by_api_key(&self, hash: &str) -> Result<Option<Shop>, StoreError>;
+    async fn list_event_types(&self) -> Result<Vec<crate::model::CustomEventType>, StoreError>;
+    /// `false` when a custom type of that name exists.
+    async fn create_event_type(
+        &self,
+        ty: &crate::model::CustomEventType,
+    ) -> Result<bool, StoreError>;
+    /// `false` when there is no custom type of that name.
+    async fn update_event_type(
+        &self,
+        ty: &crate::model::CustomEventType,
+    ) -> Result<bool, StoreError>;
+    async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+/// Ingest and the queue: events with their calls, claims, attempts, leases, alerts.
+#[async_trait]
+pub trait QueueStore: Send + Sync {
     /// Stores many ingest requests in one transaction: for each request, either all its
     /// events and the calls `planner` makes of them are committed, or it is rejected.
     /// Events whose idempotency key was seen before are answered with the first result.
@@ -221,16 +261,6 @@ pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
         handoff: Handoff,
         now: Timestamp,
     ) -> Result<IngestResult, StoreError>;
-
-    /// The trigger generation as committed: moved by every change to what events match
-    /// (triggers, action activation, event types).
-    async fn trigger_generation(&self) -> Result<i64, StoreError>;
-
-    /// Fires when another node may have changed the triggers (PostgreSQL `LISTEN`); `None`
-    /// where only this process writes them.
-    fn trigger_changes(&self) -> Option<Arc<tokio::sync::Notify>> {
-        None
-    }
 
     /// Claims up to `limit` due pending calls, highest priority first, leasing them until
     /// `lease_until`. Concurrent claimers (other processes) never get the same call.
@@ -282,14 +312,6 @@ pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
     /// its lease: for a SQLite start, when the one process that could hold them is gone.
     async fn recover_in_flight(&self, now: Timestamp) -> Result<u64, StoreError>;
 
-    /// The latest stored event about an entity of a shop (for dynamic merge fields and
-    /// previews): its type and the entity data the backend sent.
-    async fn latest_event(
-        &self,
-        shop: ShopId,
-        entity_id: &str,
-    ) -> Result<Option<StoredEvent>, StoreError>;
-
     async fn list_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, StoreError>;
     async fn get_call(&self, id: CallId) -> Result<Option<(QueueItem, Vec<Attempt>)>, StoreError>;
     /// Queues a call again now, with `extra_attempts` more attempts allowed.
@@ -300,6 +322,42 @@ pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<RetryOutcome, StoreError>;
     async fn cancel_call(&self, id: CallId, now: Timestamp) -> Result<CancelOutcome, StoreError>;
+    /// Deletes up to `limit` calls in one of `statuses` that last changed before `before`,
+    /// with their attempts, in one short transaction. Returns how many calls went.
+    async fn prune_calls(
+        &self,
+        statuses: &[CallStatus],
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
+    /// What the queue holds now, for the metrics scrape: calls per state of
+    /// [`crate::metrics::QUEUE_STATES`] and priority, and when the longest-waiting due pending
+    /// call became due. One grouped query over the claim index.
+    async fn queue_stats(&self, now: Timestamp) -> Result<crate::metrics::QueueStats, StoreError>;
+
+    /// The dashboard's numbers within `shops` (`None` = every shop): delivery attempts since
+    /// `since` per minute and outcome (over `attempts_minute`), unfinished calls per state
+    /// and the oldest pending call (over `queue_items_status`).
+    async fn dashboard_stats(
+        &self,
+        since: Timestamp,
+        shops: Option<&[ShopId]>,
+    ) -> Result<crate::dashboard::DashboardStats, StoreError>;
+    /// The latest call of every trigger (one index seek per trigger, in one statement).
+    async fn last_calls(&self) -> Result<Vec<crate::dashboard::LastCall>, StoreError>;
+}
+
+/// The event log: stored events, resends and retention.
+#[async_trait]
+pub trait EventLogStore: Send + Sync {
+    /// The latest stored event about an entity of a shop (for dynamic merge fields and
+    /// previews): its type and the entity data the backend sent.
+    async fn latest_event(
+        &self,
+        shop: ShopId,
+        entity_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError>;
 
     /// The event log: events newest first, each with its calls. The calls of a whole page
     /// are loaded at once, never event by event.
@@ -324,57 +382,26 @@ pub trait Store: crate::accounts::AccountStore + Send + Sync + 'static {
         extra_attempts: i32,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
-    /// Deletes up to `limit` calls in one of `statuses` that last changed before `before`,
-    /// with their attempts, in one short transaction. Returns how many calls went.
-    async fn prune_calls(
-        &self,
-        statuses: &[CallStatus],
-        before: Timestamp,
-        limit: u32,
-    ) -> Result<u64, StoreError>;
     /// Deletes up to `limit` events received before `before` that have no calls left.
     async fn prune_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+}
 
-    /// What the queue holds now, for the metrics scrape: calls per state of
-    /// [`crate::metrics::QUEUE_STATES`] and priority, and when the longest-waiting due pending
-    /// call became due. One grouped query over the claim index.
-    async fn queue_stats(&self, now: Timestamp) -> Result<crate::metrics::QueueStats, StoreError>;
+/// Everything the engine stores, by aggregate. Implemented for every type that implements
+/// the four parts.
+pub trait Store:
+    crate::accounts::AccountStore + CatalogStore + QueueStore + EventLogStore + Send + Sync + 'static
+{
+}
 
-    /// The dashboard's numbers within `shops` (`None` = every shop): delivery attempts since
-    /// `since` per minute and outcome (over `attempts_minute`), unfinished calls per state
-    /// and the oldest pending call (over `queue_items_status`).
-    async fn dashboard_stats(
-        &self,
-        since: Timestamp,
-        shops: Option<&[ShopId]>,
-    ) -> Result<crate::dashboard::DashboardStats, StoreError>;
-    /// The latest call of every trigger (one index seek per trigger, in one statement).
-    async fn last_calls(&self) -> Result<Vec<crate::dashboard::LastCall>, StoreError>;
-
-    // ---- catalogs: a shop's catalog and API key, custom event types ----
-
-    async fn set_shop_catalog(&self, id: ShopId, catalog: &str)
-        -> Result<Option<Shop>, StoreError>;
-    /// Replaces the shop's API key (stored as a hash; `prefix` is what reads show).
-    async fn set_shop_api_key(
-        &self,
-        id: ShopId,
-        hash: &str,
-        prefix: &str,
-    ) -> Result<Option<Shop>, StoreError>;
-    async fn shop_by_api_key(&self, hash: &str) -> Result<Option<Shop>, StoreError>;
-    async fn list_event_types(&self) -> Result<Vec<crate::model::CustomEventType>, StoreError>;
-    /// `false` when a custom type of that name exists.
-    async fn create_event_type(
-        &self,
-        ty: &crate::model::CustomEventType,
-    ) -> Result<bool, StoreError>;
-    /// `false` when there is no custom type of that name.
-    async fn update_event_type(
-        &self,
-        ty: &crate::model::CustomEventType,
-    ) -> Result<bool, StoreError>;
-    async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError>;
+impl<T> Store for T where
+    T: crate::accounts::AccountStore
+        + CatalogStore
+        + QueueStore
+        + EventLogStore
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 // ---- the event log ----

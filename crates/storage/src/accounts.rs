@@ -123,8 +123,7 @@ impl AccountStore for DbStore {
         shops: &[ShopId],
         now: Timestamp,
     ) -> Result<Option<User>, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.writer.begin().await.map_err(db_err)?;
         let taken = user::Entity::find()
             .filter(user::Column::Email.eq(email))
             .one(&txn)
@@ -210,8 +209,7 @@ impl AccountStore for DbStore {
         shops: &[ShopId],
         now: Timestamp,
     ) -> Result<Option<User>, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.writer.begin().await.map_err(db_err)?;
         let Some(existing) = user::Entity::find_by_id(id.0)
             .one(&txn)
             .await
@@ -235,8 +233,7 @@ impl AccountStore for DbStore {
         password_hash: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.writer.begin().await.map_err(db_err)?;
         let updated = user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, password_hash.into())
             .col_expr(user::Column::UpdatedAt, now.0.into())
@@ -250,8 +247,7 @@ impl AccountStore for DbStore {
     }
 
     async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.writer.begin().await.map_err(db_err)?;
         end_sessions(&txn, id).await?;
         api_token::Entity::delete_many()
             .filter(api_token::Column::UserId.eq(id.0))
@@ -279,7 +275,6 @@ impl AccountStore for DbStore {
         prefix: &str,
         now: Timestamp,
     ) -> Result<ApiToken, StoreError> {
-        let _turn = self.write_turn().await;
         let model = api_token::ActiveModel {
             user_id: Set(user.0),
             name: Set(name.to_owned()),
@@ -289,7 +284,7 @@ impl AccountStore for DbStore {
             last_used_at: Set(None),
             ..Default::default()
         }
-        .insert(&self.db)
+        .insert(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(to_token(model))
@@ -314,12 +309,11 @@ impl AccountStore for DbStore {
         id: ApiTokenId,
         owner: Option<UserId>,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
         let mut delete = api_token::Entity::delete_many().filter(api_token::Column::Id.eq(id.0));
         if let Some(owner) = owner {
             delete = delete.filter(api_token::Column::UserId.eq(owner.0));
         }
-        let deleted = delete.exec(&self.db).await.map_err(db_err)?;
+        let deleted = delete.exec(&self.writer).await.map_err(db_err)?;
         Ok(deleted.rows_affected > 0)
     }
 
@@ -340,11 +334,10 @@ impl AccountStore for DbStore {
             .last_used_at
             .is_none_or(|t| now.0 - t >= TOKEN_USE_RESOLUTION_MS)
         {
-            let _turn = self.write_turn().await;
             api_token::Entity::update_many()
                 .col_expr(api_token::Column::LastUsedAt, now.0.into())
                 .filter(api_token::Column::Id.eq(token.id))
-                .exec(&self.db)
+                .exec(&self.writer)
                 .await
                 .map_err(db_err)?;
         }
@@ -358,11 +351,10 @@ impl AccountStore for DbStore {
         csrf: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
         // Sign-ins are rare: a good moment to drop sessions that ran out.
         session::Entity::delete_many()
             .filter(session::Column::ExpiresAt.lt(now.0))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .map_err(db_err)?;
         session::ActiveModel {
@@ -372,7 +364,7 @@ impl AccountStore for DbStore {
             created_at: Set(now.0),
             expires_at: Set(now.0 + SESSION_IDLE_MS),
         }
-        .insert(&self.db)
+        .insert(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -399,11 +391,10 @@ impl AccountStore for DbStore {
         let mut expires_at = found.expires_at;
         if now.0 + SESSION_IDLE_MS - expires_at >= SESSION_TOUCH_MS {
             expires_at = now.0 + SESSION_IDLE_MS;
-            let _turn = self.write_turn().await;
             session::Entity::update_many()
                 .col_expr(session::Column::ExpiresAt, expires_at.into())
                 .filter(session::Column::Digest.eq(digest))
-                .exec(&self.db)
+                .exec(&self.writer)
                 .await
                 .map_err(db_err)?;
         }
@@ -415,9 +406,8 @@ impl AccountStore for DbStore {
     }
 
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
         session::Entity::delete_by_id(digest.to_owned())
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .map_err(db_err)?;
         Ok(())

@@ -41,8 +41,8 @@ use hookflow_engine::model::{
     Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 use hookflow_engine::store::{
-    Alert, CancelOutcome, ClaimFilter, CompleteOutcome, Handoff, IngestResult, Planner,
-    RetryOutcome, Store, StoreError, StoredEvent,
+    Alert, CancelOutcome, CatalogStore, ClaimFilter, CompleteOutcome, EventLogStore, Handoff,
+    IngestResult, Planner, QueueStore, RetryOutcome, StoreError, StoredEvent,
 };
 use hookflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -50,7 +50,6 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
     TransactionTrait,
 };
-use tokio::sync::{Mutex, MutexGuard};
 
 pub use crate::secrets::SecretBox;
 
@@ -77,9 +76,13 @@ pub struct DbConfig {
 #[derive(Clone)]
 pub struct DbStore {
     db: DatabaseConnection,
-    /// SQLite only: writers of this process take turns here instead of in SQLite's busy
-    /// handler, which sleeps in steps of milliseconds while it waits for the write lock.
-    write_gate: Option<Arc<Mutex<()>>>,
+    /// Every write goes through this pool: the one place SQLite's write turn is applied. On
+    /// SQLite it has a single connection, so writers of this process take turns waiting for it
+    /// (an async wait, in order) instead of in SQLite's busy handler, which sleeps in steps of
+    /// milliseconds while it waits for the write lock; readers use `db` beside it (WAL). On
+    /// PostgreSQL, whose row locks need no help, it is `db` itself.
+    writer: DatabaseConnection,
+    is_sqlite: bool,
     /// Shops seen so far. Shops are never deleted, and `update_shop` refreshes the cache;
     /// it saves ingest a query per group commit.
     shops: Arc<std::sync::RwLock<HashMap<ShopId, Shop>>>,
@@ -102,15 +105,42 @@ impl DbStore {
         {
             return Err(StorageError::UnsupportedUrl(config.url.clone()));
         }
-        let mut options = ConnectOptions::new(config.url.clone());
+        let pool_size = config
+            .max_connections
+            .unwrap_or(if is_sqlite { 8 } else { 16 });
+        let db = Database::connect(Self::options(&config.url, is_sqlite, pool_size))
+            .await
+            .map_err(StorageError::Connect)?;
+        let writer = if is_sqlite {
+            Database::connect(Self::options(&config.url, true, 1))
+                .await
+                .map_err(StorageError::Connect)?
+        } else {
+            db.clone()
+        };
+        let trigger_changes = (!is_sqlite).then(|| {
+            let notify = Arc::new(tokio::sync::Notify::new());
+            let listener =
+                generation::Listener::start(db.get_postgres_connection_pool().clone(), &notify);
+            (notify, Arc::new(listener))
+        });
+        Ok(DbStore {
+            db,
+            writer,
+            is_sqlite,
+            shops: Arc::default(),
+            secrets: None,
+            url: config.url.clone(),
+            trigger_changes,
+        })
+    }
+
+    fn options(url: &str, is_sqlite: bool, pool_size: u32) -> ConnectOptions {
+        let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
             .acquire_timeout(Duration::from_secs(30))
-            .max_connections(
-                config
-                    .max_connections
-                    .unwrap_or(if is_sqlite { 8 } else { 16 }),
-            );
+            .max_connections(pool_size);
         if is_sqlite {
             // WAL lets readers (the queue page) run beside the writer; synchronous=NORMAL in WAL
             // mode loses nothing when the process dies, only (at most the last commits) on power
@@ -127,24 +157,7 @@ impl DbStore {
                     .pragma("wal_autocheckpoint", "4000")
             });
         }
-        let db = Database::connect(options)
-            .await
-            .map_err(StorageError::Connect)?;
-        let write_gate = is_sqlite.then(|| Arc::new(Mutex::new(())));
-        let trigger_changes = (!is_sqlite).then(|| {
-            let notify = Arc::new(tokio::sync::Notify::new());
-            let listener =
-                generation::Listener::start(db.get_postgres_connection_pool().clone(), &notify);
-            (notify, Arc::new(listener))
-        });
-        Ok(DbStore {
-            db,
-            write_gate,
-            shops: Arc::default(),
-            secrets: None,
-            url: config.url.clone(),
-            trigger_changes,
-        })
+        options
     }
 
     /// Seals credentials with this key from now on.
@@ -155,7 +168,7 @@ impl DbStore {
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        if self.write_gate.is_none() {
+        if !self.is_sqlite {
             return Migrator::up(&self.db, None)
                 .await
                 .map_err(StorageError::Migrate);
@@ -188,16 +201,6 @@ impl DbStore {
     }
 }
 
-impl DbStore {
-    /// Held while writing; `None` on PostgreSQL, whose row locks need no help.
-    async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
-        match &self.write_gate {
-            Some(gate) => Some(gate.lock().await),
-            None => None,
-        }
-    }
-}
-
 /// Database errors reach the engine as text: it can only report them.
 pub(crate) fn db_err(err: DbErr) -> StoreError {
     StoreError(err.to_string())
@@ -213,15 +216,14 @@ pub(crate) fn json_err(err: serde_json::Error) -> StoreError {
 }
 
 #[async_trait]
-impl Store for DbStore {
+impl CatalogStore for DbStore {
     async fn create_shop(
         &self,
         name: &str,
         notification_email: Option<&str>,
         now: Timestamp,
     ) -> Result<Shop, StoreError> {
-        let _turn = self.write_turn().await;
-        shops::create(&self.db, name, notification_email, now).await
+        shops::create(&self.writer, name, notification_email, now).await
     }
 
     async fn update_shop(
@@ -230,8 +232,7 @@ impl Store for DbStore {
         name: &str,
         notification_email: Option<&str>,
     ) -> Result<Option<Shop>, StoreError> {
-        let _turn = self.write_turn().await;
-        let shop = shops::update(&self.db, id, name, notification_email).await?;
+        let shop = shops::update(&self.writer, id, name, notification_email).await?;
         if let Some(shop) = &shop {
             self.shops
                 .write()
@@ -262,8 +263,7 @@ impl Store for DbStore {
         draft: &TriggerDraft,
         now: Timestamp,
     ) -> Result<Trigger, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.writer.begin().await.map_err(db_err)?;
         let trigger = triggers::create(&txn, self.secrets.as_deref(), draft, now).await?;
         generation::bump(&txn).await?;
         txn.commit().await.map_err(db_err)?;
@@ -276,8 +276,7 @@ impl Store for DbStore {
         draft: &TriggerDraft,
         now: Timestamp,
     ) -> Result<Option<Trigger>, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.writer.begin().await.map_err(db_err)?;
         let trigger = triggers::update(&txn, self.secrets.as_deref(), id, draft, now).await?;
         if trigger.is_some() {
             generation::bump(&txn).await?;
@@ -287,8 +286,7 @@ impl Store for DbStore {
     }
 
     async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.writer.begin().await.map_err(db_err)?;
         let deleted = triggers::delete(&txn, id).await?;
         if deleted {
             generation::bump(&txn).await?;
@@ -305,6 +303,76 @@ impl Store for DbStore {
         self.trigger_changes.as_ref().map(|(n, _)| n.clone())
     }
 
+    async fn set_shop_catalog(
+        &self,
+        id: ShopId,
+        catalog: &str,
+    ) -> Result<Option<Shop>, StoreError> {
+        let shop = shops::set_catalog(&self.writer, id, catalog).await?;
+        self.cache_shop(shop.as_ref());
+        Ok(shop)
+    }
+
+    async fn set_shop_api_key(
+        &self,
+        id: ShopId,
+        hash: &str,
+        prefix: &str,
+    ) -> Result<Option<Shop>, StoreError> {
+        let shop = shops::set_api_key(&self.writer, id, hash, prefix).await?;
+        self.cache_shop(shop.as_ref());
+        Ok(shop)
+    }
+
+    async fn shop_by_api_key(&self, hash: &str) -> Result<Option<Shop>, StoreError> {
+        shops::by_api_key(&self.db, hash).await
+    }
+
+    async fn list_event_types(
+        &self,
+    ) -> Result<Vec<hookflow_engine::model::CustomEventType>, StoreError> {
+        event_types::list(&self.db).await
+    }
+
+    async fn create_event_type(
+        &self,
+        ty: &hookflow_engine::model::CustomEventType,
+    ) -> Result<bool, StoreError> {
+        let txn = self.writer.begin().await.map_err(db_err)?;
+        let changed = event_types::create(&txn, ty).await?;
+        if changed {
+            generation::bump(&txn).await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(changed)
+    }
+
+    async fn update_event_type(
+        &self,
+        ty: &hookflow_engine::model::CustomEventType,
+    ) -> Result<bool, StoreError> {
+        let txn = self.writer.begin().await.map_err(db_err)?;
+        let changed = event_types::update(&txn, ty).await?;
+        if changed {
+            generation::bump(&txn).await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(changed)
+    }
+
+    async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError> {
+        let txn = self.writer.begin().await.map_err(db_err)?;
+        let changed = event_types::delete(&txn, name).await?;
+        if changed {
+            generation::bump(&txn).await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(changed)
+    }
+}
+
+#[async_trait]
+impl QueueStore for DbStore {
     async fn ingest(
         &self,
         requests: &[Vec<NewEvent>],
@@ -312,9 +380,8 @@ impl Store for DbStore {
         handoff: Handoff,
         now: Timestamp,
     ) -> Result<IngestResult, StoreError> {
-        let _turn = self.write_turn().await;
         match ingest::ingest(
-            &self.db,
+            &self.writer,
             &self.shops,
             requests,
             planner,
@@ -327,7 +394,7 @@ impl Store for DbStore {
             // insert. The transaction rolled back; a second pass finds the key and answers
             // with the first result.
             Err(err) if is_idempotency_race(&err) => {
-                ingest::ingest(&self.db, &self.shops, requests, planner, handoff, now).await
+                ingest::ingest(&self.writer, &self.shops, requests, planner, handoff, now).await
             }
             result => result,
         }
@@ -345,8 +412,7 @@ impl Store for DbStore {
         if !queue::any_due(&self.db, now).await? {
             return Ok(Vec::new());
         }
-        let _turn = self.write_turn().await;
-        queue::claim(&self.db, now, lease_until, limit, filter).await
+        queue::claim(&self.writer, now, lease_until, limit, filter).await
     }
 
     async fn complete(
@@ -354,8 +420,7 @@ impl Store for DbStore {
         done: &[Completion],
         now: Timestamp,
     ) -> Result<CompleteOutcome, StoreError> {
-        let _turn = self.write_turn().await;
-        queue::complete(&self.db, done, now).await
+        queue::complete(&self.writer, done, now).await
     }
 
     async fn list_alerts(&self, acknowledged: Option<bool>) -> Result<Vec<Alert>, StoreError> {
@@ -363,8 +428,7 @@ impl Store for DbStore {
     }
 
     async fn ack_alert(&self, id: i64, now: Timestamp) -> Result<Option<Alert>, StoreError> {
-        let _turn = self.write_turn().await;
-        alerts::ack(&self.db, id, now).await
+        alerts::ack(&self.writer, id, now).await
     }
 
     async fn deactivated_actions(&self) -> Result<Vec<(TriggerId, i32, Timestamp)>, StoreError> {
@@ -379,8 +443,7 @@ impl Store for DbStore {
         reason: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = self.writer.begin().await.map_err(db_err)?;
         alerts::set_active(&txn, trigger, action_index, active, reason, now).await?;
         generation::bump(&txn).await?;
         txn.commit().await.map_err(db_err)
@@ -394,26 +457,23 @@ impl Store for DbStore {
         extra_attempts: i32,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
-        queue::requeue_failed(&self.db, trigger, action_index, since, extra_attempts, now).await
+        queue::requeue_failed(
+            &self.writer,
+            trigger,
+            action_index,
+            since,
+            extra_attempts,
+            now,
+        )
+        .await
     }
 
     async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
-        queue::release(&self.db, Some(now), now).await
+        queue::release(&self.writer, Some(now), now).await
     }
 
     async fn recover_in_flight(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
-        queue::release(&self.db, None, now).await
-    }
-
-    async fn latest_event(
-        &self,
-        shop: ShopId,
-        entity_id: &str,
-    ) -> Result<Option<StoredEvent>, StoreError> {
-        events::latest(&self.db, shop, entity_id).await
+        queue::release(&self.writer, None, now).await
     }
 
     async fn list_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, StoreError> {
@@ -430,13 +490,51 @@ impl Store for DbStore {
         extra_attempts: i32,
         now: Timestamp,
     ) -> Result<RetryOutcome, StoreError> {
-        let _turn = self.write_turn().await;
-        queue::retry(&self.db, id, extra_attempts, now).await
+        queue::retry(&self.writer, id, extra_attempts, now).await
     }
 
     async fn cancel_call(&self, id: CallId, now: Timestamp) -> Result<CancelOutcome, StoreError> {
-        let _turn = self.write_turn().await;
-        queue::cancel(&self.db, id, now).await
+        queue::cancel(&self.writer, id, now).await
+    }
+
+    async fn prune_calls(
+        &self,
+        statuses: &[hookflow_engine::model::CallStatus],
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        // One batch per turn: other writers get in between batches.
+        retention::prune_calls(&self.writer, statuses, before, limit).await
+    }
+
+    async fn queue_stats(
+        &self,
+        now: Timestamp,
+    ) -> Result<hookflow_engine::metrics::QueueStats, StoreError> {
+        stats::queue_stats(&self.db, now).await
+    }
+
+    async fn dashboard_stats(
+        &self,
+        since: Timestamp,
+        shops: Option<&[ShopId]>,
+    ) -> Result<hookflow_engine::dashboard::DashboardStats, StoreError> {
+        dashboard::dashboard_stats(&self.db, since, shops).await
+    }
+
+    async fn last_calls(&self) -> Result<Vec<hookflow_engine::dashboard::LastCall>, StoreError> {
+        dashboard::last_calls(&self.db).await
+    }
+}
+
+#[async_trait]
+impl EventLogStore for DbStore {
+    async fn latest_event(
+        &self,
+        shop: ShopId,
+        entity_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        events::latest(&self.db, shop, entity_id).await
     }
 
     async fn list_events(
@@ -460,8 +558,7 @@ impl Store for DbStore {
         extra_attempts: i32,
         now: Timestamp,
     ) -> Result<Option<u64>, StoreError> {
-        let _turn = self.write_turn().await;
-        event_log::resend_event(&self.db, id, extra_attempts, now).await
+        event_log::resend_event(&self.writer, id, extra_attempts, now).await
     }
 
     async fn resend_calls(
@@ -470,115 +567,11 @@ impl Store for DbStore {
         extra_attempts: i32,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
-        event_log::resend_calls(&self.db, filter, extra_attempts, now).await
-    }
-
-    async fn prune_calls(
-        &self,
-        statuses: &[hookflow_engine::model::CallStatus],
-        before: Timestamp,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        // One batch per turn: other writers get in between batches.
-        let _turn = self.write_turn().await;
-        retention::prune_calls(&self.db, statuses, before, limit).await
+        event_log::resend_calls(&self.writer, filter, extra_attempts, now).await
     }
 
     async fn prune_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
-        retention::prune_events(&self.db, before, limit).await
-    }
-
-    async fn queue_stats(
-        &self,
-        now: Timestamp,
-    ) -> Result<hookflow_engine::metrics::QueueStats, StoreError> {
-        stats::queue_stats(&self.db, now).await
-    }
-
-    async fn dashboard_stats(
-        &self,
-        since: Timestamp,
-        shops: Option<&[ShopId]>,
-    ) -> Result<hookflow_engine::dashboard::DashboardStats, StoreError> {
-        dashboard::dashboard_stats(&self.db, since, shops).await
-    }
-
-    async fn last_calls(&self) -> Result<Vec<hookflow_engine::dashboard::LastCall>, StoreError> {
-        dashboard::last_calls(&self.db).await
-    }
-
-    async fn set_shop_catalog(
-        &self,
-        id: ShopId,
-        catalog: &str,
-    ) -> Result<Option<Shop>, StoreError> {
-        let _turn = self.write_turn().await;
-        let shop = shops::set_catalog(&self.db, id, catalog).await?;
-        self.cache_shop(shop.as_ref());
-        Ok(shop)
-    }
-
-    async fn set_shop_api_key(
-        &self,
-        id: ShopId,
-        hash: &str,
-        prefix: &str,
-    ) -> Result<Option<Shop>, StoreError> {
-        let _turn = self.write_turn().await;
-        let shop = shops::set_api_key(&self.db, id, hash, prefix).await?;
-        self.cache_shop(shop.as_ref());
-        Ok(shop)
-    }
-
-    async fn shop_by_api_key(&self, hash: &str) -> Result<Option<Shop>, StoreError> {
-        shops::by_api_key(&self.db, hash).await
-    }
-
-    async fn list_event_types(
-        &self,
-    ) -> Result<Vec<hookflow_engine::model::CustomEventType>, StoreError> {
-        event_types::list(&self.db).await
-    }
-
-    async fn create_event_type(
-        &self,
-        ty: &hookflow_engine::model::CustomEventType,
-    ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
-        let changed = event_types::create(&txn, ty).await?;
-        if changed {
-            generation::bump(&txn).await?;
-        }
-        txn.commit().await.map_err(db_err)?;
-        Ok(changed)
-    }
-
-    async fn update_event_type(
-        &self,
-        ty: &hookflow_engine::model::CustomEventType,
-    ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
-        let changed = event_types::update(&txn, ty).await?;
-        if changed {
-            generation::bump(&txn).await?;
-        }
-        txn.commit().await.map_err(db_err)?;
-        Ok(changed)
-    }
-
-    async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
-        let changed = event_types::delete(&txn, name).await?;
-        if changed {
-            generation::bump(&txn).await?;
-        }
-        txn.commit().await.map_err(db_err)?;
-        Ok(changed)
+        retention::prune_events(&self.writer, before, limit).await
     }
 }
 

@@ -8,7 +8,9 @@ mod common;
 
 use common::{postgres, sqlite};
 use hookflow_engine::model::{CallId, CallStatus, EventId, ShopId, Timestamp, TriggerId};
-use hookflow_engine::store::{EventDetail, EventFilter, ResendFilter, Store};
+use hookflow_engine::store::{
+    CatalogStore, EventDetail, EventFilter, EventLogStore, QueueStore, ResendFilter,
+};
 use hookflow_storage::entities::{attempt, event, queue_item};
 use hookflow_storage::DbStore;
 use sea_orm::sea_query::{Expr, Func, Query};

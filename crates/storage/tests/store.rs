@@ -12,8 +12,8 @@ use hookflow_engine::model::{
     ShopId, Timestamp, TriggerId,
 };
 use hookflow_engine::store::{
-    CancelOutcome, ClaimFilter, Handoff, IngestRejection, PlannedEvent, Planner, RetryOutcome,
-    Store,
+    CancelOutcome, CatalogStore, ClaimFilter, Handoff, IngestRejection, PlannedEvent, Planner,
+    QueueStore, RetryOutcome,
 };
 use hookflow_storage::DbStore;
 
