@@ -16,6 +16,7 @@ mod delivery;
 mod durability;
 mod event_log;
 mod faults;
+mod faults_ingest;
 mod ingest;
 mod notifications;
 mod observability;

@@ -481,7 +481,9 @@ impl crate::Engine {
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
             .await
-            .map_err(|e| EngineError::Store(StoreError(format!("password check failed: {e}"))))?;
+            .map_err(|e| {
+                EngineError::Store(StoreError::new(format!("password check failed: {e}")))
+            })?;
         Ok(found.filter(|_| ok).map(|(user, _)| user))
     }
 
@@ -546,7 +548,7 @@ async fn check_shops(store: &dyn Store, shops: &[ShopId]) -> Result<(), EngineEr
 async fn hash_blocking(password: String) -> Result<String, EngineError> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
-        .map_err(|e| EngineError::Store(StoreError(format!("password hashing failed: {e}"))))
+        .map_err(|e| EngineError::Store(StoreError::new(format!("password hashing failed: {e}"))))
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError {

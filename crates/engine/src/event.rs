@@ -157,6 +157,18 @@ fn parse_event(
         None | Some(Value::Null) => None,
         Some(_) => return Err(invalid(&field("idempotencyKey"), "must be a string")),
     };
+    // What a database would refuse is refused here, naming the field, so one bad event never
+    // fails the group commit it would have joined. (Invalid Unicode never gets this far: the
+    // JSON parser refuses it. Lengths are checked above.)
+    if entity_id.contains('\0') {
+        return Err(invalid(&field("entityId"), NUL_MESSAGE));
+    }
+    if idempotency_key.as_deref().is_some_and(|k| k.contains('\0')) {
+        return Err(invalid(&field("idempotencyKey"), NUL_MESSAGE));
+    }
+    for (key, value) in &entity {
+        check_text(value, &mut format!("{prefix}entityData.{key}"), key)?;
+    }
     Ok(NewEvent {
         event_type,
         shop_id: ShopId(shop_id),
@@ -165,6 +177,42 @@ fn parse_event(
         occurred_at,
         idempotency_key,
     })
+}
+
+const NUL_MESSAGE: &str = "contains a NUL character (U+0000), which cannot be stored";
+
+/// Refuses NUL characters anywhere in a JSON value, keys included, naming the path
+/// (`entityData.lines[2].sku`). `path` ends with the value's own name; `key` is that name.
+fn check_text(value: &Value, path: &mut String, key: &str) -> Result<(), InvalidEvent> {
+    if key.contains('\0') {
+        return Err(invalid(
+            path,
+            "has a name with a NUL character (U+0000), which cannot be stored",
+        ));
+    }
+    match value {
+        Value::String(s) if s.contains('\0') => Err(invalid(path, NUL_MESSAGE)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_text(item, path, "")?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                check_text(v, path, k)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +249,31 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "[1].shopId");
+    }
+
+    #[test]
+    fn nul_characters_are_refused_where_they_are() {
+        let c = catalog();
+        let base = json!({"eventType": "OrderChanged", "shopId": 1, "entityId": "a"});
+        let cases = [
+            (json!({"entityId": "a\u{0}b"}), "entityId"),
+            (json!({"idempotencyKey": "k\u{0}"}), "idempotencyKey"),
+            (json!({"entityData": {"Note": "x\u{0}"}}), "entityData.Note"),
+            (
+                json!({"entityData": {"lines": [{"sku": "ok"}, {"sku": "\u{0}"}]}}),
+                "entityData.lines[1].sku",
+            ),
+            (json!({"entityData": {"a\u{0}": 1}}), "entityData.a\u{0}"),
+        ];
+        for (patch, field) in cases {
+            let mut body = base.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let err = parse_events(json!([base.clone(), body]), &c, Timestamp(0)).unwrap_err();
+            assert_eq!(err.field, format!("[1].{field}"), "{err}");
+            assert!(err.message.contains("NUL"), "{err}");
+        }
     }
 
     #[test]

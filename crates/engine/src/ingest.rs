@@ -7,7 +7,7 @@
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use tokio::sync::{mpsc, oneshot, Notify};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::dispatch::Workers;
 use crate::model::{Ingested, NewEvent, Timestamp};
@@ -168,10 +168,10 @@ impl Matching {
                 IngestResult::Committed(outcome) => return Ok(outcome),
                 IngestResult::TriggersMoved { generation } => {
                     let engine = self.reloader.get().and_then(Weak::upgrade).ok_or_else(|| {
-                        StoreError("the triggers changed while hookflow is stopping".into())
+                        StoreError::new("the triggers changed while hookflow is stopping")
                     })?;
                     if let Err(err) = engine.reload_behind(generation).await {
-                        return Err(StoreError(format!("reloading triggers: {err}")));
+                        return Err(StoreError::new(format!("reloading triggers: {err}")));
                     }
                 }
             }
@@ -206,38 +206,66 @@ async fn run(
             .commit(store.as_ref(), &requests, || workers.handoff(now), now)
             .await
         {
-            Ok(outcome) => {
-                crate::metrics::global().ingested(&requests, &outcome.results, outcome.coalesced);
-                let handed = outcome.handed_off.len();
-                workers.hand(outcome.handed_off);
-                let mut queued_calls = 0usize;
-                for (result, reply) in outcome.results.into_iter().zip(replies) {
-                    let answer = result.map_err(|IngestRejection::UnknownShop(shop)| {
-                        IngestError::UnknownShop(shop.0)
-                    });
-                    if let Ok(ingested) = &answer {
-                        queued_calls += ingested
-                            .iter()
-                            .filter(|i| !i.duplicate)
-                            .map(|i| i.calls_queued as usize)
-                            .sum::<usize>();
-                    }
-                    let _ = reply.send(answer);
-                }
-                if outcome.blocked > 0 {
-                    workers.note_followers(now);
-                }
-                // Calls that were not handed over wait in the queue: wake a claimer.
-                if queued_calls > handed {
-                    queued.notify_one();
+            Ok(outcome) => answer(&requests, outcome, replies, &queued, &workers, now),
+            Err(err) if err.unavailable || requests.len() == 1 => {
+                error!(error = %err, requests = requests.len(), "ingest transaction failed");
+                for reply in replies {
+                    let _ = reply.send(Err(IngestError::Store(err.clone())));
                 }
             }
             Err(err) => {
-                error!(error = %err, requests = requests.len(), "ingest transaction failed");
-                for reply in replies {
-                    let _ = reply.send(Err(IngestError::Store(StoreError(err.0.clone()))));
+                // One member may hold what the database refuses: commit them one by one, so
+                // only the culprit fails.
+                warn!(error = %err, requests = requests.len(), "group commit failed; committing its requests one by one");
+                for (request, reply) in requests.drain(..).zip(replies) {
+                    let one = std::slice::from_ref(&request);
+                    let now = Timestamp::now();
+                    match matching
+                        .commit(store.as_ref(), one, || workers.handoff(now), now)
+                        .await
+                    {
+                        Ok(outcome) => answer(one, outcome, vec![reply], &queued, &workers, now),
+                        Err(err) => {
+                            error!(error = %err, "ingest transaction failed");
+                            let _ = reply.send(Err(IngestError::Store(err)));
+                        }
+                    }
                 }
             }
         }
+    }
+}
+
+/// Answers the requests of a committed group and hands its claimed calls to the workers.
+fn answer(
+    requests: &[Vec<NewEvent>],
+    outcome: IngestOutcome,
+    replies: Vec<oneshot::Sender<Result<Vec<Ingested>, IngestError>>>,
+    queued: &Notify,
+    workers: &Workers,
+    now: Timestamp,
+) {
+    crate::metrics::global().ingested(requests, &outcome.results, outcome.coalesced);
+    let handed = outcome.handed_off.len();
+    workers.hand(outcome.handed_off);
+    let mut queued_calls = 0usize;
+    for (result, reply) in outcome.results.into_iter().zip(replies) {
+        let answer =
+            result.map_err(|IngestRejection::UnknownShop(shop)| IngestError::UnknownShop(shop.0));
+        if let Ok(ingested) = &answer {
+            queued_calls += ingested
+                .iter()
+                .filter(|i| !i.duplicate)
+                .map(|i| i.calls_queued as usize)
+                .sum::<usize>();
+        }
+        let _ = reply.send(answer);
+    }
+    if outcome.blocked > 0 {
+        workers.note_followers(now);
+    }
+    // Calls that were not handed over wait in the queue: wake a claimer.
+    if queued_calls > handed {
+        queued.notify_one();
     }
 }

@@ -11,10 +11,32 @@ use crate::model::{
     QueueFilter, QueueItem, Shop, ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 
-/// A storage failure. The engine cannot act on its detail, only report it.
-#[derive(Debug, thiserror::Error)]
-#[error("storage: {0}")]
-pub struct StoreError(pub String);
+/// A storage failure. The engine cannot act on its detail, only report it — and tell whether
+/// the database could not be reached (then the request may simply be tried again later).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("storage: {message}")]
+pub struct StoreError {
+    pub message: String,
+    /// The database could not be reached (refused, dropped or timed-out connections, a
+    /// server shutting down): nothing was done, and trying again later may succeed.
+    pub unavailable: bool,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> StoreError {
+        StoreError {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> StoreError {
+        StoreError {
+            message: message.into(),
+            unavailable: true,
+        }
+    }
+}
 
 /// An event being ingested, as handed to a [`Planner`] inside the ingest transaction.
 pub struct PlannedEvent<'a> {

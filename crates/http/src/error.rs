@@ -5,7 +5,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hookflow_engine::EngineError;
 use serde_json::json;
-use tracing::error;
+use tracing::{error, warn};
+
+/// `Retry-After` on a 503.
+const RETRY_AFTER_SECS: &str = "2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -43,6 +46,9 @@ impl ApiError {
                 EngineError::UnknownShop(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_shop"),
                 EngineError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                 EngineError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+                EngineError::Store(e) if e.unavailable => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+                }
                 EngineError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
                 EngineError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             },
@@ -57,6 +63,9 @@ impl IntoResponse for ApiError {
             // Storage details are for the log, not for the client.
             error!(error = %self, "request failed");
             "internal error; see the server log".to_owned()
+        } else if code == "database_unavailable" {
+            warn!(error = %self, "request failed: the database cannot be reached");
+            "the database cannot be reached right now; nothing was stored: retry later".to_owned()
         } else {
             self.to_string()
         };
@@ -69,6 +78,13 @@ impl IntoResponse for ApiError {
             _ => json!({"error": {"code": code, "message": message}}),
         };
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Long enough for a restarting database or a reconnecting pool.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -25,7 +25,7 @@ const SESSION_TOUCH_MS: i64 = 5 * 60_000;
 
 fn role_of(text: &str) -> Result<Role, StoreError> {
     text.parse()
-        .map_err(|e| StoreError(format!("stored role is corrupt: {e}")))
+        .map_err(|e| StoreError::new(format!("stored role is corrupt: {e}")))
 }
 
 fn to_user(m: user::Model, shops: Vec<ShopId>) -> Result<User, StoreError> {

@@ -124,7 +124,7 @@ pub(crate) async fn call_failed(
         ))
         .await
         .map_err(db_err)?
-        .ok_or_else(|| StoreError("counting a failure returned nothing".into()))?;
+        .ok_or_else(|| StoreError::new("counting a failure returned nothing"))?;
     let failures: i32 = row.try_get_by_index(0).map_err(db_err)?;
     let deactivated_at: Option<i64> = row.try_get_by_index(1).map_err(db_err)?;
     let threshold = c.deactivate_after.is_some_and(|n| failures >= n as i32);

@@ -186,7 +186,7 @@ fn to_event(row: &QueryResult, with_payload: bool) -> Result<LoggedEvent, StoreE
 /// A call row and the event it belongs to.
 fn to_call(row: &QueryResult) -> Result<(i64, LoggedCall), StoreError> {
     let status: String = row.try_get_by_index(4).map_err(db_err)?;
-    let status: CallStatus = status.parse().map_err(StoreError)?;
+    let status: CallStatus = status.parse().map_err(StoreError::new)?;
     Ok((
         row.try_get_by_index(1).map_err(db_err)?,
         LoggedCall {

@@ -54,7 +54,7 @@ pub(crate) async fn read(c: &impl ConnectionTrait, hold: bool) -> Result<i64, St
         ))
         .await
         .map_err(db_err)?
-        .ok_or_else(|| StoreError("the trigger generation row is missing".into()))?;
+        .ok_or_else(|| StoreError::new("the trigger generation row is missing"))?;
     row.try_get_by_index(0).map_err(db_err)
 }
 

@@ -188,7 +188,7 @@ pub(crate) async fn ingest(
         event_ids.extend(ids);
     }
     if event_ids.len() != fresh.len() {
-        return Err(StoreError(format!(
+        return Err(StoreError::new(format!(
             "inserted {} events but got {} ids",
             fresh.len(),
             event_ids.len()
@@ -334,7 +334,7 @@ pub(crate) async fn ingest(
         }
     }
     if need_ids && call_ids.len() != calls.len() {
-        return Err(StoreError(format!(
+        return Err(StoreError::new(format!(
             "inserted {} calls but got {} ids",
             calls.len(),
             call_ids.len()
@@ -559,7 +559,7 @@ async fn supersede(
         if changed != superseded.len() as u64 {
             // A stored pending call left `pending` under its lock: never expected; rolling back
             // keeps two pending calls for one key from being committed.
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "superseding {} calls changed {changed}",
                 superseded.len()
             )));

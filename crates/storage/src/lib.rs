@@ -139,7 +139,10 @@ impl DbStore {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
-            .acquire_timeout(Duration::from_secs(30))
+            // SQLite: writers queue for the one write connection, so a long wait is load, not an
+            // outage. PostgreSQL: a pool that cannot connect for this long answers 503 rather
+            // than holding requests.
+            .acquire_timeout(Duration::from_secs(if is_sqlite { 30 } else { 5 }))
             .max_connections(pool_size);
         if is_sqlite {
             // WAL lets readers (the queue page) run beside the writer; synchronous=NORMAL in WAL
@@ -201,18 +204,54 @@ impl DbStore {
     }
 }
 
-/// Database errors reach the engine as text: it can only report them.
+/// Database errors reach the engine as text (it can only report them), marked when the
+/// database could not be reached, so callers answer 503 and try again later.
 pub(crate) fn db_err(err: DbErr) -> StoreError {
-    StoreError(err.to_string())
+    if is_unreachable(&err) {
+        StoreError::unavailable(err.to_string())
+    } else {
+        StoreError::new(err.to_string())
+    }
+}
+
+/// The database refused, dropped or never gave a connection, or is shutting down.
+fn is_unreachable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::RuntimeErr;
+    let sqlx = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        DbErr::Conn(_) => return true,
+        _ => return false,
+    };
+    match sqlx {
+        Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+        Sqlx::Tls(_) | Sqlx::Protocol(_) => true,
+        Sqlx::Database(db) => db.code().is_some_and(|code| {
+            // PostgreSQL: connection exceptions (08), a server shutting down or terminating the
+            // backend (57P01–57P03), too many connections (53300), a database not accepting
+            // connections (55000 on connect).
+            code.starts_with("08")
+                || code.starts_with("57P0")
+                || code == "53300"
+                || (code == "55000" && db.message().contains("accepting connections"))
+        }),
+        _ => false,
+    }
 }
 
 /// A unique violation of `events_idempotency` (SQLite and PostgreSQL word it differently).
 fn is_idempotency_race(err: &StoreError) -> bool {
-    err.0.contains("events_idempotency") || err.0.contains("events.shop_id, events.idempotency_key")
+    err.message.contains("events_idempotency")
+        || err
+            .message
+            .contains("events.shop_id, events.idempotency_key")
 }
 
 pub(crate) fn json_err(err: serde_json::Error) -> StoreError {
-    StoreError(format!("stored JSON is corrupt: {err}"))
+    StoreError::new(format!("stored JSON is corrupt: {err}"))
 }
 
 #[async_trait]

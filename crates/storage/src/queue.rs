@@ -421,7 +421,7 @@ fn to_item(m: queue_item::Model) -> Result<QueueItem, StoreError> {
         headers: serde_json::from_str(&m.headers).map_err(json_err)?,
         body: m.body,
         priority: m.priority,
-        status: m.status.parse().map_err(StoreError)?,
+        status: m.status.parse().map_err(StoreError::new)?,
         attempts: m.attempts,
         max_attempts: m.max_attempts,
         next_attempt_at: Timestamp(m.next_attempt_at),

@@ -118,18 +118,18 @@ impl SecretBox {
     pub fn open(&self, sealed: &str) -> Result<String, StoreError> {
         let encoded = sealed
             .strip_prefix(PREFIX)
-            .ok_or_else(|| StoreError("secret is not sealed".into()))?;
+            .ok_or_else(|| StoreError::new("secret is not sealed"))?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
-            .map_err(|_| StoreError("sealed secret is corrupt".into()))?;
+            .map_err(|_| StoreError::new("sealed secret is corrupt"))?;
         if bytes.len() < NONCE_LEN {
-            return Err(StoreError("sealed secret is corrupt".into()));
+            return Err(StoreError::new("sealed secret is corrupt"));
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
         let plain = self.cipher.decrypt(XNonce::from_slice(nonce), ciphertext).map_err(|_| {
-            StoreError("a stored secret cannot be decrypted: is HOOKFLOW_SECRET_KEY the key it was saved with?".into())
+            StoreError::new("a stored secret cannot be decrypted: is HOOKFLOW_SECRET_KEY the key it was saved with?")
         })?;
-        String::from_utf8(plain).map_err(|_| StoreError("sealed secret is not UTF-8".into()))
+        String::from_utf8(plain).map_err(|_| StoreError::new("sealed secret is not UTF-8"))
     }
 }
 
@@ -141,8 +141,8 @@ pub(crate) fn seal_actions(
     for_each_secret(actions, |value| {
         if let Value::String(plain) = value {
             let Some(secrets) = secrets else {
-                return Err(StoreError(
-                    "no secret key is configured; cannot store credentials".into(),
+                return Err(StoreError::new(
+                    "no secret key is configured; cannot store credentials",
                 ));
             };
             *value = Value::String(secrets.seal(plain));
@@ -160,8 +160,8 @@ pub(crate) fn open_actions(
         if let Value::String(sealed) = value {
             if sealed.starts_with(PREFIX) {
                 let Some(secrets) = secrets else {
-                    return Err(StoreError(
-                        "stored credentials are sealed but no secret key is configured".into(),
+                    return Err(StoreError::new(
+                        "stored credentials are sealed but no secret key is configured",
                     ));
                 };
                 *value = Value::String(secrets.open(sealed)?);
