@@ -75,7 +75,7 @@ both_backends! {
         }
         let url = app.url("/api/v1/events");
         let client = client();
-        let answers: Vec<(i64, (StatusCode, Option<String>, Value))> = futures::stream::iter(0..300i64)
+        let answers: Vec<(i64, Answer)> = futures::stream::iter(0..300i64)
             .map(|n| {
                 let (client, url) = (client.clone(), url.clone());
                 async move {
