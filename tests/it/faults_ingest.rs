@@ -16,12 +16,11 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-/// One POST of one event: status, `Retry-After`, body.
-async fn post(
-    client: &reqwest::Client,
-    url: &str,
-    event: &Value,
-) -> (StatusCode, Option<String>, Value) {
+/// An answer: status, `Retry-After`, body.
+type Answer = (StatusCode, Option<String>, Value);
+
+/// One POST of one event.
+async fn post(client: &reqwest::Client, url: &str, event: &Value) -> Answer {
     match client
         .post(url)
         .bearer_auth(TEST_ADMIN_TOKEN)
