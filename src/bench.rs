@@ -1,15 +1,23 @@
-//! `hookflow bench`: end-to-end throughput and latency against this machine's raw HTTP limit.
+//! `hookflow bench`: end-to-end throughput and latency against this machine's raw HTTP limit,
+//! at the shipped defaults of `hookflow serve` unless a flag says otherwise.
 //!
-//! One process holds a receiver, a client and (from the second phase) hookflow itself:
-//! 1. raw: the client POSTs N copies of a typical webhook body straight to the receiver;
-//! 2. hookflow: a fresh database, one shop, one trigger pointing at the receiver; the client
-//!    POSTs N events through the real HTTP API, one event per request, and the run ends when
-//!    the receiver has had every call. Latency is from the start of an event's ingest request
-//!    to its call arriving.
-//! 3. with `--slow-endpoint`: phase 2 again on a fresh database, with a second trigger calling a
-//!    receiver that answers after 2 s; the fast endpoint's throughput is compared with phase 2's.
+//! One process holds the receivers, a client and hookflow itself:
+//! 1. raw: the client POSTs N copies of a typical webhook body straight to a receiver;
+//! 2. hookflow, on a fresh database, one shop, the scenario's triggers; the client POSTs N
+//!    events through the real HTTP API, one event per request:
+//!    - `burst`: one trigger, one endpoint; ends when the receiver has had every call. Latency
+//!      is from the start of an event's ingest request to its call arriving.
+//!    - `backlog`: one endpoint that is down — it takes calls but does not answer, so its slots
+//!      fill and the other calls wait in the queue (no retry backoff is involved: nothing
+//!      failed) — while all N events are ingested; then it comes back. deliveries/s is N over
+//!      the time from its return to the last call; latency is from its return (or from the
+//!      event, if later) to the call arriving.
+//!    - `fanout`: one event matches `--endpoints` triggers, each calling its own endpoint;
+//!      deliveries/s counts every call.
+//! 3. with `--slow-endpoint` (burst): phase 2 again on a fresh database, with a second trigger
+//!    calling a receiver that answers after 2 s; the fast endpoint's throughput is compared.
 //!
-//! Both phases use the same client settings, concurrency and receiver, so the ratio says what
+//! Every phase uses the same client settings, concurrency and receivers, so the ratio says what
 //! hookflow costs on top of the HTTP it cannot avoid. With `--unique-entities K` the events
 //! are spread over K entities and the trigger keeps queue items unique, so calls coalesce.
 
@@ -24,14 +32,29 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
 use hookflow_delivery::{DeliveryConfig, TargetPolicy};
-use hookflow_engine::dispatch::DispatchConfig;
 use hookflow_storage::DbConfig;
 use serde_json::{json, Value};
 
-use crate::ServeConfig;
+use clap::ValueEnum;
+
+use crate::{defaults, ServeConfig};
+
+/// What the hookflow phase exercises.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// One endpoint, events posted as fast as the client can.
+    Burst,
+    /// N calls waiting for an endpoint that comes back.
+    Backlog,
+    /// One event, several endpoints.
+    Fanout,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Burst)]
+    scenario: Scenario,
     /// Events to send.
     #[arg(long, default_value_t = 50_000)]
     events: usize,
@@ -42,14 +65,15 @@ pub struct BenchArgs {
     /// per phase). A PostgreSQL URL is used as given: point it at an empty database.
     #[arg(long, env = "HOOKFLOW_BENCH_DATABASE_URL")]
     database_url: Option<String>,
-    /// Calls hookflow delivers at once (its `--concurrency`).
-    #[arg(long, default_value_t = 512)]
-    delivery_concurrency: usize,
-    /// Calls hookflow delivers at once to one endpoint (its `--per-endpoint-concurrency`). The
-    /// bench's receiver is one endpoint on loopback, so this is set near the client's concurrency
-    /// rather than the server default of 8, which would measure the cap, not hookflow.
-    #[arg(long, default_value_t = 64)]
-    per_endpoint_concurrency: usize,
+    /// hookflow's `--concurrency` (default: the server's).
+    #[arg(long)]
+    delivery_concurrency: Option<usize>,
+    /// hookflow's `--per-endpoint-concurrency` (default: the server's).
+    #[arg(long)]
+    per_endpoint_concurrency: Option<usize>,
+    /// `fanout`: endpoints (triggers) one event goes to.
+    #[arg(long, default_value_t = 4)]
+    endpoints: usize,
     /// Spread the events over this many entities, with unique queue items on.
     #[arg(long)]
     unique_entities: Option<usize>,
@@ -75,6 +99,10 @@ struct Receiver {
     epoch: Instant,
     /// Answer after this long (the slow endpoint).
     delay: Duration,
+    /// `false` while the endpoint is down (`backlog`): requests wait unanswered.
+    up: tokio::sync::watch::Sender<bool>,
+    /// Nanoseconds since `epoch` when it came up (0: it never went down).
+    up_since: AtomicU64,
 }
 
 impl Receiver {
@@ -85,11 +113,28 @@ impl Receiver {
             latency_us: (0..n).map(|_| AtomicU64::new(0)).collect(),
             epoch,
             delay,
+            up: tokio::sync::watch::Sender::new(true),
+            up_since: AtomicU64::new(0),
         }
+    }
+
+    fn go_down(&self) {
+        self.up.send_replace(false);
+    }
+
+    fn come_back(&self) {
+        self.up_since.store(
+            (self.epoch.elapsed().as_nanos() as u64).max(1),
+            Ordering::Relaxed,
+        );
+        self.up.send_replace(true);
     }
 }
 
 async fn receive(State(rx): State<Arc<Receiver>>, body: Bytes) -> &'static str {
+    if !*rx.up.borrow() {
+        let _ = rx.up.subscribe().wait_for(|up| *up).await;
+    }
     if !rx.delay.is_zero() {
         tokio::time::sleep(rx.delay).await;
     }
@@ -101,7 +146,11 @@ async fn receive(State(rx): State<Arc<Receiver>>, body: Bytes) -> &'static str {
         .map(|i| i as usize)
         .filter(|i| *i < rx.sent_at.len())
     {
-        let sent = rx.sent_at[i].load(Ordering::Relaxed);
+        // Latency counts from when the call could first arrive: its event, or the endpoint's
+        // return.
+        let sent = rx.sent_at[i]
+            .load(Ordering::Relaxed)
+            .max(rx.up_since.load(Ordering::Relaxed));
         if sent > 0 {
             let now = rx.epoch.elapsed().as_nanos() as u64;
             let lat = (now.saturating_sub(sent) / 1000).max(1);
@@ -193,6 +242,42 @@ impl Phase {
 /// The `--admin-token` of the benchmarked hookflow.
 const BENCH_TOKEN: &str = "bench-admin-token";
 
+/// The server configuration the bench runs: `hookflow serve`'s defaults, with the flags given.
+fn serve_config(
+    args: &BenchArgs,
+    url: String,
+    dir: &std::path::Path,
+) -> anyhow::Result<ServeConfig> {
+    let timeout = Duration::from_millis(defaults::DELIVERY_TIMEOUT_MS);
+    Ok(ServeConfig {
+        database: DbConfig {
+            url,
+            max_connections: None,
+        },
+        listen: "127.0.0.1:0".parse()?,
+        admin_token: Some(BENCH_TOKEN.to_owned()),
+        secret_key: None,
+        secret_key_file: Some(dir.join("bench.key")),
+        delivery: DeliveryConfig {
+            timeout,
+            policy: TargetPolicy::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?,
+        },
+        dispatch: defaults::dispatch(
+            args.delivery_concurrency.unwrap_or(defaults::CONCURRENCY),
+            args.per_endpoint_concurrency
+                .unwrap_or(defaults::PER_ENDPOINT_CONCURRENCY),
+            timeout,
+            defaults::retry(
+                defaults::MAX_RETRIES,
+                defaults::RETRY_BASE_MS,
+                defaults::RETRY_MAX_MS,
+            ),
+        ),
+        notify: hookflow_delivery::notify::NotifyConfig::default(),
+        retention: hookflow_engine::event_log::RetentionPolicy::default(),
+    })
+}
+
 async fn hookflow_phase(
     args: &BenchArgs,
     http: &reqwest::Client,
@@ -202,8 +287,23 @@ async fn hookflow_phase(
     let n = args.events.max(1);
     let epoch = Instant::now();
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
-    let fast = Arc::new(Receiver::new(n, sent_at.clone(), epoch, Duration::ZERO));
-    let fast_url = format!("http://{}/hook", start_receiver(fast.clone()).await?);
+    // The measured endpoints: one, or `--endpoints` for fanout.
+    let measured = if args.scenario == Scenario::Fanout {
+        args.endpoints.max(1)
+    } else {
+        1
+    };
+    let mut receivers = Vec::with_capacity(measured);
+    let mut endpoints = Vec::new();
+    for _ in 0..measured {
+        let rx = Arc::new(Receiver::new(n, sent_at.clone(), epoch, Duration::ZERO));
+        endpoints.push(format!("http://{}/hook", start_receiver(rx.clone()).await?));
+        receivers.push(rx);
+    }
+    let backlog = args.scenario == Scenario::Backlog;
+    if backlog {
+        receivers[0].go_down();
+    }
 
     let dir = tempfile::tempdir()?;
     let url = args.database_url.clone().unwrap_or_else(|| {
@@ -212,28 +312,7 @@ async fn hookflow_phase(
             dir.path().join("bench.db").display()
         )
     });
-    let config = ServeConfig {
-        database: DbConfig {
-            url: url.clone(),
-            max_connections: None,
-        },
-        listen: "127.0.0.1:0".parse()?,
-        admin_token: Some(BENCH_TOKEN.to_owned()),
-        secret_key: None,
-        secret_key_file: Some(dir.path().join("bench.key")),
-        delivery: DeliveryConfig {
-            timeout: Duration::from_secs(10),
-            policy: TargetPolicy::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?,
-        },
-        dispatch: DispatchConfig {
-            concurrency: args.delivery_concurrency.max(1),
-            per_host: args.per_endpoint_concurrency.max(1),
-            ..DispatchConfig::default()
-        },
-        notify: hookflow_delivery::notify::NotifyConfig::default(),
-        retention: hookflow_engine::event_log::RetentionPolicy::default(),
-    };
-    let running = crate::start(config).await?;
+    let running = crate::start(serve_config(args, url, dir.path())?).await?;
     let api = format!("http://{}/api/v1", running.addr);
     let shop: Value = http
         .post(format!("{api}/shops"))
@@ -244,7 +323,6 @@ async fn hookflow_phase(
         .await?;
     let shop_id = shop["id"].as_i64().context("shop id")?;
     let unique = args.unique_entities.is_some();
-    let mut endpoints = vec![fast_url];
     if slow {
         let slow = Arc::new(Receiver::new(
             0,
@@ -295,6 +373,20 @@ async fn hookflow_phase(
         ingest.as_secs_f64(),
         n as f64 / ingest.as_secs_f64()
     );
+    let start = if backlog {
+        // Every call is queued (or on the wire, unanswered); the endpoint comes back now.
+        receivers[0].come_back();
+        Instant::now()
+    } else {
+        start
+    };
+    let expected = n * measured;
+    let received = || {
+        receivers
+            .iter()
+            .map(|r| r.received.load(Ordering::Relaxed))
+            .sum::<usize>()
+    };
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let fast_trigger_idle = || async {
         // With coalescing the number of calls is not known up front: done when the fast
@@ -313,23 +405,28 @@ async fn hookflow_phase(
         Ok(true)
     };
     loop {
-        let got = fast.received.load(Ordering::Relaxed);
-        if got >= n || (unique && fast_trigger_idle().await?) {
+        let got = received();
+        if got >= expected || (unique && fast_trigger_idle().await?) {
             break;
         }
         if Instant::now() > deadline {
             bail!(
-                "only {got} of {n} calls arrived within {}s",
+                "only {got} of {expected} calls arrived within {}s",
                 args.timeout_secs
             );
         }
         tokio::time::sleep(Duration::from_millis(if unique { 50 } else { 5 })).await;
     }
     let elapsed = start.elapsed();
-    let delivered = fast.received.load(Ordering::Relaxed);
+    let delivered = received();
     println!(
-        "{label}: {delivered} calls delivered {:.2}s after the first event = {:.0}/s{}",
+        "{label}: {delivered} calls delivered {:.2}s after {} = {:.0}/s{}",
         elapsed.as_secs_f64(),
+        if backlog {
+            "the endpoint came back"
+        } else {
+            "the first event"
+        },
         delivered as f64 / elapsed.as_secs_f64(),
         if unique {
             format!(" ({} events coalesced)", n - delivered)
@@ -339,10 +436,9 @@ async fn hookflow_phase(
     );
     running.shutdown();
     running.wait().await?;
-    let mut latencies_us: Vec<u64> = fast
-        .latency_us
+    let mut latencies_us: Vec<u64> = receivers
         .iter()
-        .map(|a| a.load(Ordering::Relaxed))
+        .flat_map(|r| r.latency_us.iter().map(|a| a.load(Ordering::Relaxed)))
         .filter(|l| *l > 0)
         .collect();
     latencies_us.sort_unstable();
@@ -395,6 +491,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         raw.as_secs_f64()
     );
 
+    let config = serve_config(&args, String::new(), std::path::Path::new("."))?;
+    println!(
+        "settings: scenario={:?} events={n} client_concurrency={c} concurrency={} per_endpoint_concurrency={} lease_s={} poll_ms={}",
+        args.scenario,
+        config.dispatch.concurrency,
+        config.dispatch.per_host,
+        config.dispatch.lease.as_secs(),
+        config.dispatch.poll_interval.as_millis()
+    );
     let database = match &args.database_url {
         Some(url) if url.starts_with("postgres") => "postgres",
         _ => "sqlite",
@@ -403,6 +508,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let rate = main.rate();
     let mut extra = String::new();
     if args.slow_endpoint {
+        if args.scenario != Scenario::Burst {
+            bail!("--slow-endpoint compares bursts: use it with --scenario burst");
+        }
         if args.database_url.is_some() {
             bail!("--slow-endpoint runs a second phase and needs a fresh database: leave out --database-url");
         }
@@ -414,7 +522,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "bench: deliveries/s={rate:.0} raw_http/s={raw_rate:.0} ratio={:.3} p50_ms={:.1} p99_ms={:.1} peak_rss_mb={:.0}{extra}",
+        "bench: scenario={} deliveries/s={rate:.0} raw_http/s={raw_rate:.0} ratio={:.3} p50_ms={:.1} p99_ms={:.1} peak_rss_mb={:.0}{extra}",
+        args.scenario.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned()),
         rate / raw_rate,
         percentile(&main.latencies_us, 0.50),
         percentile(&main.latencies_us, 0.99),

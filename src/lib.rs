@@ -25,6 +25,56 @@ use tracing::info;
 
 pub mod bench;
 
+/// The shipped defaults of `hookflow serve`, in one place: the CLI's flags default to them and
+/// `hookflow bench` measures them unless told otherwise.
+pub mod defaults {
+    use std::time::Duration;
+
+    use hookflow_engine::dispatch::DispatchConfig;
+    use hookflow_engine::retry::RetryPolicy;
+
+    /// Calls delivered at once by one process (`--concurrency`).
+    pub const CONCURRENCY: usize = 512;
+    /// Calls delivered at once to one endpoint by one process (`--per-endpoint-concurrency`).
+    /// It bounds a fast endpoint's throughput (slots / round trip), so it is not small: 32 of
+    /// the 512 slots still leave a slow or dead endpoint unable to hold the others back.
+    pub const PER_ENDPOINT_CONCURRENCY: usize = 32;
+    /// Timeout of one attempt (`--delivery-timeout-ms`).
+    pub const DELIVERY_TIMEOUT_MS: u64 = 10_000;
+    /// Retries after a failed attempt (`--max-retries`).
+    pub const MAX_RETRIES: u32 = 10;
+    /// First retry delay, doubling (`--retry-base-ms`).
+    pub const RETRY_BASE_MS: u64 = 10_000;
+    /// Longest retry delay (`--retry-max-ms`).
+    pub const RETRY_MAX_MS: u64 = 6 * 3600 * 1000;
+
+    /// The dispatcher's settings for these values; everything else at the engine's defaults.
+    pub fn dispatch(
+        concurrency: usize,
+        per_endpoint: usize,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> DispatchConfig {
+        DispatchConfig {
+            concurrency: concurrency.max(1),
+            per_host: per_endpoint.max(1),
+            // A live worker must never lose a call it is still sending (actions with longer
+            // timeouts of their own get longer leases: `dispatch::lease_for`).
+            lease: (timeout * 2).max(Duration::from_secs(30)),
+            retry,
+            ..DispatchConfig::default()
+        }
+    }
+
+    pub fn retry(max_retries: u32, base_ms: u64, max_ms: u64) -> RetryPolicy {
+        RetryPolicy {
+            max_retries,
+            base: Duration::from_millis(base_ms),
+            max_delay: Duration::from_millis(max_ms.max(base_ms)),
+        }
+    }
+}
+
 /// Everything `hookflow serve` needs, built once from the CLI.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {

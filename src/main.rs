@@ -12,12 +12,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use hookflow::{bench, ServeConfig, ServeOptions};
+use hookflow::{bench, defaults, ServeConfig, ServeOptions};
 use hookflow_delivery::notify::NotifyConfig;
 use hookflow_delivery::{DeliveryConfig, TargetPolicy};
-use hookflow_engine::dispatch::DispatchConfig;
 use hookflow_engine::event_log::RetentionPolicy;
-use hookflow_engine::retry::RetryPolicy;
 use hookflow_storage::DbConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -177,23 +175,23 @@ struct ServeArgs {
     #[arg(long, env = "HOOKFLOW_ALLOW_PRIVATE_TARGETS", default_value = "")]
     allow_private_targets: String,
     /// Timeout of one delivery attempt, in milliseconds.
-    #[arg(long, env = "HOOKFLOW_DELIVERY_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "HOOKFLOW_DELIVERY_TIMEOUT_MS", default_value_t = defaults::DELIVERY_TIMEOUT_MS)]
     delivery_timeout_ms: u64,
     /// Retries after a failed attempt (timeouts, connection errors, 5xx, 408, 429).
-    #[arg(long, env = "HOOKFLOW_MAX_RETRIES", default_value_t = 10)]
+    #[arg(long, env = "HOOKFLOW_MAX_RETRIES", default_value_t = defaults::MAX_RETRIES)]
     max_retries: u32,
     /// Delay before the first retry, in milliseconds; it doubles with each retry (±25 % jitter).
-    #[arg(long, env = "HOOKFLOW_RETRY_BASE_MS", default_value_t = 10_000)]
+    #[arg(long, env = "HOOKFLOW_RETRY_BASE_MS", default_value_t = defaults::RETRY_BASE_MS)]
     retry_base_ms: u64,
     /// Longest delay between retries, in milliseconds.
-    #[arg(long, env = "HOOKFLOW_RETRY_MAX_MS", default_value_t = 6 * 3600 * 1000)]
+    #[arg(long, env = "HOOKFLOW_RETRY_MAX_MS", default_value_t = defaults::RETRY_MAX_MS)]
     retry_max_ms: u64,
     /// Calls delivered at once by this process.
-    #[arg(long, env = "HOOKFLOW_CONCURRENCY", default_value_t = 512)]
+    #[arg(long, env = "HOOKFLOW_CONCURRENCY", default_value_t = defaults::CONCURRENCY)]
     concurrency: usize,
     /// Calls delivered at once to one endpoint (host:port) by this process, so that a slow or
     /// dead endpoint cannot hold the others back.
-    #[arg(long, env = "HOOKFLOW_PER_ENDPOINT_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "HOOKFLOW_PER_ENDPOINT_CONCURRENCY", default_value_t = defaults::PER_ENDPOINT_CONCURRENCY)]
     per_endpoint_concurrency: usize,
     /// Send notices (failed calls, deactivated actions) by email through this SMTP server:
     /// smtp://host:port (plain), smtp://host?tls=required (STARTTLS), smtps://host (TLS);
@@ -341,18 +339,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         secret_key: args.secret_key.filter(|k| !k.is_empty()),
         secret_key_file: args.secret_key_file,
         delivery: DeliveryConfig { timeout, policy },
-        dispatch: DispatchConfig {
-            concurrency: args.concurrency.max(1),
-            per_host: args.per_endpoint_concurrency.max(1),
-            // A live worker must never lose a call it is still sending.
-            lease: (timeout * 2).max(Duration::from_secs(30)),
-            retry: RetryPolicy {
-                max_retries: args.max_retries,
-                base: Duration::from_millis(args.retry_base_ms),
-                max_delay: Duration::from_millis(args.retry_max_ms.max(args.retry_base_ms)),
-            },
-            ..DispatchConfig::default()
-        },
+        dispatch: defaults::dispatch(
+            args.concurrency,
+            args.per_endpoint_concurrency,
+            timeout,
+            defaults::retry(args.max_retries, args.retry_base_ms, args.retry_max_ms),
+        ),
         notify: NotifyConfig {
             smtp_url: args.smtp_url.filter(|u| !u.is_empty()),
             smtp_from: args.smtp_from,

@@ -237,11 +237,12 @@ async fn kill_9_every_2_s_during_a_burst_to_a_slow_receiver_loses_nothing() {
 
 both_backends! {
     async fn a_backlog_drains_at_the_pace_of_its_slots_not_of_the_poll(backend: Backend) {
-        // The shipped defaults: 8 slots per endpoint, a 500 ms poll. The receiver holds the
-        // first 8 calls (it is "down"), 600 more queue up behind them; then it comes back.
+        // 8 slots per endpoint (fewer than the default, so the poll bound below is long), the
+        // default 500 ms poll. The receiver holds the first 8 calls (it is "down"), 600 more
+        // queue up behind them; then it comes back.
         const BACKLOG: usize = 600;
         let db = TestDb::new(backend).await;
-        let app = TestApp::start_with(&db, &[]).await;
+        let app = TestApp::start_with(&db, &["--per-endpoint-concurrency", "8"]).await;
         let gate = Gate::new();
         let receiver = Receiver::scripted((0..8).map(|_| Reply::held(&gate)).collect(), Reply::status(200)).await;
         let shop = app.create_shop("Main").await;

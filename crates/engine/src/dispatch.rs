@@ -53,7 +53,7 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
             concurrency: 512,
-            per_host: 8,
+            per_host: 32,
             claim_batch: 256,
             committers: 1,
             lease: Duration::from_secs(60),
@@ -291,6 +291,13 @@ fn lease_for(configured: Duration, actions: &RwLock<Arc<ActionIndex>>) -> Durati
     }
 }
 
+/// Which endpoints a claim round claims for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    All,
+    BusyEndpoints,
+}
+
 /// What woke the loop.
 enum Wake {
     /// Calls handed over by ingest, already claimed.
@@ -298,6 +305,9 @@ enum Wake {
     /// Something may be due: calls were queued, a batch was recorded, a retry fell due, the
     /// poll came round, or a slot freed up while calls were left behind.
     Look,
+    /// A slot freed up while an endpoint with calls on the wire had calls left behind: claim
+    /// for the endpoints with room.
+    Freed,
     /// A slot freed up, but the last claim left nothing behind.
     Idle,
     Shutdown,
@@ -334,10 +344,12 @@ struct DispatchLoop {
     retries_due: Arc<Mutex<BinaryHeap<Reverse<i64>>>>,
     /// The `now` of the last claim: retries due before it were served by it.
     last_claim: Timestamp,
-    /// The last claim may have left due calls behind: it took all it asked for, an endpoint
-    /// got as many calls as it had room for, or an endpoint was skipped as full. Then a freed
-    /// slot is a reason to claim again, at once.
+    /// The last claim may have left due calls behind: it took all it asked for, or found no
+    /// free slot. Then a freed slot is a reason for a claim over every endpoint, at once.
     left_behind: bool,
+    /// An endpoint got as many calls as it had room for, or was skipped as full: more of its
+    /// calls may be due. Then a freed slot claims for the endpoints with room, at once.
+    hosts_behind: bool,
     /// When expired leases were last swept.
     last_sweep: tokio::time::Instant,
 }
@@ -390,12 +402,17 @@ impl Dispatcher {
             retries_due,
             last_claim: Timestamp(0),
             left_behind: true,
+            hosts_behind: false,
             last_sweep: tokio::time::Instant::now() - LEASE_SWEEP,
         };
-        let mut look = true;
+        let mut look = Some(Claim::All);
         while !shutdown.is_cancelled() {
             lp.sweep_leases().await;
-            if look && lp.claim_round().await.is_err() {
+            let claimed = match look {
+                Some(scope) => lp.claim_round(scope).await,
+                None => Ok(()),
+            };
+            if claimed.is_err() {
                 tokio::select! {
                     _ = tokio::time::sleep(lp.config.poll_interval) => {}
                     _ = shutdown.cancelled() => {}
@@ -407,10 +424,11 @@ impl Dispatcher {
                     for call in calls {
                         lp.start_call(call);
                     }
-                    false
+                    None
                 }
-                Wake::Look => true,
-                Wake::Idle => false,
+                Wake::Look => Some(Claim::All),
+                Wake::Freed => Some(Claim::BusyEndpoints),
+                Wake::Idle => None,
                 Wake::Shutdown => break,
             };
         }
@@ -443,8 +461,9 @@ impl DispatchLoop {
     }
 
     /// Claims due calls for the free slots, endpoint by endpoint, and starts them; repeats
-    /// while claims come back full and slots are free.
-    async fn claim_round(&mut self) -> Result<(), StoreError> {
+    /// while claims come back full and slots are free. `BusyEndpoints`: only for endpoints
+    /// with calls on the wire and room for more (a freed slot).
+    async fn claim_round(&mut self, scope: Claim) -> Result<(), StoreError> {
         loop {
             while let Ok(calls) = self.rx.try_recv() {
                 for call in calls {
@@ -456,15 +475,31 @@ impl DispatchLoop {
                 self.left_behind = true;
                 return Ok(());
             }
-            let limit = (free as u32).min(self.config.claim_batch);
-            let now = Timestamp::now();
-            self.last_claim = now;
-            let lease_until = now.plus_millis(self.lease().as_millis() as i64);
+            if scope == Claim::BusyEndpoints && self.left_behind {
+                // Calls may wait for any endpoint: look at all of them.
+                return Box::pin(self.claim_round(Claim::All)).await;
+            }
             let (full_hosts, room) = self.hosts.occupancy();
+            let mut limit = (free as u32).min(self.config.claim_batch);
+            let mut only_hosts = Vec::new();
+            if scope == Claim::BusyEndpoints {
+                if room.is_empty() {
+                    self.hosts_behind = !full_hosts.is_empty();
+                    return Ok(());
+                }
+                limit = limit.min(room.iter().map(|(_, n)| *n).sum());
+                only_hosts = room.iter().map(|(h, _)| h.clone()).collect();
+            }
+            let now = Timestamp::now();
+            if scope == Claim::All {
+                self.last_claim = now;
+            }
+            let lease_until = now.plus_millis(self.lease().as_millis() as i64);
             let filter = ClaimFilter {
                 full_hosts,
                 room,
                 per_host: self.hosts.limit() as u32,
+                only_hosts,
             };
             let calls = match self.store.claim(now, lease_until, limit, &filter).await {
                 Ok(calls) => calls,
@@ -475,8 +510,10 @@ impl DispatchLoop {
                 }
             };
             let saturated = calls.len() as u32 == limit;
-            self.left_behind =
-                saturated || !filter.full_hosts.is_empty() || endpoint_filled(&calls, &filter);
+            if scope == Claim::All {
+                self.left_behind = saturated;
+            }
+            self.hosts_behind = !filter.full_hosts.is_empty() || endpoint_filled(&calls, &filter);
             for call in calls {
                 self.start_call(call);
             }
@@ -545,7 +582,13 @@ impl DispatchLoop {
             }
             Some(_) = self.inflight.join_next(), if watch_slots => {
                 // A slot is free: claim for it if the last claim left calls behind.
-                if self.left_behind { Wake::Look } else { Wake::Idle }
+                if self.left_behind {
+                    Wake::Look
+                } else if self.hosts_behind {
+                    Wake::Freed
+                } else {
+                    Wake::Idle
+                }
             }
             _ = tokio::time::sleep(wait) => Wake::Look,
             _ = shutdown.cancelled() => Wake::Shutdown,

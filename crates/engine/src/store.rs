@@ -102,6 +102,10 @@ pub struct ClaimFilter {
     pub room: Vec<(String, u32)>,
     /// Most calls claimed per other endpoint at once (0 = no cap).
     pub per_host: u32,
+    /// Claim only for these endpoints (empty: for every endpoint). A freed slot claims for the
+    /// endpoints with room only: a few candidate rows instead of a scan sized for every free
+    /// slot of the process.
+    pub only_hosts: Vec<String>,
 }
 
 /// A call that failed for good.

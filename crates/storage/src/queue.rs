@@ -73,6 +73,16 @@ pub(crate) async fn claim(
             .collect();
         format!("AND q.target_host NOT IN ({})", list.join(", "))
     };
+    let only_hosts = if filter.only_hosts.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = filter
+            .only_hosts
+            .iter()
+            .map(|h| ph(&mut values, h.clone().into()))
+            .collect();
+        format!("AND q.target_host IN ({})", list.join(", "))
+    };
     let candidates = ph(
         &mut values,
         i64::from(limit.saturating_mul(CANDIDATES_PER_CALL)).into(),
@@ -109,7 +119,7 @@ pub(crate) async fn claim(
            SELECT c.id, c.target_host, c.priority, c.next_attempt_at, ROW_NUMBER() OVER ( \
              PARTITION BY c.target_host ORDER BY c.priority DESC, c.next_attempt_at, c.id) AS rn \
            FROM (SELECT q.id, q.target_host, q.priority, q.next_attempt_at FROM queue_items q \
-             WHERE q.status = 'pending' AND q.next_attempt_at <= {p3} {skip_hosts} \
+             WHERE q.status = 'pending' AND q.next_attempt_at <= {p3} {skip_hosts} {only_hosts} \
              AND (NOT q.ordered OR NOT EXISTS (SELECT 1 FROM queue_items e \
                WHERE e.trigger_id = q.trigger_id AND e.action_index = q.action_index \
                AND e.entity_id = q.entity_id AND e.id < q.id AND e.status IN ('pending', 'in_flight'))) \
