@@ -66,6 +66,15 @@ async fn post_until(
     }
 }
 
+/// Waits until no call is pending or on the wire.
+async fn wait_until_settled(app: &TestApp, deadline: Duration) {
+    wait_until(deadline, "no call is left unfinished", async || {
+        app.queue_items("status=pending").await.is_empty()
+            && app.queue_items("status=in_flight").await.is_empty()
+    })
+    .await;
+}
+
 /// Every acknowledged event reached the receiver; a call reached it more than once only when
 /// its attempt log says an attempt was interrupted (it was on the wire at a kill), and every
 /// repeat carried the same `webhook-id` and event.
@@ -85,11 +94,7 @@ async fn assert_nothing_lost_and_repeats_explained(
     .await;
     // And the queue settles: calls a dead process had on the wire are sent again (after their
     // lease on PostgreSQL) before repeats are counted.
-    wait_until(DRAIN, "no call is left unfinished", async || {
-        app.queue_items("status=pending").await.is_empty()
-            && app.queue_items("status=in_flight").await.is_empty()
-    })
-    .await;
+    wait_until_settled(app, DRAIN).await;
     let mut by_webhook: HashMap<String, Vec<i64>> = HashMap::new();
     for r in receiver.requests() {
         by_webhook
@@ -242,7 +247,9 @@ both_backends! {
         // queue up behind them; then it comes back.
         const BACKLOG: usize = 600;
         let db = TestDb::new(backend).await;
-        let app = TestApp::start_with(&db, &["--per-endpoint-concurrency", "8"]).await;
+        // A long delivery timeout: the held calls must not time out (and be sent again) while
+        // the backlog is posted on a loaded machine.
+        let app = TestApp::start_with(&db, &["--per-endpoint-concurrency", "8", "--delivery-timeout-ms", "60000"]).await;
         let gate = Gate::new();
         let receiver = Receiver::scripted((0..8).map(|_| Reply::held(&gate)).collect(), Reply::status(200)).await;
         let shop = app.create_shop("Main").await;
@@ -269,10 +276,7 @@ both_backends! {
         // slots claim at once, so even a debug build is far faster. Half of it is the bound.
         let poll_bound = Duration::from_millis(500) * (BACKLOG / 8) as u32;
         assert!(took < poll_bound / 2, "{BACKLOG} calls drained in {took:?}: paced by the poll ({poll_bound:?})");
-        wait_until(WAIT, "every call is recorded as delivered", async || {
-            app.queue_items("status=pending").await.is_empty() && app.queue_items("status=in_flight").await.is_empty()
-        })
-        .await;
+        wait_until_settled(&app, WAIT).await;
         assert_eq!(receiver.count(), 8 + BACKLOG, "each call sent once");
     }
 
@@ -297,11 +301,7 @@ both_backends! {
             receiver.requests().iter().any(|r| r.json()["entityData"]["ProductCode"] == "v30")
         })
         .await;
-        wait_until(WAIT, "no call is left unfinished", async || {
-            app.queue_items("status=pending").await.is_empty()
-                && app.queue_items("status=in_flight").await.is_empty()
-        })
-        .await;
+        wait_until_settled(&app, WAIT).await;
         let last = receiver.requests().pop().unwrap();
         assert_eq!(last.json()["entityData"]["ProductCode"], "v30", "the newest payload is the last one sent");
         // Every other call was superseded and names its successor, or was sent before v30.

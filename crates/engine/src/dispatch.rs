@@ -463,7 +463,7 @@ impl DispatchLoop {
     /// Claims due calls for the free slots, endpoint by endpoint, and starts them; repeats
     /// while claims come back full and slots are free. `BusyEndpoints`: only for endpoints
     /// with calls on the wire and room for more (a freed slot).
-    async fn claim_round(&mut self, scope: Claim) -> Result<(), StoreError> {
+    async fn claim_round(&mut self, mut scope: Claim) -> Result<(), StoreError> {
         loop {
             while let Ok(calls) = self.rx.try_recv() {
                 for call in calls {
@@ -475,9 +475,9 @@ impl DispatchLoop {
                 self.left_behind = true;
                 return Ok(());
             }
-            if scope == Claim::BusyEndpoints && self.left_behind {
+            if self.left_behind {
                 // Calls may wait for any endpoint: look at all of them.
-                return Box::pin(self.claim_round(Claim::All)).await;
+                scope = Claim::All;
             }
             let (full_hosts, room) = self.hosts.occupancy();
             let mut limit = (free as u32).min(self.config.claim_batch);

@@ -177,17 +177,7 @@ pub(crate) async fn complete(
     let backend = txn.get_database_backend();
     // The attempt log is written first: on SQLite the first statement takes the write lock.
     for chunk in done.chunks(ATTEMPT_CHUNK) {
-        let mut insert = Query::insert();
-        insert.into_table(attempt::Entity).columns([
-            attempt::Column::QueueItemId,
-            attempt::Column::Attempt,
-            attempt::Column::StartedAt,
-            attempt::Column::DurationMs,
-            attempt::Column::StatusCode,
-            attempt::Column::ResponseHeaders,
-            attempt::Column::ResponseBody,
-            attempt::Column::Error,
-        ]);
+        let mut insert = attempt_insert();
         for c in chunk {
             let a = &c.attempt;
             insert.values_panic([
@@ -307,6 +297,22 @@ async fn transition(
     Ok(result.rows_affected() > 0)
 }
 
+/// An INSERT into the attempt log, columns in the order both writers give their values.
+fn attempt_insert() -> sea_orm::sea_query::InsertStatement {
+    let mut insert = Query::insert();
+    insert.into_table(attempt::Entity).columns([
+        attempt::Column::QueueItemId,
+        attempt::Column::Attempt,
+        attempt::Column::StartedAt,
+        attempt::Column::DurationMs,
+        attempt::Column::StatusCode,
+        attempt::Column::ResponseHeaders,
+        attempt::Column::ResponseBody,
+        attempt::Column::Error,
+    ]);
+    insert
+}
+
 /// What the attempt log says of an attempt that was on the wire when its worker went away.
 const INTERRUPTED: &str = "interrupted: hookflow stopped (or lost its lease) while this \
      attempt was on the wire; whether the receiver got it is unknown, so it is sent again";
@@ -340,17 +346,7 @@ pub(crate) async fn release(
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     let successors = successors(&txn, &ids).await?;
     for chunk in rows.chunks(ATTEMPT_CHUNK) {
-        let mut insert = Query::insert();
-        insert.into_table(attempt::Entity).columns([
-            attempt::Column::QueueItemId,
-            attempt::Column::Attempt,
-            attempt::Column::StartedAt,
-            attempt::Column::DurationMs,
-            attempt::Column::StatusCode,
-            attempt::Column::ResponseHeaders,
-            attempt::Column::ResponseBody,
-            attempt::Column::Error,
-        ]);
+        let mut insert = attempt_insert();
         for &(id, attempts, claimed_at) in chunk {
             insert.values_panic([
                 id.into(),
