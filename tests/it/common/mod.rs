@@ -606,6 +606,24 @@ impl TestApp {
             .clone()
     }
 
+    /// Calls pending or on the wire, as `hookflow_queue_depth` on `/metrics` counts them: one
+    /// grouped query, so one snapshot (two list queries can miss a call moving between them).
+    pub async fn unfinished_calls(&self) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("scraping /metrics")
+            .text()
+            .await
+            .expect("the metrics text");
+        text.lines()
+            .filter(|l| l.starts_with("hookflow_queue_depth{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     /// `GET /api/v1/queue/{id}` (asserting 200): the item with its `attemptLog`.
     pub async fn queue_item(&self, id: i64) -> Value {
         let (status, body) = self.get_json(&format!("/api/v1/queue/{id}")).await;
