@@ -511,9 +511,28 @@ async fn an_admin_adds_a_custom_event_type_and_rotates_a_skladon_shops_api_key()
 
     // Event types: the shipped ones are read-only.
     browser.goto("/event-types").await;
+    // The list is long: the first catalog is open, the others collapsed; the search box finds
+    // a type in any of them and opens its catalog.
+    let skladon_open = browser
+        .run("return document.getElementById('catalog-section-skladon').open")
+        .await;
+    assert_eq!(
+        skladon_open,
+        json!(false),
+        "only the first catalog starts open"
+    );
+    browser.fill("#type-search", "create_receiving").await;
+    browser
+        .wait_for_text("#type-search-count", "1 type matches")
+        .await;
     browser
         .wait_for_text("table[data-catalog='skladon']", "CREATE_RECEIVING")
         .await;
+    let hidden = browser
+        .run("return document.getElementById('catalog-section-shopctrl').hidden")
+        .await;
+    assert_eq!(hidden, json!(true), "catalogs without a match are hidden");
+    browser.screenshots("event-types-search").await;
     let builtin = browser
         .find("tr[data-type='CREATE_RECEIVING']")
         .await
@@ -616,6 +635,35 @@ async fn an_admin_adds_a_custom_event_type_and_rotates_a_skladon_shops_api_key()
     assert_eq!(ty["description"], "A pallet changed docks", "{ty}");
     browser.screenshots("event-type-edit").await;
     browser.close().await;
+
+    // A shipped type's page shows its fields, its example payload and schemas, and no build
+    // file's name is shown anywhere (descriptions come from the catalogs).
+    let browser = Browser::start(&app).await;
+    browser.sign_in("admin@example.com", &password).await;
+    browser.goto("/event-types/OrderChanged").await;
+    browser.wait_for_text("#type-fields", "OrderCode").await;
+    let example = browser.find("#type-example").await.text().await.unwrap();
+    let example: serde_json::Value = serde_json::from_str(&example).unwrap();
+    assert_eq!(example["eventType"], "OrderChanged", "{example}");
+    assert!(
+        example["entityData"].get("OrderCode").is_some(),
+        "{example}"
+    );
+    browser.wait_for_text("main", "shopctrl retry preset").await;
+    browser.screenshots("event-type-builtin").await;
+    for page in ["/event-types", "/event-types/CREATE_RECEIVING", "/shops"] {
+        browser.goto(page).await;
+        let html = browser
+            .run("return document.documentElement.outerHTML")
+            .await;
+        assert!(
+            !html.as_str().unwrap().contains("seeds/"),
+            "{page} names a build file"
+        );
+    }
+    browser.close().await;
+    let (_, catalogs) = app.get_json("/api/v1/catalogs").await;
+    assert!(!catalogs.to_string().contains("seeds/"), "{catalogs}");
 
     // Both pages are for admins only, like the other admin pages.
     let viewer = add_user(&app, "viewer@example.com", "viewer", &[main_shop]).await;

@@ -53,6 +53,18 @@ pub struct EventTypeDraft {
     pub payload_template: Option<String>,
 }
 
+/// What a built-in type's event sends when its action has no template of its own, filled from
+/// the type's sample entity (the platform's published example, or a typed placeholder per
+/// field), pretty-printed for people.
+pub fn example_payload(event_type: &EventType) -> String {
+    let entity = sample_entity(event_type);
+    let payload =
+        hookflow_templating::default_payload(1, event_type, 1, "2026-01-01T12:00:00Z", &entity);
+    serde_json::from_str::<Value>(&payload)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or(payload)
+}
+
 /// The shipped catalogs with the stored custom types merged in.
 pub(crate) fn merge_custom(builtin: &Arc<Catalog>, custom: Vec<CustomEventType>) -> Arc<Catalog> {
     if custom.is_empty() {

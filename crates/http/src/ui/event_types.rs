@@ -188,7 +188,38 @@ pub(crate) async fn edit(
             .unwrap_or_default(),
         payload_template: ty.payload_template.clone().unwrap_or_default(),
     };
-    edit_page(&state, &session, params.notice, ty.custom, values, None)
+    if ty.custom {
+        return edit_page(&state, &session, params.notice, true, values, None);
+    }
+    // A shipped type: what it carries and what it sends, read-only.
+    let fields: Vec<_> = ty
+        .fields
+        .iter()
+        .map(|f| context! { name => f.name, ty => format!("{:?}", f.ty).to_lowercase(), description => f.description })
+        .collect();
+    let payload_schema =
+        serde_json::to_string_pretty(&hookflow_templating::schema::default_payload_schema(&ty))
+            .unwrap_or_default();
+    let catalog = state
+        .engine
+        .catalogs()
+        .into_iter()
+        .find(|c| c.name == ty.catalog);
+    Ok(render::page(
+        &session,
+        "event_type.html",
+        "event_types",
+        context! {
+            custom => false,
+            notice => params.notice,
+            values,
+            entity => ty.entity,
+            fields,
+            example_payload => hookflow_engine::catalogs::example_payload(&ty),
+            payload_schema,
+            retry_preset => catalog.map(|c| c.retry_preset),
+        },
+    )?)
 }
 
 fn edit_page(
