@@ -222,3 +222,124 @@ async fn the_first_start_without_an_admin_token_creates_an_admin_once() {
     let app = TestApp::start_with(&db, &["--no-default", "--admin-token"]).await;
     assert_eq!(app.stdout_line_containing("first start:"), None);
 }
+
+both_backends! {
+    async fn api_tokens_can_expire_and_are_refused_from_the_moment_they_do(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let (user, _) = app.user_with_token("ops@shop.example", "admin", &[]).await;
+        for days in [0, 3651] {
+            let answer = app
+                .post_json("/api/v1/tokens", json!({"name": "x", "userId": user, "expiresInDays": days}))
+                .await;
+            let message = assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+            assert!(message.contains("3650"), "{message}");
+            assert_eq!(answer.1["error"]["field"], "expiresInDays", "{}", answer.1);
+        }
+        let (status, created) = app
+            .post_json("/api/v1/tokens", json!({"name": "quarterly", "userId": user, "expiresInDays": 30}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let expires = parse_time(&created["expiresAt"]);
+        let in_30_days = std::time::SystemTime::now() + std::time::Duration::from_secs(30 * 86_400);
+        let off = in_30_days
+            .duration_since(expires)
+            .or_else(|_| expires.duration_since(in_30_days))
+            .unwrap();
+        assert!(off < std::time::Duration::from_secs(60), "{created}");
+        let token = created["token"].as_str().unwrap().to_owned();
+        let (_, listed) = app.get_json("/api/v1/tokens?all=true").await;
+        let row = listed["items"].as_array().unwrap().iter().find(|t| t["id"] == created["id"]).unwrap();
+        assert_eq!(row["expiresAt"], created["expiresAt"]);
+
+        // Make it expire in a moment (as time would), use it while it lasts — it is cached then
+        // — and it is refused from its expiry on, long before the cache would forget it (10 s).
+        let db = sea_orm::Database::connect(app.db().url.as_str()).await.unwrap();
+        let soon = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            + 1_500;
+        sea_orm::ConnectionTrait::execute_unprepared(
+            &db,
+            &format!("UPDATE api_tokens SET expires_at = {soon} WHERE id = {}", id(&created)),
+        )
+        .await
+        .unwrap();
+        let (status, _) = as_user(&app, &token, Method::GET, "/api/v1/me", None).await;
+        assert_eq!(status, StatusCode::OK, "valid until it expires");
+        let started = std::time::Instant::now();
+        wait_until(WAIT, "the expired token is refused", async || {
+            as_user(&app, &token, Method::GET, "/api/v1/me", None).await.0 == StatusCode::UNAUTHORIZED
+        })
+        .await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(8), "refused only when the cache forgot it");
+        // A token without expiry is listed without one.
+        let (_, forever) = app.post_json("/api/v1/tokens", json!({"name": "ci", "userId": user})).await;
+        assert!(forever.get("expiresAt").is_none(), "{forever}");
+    }
+
+    async fn a_generated_password_must_be_changed_before_anything_else(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let (status, created) = app
+            .post_json("/api/v1/users", json!({"email": "new@shop.example", "role": "viewer"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["mustChangePassword"], true, "{created}");
+        let generated = created["password"].as_str().unwrap().to_owned();
+        // A password the admin chose is the user's to keep.
+        let (_, chosen) = app
+            .post_json("/api/v1/users", json!({"email": "set@shop.example", "role": "viewer", "password": "Chosen-by-admin-1"}))
+            .await;
+        assert_eq!(chosen["mustChangePassword"], false, "{chosen}");
+
+        let cookie = crate::browser::http_session(&app, "new@shop.example", &generated).await;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let get = |path: &str| client.get(app.url(path)).header(reqwest::header::COOKIE, &cookie).send();
+        for page in ["/", "/triggers", "/queue"] {
+            let answer = get(page).await.unwrap();
+            assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{page}");
+            assert_eq!(answer.headers()["location"], "/account/password", "{page}");
+        }
+        let answer = get("/api/v1/shops").await.unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+        let body: Value = answer.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().unwrap().contains("password"), "{body}");
+        let me: Value = get("/api/v1/me").await.unwrap().json().await.unwrap();
+        assert_eq!(me["email"], "new@shop.example");
+        let page = get("/account/password").await.unwrap().text().await.unwrap();
+        assert!(page.contains("id=\"must-change\""), "{page}");
+
+        // Changed on the form: the other pages open, and the old password no longer signs in.
+        let csrf = page
+            .split("name=\"_csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        let answer = client
+            .post(app.url("/account/password"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .form(&[("_csrf", csrf.as_str()), ("current", generated.as_str()), ("password", "My-own-password-1"), ("repeat", "My-own-password-1")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+        let fresh = answer
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next())
+            .find(|c| c.starts_with("hookflow_session="))
+            .expect("a new session for this browser")
+            .to_owned();
+        let answer = client.get(app.url("/triggers")).header(reqwest::header::COOKIE, &fresh).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let (_, user) = app.get_json(&format!("/api/v1/users/{}", id(&created))).await;
+        assert_eq!(user["mustChangePassword"], false, "{user}");
+        let old = crate::browser::post_login(&app, "new@shop.example", &generated).await;
+        assert_eq!(old.status(), StatusCode::OK, "the generated password is refused (the form again)");
+    }
+}

@@ -19,6 +19,7 @@ use tokio::process::Command;
 use crate::common::{event, id, spawn_app, spawn_app_with, wait_until, Backend, Receiver, Reply};
 use crate::common::{TestApp, WAIT};
 use driver::Browser;
+pub(crate) use timing::{http_session, post_login};
 
 /// Creates a user with `hookflow user add` on the app's database; returns the password.
 async fn add_user(app: &TestApp, email: &str, role: &str, shops: &[i64]) -> String {
@@ -677,4 +678,138 @@ async fn an_admin_adds_a_custom_event_type_and_rotates_a_skladon_shops_api_key()
             .unwrap();
         assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{page}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_manage_their_own_password_and_tokens_and_the_users_page_fits_a_phone() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let shop = app.create_shop("Main shop").await;
+    let password = add_user(&app, "admin@example.com", "admin", &[]).await;
+    add_user(&app, "second-admin@example.com", "admin", &[]).await;
+    add_user(&app, "owner@example.com", "shop_owner_admin", &[shop]).await;
+    // A user added without a password gets a generated one, to be changed at first sign-in.
+    let (status, fresh) = app
+        .post_json(
+            "/api/v1/users",
+            json!({"email": "fresh@example.com", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{fresh}");
+    let browser = Browser::start(&app).await;
+    browser.sign_in("admin@example.com", &password).await;
+    browser
+        .run("window.confirm = () => true; return null")
+        .await;
+
+    // The users page: no Delete on one's own row, the generated password said.
+    browser.goto("/users").await;
+    let own = browser
+        .find("tr[data-user='admin@example.com']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(own.contains("you") && !own.contains("Delete"), "{own}");
+    let other = browser
+        .find("tr[data-user='second-admin@example.com']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(other.contains("Delete"), "{other}");
+    let newcomer = browser
+        .find("tr[data-user='fresh@example.com']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(newcomer.contains("must change password"), "{newcomer}");
+    browser.screenshots("users").await;
+    // Deleting oneself (a stale form) is refused on the users page, not a bare error page.
+    browser
+        .run(&format!(
+            "const f = document.createElement('form'); f.method = 'post'; \
+             f.action = '/users/{}/delete'; \
+             f.innerHTML = '<input name=_csrf value=' + document.querySelector('input[name=_csrf]').value + '>'; \
+             document.body.appendChild(f); f.submit(); return null",
+            me_id(&app, "admin@example.com").await
+        ))
+        .await;
+    browser
+        .wait_for_text("#users-refused", "cannot delete your own account")
+        .await;
+    expect_refused(&browser, "400").await;
+    browser.find("tr[data-user='admin@example.com']").await;
+
+    // Their own password: the current one is checked, the two new ones must agree.
+    browser.goto("/account/password").await;
+    browser
+        .wait_for_text("#account-facts", "admin@example.com")
+        .await;
+    browser.fill("#pw-current", "not my password").await;
+    browser.fill("#pw-new", "A-brand-new-pass-1").await;
+    browser.fill("#pw-repeat", "A-brand-new-pass-1").await;
+    browser.click("#change-password-submit").await;
+    browser
+        .wait_for_text("#pw-current-error", "not your current password")
+        .await;
+    expect_refused(&browser, "422").await;
+    browser.fill("#pw-current", &password).await;
+    browser.fill("#pw-new", "A-brand-new-pass-1").await;
+    browser.fill("#pw-repeat", "A-different-pass-1").await;
+    browser.click("#change-password-submit").await;
+    browser.wait_for_text("#pw-repeat-error", "differ").await;
+    expect_refused(&browser, "422").await;
+    browser.screenshots("account-password-error").await;
+    browser.fill("#pw-current", &password).await;
+    browser.fill("#pw-new", "A-brand-new-pass-1").await;
+    browser.fill("#pw-repeat", "A-brand-new-pass-1").await;
+    browser.click("#change-password-submit").await;
+    browser.wait_for_text(".notice", "Password changed").await;
+    // Still signed in here (a fresh session), and the new password is the one that works.
+    browser.goto("/triggers").await;
+    browser.wait_for_path("/triggers").await;
+    browser.screenshots("account").await;
+
+    // An API token that expires: the choice is on the form, the date in the list.
+    browser.goto("/tokens").await;
+    browser.fill("#token-name", "Nightly export").await;
+    browser.select("#token-expires", "7").await;
+    browser
+        .click("form[action='/tokens'] button[type=submit]")
+        .await;
+    browser.find("#created-token").await;
+    let (_, tokens) = app.get_json("/api/v1/tokens?all=true").await;
+    let token = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Nightly export")
+        .unwrap();
+    let expires = crate::common::parse_time(&token["expiresAt"]);
+    let week = std::time::SystemTime::now() + std::time::Duration::from_secs(7 * 86_400);
+    assert!(
+        expires <= week && expires > week - std::time::Duration::from_secs(120),
+        "{token}"
+    );
+    browser.screenshots("tokens-expiry").await;
+    browser.close().await;
+    let old = timing::post_login(&app, "admin@example.com", &password).await;
+    assert_eq!(
+        old.status(),
+        StatusCode::OK,
+        "the old password no longer signs in"
+    );
+}
+
+/// The id of the user with this email.
+async fn me_id(app: &TestApp, email: &str) -> i64 {
+    let (_, users) = app.get_json("/api/v1/users").await;
+    users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == email)
+        .map(id)
+        .unwrap()
 }

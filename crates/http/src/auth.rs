@@ -25,7 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 use hookflow_engine::accounts::{random_secret, Principal};
-use hookflow_engine::model::ShopId;
+use hookflow_engine::model::{ShopId, Timestamp};
 use tracing::warn;
 
 use crate::error::ApiError;
@@ -66,8 +66,11 @@ pub(crate) enum Identity {
 #[derive(Default)]
 pub struct AuthState {
     limiter: Mutex<HashMap<String, Failures>>,
-    tokens: Mutex<HashMap<String, (Option<Principal>, Instant)>>,
+    /// A token's principal (`None`: unknown), when it was looked up, and when it expires.
+    tokens: Mutex<HashMap<String, CachedToken>>,
 }
+
+type CachedToken = (Option<Principal>, Instant, Option<Timestamp>);
 
 struct Failures {
     count: u32,
@@ -164,10 +167,44 @@ pub(crate) async fn identify(
             }
         }
     }
+    if let Some(Identity::Session { principal, .. }) = &identity {
+        if principal.must_change_password {
+            if let Some(refused) = password_change_first(&request) {
+                return refused;
+            }
+        }
+    }
     if let Some(identity) = identity {
         request.extensions_mut().insert(identity);
     }
     next.run(request).await
+}
+
+/// Where a user whose password hookflow generated may go before choosing their own: the
+/// password form (and its API route), signing out, and who they are. Pages elsewhere send them to the form; the
+/// API (with the session cookie) answers 403.
+const BEFORE_PASSWORD_CHANGE: [&str; 3] = [ACCOUNT_PASSWORD_PATH, "/logout", "/api/v1/me"];
+
+/// The UI page where users change their own password.
+pub(crate) const ACCOUNT_PASSWORD_PATH: &str = "/account/password";
+
+fn password_change_first(request: &Request) -> Option<Response> {
+    let path = request.uri().path();
+    let own_password_api = path.starts_with("/api/v1/users/") && path.ends_with("/password");
+    if BEFORE_PASSWORD_CHANGE.contains(&path) || own_password_api {
+        return None;
+    }
+    if path.starts_with("/api/") {
+        return Some(
+            ApiError::Forbidden(
+                "choose your own password first: the one you signed in with was generated \
+                 (PUT /api/v1/users/{id}/password, or the web UI)"
+                    .into(),
+            )
+            .into_response(),
+        );
+    }
+    Some((StatusCode::SEE_OTHER, [(LOCATION, ACCOUNT_PASSWORD_PATH)]).into_response())
 }
 
 async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, ApiError> {
@@ -197,12 +234,18 @@ async fn user_token(state: &AppState, token: &str) -> Result<Option<Principal>, 
         .lock()
         .expect("token cache lock is never poisoned: no panics while held")
         .get(token)
-        .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
-        .map(|(p, _)| p.clone());
+        .filter(|(_, at, _)| at.elapsed() < TOKEN_CACHE_TTL)
+        // An expiring token is refused from the moment it expires, cached or not.
+        .map(|(p, _, expires)| {
+            p.clone()
+                .filter(|_| expires.is_none_or(|e| Timestamp::now() < e))
+        });
     if let Some(principal) = cached {
         return Ok(principal);
     }
-    let principal = state.engine.principal_for_token(token).await?;
+    let found = state.engine.principal_for_token(token).await?;
+    let expires = found.as_ref().and_then(|(_, e)| *e);
+    let principal = found.map(|(p, _)| p);
     let mut cache = state
         .auth
         .tokens
@@ -211,7 +254,10 @@ async fn user_token(state: &AppState, token: &str) -> Result<Option<Principal>, 
     if cache.len() > 10_000 {
         cache.clear();
     }
-    cache.insert(token.to_owned(), (principal.clone(), Instant::now()));
+    cache.insert(
+        token.to_owned(),
+        (principal.clone(), Instant::now(), expires),
+    );
     Ok(principal)
 }
 
@@ -432,12 +478,21 @@ pub async fn sign_in(
         return Err(SignInError::WrongCredentials);
     };
     state.auth.succeed(&email_key);
-    let (token, _csrf) = state
-        .engine
-        .create_session(user.id)
+    let cookie = start_session(state, headers, user.id)
         .await
         .map_err(internal)?;
     tracing::info!(user = %user.id, "signed in");
+    Ok(cookie)
+}
+
+/// Starts a session for a user whose identity was just proven (a sign-in, or a password change
+/// that ended their other sessions); returns the `Set-Cookie` header value.
+pub(crate) async fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: hookflow_engine::model::UserId,
+) -> Result<HeaderValue, hookflow_engine::EngineError> {
+    let (token, _csrf) = state.engine.create_session(user).await?;
     let cookie = Cookie::build((SESSION_COOKIE, token))
         .http_only(true)
         .same_site(SameSite::Lax)

@@ -35,6 +35,7 @@ fn to_user(m: user::Model, shops: Vec<ShopId>) -> Result<User, StoreError> {
         role: role_of(&m.role)?,
         shops,
         created_at: Timestamp(m.created_at),
+        must_change_password: m.must_change_password,
     })
 }
 
@@ -46,6 +47,7 @@ fn to_token(m: api_token::Model) -> ApiToken {
         prefix: m.prefix,
         created_at: Timestamp(m.created_at),
         last_used_at: m.last_used_at.map(Timestamp),
+        expires_at: m.expires_at.map(Timestamp),
     }
 }
 
@@ -121,6 +123,7 @@ impl AccountStore for DbStore {
         password_hash: &str,
         role: Role,
         shops: &[ShopId],
+        must_change_password: bool,
         now: Timestamp,
     ) -> Result<Option<User>, StoreError> {
         let txn = self.writer.begin().await.map_err(db_err)?;
@@ -136,6 +139,7 @@ impl AccountStore for DbStore {
             email: Set(email.to_owned()),
             password_hash: Set(password_hash.to_owned()),
             role: Set(role.as_str().to_owned()),
+            must_change_password: Set(must_change_password),
             created_at: Set(now.0),
             updated_at: Set(now.0),
             ..Default::default()
@@ -236,6 +240,7 @@ impl AccountStore for DbStore {
         let txn = self.writer.begin().await.map_err(db_err)?;
         let updated = user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, password_hash.into())
+            .col_expr(user::Column::MustChangePassword, false.into())
             .col_expr(user::Column::UpdatedAt, now.0.into())
             .filter(user::Column::Id.eq(id.0))
             .exec(&txn)
@@ -273,6 +278,7 @@ impl AccountStore for DbStore {
         name: &str,
         digest: &str,
         prefix: &str,
+        expires_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<ApiToken, StoreError> {
         let model = api_token::ActiveModel {
@@ -282,6 +288,7 @@ impl AccountStore for DbStore {
             prefix: Set(prefix.to_owned()),
             created_at: Set(now.0),
             last_used_at: Set(None),
+            expires_at: Set(expires_at.map(|t| t.0)),
             ..Default::default()
         }
         .insert(&self.writer)
@@ -321,7 +328,7 @@ impl AccountStore for DbStore {
         &self,
         digest: &str,
         now: Timestamp,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<(User, Option<Timestamp>)>, StoreError> {
         let Some(token) = api_token::Entity::find()
             .filter(api_token::Column::Digest.eq(digest))
             .one(&self.db)
@@ -330,6 +337,9 @@ impl AccountStore for DbStore {
         else {
             return Ok(None);
         };
+        if token.expires_at.is_some_and(|at| at <= now.0) {
+            return Ok(None);
+        }
         if token
             .last_used_at
             .is_none_or(|t| now.0 - t >= TOKEN_USE_RESOLUTION_MS)
@@ -341,7 +351,9 @@ impl AccountStore for DbStore {
                 .await
                 .map_err(db_err)?;
         }
-        load_user(&self.db, token.user_id).await
+        Ok(load_user(&self.db, token.user_id)
+            .await?
+            .map(|u| (u, token.expires_at.map(Timestamp))))
     }
 
     async fn create_session(

@@ -47,7 +47,7 @@ fn cookie(response: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// Posts the login form as a browser would (its CSRF cookie and field); returns the answer.
-pub(super) async fn post_login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+pub(crate) async fn post_login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
     let http = client();
     let form = http.get(app.url("/login")).send().await.unwrap();
     let login_cookie = cookie(&form, "hookflow_login_csrf");
@@ -71,7 +71,7 @@ pub(super) async fn post_login(app: &TestApp, email: &str, password: &str) -> re
 }
 
 /// Signs in over HTTP; returns the `Cookie` header of the session.
-pub(super) async fn http_session(app: &TestApp, email: &str, password: &str) -> String {
+pub(crate) async fn http_session(app: &TestApp, email: &str, password: &str) -> String {
     let answer = post_login(app, email, password).await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER, "signing in {email}");
     let session = cookie(&answer, "hookflow_session").expect("a session cookie");

@@ -69,18 +69,22 @@ pub(crate) async fn users(
     Query(params): Query<NoticeParams>,
 ) -> Result<Response, UiError> {
     require_admin(&session.principal)?;
-    users_page(&state, &session, params.notice, None).await
+    users_page(&state, &session, params.notice, None, None).await
 }
 
+/// The users page; `refused`: why the last change was not made (shown above the list, with
+/// its status), so a refusal never ends on a bare error page.
 async fn users_page(
     state: &AppState,
     session: &Session,
     notice: Option<String>,
     created: Option<(String, String)>,
+    refused: Option<(StatusCode, String)>,
 ) -> Result<Response, UiError> {
     let users = state.engine.list_users().await?;
     let shops = state.engine.list_shops().await?;
-    render::page(
+    let status = refused.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
+    let mut response = render::page(
         session,
         "users.html",
         "users",
@@ -89,9 +93,13 @@ async fn users_page(
             shops,
             roles => role_choices(),
             notice,
+            me => session.principal.user,
+            refused => refused.map(|(_, message)| message),
             created => created.map(|(email, password)| context! { email, password }),
         },
-    )
+    )?;
+    *response.status_mut() = status;
+    Ok(response)
 }
 
 /// `POST /users`: `email`, `role`, `shops` (repeated), `password` (empty = generate one).
@@ -118,6 +126,7 @@ pub(crate) async fn create_user(
                 &session,
                 Some(format!("User {} created.", user.email)),
                 Some((user.email, password)),
+                None,
             )
             .await
         }
@@ -160,12 +169,20 @@ pub(crate) async fn delete_user(
     require_admin(&session.principal)?;
     let id = UserId(path_id(id)?);
     if session.principal.user == Some(id) {
-        return Err(UiError::BadRequest(
-            "you cannot delete your own account".into(),
-        ));
+        let refused = (
+            StatusCode::BAD_REQUEST,
+            "You cannot delete your own account: another admin can.".to_owned(),
+        );
+        return users_page(&state, &session, None, None, Some(refused)).await;
     }
-    state.engine.delete_user(id).await?;
-    Ok(redirect_with_notice("/users", "User deleted."))
+    match state.engine.delete_user(id).await {
+        Ok(()) => Ok(redirect_with_notice("/users", "User deleted.")),
+        Err(EngineError::Conflict(message)) => {
+            let refused = (StatusCode::CONFLICT, format!("Not deleted: {message}."));
+            users_page(&state, &session, None, None, Some(refused)).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `GET /shops`.
@@ -402,6 +419,7 @@ async fn tokens_page(
     } else {
         HashMap::new()
     };
+    let now = hookflow_engine::model::Timestamp::now();
     let rows: Vec<_> = tokens
         .iter()
         .map(|t| {
@@ -409,6 +427,7 @@ async fn tokens_page(
                 token => t,
                 owner => emails.get(&t.user_id.0).cloned().unwrap_or_else(|| p.email.clone()),
                 mine => p.user == Some(t.user_id),
+                expired => t.expires_at.is_some_and(|e| e <= now),
             }
         })
         .collect();
@@ -420,12 +439,23 @@ async fn tokens_page(
             rows,
             notice,
             has_user => p.user.is_some(),
+            expiry_choices => TOKEN_EXPIRY_CHOICES,
             created => created.map(|(name, secret)| context! { name, secret }),
         },
     )
 }
 
-/// `POST /tokens`: `name`. A token of one's own, for the REST API.
+/// What the token form offers, in days (0: never); 90 is preselected.
+const TOKEN_EXPIRY_CHOICES: [(u32, &str); 6] = [
+    (7, "7 days"),
+    (30, "30 days"),
+    (90, "90 days"),
+    (180, "180 days"),
+    (365, "1 year"),
+    (0, "never (until revoked)"),
+];
+
+/// `POST /tokens`: `name`, `expires` (days; 0: never). A token of one's own, for the REST API.
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     session: Session,
@@ -438,7 +468,16 @@ pub(crate) async fn create_token(
         ));
     };
     let name = form.get("name").unwrap_or_default();
-    let (token, secret) = state.engine.create_api_token(user, name).await?;
+    let expires: u32 = match form.get("expires").unwrap_or("90") {
+        "" => 90,
+        days => days.parse().map_err(|_| {
+            UiError::BadRequest(format!("expires: {days:?} is not a number of days"))
+        })?,
+    };
+    let (token, secret) = state
+        .engine
+        .create_api_token(user, name, (expires > 0).then_some(expires))
+        .await?;
     tokens_page(
         &state,
         &session,

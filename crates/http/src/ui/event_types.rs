@@ -205,7 +205,7 @@ pub(crate) async fn edit(
         .catalogs()
         .into_iter()
         .find(|c| c.name == ty.catalog);
-    Ok(render::page(
+    render::page(
         &session,
         "event_type.html",
         "event_types",
@@ -219,7 +219,7 @@ pub(crate) async fn edit(
             payload_schema,
             retry_preset => catalog.map(|c| c.retry_preset),
         },
-    )?)
+    )
 }
 
 fn edit_page(

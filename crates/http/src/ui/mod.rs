@@ -10,6 +10,8 @@
 //! - `queue`: the Webhook Queue page and a call's detail, retry, cancel and bulk resend.
 //! - `alerts`: open and acknowledged alerts.
 //! - `admin`: users, shops (catalog, API key) and API tokens.
+//! - `account`: the signed-in user's own account and password (a generated one must be
+//!   changed first).
 //! - `event_types`: every catalog's event types, and custom ones to add, change and delete.
 //!
 //! Every page reads through the [`Engine`](hookflow_engine::Engine) with the signed-in
@@ -19,6 +21,7 @@
 //! by the central CSRF middleware), except the trigger editor, whose script calls the API
 //! with the token in `x-csrf-token`.
 
+mod account;
 mod admin;
 mod alerts;
 mod dashboard;
@@ -79,6 +82,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/event-types/{name}/delete", post(event_types::delete))
         .route("/tokens", get(admin::tokens).post(admin::create_token))
         .route("/tokens/{id}/revoke", post(admin::revoke_token))
+        .route(
+            crate::auth::ACCOUNT_PASSWORD_PATH,
+            get(account::show).post(account::change_password),
+        )
         .layer(middleware::from_fn(server_timing))
 }
 

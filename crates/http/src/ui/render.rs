@@ -65,6 +65,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../../templates/ui/shops.html"),
     ),
     (
+        "account.html",
+        include_str!("../../../../templates/ui/account.html"),
+    ),
+    (
         "tokens.html",
         include_str!("../../../../templates/ui/tokens.html"),
     ),

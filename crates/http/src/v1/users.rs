@@ -57,6 +57,10 @@ struct TokenIn {
     /// Admins may make a token for another user.
     #[serde(default)]
     user_id: Option<UserId>,
+    /// Days until the token expires (1 to 3650); absent: it lasts until revoked.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
+    expires_in_days: Option<u32>,
 }
 
 #[derive(Deserialize, Default, IntoParams)]
@@ -278,7 +282,7 @@ fn own_user(auth: &Auth) -> Result<UserId, ApiError> {
     tag = "users",
     operation_id = "create_token",
     summary = "Create an API token",
-    request_body(content = TokenIn, example = json!({"name": "ERP sync"})),
+    request_body(content = TokenIn, example = json!({"name": "ERP sync", "expiresInDays": 90})),
     responses((status = 201, description = "The token, with its secret, once.", body = crate::openapi::CreatedToken), (status = 404, description = "No such user.", body = ErrorBody), (status = 422, description = "An invalid field.", body = ErrorBody)),
 )]
 async fn create_token(
@@ -295,7 +299,10 @@ async fn create_token(
         Some(user) => user,
         None => own_user(&auth)?,
     };
-    let (token, secret) = state.engine.create_api_token(owner, &input.name).await?;
+    let (token, secret) = state
+        .engine
+        .create_api_token(owner, &input.name, input.expires_in_days)
+        .await?;
     let mut out = serde_json::to_value(&token).unwrap_or(Value::Null);
     // Shown once: only its digest is kept.
     out["token"] = json!(secret);

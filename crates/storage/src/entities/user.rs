@@ -10,6 +10,7 @@ pub struct Model {
     pub role: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub must_change_password: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
