@@ -157,6 +157,40 @@ both_backends! {
         }
     }
 
+    async fn a_retry_an_event_resend_and_a_bulk_resend_each_give_the_actions_budget_again(backend: Backend) {
+        // The server allows 10 retries; the action 2. Every way of sending a failed call again
+        // gives it 3 more attempts, counted at the receiver, not the server's 11.
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::always(Reply::status(503)).await;
+        let shop = app.create_shop("Main").await;
+        let trigger = app
+            .create_trigger(trigger_with("OrderChanged", action(&receiver.url("/h"), json!({
+                "retryPolicy": {"maxRetries": 2, "initialDelay": 0.05}
+            }))))
+            .await;
+        let posted = app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        let call = id(&app.only_item("").await);
+        let failed_after = async |attempts: i64| {
+            let item = app.wait_for_item(call, "the call failed for good", |i| i["status"] == "failed").await;
+            assert_eq!((item["attempts"].as_i64(), item["maxAttempts"].as_i64()), (Some(attempts), Some(attempts)), "{item:#}");
+            assert_eq!(receiver.count() as i64, attempts, "the receiver got exactly the attempts the call made");
+        };
+        failed_after(3).await;
+
+        let (status, retried) = app.post_json(&format!("/api/v1/queue/{call}/retry"), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{retried}");
+        assert_eq!(retried["maxAttempts"], 6, "{retried:#}");
+        failed_after(6).await;
+
+        let (status, resent) = app.post_json(&format!("/api/v1/events/{}/resend", posted["eventId"].as_i64().expect("an event id")), json!({})).await;
+        assert_eq!((status, resent["requeued"].as_i64()), (StatusCode::OK, Some(1)), "{resent}");
+        failed_after(9).await;
+
+        let (status, resent) = app.post_json("/api/v1/queue/resend", json!({"triggerId": id(&trigger)})).await;
+        assert_eq!((status, resent["requeued"].as_i64()), (StatusCode::OK, Some(1)), "{resent}");
+        failed_after(12).await;
+    }
+
     async fn failures_raise_one_alert_and_deactivate_until_an_admin_reactivates(backend: Backend) {
         let app = spawn_app_with(backend, &["--max-retries", "0"]).await;
         let receiver = Receiver::with_script(vec![Reply::status(500), Reply::status(500)]).await;

@@ -136,7 +136,7 @@ pub fn check_custom(c: &CustomRetry) -> Result<(), (String, String)> {
 
 use crate::model::{Action, Timestamp, Trigger, TriggerDraft, TriggerId};
 use crate::service::{Engine, EngineError};
-use crate::store::Alert;
+use crate::store::{Alert, AttemptBudget};
 
 impl Engine {
     /// Checks priority and retry policies of a trigger as the API sent it.
@@ -251,6 +251,15 @@ impl Engine {
         Ok(requeued)
     }
 
+    /// The fresh budget of attempts resent calls get: each under its action's retry policy
+    /// (`only`: the calls of one trigger).
+    pub(crate) fn attempt_budget(&self, only: Option<TriggerId>) -> AttemptBudget {
+        self.actions
+            .read()
+            .expect("action index lock is never poisoned: writers only swap an Arc")
+            .attempt_budget(only)
+    }
+
     async fn requeue(
         &self,
         id: TriggerId,
@@ -258,10 +267,10 @@ impl Engine {
         since: Timestamp,
         now: Timestamp,
     ) -> Result<u64, EngineError> {
-        let extra = self.config.dispatch.retry.max_attempts();
+        let budget = self.attempt_budget(Some(id));
         let n = self
             .store
-            .requeue_failed(id, action, since, extra, now)
+            .requeue_failed(id, action, since, &budget, now)
             .await?;
         if n > 0 {
             self.queued.notify_one();
