@@ -670,7 +670,7 @@ fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &ActionPolicy) -> Co
         .as_ref()
         .map(|(_, message)| message.clone());
     let mut exhausted = false;
-    let next = match classify(&delivery, &policy.retry_on_4xx) {
+    let next = match classify(&delivery, &policy.retry_on) {
         Verdict::Success => Next::Succeeded,
         Verdict::Fail => Next::Failed,
         Verdict::Retry if attempt_no >= call.max_attempts => {
@@ -903,7 +903,7 @@ mod tests {
     #[test]
     fn policies_retry_chosen_4xx_stop_at_max_age_and_deactivate() {
         let mut p = policy();
-        p.retry_on_4xx = vec![409];
+        p.retry_on.codes = vec![409];
         assert!(matches!(
             conclude(&call(0), delivery(Some(409), None), &p).next,
             Next::RetryAt(_)

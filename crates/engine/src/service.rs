@@ -119,7 +119,7 @@ pub struct Engine {
     pub(crate) shop_catalogs: RwLock<std::collections::HashMap<ShopId, String>>,
     pub(crate) triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
     /// Every action's credentials and queue policy, swapped together with `triggers`.
-    actions: Arc<RwLock<Arc<ActionIndex>>>,
+    pub(crate) actions: Arc<RwLock<Arc<ActionIndex>>>,
     pub(crate) transport: Arc<dyn Transport>,
     ingestor: Ingestor,
     pub(crate) queued: Arc<Notify>,
