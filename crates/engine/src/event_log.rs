@@ -99,7 +99,11 @@ impl Engine {
         let filter = request.into_filter()?;
         let requeued = self
             .store
-            .resend_calls(&filter, &self.attempt_budget(filter.trigger_id), Timestamp::now())
+            .resend_calls(
+                &filter,
+                &self.attempt_budget(filter.trigger_id),
+                Timestamp::now(),
+            )
             .await?;
         if requeued > 0 {
             self.queued.notify_one();

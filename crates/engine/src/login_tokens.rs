@@ -151,10 +151,12 @@ impl Engine {
     }
 
     fn login_key(&self) -> Result<[u8; 32], EngineError> {
-        self.store.login_token_key().ok_or_else(|| EngineError::Invalid {
-            field: "login".into(),
-            message: "this server has no secret key to sign login tokens with".into(),
-        })
+        self.store
+            .login_token_key()
+            .ok_or_else(|| EngineError::Invalid {
+                field: "login".into(),
+                message: "this server has no secret key to sign login tokens with".into(),
+            })
     }
 }
 

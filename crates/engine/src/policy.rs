@@ -62,9 +62,7 @@ impl ActionPolicy {
                     retry: RetryPolicy {
                         max_retries: c.max_retries.unwrap_or(start.retry.max_retries),
                         base,
-                        max_delay: secs(c.max_delay)
-                            .unwrap_or(start.retry.max_delay)
-                            .max(base),
+                        max_delay: secs(c.max_delay).unwrap_or(start.retry.max_delay).max(base),
                     },
                     timeout: secs(c.timeout).or(start.timeout),
                     retry_on,
@@ -171,7 +169,10 @@ pub fn check_custom(c: &CustomRetry) -> Result<(), (String, String)> {
         let names: Vec<&str> = RetryClass::ALL.iter().map(|c| c.as_str()).collect();
         return err(
             &format!("retryOn[{i}]"),
-            &format!("{name:?} is not a class of outcome; use {}", names.join(", ")),
+            &format!(
+                "{name:?} is not a class of outcome; use {}",
+                names.join(", ")
+            ),
         );
     }
     if let Some(code) = c.retry_on_4xx.iter().find(|c| !(400..500).contains(*c)) {

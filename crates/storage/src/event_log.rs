@@ -9,8 +9,7 @@ use std::collections::HashMap;
 
 use hookflow_engine::model::{Attempt, CallId, CallStatus, EventId, ShopId, Timestamp, TriggerId};
 use hookflow_engine::store::{
-    AttemptBudget,
-    EventDetail, EventFilter, LoggedCall, LoggedEvent, ResendFilter, StoreError,
+    AttemptBudget, EventDetail, EventFilter, LoggedCall, LoggedEvent, ResendFilter, StoreError,
 };
 use sea_orm::sea_query::{Expr, Order, Query, SelectStatement, SimpleExpr};
 use sea_orm::{

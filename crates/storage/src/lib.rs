@@ -41,8 +41,8 @@ use hookflow_engine::model::{
     Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 use hookflow_engine::store::{
-    Alert, AttemptBudget, CancelOutcome, CatalogStore, ClaimFilter, CompleteOutcome, EventLogStore, Handoff,
-    IngestResult, Planner, QueueStore, RetryOutcome, StoreError, StoredEvent,
+    Alert, AttemptBudget, CancelOutcome, CatalogStore, ClaimFilter, CompleteOutcome, EventLogStore,
+    Handoff, IngestResult, Planner, QueueStore, RetryOutcome, StoreError, StoredEvent,
 };
 use hookflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -496,15 +496,7 @@ impl QueueStore for DbStore {
         budget: &AttemptBudget,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        queue::requeue_failed(
-            &self.writer,
-            trigger,
-            action_index,
-            since,
-            budget,
-            now,
-        )
-        .await
+        queue::requeue_failed(&self.writer, trigger, action_index, since, budget, now).await
     }
 
     async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError> {

@@ -11,8 +11,8 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hookflow_engine::store::StoreError;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// Marks a sealed value; the version lets the scheme change later.
 const PREFIX: &str = "enc:v1:";

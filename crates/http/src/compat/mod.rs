@@ -17,8 +17,8 @@ mod skladon;
 use std::convert::Infallible;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::Router;
 use hookflow_engine::model::{Action, CallWebhook, Shop, Trigger};

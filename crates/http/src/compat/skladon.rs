@@ -28,8 +28,8 @@ use serde_json::{json, Value};
 use tracing::error;
 
 use crate::compat::{
-    as_webhook, authenticate_with_login, shop_of_key, webhook_action,
-    webhook_name, AuthFailure, Credentials,
+    as_webhook, authenticate_with_login, shop_of_key, webhook_action, webhook_name, AuthFailure,
+    Credentials,
 };
 use crate::AppState;
 
@@ -345,9 +345,9 @@ async fn login(
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| bad(&format!("request body is not valid JSON: {e}")))?;
     let text = |field: &str| value.get(field).and_then(Value::as_str).map(str::to_owned);
-    let email = text("email")
-        .or_else(|| text("username"))
-        .ok_or_else(|| bad("email is required (the hookflow user's email; \"username\" is read as the same)"))?;
+    let email = text("email").or_else(|| text("username")).ok_or_else(|| {
+        bad("email is required (the hookflow user's email; \"username\" is read as the same)")
+    })?;
     let password = text("password").ok_or_else(|| bad("password is required"))?;
 
     // Failed logins count with the web UI's sign-ins: one limit per email.
@@ -388,7 +388,10 @@ async fn login(
         }
         LoginOutcome::OtherShop => Err(SkladonError::new(
             StatusCode::FORBIDDEN,
-            format!("this user may not act for shop {} (the x-api-key's)", shop.id),
+            format!(
+                "this user may not act for shop {} (the x-api-key's)",
+                shop.id
+            ),
         )),
     }
 }
