@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::catalogs::{compat_request, create_shop_in};
 use crate::common::*;
+use crate::notifications::SmtpSink;
 
 const BASE: &str = "/compat/skladon/v21";
 
@@ -156,17 +157,116 @@ both_backends! {
         assert_skladon_error(&skladon(&app, Method::GET, "/nothing", &key, None).await, StatusCode::NOT_FOUND);
     }
 
-    async fn a_skladon_webhook_is_delivered_in_skladons_shape_deactivated_when_retries_run_out_and_reactivated(backend: Backend) {
+    async fn a_skladon_login_gives_a_bearer_token_for_the_keys_shop_only(backend: Backend) {
         let app = spawn_app(backend).await;
-        let receiver = Receiver::with_script(vec![Reply::status(500), Reply::status(500)]).await;
+        let receiver = Receiver::start().await;
         let (shop, key) = create_shop_in(&app, "WMS", "skladon").await;
+        let (other, other_key) = create_shop_in(&app, "Other WMS", "skladon").await;
+        let password = "correct horse battery staple";
+        let mut users = Vec::new();
+        for (email, role, shops) in [
+            ("owner@wms.example", "shop_owner_admin", vec![shop]),
+            ("viewer@wms.example", "viewer", vec![shop]),
+            ("admin@wms.example", "admin", vec![]),
+        ] {
+            let (status, user) = app.post_json("/api/v1/users", json!({"email": email, "role": role, "shops": shops, "password": password})).await;
+            assert_eq!(status, StatusCode::CREATED, "{user}");
+            users.push(id(&user));
+        }
+        let login = |key: String, body: Value| {
+            let app = &app;
+            async move { skladon(app, Method::POST, "/users/login", &key, Some(body)).await }
+        };
+        let webhooks = |key: String, token: String, method: Method, body: Option<Value>| {
+            let app = &app;
+            async move {
+                compat_request(app, method, &format!("{BASE}/webhooks"), Some(&key), &[("authorization", &format!("Bearer {token}"))], body).await
+            }
+        };
+        let good = json!({"url": receiver.url("/h"), "webhookType": "CREATE_ORDER", "active": true, "method": "POST"});
+
+        // A login answers a JWT in Skladon's envelope; with it and the key, the webhook routes
+        // read and write as that user.
+        let (status, answer) = login(key.clone(), json!({"email": "owner@wms.example", "password": password})).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!((answer["statusCode"].as_u64(), answer["data"]["tokenType"].as_str()), (Some(200), Some("Bearer")), "{answer}");
+        let token = answer["data"]["token"].as_str().unwrap().to_owned();
+        assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+        assert!(parse_time(&answer["data"]["expiresAt"]) > std::time::SystemTime::now());
+        let (status, made) = webhooks(key.clone(), token.clone(), Method::POST, Some(good.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{made}");
+        let (status, listed) = webhooks(key.clone(), token.clone(), Method::GET, None).await;
+        assert_eq!((status, listed["data"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{listed}");
+        // `username` is read as the email, as Skladon's clients may send it.
+        let (status, answer) = login(key.clone(), json!({"username": "owner@wms.example", "password": password})).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+
+        // The token is scoped to the key's shop: with another shop's key it is refused, even
+        // for an admin, whose credentials reach every shop.
+        let answer = webhooks(other_key.clone(), token.clone(), Method::GET, None).await;
+        assert!(assert_skladon_error(&answer, StatusCode::FORBIDDEN).contains(&format!("shop {shop}")));
+        let (_, admin) = login(key.clone(), json!({"email": "admin@wms.example", "password": password})).await;
+        let admin_token = admin["data"]["token"].as_str().unwrap().to_owned();
+        assert_eq!(webhooks(key.clone(), admin_token.clone(), Method::GET, None).await.0, StatusCode::OK);
+        let answer = webhooks(other_key.clone(), admin_token.clone(), Method::GET, None).await;
+        assert!(assert_skladon_error(&answer, StatusCode::FORBIDDEN).contains(&format!("not for shop {other}")));
+        // A user of one shop cannot log in for another; a viewer's token only reads.
+        let answer = login(other_key.clone(), json!({"email": "owner@wms.example", "password": password})).await;
+        assert!(assert_skladon_error(&answer, StatusCode::FORBIDDEN).contains(&format!("shop {other}")));
+        let (_, viewer) = login(key.clone(), json!({"email": "viewer@wms.example", "password": password})).await;
+        let viewer_token = viewer["data"]["token"].as_str().unwrap().to_owned();
+        assert_eq!(webhooks(key.clone(), viewer_token.clone(), Method::GET, None).await.0, StatusCode::OK);
+        let answer = webhooks(key.clone(), viewer_token, Method::POST, Some(good.clone())).await;
+        assert!(assert_skladon_error(&answer, StatusCode::FORBIDDEN).contains("read-only"));
+
+        // A login token is no hookflow API token.
+        let (status, _) = app.request_as(Some(&token), reqwest::Method::GET, "/api/v1/triggers", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        // Wrong logins come in Skladon's error shape.
+        for (key, body, status) in [
+            (key.clone(), json!({"email": "owner@wms.example", "password": "wrong"}), StatusCode::UNAUTHORIZED),
+            (key.clone(), json!({"email": "nobody@wms.example", "password": password}), StatusCode::UNAUTHORIZED),
+            (key.clone(), json!({"password": password}), StatusCode::BAD_REQUEST),
+            (key.clone(), json!({"email": "owner@wms.example"}), StatusCode::BAD_REQUEST),
+            ("hfk_not-a-key".to_owned(), json!({"email": "owner@wms.example", "password": password}), StatusCode::UNAUTHORIZED),
+        ] {
+            let answer = login(key, body.clone()).await;
+            let message = assert_skladon_error(&answer, status);
+            assert!(!message.is_empty(), "{body}");
+        }
+        let answer = compat_request(&app, Method::POST, &format!("{BASE}/users/login"), None, &[], Some(json!({"email": "owner@wms.example", "password": password}))).await;
+        assert!(assert_skladon_error(&answer, StatusCode::UNAUTHORIZED).contains("x-api-key"));
+        // A tampered token is refused.
+        let mut forged = token.clone();
+        forged.push('x');
+        assert_skladon_error(&webhooks(key.clone(), forged, Method::GET, None).await, StatusCode::UNAUTHORIZED);
+
+        // A new password ends the tokens issued before it.
+        let (status, body) = app.put_json(&format!("/api/v1/users/{}/password", users[0]), json!({"password": "another long passphrase"})).await;
+        assert!(status.is_success(), "{status}: {body}");
+        assert_skladon_error(&webhooks(key.clone(), token, Method::GET, None).await, StatusCode::UNAUTHORIZED);
+    }
+
+    async fn a_skladon_webhook_is_delivered_in_skladons_shape_deactivated_and_mailed_when_retries_run_out_and_reactivated(backend: Backend) {
+        let smtp = SmtpSink::start().await;
+        let app = spawn_app_with(backend, &["--smtp-url", &smtp.url(), "--smtp-from", "alerts@hookflow.example"]).await;
+        let receiver = Receiver::with_script(vec![Reply::status(500), Reply::status(404), Reply::status(301)]).await;
+        let (status, made) = app
+            .post_json("/api/v1/shops", json!({"name": "WMS", "catalog": "skladon", "notificationEmail": "wms@shop.example"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let (shop, key) = (id(&made), made["apiKey"]["key"].as_str().unwrap().to_owned());
         let body = json!({"url": receiver.url("/receivings"), "webhookType": "CREATE_RECEIVING", "active": true, "method": "POST"});
         let (_, created) = skladon(&app, Method::POST, "/webhooks", &key, Some(body)).await;
         let id = created["data"]["id"].as_i64().unwrap();
-        // Skladon's own schedule (20 retries over up to 48 hours) is too slow for a test: the
-        // same behaviour, shortened, set from hookflow's side: one retry, then deactivation.
+        // A webhook made in a Skladon shop gets Skladon's preset. Its schedule (20 retries over
+        // up to 48 hours) is too slow for a test: shortened through the API to two quick
+        // retries, the rest of the preset (every unsuccessful status retried, deactivation
+        // when retries run out) kept.
         let (_, mut trigger) = app.get_json(&format!("/api/v1/triggers/{id}")).await;
-        trigger["actions"][0]["retryPolicy"] = json!({"maxRetries": 1, "initialDelay": 0.05, "deactivateAfterFailures": 1});
+        assert_eq!(trigger["actions"][0]["retryPolicy"], "skladon", "{trigger:#}");
+        trigger["actions"][0]["retryPolicy"] = json!({"preset": "skladon", "maxRetries": 2, "initialDelay": 0.05});
         for k in ["id", "createdAt", "updatedAt"] {
             trigger.as_object_mut().unwrap().remove(k);
         }
@@ -175,9 +275,10 @@ both_backends! {
         let (_, receiving_type) = app.get_json("/api/v1/event-types/CREATE_RECEIVING").await;
         let receiving = receiving_type["example"].clone();
         app.post_event(event("CREATE_RECEIVING", shop, "ESHOP_RECIVING_ID_123", receiving.clone())).await;
-        let got = receiver.wait_for_requests(2, WAIT).await;
+        // 500, 404 and 301 alike are "no successful status": three attempts in all.
+        let got = receiver.wait_for_requests(3, WAIT).await;
         assert_eq!(got[0].json(), receiving, "the receiving itself, in its API shape");
-        assert_eq!(got[1].json(), receiving);
+        assert_eq!(got[2].json(), receiving);
 
         // Retries ran out: the webhook is inactive in Skladon's API, and events are not sent.
         let webhook = wait_for(WAIT, "the webhook to be deactivated", async || {
@@ -186,6 +287,17 @@ both_backends! {
         })
         .await;
         parse_time(&webhook["unregisteredAt"]);
+        assert_eq!(receiver.count(), 3, "no attempt after the last retry");
+        // … and a notification email is sent to the shop.
+        let mail = wait_for(WAIT, "the deactivation email", async || {
+            smtp.mails().into_iter().find(|m| {
+                m.header("Subject").is_some_and(|s| s.contains("Webhook deactivated"))
+            })
+        })
+        .await;
+        assert_eq!(mail.to, vec!["<wms@shop.example>".to_owned()]);
+        let text = mail.body();
+        assert!(text.contains(&receiver.url("/receivings")) && text.contains(&format!("(id {id})")), "{text}");
         app.post_event(event("CREATE_RECEIVING", shop, "R2", receiving.clone())).await;
         app.wait_for_queue_count("status=skipped", 1).await;
 
@@ -194,8 +306,8 @@ both_backends! {
         assert_eq!((status, on["data"]["active"].as_bool()), (StatusCode::OK, Some(true)), "{on}");
         assert!(on["data"].get("unregisteredAt").is_none(), "{on}");
         app.post_event(event("CREATE_RECEIVING", shop, "R3", receiving.clone())).await;
-        let got = receiver.wait_for_requests(3, WAIT).await;
-        assert_eq!(got[2].json(), receiving);
+        let got = receiver.wait_for_requests(4, WAIT).await;
+        assert_eq!(got[3].json(), receiving);
         app.wait_for_queue_count("status=succeeded", 1).await;
     }
 }

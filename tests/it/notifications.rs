@@ -13,17 +13,17 @@ use crate::common::*;
 
 /// One message as an SMTP client handed it over.
 #[derive(Debug, Clone)]
-struct Mail {
-    from: String,
+pub(crate) struct Mail {
+    pub(crate) from: String,
     /// The envelope recipients (`RCPT TO`), blind copies included.
-    to: Vec<String>,
+    pub(crate) to: Vec<String>,
     /// Headers and body, lines joined with `\n`, dot-stuffing undone.
     data: String,
 }
 
 impl Mail {
     /// A header's value, folded lines joined.
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         let head = self.data.split_once("\n\n").map_or(&*self.data, |(h, _)| h);
         let unfolded = head.replace("\n ", " ").replace("\n\t", " ");
         let prefix = format!("{}: ", name.to_ascii_lowercase());
@@ -34,7 +34,7 @@ impl Mail {
     }
 
     /// The body, with quoted-printable soft breaks and escapes undone.
-    fn body(&self) -> String {
+    pub(crate) fn body(&self) -> String {
         let body = self.data.split_once("\n\n").map_or("", |(_, b)| b);
         let joined = body.replace("=\n", "");
         let bytes = joined.as_bytes();
@@ -62,14 +62,14 @@ impl Mail {
 
 /// A minimal SMTP server on 127.0.0.1 (EHLO, MAIL, RCPT, DATA, QUIT; everything else is
 /// answered 250) that accepts every message and keeps it.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     port: u16,
     mails: Arc<Mutex<Vec<Mail>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl SmtpSink {
-    async fn start() -> SmtpSink {
+    pub(crate) async fn start() -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding the SMTP sink");
@@ -84,15 +84,15 @@ impl SmtpSink {
         SmtpSink { port, mails, task }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    fn mails(&self) -> Vec<Mail> {
+    pub(crate) fn mails(&self) -> Vec<Mail> {
         self.mails.lock().unwrap().clone()
     }
 
-    async fn wait_for_mails(&self, n: usize) -> Vec<Mail> {
+    pub(crate) async fn wait_for_mails(&self, n: usize) -> Vec<Mail> {
         wait_for(WAIT, &format!("{n} mail(s) to arrive"), async || {
             let mails = self.mails();
             (mails.len() >= n).then_some(mails)

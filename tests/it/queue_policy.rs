@@ -157,6 +157,111 @@ both_backends! {
         }
     }
 
+    async fn a_retry_an_event_resend_and_a_bulk_resend_each_give_the_actions_budget_again(backend: Backend) {
+        // The server allows 10 retries; the action 2. Every way of sending a failed call again
+        // gives it 3 more attempts, counted at the receiver, not the server's 11.
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::always(Reply::status(503)).await;
+        let shop = app.create_shop("Main").await;
+        let trigger = app
+            .create_trigger(trigger_with("OrderChanged", action(&receiver.url("/h"), json!({
+                "retryPolicy": {"maxRetries": 2, "initialDelay": 0.05}
+            }))))
+            .await;
+        let posted = app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        let call = id(&app.only_item("").await);
+        let failed_after = async |attempts: i64| {
+            let item = app.wait_for_item(call, "the call failed for good", |i| i["status"] == "failed").await;
+            assert_eq!((item["attempts"].as_i64(), item["maxAttempts"].as_i64()), (Some(attempts), Some(attempts)), "{item:#}");
+            assert_eq!(receiver.count() as i64, attempts, "the receiver got exactly the attempts the call made");
+        };
+        failed_after(3).await;
+
+        let (status, retried) = app.post_json(&format!("/api/v1/queue/{call}/retry"), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{retried}");
+        assert_eq!(retried["maxAttempts"], 6, "{retried:#}");
+        failed_after(6).await;
+
+        let (status, resent) = app.post_json(&format!("/api/v1/events/{}/resend", posted["eventId"].as_i64().expect("an event id")), json!({})).await;
+        assert_eq!((status, resent["requeued"].as_i64()), (StatusCode::OK, Some(1)), "{resent}");
+        failed_after(9).await;
+
+        let (status, resent) = app.post_json("/api/v1/queue/resend", json!({"triggerId": id(&trigger)})).await;
+        assert_eq!((status, resent["requeued"].as_i64()), (StatusCode::OK, Some(1)), "{resent}");
+        failed_after(12).await;
+    }
+
+    async fn each_preset_treats_301_404_408_429_and_503_as_its_platform_documents(backend: Backend) {
+        // One receiver per status; each preset's trigger calls its own path on every one.
+        let app = spawn_app_with(backend, &["--retry-max-ms", "300"]).await;
+        let statuses = [301u16, 404, 408, 429, 503];
+        let mut receivers = Vec::new();
+        for status in statuses {
+            receivers.push(Receiver::always(Reply::status(status)).await);
+        }
+        let shop = app.create_shop("Main").await;
+        // ShopCtrl and Flow Retail run on the server's schedule (100 to 300 ms here);
+        // Skladon's hours-long one is shortened through the API, the rest of it kept.
+        let presets = [
+            ("shopctrl", json!("shopctrl")),
+            ("flowretail", json!("flowretail")),
+            ("skladon", json!({"preset": "skladon", "maxRetries": 3, "initialDelay": 0.05, "maxDelay": 0.2})),
+        ];
+        let mut triggers = Vec::new();
+        for (name, policy) in &presets {
+            for (status, receiver) in statuses.iter().zip(&receivers) {
+                let trigger = app
+                    .create_trigger(trigger_with("OrderChanged", action(&receiver.url(&format!("/{name}")), json!({"retryPolicy": policy}))))
+                    .await;
+                triggers.push((*name, *status, trigger));
+            }
+        }
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+
+        let mut got = Vec::new();
+        for (name, status, trigger) in &triggers {
+            let item = app.wait_for_queue_count(&format!("triggerId={}&status=failed", id(trigger)), 1).await.remove(0);
+            let receiver = &receivers[statuses.iter().position(|s| s == status).unwrap()];
+            let sent = receiver.requests().iter().filter(|r| r.path == format!("/{name}")).count();
+            assert_eq!(item["attempts"].as_u64(), Some(sent as u64), "{name} {status}: {item:#}");
+            assert_eq!(item["lastStatusCode"].as_u64(), Some(u64::from(*status)), "{name} {status}: {item:#}");
+            got.push((*name, *status, sent));
+        }
+        let expected = [
+            // Any unsuccessful answer: 1 attempt and 10 retries.
+            ("shopctrl", 301, 11), ("shopctrl", 404, 11), ("shopctrl", 408, 11), ("shopctrl", 429, 11), ("shopctrl", 503, 11),
+            // 4xx is an error, never retried, 408 and 429 included; every other status is.
+            ("flowretail", 301, 11), ("flowretail", 404, 1), ("flowretail", 408, 1), ("flowretail", 429, 1), ("flowretail", 503, 11),
+            // No successful status: retried (here 3 times), then the webhook is deactivated.
+            ("skladon", 301, 4), ("skladon", 404, 4), ("skladon", 408, 4), ("skladon", 429, 4), ("skladon", 503, 4),
+        ];
+        assert_eq!(got, expected);
+        for (name, _, trigger) in &triggers {
+            let (_, shown) = app.get_json(&format!("/api/v1/triggers/{}", id(trigger))).await;
+            assert_eq!(shown["actions"][0]["active"], json!(*name != "skladon"), "{name}: {shown:#}");
+        }
+    }
+
+    async fn a_custom_policy_chooses_which_classes_are_retried(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let moved = Receiver::always(Reply::status(301)).await;
+        let busy = Receiver::always(Reply::status(429)).await;
+        let shop = app.create_shop("Main").await;
+        let policy = json!({"maxRetries": 2, "initialDelay": 0.05, "retryOn": ["3xx", "5xx"]});
+        let redirect = app.create_trigger(trigger_with("OrderChanged", action(&moved.url("/m"), json!({"retryPolicy": policy})))).await;
+        let throttled = app.create_trigger(trigger_with("OrderChanged", action(&busy.url("/b"), json!({"retryPolicy": policy})))).await;
+        app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        app.wait_for_queue_count(&format!("triggerId={}&status=failed", id(&redirect)), 1).await;
+        app.wait_for_queue_count(&format!("triggerId={}&status=failed", id(&throttled)), 1).await;
+        assert_eq!((moved.count(), busy.count()), (3, 1), "3xx chosen, 429 left out");
+
+        let (_, shown) = app.get_json(&format!("/api/v1/triggers/{}", id(&redirect))).await;
+        assert_eq!(shown["actions"][0]["retryPolicy"]["retryOn"], json!(["3xx", "5xx"]));
+        let bad = app.post_json("/api/v1/triggers", trigger_with("OrderChanged", action(&moved.url("/x"), json!({"retryPolicy": {"retryOn": ["5xx", "6xx"]}})))).await;
+        let message = assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(message.starts_with("actions[0].retryPolicy.retryOn[1]") && message.contains("3xx"), "{message}");
+    }
+
     async fn failures_raise_one_alert_and_deactivate_until_an_admin_reactivates(backend: Backend) {
         let app = spawn_app_with(backend, &["--max-retries", "0"]).await;
         let receiver = Receiver::with_script(vec![Reply::status(500), Reply::status(500)]).await;

@@ -156,6 +156,11 @@ impl Principal {
 /// The storage of accounts; part of [`crate::store::Store`].
 #[async_trait::async_trait]
 pub trait AccountStore: Send + Sync {
+    /// The key login tokens are signed with, derived from the server's secret key; `None`
+    /// when the store has none (then no login tokens are issued).
+    fn login_token_key(&self) -> Option<[u8; 32]> {
+        None
+    }
     async fn count_users(&self) -> Result<u64, StoreError>;
     /// `None` when the email is taken.
     async fn create_user(

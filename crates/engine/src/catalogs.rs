@@ -338,8 +338,9 @@ impl Engine {
     }
 
     /// Actions without a retry policy get their catalog's preset, written into the trigger so
-    /// that reads show it. ShopCtrl's preset is the server's own defaults (`--max-retries`,
-    /// out of the box ShopCtrl's 10 retries), so its triggers are left as they are.
+    /// that reads show it. ShopCtrl's triggers are left as they are: they run under the
+    /// server's own defaults (`--max-retries`, out of the box ShopCtrl's 10 retries) unless
+    /// an admin names the `shopctrl` preset.
     pub(crate) fn default_retry_policies(&self, draft: &mut TriggerDraft, ty: &EventType) {
         let catalog = self.catalog();
         let Some(info) = catalog.info(&ty.catalog) else {

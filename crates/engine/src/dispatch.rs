@@ -670,7 +670,7 @@ fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &ActionPolicy) -> Co
         .as_ref()
         .map(|(_, message)| message.clone());
     let mut exhausted = false;
-    let next = match classify(&delivery, &policy.retry_on_4xx) {
+    let next = match classify(&delivery, &policy.retry_on) {
         Verdict::Success => Next::Succeeded,
         Verdict::Fail => Next::Failed,
         Verdict::Retry if attempt_no >= call.max_attempts => {
@@ -683,9 +683,14 @@ fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &ActionPolicy) -> Co
                 .retry
                 .delay(retry_no, delivery.retry_after, &mut rand::thread_rng());
             let at = Timestamp::now().plus_millis(delay.as_millis() as i64);
-            let too_old = policy
-                .max_age
-                .is_some_and(|age| at.0 > call.created_at.0 + age.as_millis() as i64);
+            // A resent call has a budget beyond its policy's (the attempts it made before,
+            // plus a fresh set): its age window starts again with the resend, and as the
+            // queue keeps no resend time, its retry count alone bounds it.
+            let resent = call.max_attempts > policy.retry.max_attempts();
+            let too_old = !resent
+                && policy
+                    .max_age
+                    .is_some_and(|age| at.0 > call.created_at.0 + age.as_millis() as i64);
             if too_old {
                 exhausted = true;
                 Next::Failed
@@ -903,7 +908,7 @@ mod tests {
     #[test]
     fn policies_retry_chosen_4xx_stop_at_max_age_and_deactivate() {
         let mut p = policy();
-        p.retry_on_4xx = vec![409];
+        p.retry_on.codes = vec![409];
         assert!(matches!(
             conclude(&call(0), delivery(Some(409), None), &p).next,
             Next::RetryAt(_)
@@ -922,6 +927,15 @@ mod tests {
             !not_exhausted.deactivate_now,
             "a 4xx failure is not an exhausted policy"
         );
+        // A resent call (3 attempts made, 3 more allowed) starts a new age window.
+        let resent = ClaimedCall {
+            max_attempts: 6,
+            created_at: Timestamp(0),
+            ..call(3)
+        };
+        let done = conclude(&resent, delivery(Some(500), None), &p);
+        assert!(matches!(done.next, Next::RetryAt(_)), "{:?}", done.next);
+        assert!(!done.deactivate_now);
     }
 
     #[test]

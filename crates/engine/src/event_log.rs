@@ -77,13 +77,13 @@ impl Engine {
             .ok_or_else(|| event_not_found(id))
     }
 
-    /// Queues every call of an event again, due now and with a fresh set of attempts, like
-    /// the retry of a single call; calls being delivered right now are left alone. Returns
-    /// how many calls were queued.
+    /// Queues every call of an event again, due now and with a fresh set of attempts under
+    /// its action's retry policy, like the retry of a single call; calls being delivered
+    /// right now are left alone. Returns how many calls were queued.
     pub async fn resend_event(&self, id: EventId) -> Result<u64, EngineError> {
         let requeued = self
             .store
-            .resend_event(id, self.fresh_attempts(), Timestamp::now())
+            .resend_event(id, &self.attempt_budget(None), Timestamp::now())
             .await?
             .ok_or_else(|| event_not_found(id))?;
         if requeued > 0 {
@@ -94,12 +94,16 @@ impl Engine {
     }
 
     /// Queues every call matching the request again (one statement), due now with a fresh
-    /// set of attempts. See [`ResendRequest::into_filter`] for what a request must say.
+    /// set of attempts under each call's action's retry policy. See [`ResendRequest::into_filter`] for what a request must say.
     pub async fn resend_calls(&self, request: ResendRequest) -> Result<u64, EngineError> {
         let filter = request.into_filter()?;
         let requeued = self
             .store
-            .resend_calls(&filter, self.fresh_attempts(), Timestamp::now())
+            .resend_calls(
+                &filter,
+                &self.attempt_budget(filter.trigger_id),
+                Timestamp::now(),
+            )
             .await?;
         if requeued > 0 {
             self.queued.notify_one();
@@ -122,11 +126,6 @@ impl Engine {
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
         tokio::spawn(run_retention(self.store.clone(), policy, shutdown))
-    }
-
-    /// Attempts a resent call may make, counted from the attempts it has made.
-    fn fresh_attempts(&self) -> i32 {
-        self.config.dispatch.retry.max_attempts()
     }
 }
 

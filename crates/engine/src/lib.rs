@@ -17,6 +17,7 @@
 //! - [`dashboard`]: calls per minute, queue depth and failing actions for the web UI.
 //! - [`send_test`]: one call of a trigger being edited, sent now and recorded nowhere.
 //! - [`accounts`]: users, roles, API tokens and the [`accounts::Principal`] of a request.
+//! - [`login_tokens`]: the signed tokens a platform API's login hands out (Skladon's).
 //! - [`service`]: [`Engine`], the one facade the HTTP layer and the CLI call.
 //! - [`catalogs`]: which catalog a shop uses and its API key, custom event types, and the
 //!   checks that keep events and triggers inside their shop's catalog.
@@ -30,6 +31,7 @@ pub mod dispatch;
 pub mod event;
 pub mod event_log;
 pub mod ingest;
+pub mod login_tokens;
 pub mod metrics;
 pub mod model;
 pub mod notify;

@@ -233,20 +233,26 @@ pub enum RetryPolicySpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RetryPreset {
-    /// Up to 10 retries, then an alert.
+    /// Any unsuccessful answer is retried, up to 10 times; then an alert.
     Shopctrl,
-    /// Exponential backoff, up to 20 retries within 48 hours; then the action is deactivated.
+    /// No successful status: retried with exponentially growing intervals, up to 20 times
+    /// within 48 hours; then the action is deactivated and an email sent.
     Skladon,
-    /// 10 s timeout; below 300 succeeds, 4xx fails at once, anything else up to 10 retries.
+    /// 10 s timeout; below 300 succeeds, 4xx fails at once (408 and 429 too), anything else
+    /// (3xx included) and timeouts up to 10 retries.
     Flowretail,
     /// No automatic retry: a failed call waits in the event log for a resend.
     Frontsystems,
 }
 
-/// Custom retry values; times are in seconds. Unset values come from the server's defaults.
+/// Custom retry values; times are in seconds. Unset values come from `preset` when one is
+/// named (a platform's behaviour with, say, a shorter schedule), else the server's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomRetry {
+    /// Start from this preset's policy instead of the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<RetryPreset>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,7 +262,12 @@ pub struct CustomRetry {
     /// Per-attempt timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<f64>,
-    /// 4xx statuses that are retried like 5xx (408 and 429 always are).
+    /// The classes of unsuccessful outcomes retried: `3xx`, `4xx` (every 4xx), `408`, `429`,
+    /// `5xx`, `timeout`, `connectionError`. Unset: the preset's, else hookflow's own
+    /// (`408`, `429`, `5xx`, `timeout`, `connectionError`); the rest fail at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<String>>,
+    /// Single 4xx statuses retried besides `retryOn`'s classes.
     #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "retryOn4xx")]
     pub retry_on_4xx: Vec<u16>,
     /// Deactivate the action after this many calls in a row failed for good.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::model::{CustomRetry, RetryPolicySpec, RetryPreset};
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryClass, RetryOn, RetryPolicy};
 
 /// An action's resolved policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,8 +12,8 @@ pub struct ActionPolicy {
     pub retry: RetryPolicy,
     /// Per-attempt timeout; `None` = the server's.
     pub timeout: Option<Duration>,
-    /// 4xx statuses retried like 5xx.
-    pub retry_on_4xx: Vec<u16>,
+    /// Which unsuccessful outcomes are retried.
+    pub retry_on: RetryOn,
     /// Deactivate after this many calls in a row failed for good.
     pub deactivate_after: Option<u32>,
     /// Deactivate as soon as a call runs out of retries.
@@ -28,7 +28,7 @@ impl ActionPolicy {
         ActionPolicy {
             retry: defaults,
             timeout: None,
-            retry_on_4xx: Vec::new(),
+            retry_on: RetryOn::default(),
             deactivate_after: None,
             deactivate_when_exhausted: false,
             max_age: None,
@@ -37,57 +37,93 @@ impl ActionPolicy {
 
     /// Resolves what an admin chose against the server's defaults.
     pub fn resolve(spec: Option<&RetryPolicySpec>, defaults: RetryPolicy) -> ActionPolicy {
-        let server = ActionPolicy::server(defaults);
         match spec {
-            None => server,
-            Some(RetryPolicySpec::Preset(RetryPreset::Shopctrl)) => ActionPolicy {
+            None => ActionPolicy::server(defaults),
+            Some(RetryPolicySpec::Preset(preset)) => ActionPolicy::preset(*preset, defaults),
+            Some(RetryPolicySpec::Custom(c)) => {
+                let start = match c.preset {
+                    Some(preset) => ActionPolicy::preset(preset, defaults),
+                    None => ActionPolicy::server(defaults),
+                };
+                let secs = |v: Option<f64>| v.map(Duration::from_secs_f64);
+                let base = secs(c.initial_delay).unwrap_or(start.retry.base);
+                let retry_on = match &c.retry_on {
+                    // Unknown names were refused when the trigger was saved.
+                    Some(names) => RetryOn {
+                        classes: names.iter().filter_map(|n| RetryClass::parse(n)).collect(),
+                        codes: c.retry_on_4xx.clone(),
+                    },
+                    None => RetryOn {
+                        codes: c.retry_on_4xx.clone(),
+                        ..start.retry_on
+                    },
+                };
+                ActionPolicy {
+                    retry: RetryPolicy {
+                        max_retries: c.max_retries.unwrap_or(start.retry.max_retries),
+                        base,
+                        max_delay: secs(c.max_delay).unwrap_or(start.retry.max_delay).max(base),
+                    },
+                    timeout: secs(c.timeout).or(start.timeout),
+                    retry_on,
+                    deactivate_after: c.deactivate_after_failures.or(start.deactivate_after),
+                    deactivate_when_exhausted: start.deactivate_when_exhausted,
+                    max_age: secs(c.max_age).or(start.max_age),
+                }
+            }
+        }
+    }
+
+    /// A platform's behaviour, as its documents describe it (the README has a table of each).
+    pub fn preset(preset: RetryPreset, defaults: RetryPolicy) -> ActionPolicy {
+        let server = ActionPolicy::server(defaults);
+        match preset {
+            // 002: "If a webhook response was unsuccessful, it would retry up to 10 times. If
+            // the response still returns an error, an alert will be created."
+            RetryPreset::Shopctrl => ActionPolicy {
                 retry: RetryPolicy {
                     max_retries: 10,
                     ..defaults
                 },
+                retry_on: RetryOn::everything(),
                 ..server
             },
-            Some(RetryPolicySpec::Preset(RetryPreset::Skladon)) => ActionPolicy {
+            // 000: "If a successful status code is not returned … retried automatically …
+            // for up to 48 hours, with exponentially increasing intervals …, up to a maximum
+            // of 20 retries. If all retry attempts fail, the webhook is deactivated and a
+            // notification email is sent." Intervals double from 1 min and level off at
+            // 3.5 h, so that the 20th retry comes after about 46 h (jitter included, within
+            // 48 h); `max_age` keeps a receiver's Retry-After from stretching it beyond.
+            RetryPreset::Skladon => ActionPolicy {
                 retry: RetryPolicy {
                     max_retries: 20,
                     base: Duration::from_secs(60),
-                    max_delay: Duration::from_secs(6 * 3600),
+                    max_delay: Duration::from_secs(3 * 3600 + 1800),
                 },
+                retry_on: RetryOn::everything(),
                 max_age: Some(Duration::from_secs(48 * 3600)),
                 deactivate_when_exhausted: true,
                 ..server
             },
-            Some(RetryPolicySpec::Preset(RetryPreset::Flowretail)) => ActionPolicy {
+            // 003: "retried up to 10 times upon failure", a 10 s timeout is retried, "below
+            // 300 … OK", "400 to 499 … error … not retried", "all other status codes prompt
+            // the webhook to retry".
+            RetryPreset::Flowretail => ActionPolicy {
                 retry: RetryPolicy {
                     max_retries: 10,
                     ..defaults
                 },
                 timeout: Some(Duration::from_secs(10)),
+                retry_on: RetryOn::all_but_4xx(),
                 ..server
             },
-            Some(RetryPolicySpec::Preset(RetryPreset::Frontsystems)) => ActionPolicy {
+            RetryPreset::Frontsystems => ActionPolicy {
                 retry: RetryPolicy {
                     max_retries: 0,
                     ..defaults
                 },
                 ..server
             },
-            Some(RetryPolicySpec::Custom(c)) => {
-                let secs = |v: Option<f64>| v.map(Duration::from_secs_f64);
-                let base = secs(c.initial_delay).unwrap_or(defaults.base);
-                ActionPolicy {
-                    retry: RetryPolicy {
-                        max_retries: c.max_retries.unwrap_or(defaults.max_retries),
-                        base,
-                        max_delay: secs(c.max_delay).unwrap_or(defaults.max_delay).max(base),
-                    },
-                    timeout: secs(c.timeout),
-                    retry_on_4xx: c.retry_on_4xx.clone(),
-                    deactivate_after: c.deactivate_after_failures,
-                    deactivate_when_exhausted: false,
-                    max_age: secs(c.max_age),
-                }
-            }
         }
     }
 }
@@ -123,6 +159,22 @@ pub fn check_custom(c: &CustomRetry) -> Result<(), (String, String)> {
     {
         return err("timeout", "must be above 0 and at most 300 seconds");
     }
+    if let Some((i, name)) = c
+        .retry_on
+        .iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, n)| RetryClass::parse(n).is_none())
+    {
+        let names: Vec<&str> = RetryClass::ALL.iter().map(|c| c.as_str()).collect();
+        return err(
+            &format!("retryOn[{i}]"),
+            &format!(
+                "{name:?} is not a class of outcome; use {}",
+                names.join(", ")
+            ),
+        );
+    }
     if let Some(code) = c.retry_on_4xx.iter().find(|c| !(400..500).contains(*c)) {
         return err("retryOn4xx", &format!("{code} is not a 4xx status"));
     }
@@ -136,7 +188,7 @@ pub fn check_custom(c: &CustomRetry) -> Result<(), (String, String)> {
 
 use crate::model::{Action, Timestamp, Trigger, TriggerDraft, TriggerId};
 use crate::service::{Engine, EngineError};
-use crate::store::Alert;
+use crate::store::{Alert, AttemptBudget};
 
 impl Engine {
     /// Checks priority and retry policies of a trigger as the API sent it.
@@ -251,6 +303,15 @@ impl Engine {
         Ok(requeued)
     }
 
+    /// The fresh budget of attempts resent calls get: each under its action's retry policy
+    /// (`only`: the calls of one trigger).
+    pub(crate) fn attempt_budget(&self, only: Option<TriggerId>) -> AttemptBudget {
+        self.actions
+            .read()
+            .expect("action index lock is never poisoned: writers only swap an Arc")
+            .attempt_budget(only)
+    }
+
     async fn requeue(
         &self,
         id: TriggerId,
@@ -258,10 +319,10 @@ impl Engine {
         since: Timestamp,
         now: Timestamp,
     ) -> Result<u64, EngineError> {
-        let extra = self.config.dispatch.retry.max_attempts();
+        let budget = self.attempt_budget(Some(id));
         let n = self
             .store
-            .requeue_failed(id, action, since, extra, now)
+            .requeue_failed(id, action, since, &budget, now)
             .await?;
         if n > 0 {
             self.queued.notify_one();
@@ -282,16 +343,28 @@ mod tests {
         assert_eq!(skladon.retry.max_retries, 20);
         assert_eq!(skladon.max_age, Some(Duration::from_secs(48 * 3600)));
         assert!(skladon.deactivate_when_exhausted);
+        assert_eq!(skladon.retry_on, RetryOn::everything());
+        // The 20 retries fit in 48 h even when every jitter falls long.
+        let longest: Duration = (1..=20)
+            .map(|n| {
+                let nominal = skladon.retry.base.saturating_mul(1 << (n - 1).min(30));
+                nominal.mul_f64(1.25).min(skladon.retry.max_delay)
+            })
+            .sum();
+        assert!(longest < Duration::from_secs(48 * 3600), "{longest:?}");
+        assert!(longest > Duration::from_secs(40 * 3600), "{longest:?}");
         let flow =
             ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Flowretail)), d);
         assert_eq!(
             (flow.retry.max_retries, flow.timeout),
             (10, Some(Duration::from_secs(10)))
         );
+        assert_eq!(flow.retry_on, RetryOn::all_but_4xx());
         let shopctrl =
             ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Shopctrl)), d);
         assert_eq!(shopctrl.retry.max_retries, 10);
         assert!(!shopctrl.deactivate_when_exhausted);
+        assert_eq!(shopctrl.retry_on, RetryOn::everything());
         let front =
             ActionPolicy::resolve(Some(&RetryPolicySpec::Preset(RetryPreset::Frontsystems)), d);
         assert_eq!(front.retry.max_attempts(), 1, "no automatic retry");
@@ -313,7 +386,14 @@ mod tests {
         );
         assert_eq!(p.retry.max_retries, 3);
         assert_eq!(p.retry.base, Duration::from_millis(500));
-        assert_eq!(p.retry_on_4xx, vec![409]);
+        assert_eq!(
+            p.retry_on,
+            RetryOn {
+                codes: vec![409],
+                ..RetryOn::default()
+            },
+            "today's classes, and the chosen 4xx"
+        );
         assert_eq!(p.deactivate_after, Some(2));
         assert!(check_custom(&custom).is_ok());
         assert_eq!(
@@ -327,12 +407,53 @@ mod tests {
         );
         assert_eq!(
             check_custom(&CustomRetry {
+                retry_on: Some(vec!["5xx".into(), "6xx".into()]),
+                ..custom.clone()
+            })
+            .unwrap_err()
+            .0,
+            "retryOn[1]"
+        );
+        assert_eq!(
+            check_custom(&CustomRetry {
                 initial_delay: Some(-1.0),
                 ..custom
             })
             .unwrap_err()
             .0,
             "initialDelay"
+        );
+    }
+
+    #[test]
+    fn custom_values_on_a_preset_keep_the_rest_of_the_preset() {
+        let shortened = CustomRetry {
+            preset: Some(RetryPreset::Skladon),
+            max_retries: Some(2),
+            initial_delay: Some(0.05),
+            ..CustomRetry::default()
+        };
+        let p = ActionPolicy::resolve(
+            Some(&RetryPolicySpec::Custom(shortened)),
+            RetryPolicy::default(),
+        );
+        assert_eq!(p.retry.max_retries, 2);
+        assert_eq!(p.retry.base, Duration::from_millis(50));
+        assert_eq!(p.retry_on, RetryOn::everything());
+        assert!(p.deactivate_when_exhausted);
+        assert_eq!(p.max_age, Some(Duration::from_secs(48 * 3600)));
+
+        let chosen = CustomRetry {
+            retry_on: Some(vec!["3xx".into(), "timeout".into()]),
+            ..CustomRetry::default()
+        };
+        let p = ActionPolicy::resolve(
+            Some(&RetryPolicySpec::Custom(chosen)),
+            RetryPolicy::default(),
+        );
+        assert_eq!(
+            p.retry_on.classes,
+            [RetryClass::Redirect, RetryClass::Timeout]
         );
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::model::{Action, HmacSecret, SignatureScheme, Timestamp, Trigger, TriggerId};
 use crate::policy::ActionPolicy;
 use crate::retry::RetryPolicy;
+use crate::store::AttemptBudget;
 
 /// What a transport needs to authenticate one action's calls.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -118,6 +119,21 @@ impl ActionIndex {
             .get(&(trigger, action_index))
             .cloned()
             .unwrap_or_else(|| self.default_policy.clone())
+    }
+
+    /// The fresh budget a resent call gets under its action's policy, for the calls of
+    /// `only` (`None`: every trigger's).
+    pub fn attempt_budget(&self, only: Option<TriggerId>) -> AttemptBudget {
+        let default = self.default_policy.retry.max_attempts();
+        let mut by_action: Vec<_> = self
+            .policies
+            .iter()
+            .filter(|((trigger, _), _)| only.is_none_or(|t| t == *trigger))
+            .map(|(key, policy)| (*key, policy.retry.max_attempts()))
+            .filter(|(_, attempts)| *attempts != default)
+            .collect();
+        by_action.sort_unstable_by_key(|((t, a), _)| (t.0, *a));
+        AttemptBudget { default, by_action }
     }
 
     pub fn get(&self, trigger: TriggerId, action_index: i32) -> Option<Arc<ActionSecurity>> {

@@ -119,7 +119,7 @@ pub struct Engine {
     pub(crate) shop_catalogs: RwLock<std::collections::HashMap<ShopId, String>>,
     pub(crate) triggers: Arc<RwLock<Arc<CompiledTriggers>>>,
     /// Every action's credentials and queue policy, swapped together with `triggers`.
-    actions: Arc<RwLock<Arc<ActionIndex>>>,
+    pub(crate) actions: Arc<RwLock<Arc<ActionIndex>>>,
     pub(crate) transport: Arc<dyn Transport>,
     ingestor: Ingestor,
     pub(crate) queued: Arc<Notify>,
@@ -485,16 +485,12 @@ impl Engine {
             .ok_or_else(|| call_not_found(id))
     }
 
-    /// Sends a call again now: a failed or cancelled call gets a fresh set of attempts, and a
-    /// succeeded one is resent.
+    /// Sends a call again now: a failed or cancelled call gets a fresh set of attempts under
+    /// its action's retry policy, and a succeeded one is resent.
     pub async fn retry_call(&self, id: CallId) -> Result<QueueItem, EngineError> {
         match self
             .store
-            .retry_call(
-                id,
-                self.config.dispatch.retry.max_attempts(),
-                Timestamp::now(),
-            )
+            .retry_call(id, &self.attempt_budget(None), Timestamp::now())
             .await?
         {
             RetryOutcome::Queued(item) => {

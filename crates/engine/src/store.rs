@@ -204,6 +204,36 @@ pub enum RetryOutcome {
     NotFound,
 }
 
+/// How many attempts a resent call may make beyond those it has made: a fresh budget under
+/// its action's retry policy. Actions without a policy of their own (and calls whose trigger
+/// is gone) get the server's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptBudget {
+    /// Attempts for calls of actions not listed.
+    pub default: i32,
+    /// Actions whose policy allows another number of attempts: (trigger, action index) and
+    /// the attempts it allows.
+    pub by_action: Vec<((TriggerId, i32), i32)>,
+}
+
+impl AttemptBudget {
+    /// The same budget for every call.
+    pub fn uniform(attempts: i32) -> AttemptBudget {
+        AttemptBudget {
+            default: attempts,
+            by_action: Vec::new(),
+        }
+    }
+
+    /// The attempts a call of this action gets.
+    pub fn for_action(&self, trigger: TriggerId, action_index: i32) -> i32 {
+        self.by_action
+            .iter()
+            .find(|(key, _)| *key == (trigger, action_index))
+            .map_or(self.default, |(_, n)| *n)
+    }
+}
+
 /// Shops, triggers and event types: what events are matched against.
 #[async_trait]
 pub trait CatalogStore: Send + Sync {
@@ -321,13 +351,13 @@ pub trait QueueStore: Send + Sync {
         now: Timestamp,
     ) -> Result<(), StoreError>;
     /// Queues again the failed and skipped calls of a trigger (one action, or all) created
-    /// since `since`, with `extra_attempts` more attempts; returns how many.
+    /// since `since`, with a fresh budget of attempts; returns how many.
     async fn requeue_failed(
         &self,
         trigger: TriggerId,
         action_index: Option<i32>,
         since: Timestamp,
-        extra_attempts: i32,
+        budget: &AttemptBudget,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
     /// Returns in-flight calls whose lease ran out (their worker died) to the queue, due at
@@ -340,11 +370,11 @@ pub trait QueueStore: Send + Sync {
 
     async fn list_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, StoreError>;
     async fn get_call(&self, id: CallId) -> Result<Option<(QueueItem, Vec<Attempt>)>, StoreError>;
-    /// Queues a call again now, with `extra_attempts` more attempts allowed.
+    /// Queues a call again now, with a fresh budget of attempts.
     async fn retry_call(
         &self,
         id: CallId,
-        extra_attempts: i32,
+        budget: &AttemptBudget,
         now: Timestamp,
     ) -> Result<RetryOutcome, StoreError>;
     async fn cancel_call(&self, id: CallId, now: Timestamp) -> Result<CancelOutcome, StoreError>;
@@ -398,14 +428,14 @@ pub trait EventLogStore: Send + Sync {
     async fn resend_event(
         &self,
         id: EventId,
-        extra_attempts: i32,
+        budget: &AttemptBudget,
         now: Timestamp,
     ) -> Result<Option<u64>, StoreError>;
     /// Queues every call matching `filter` again now, in one statement, as `retry_call` does.
     async fn resend_calls(
         &self,
         filter: &ResendFilter,
-        extra_attempts: i32,
+        budget: &AttemptBudget,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
     /// Deletes up to `limit` events received before `before` that have no calls left.

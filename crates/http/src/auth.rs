@@ -41,7 +41,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const CSRF_FIELD: &str = "_csrf";
 
 /// Failed sign-ins allowed per email address within [`LOGIN_WINDOW`].
-const LOGIN_FAILURES_PER_EMAIL: u32 = 5;
+pub(crate) const LOGIN_FAILURES_PER_EMAIL: u32 = 5;
 /// Failed sign-ins allowed per client address within [`LOGIN_WINDOW`] (an office shares one).
 const LOGIN_FAILURES_PER_CLIENT: u32 = 20;
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -87,7 +87,7 @@ impl AuthState {
     }
 
     /// Seconds until `key` may try again, when it is blocked.
-    fn blocked(&self, key: &str, allowed: u32) -> Option<u64> {
+    pub(crate) fn blocked(&self, key: &str, allowed: u32) -> Option<u64> {
         let limiter = self
             .limiter
             .lock()
@@ -98,7 +98,7 @@ impl AuthState {
             .then(|| (LOGIN_WINDOW - elapsed).as_secs().max(1))
     }
 
-    fn fail(&self, key: String) {
+    pub(crate) fn fail(&self, key: String) {
         let mut limiter = self
             .limiter
             .lock()
@@ -120,7 +120,7 @@ impl AuthState {
         entry.count += 1;
     }
 
-    fn succeed(&self, key: &str) {
+    pub(crate) fn succeed(&self, key: &str) {
         self.limiter
             .lock()
             .expect("limiter lock is never poisoned: no panics while held")

@@ -113,6 +113,10 @@ async fn end_sessions(db: &impl ConnectionTrait, user: UserId) -> Result<(), Sto
 
 #[async_trait]
 impl AccountStore for DbStore {
+    fn login_token_key(&self) -> Option<[u8; 32]> {
+        self.secrets.as_deref().map(crate::SecretBox::login_key)
+    }
+
     async fn count_users(&self) -> Result<u64, StoreError> {
         user::Entity::find().count(&self.db).await.map_err(db_err)
     }

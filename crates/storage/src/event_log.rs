@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use hookflow_engine::model::{Attempt, CallId, CallStatus, EventId, ShopId, Timestamp, TriggerId};
 use hookflow_engine::store::{
-    EventDetail, EventFilter, LoggedCall, LoggedEvent, ResendFilter, StoreError,
+    AttemptBudget, EventDetail, EventFilter, LoggedCall, LoggedEvent, ResendFilter, StoreError,
 };
 use sea_orm::sea_query::{Expr, Order, Query, SelectStatement, SimpleExpr};
 use sea_orm::{
@@ -218,10 +218,10 @@ fn to_attempt(m: attempt::Model) -> Result<Attempt, StoreError> {
 pub(crate) async fn resend_event(
     db: &DatabaseConnection,
     id: EventId,
-    extra_attempts: i32,
+    budget: &AttemptBudget,
     now: Timestamp,
 ) -> Result<Option<u64>, StoreError> {
-    let result = crate::queue::requeue(extra_attempts, now)
+    let result = crate::queue::requeue(budget, now)
         .filter(queue_item::Column::EventId.eq(id.0))
         .exec(db)
         .await
@@ -244,10 +244,10 @@ pub(crate) async fn resend_event(
 pub(crate) async fn resend_calls(
     db: &DatabaseConnection,
     f: &ResendFilter,
-    extra_attempts: i32,
+    budget: &AttemptBudget,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let update = crate::queue::requeue(extra_attempts, now).filter(crate::queue::selection(
+    let update = crate::queue::requeue(budget, now).filter(crate::queue::selection(
         Some(f.status),
         f.trigger_id,
         f.event_type.as_deref(),

@@ -41,8 +41,8 @@ use hookflow_engine::model::{
     Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 use hookflow_engine::store::{
-    Alert, CancelOutcome, CatalogStore, ClaimFilter, CompleteOutcome, EventLogStore, Handoff,
-    IngestResult, Planner, QueueStore, RetryOutcome, StoreError, StoredEvent,
+    Alert, AttemptBudget, CancelOutcome, CatalogStore, ClaimFilter, CompleteOutcome, EventLogStore,
+    Handoff, IngestResult, Planner, QueueStore, RetryOutcome, StoreError, StoredEvent,
 };
 use hookflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -493,18 +493,10 @@ impl QueueStore for DbStore {
         trigger: TriggerId,
         action_index: Option<i32>,
         since: Timestamp,
-        extra_attempts: i32,
+        budget: &AttemptBudget,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        queue::requeue_failed(
-            &self.writer,
-            trigger,
-            action_index,
-            since,
-            extra_attempts,
-            now,
-        )
-        .await
+        queue::requeue_failed(&self.writer, trigger, action_index, since, budget, now).await
     }
 
     async fn release_expired_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -526,10 +518,10 @@ impl QueueStore for DbStore {
     async fn retry_call(
         &self,
         id: CallId,
-        extra_attempts: i32,
+        budget: &AttemptBudget,
         now: Timestamp,
     ) -> Result<RetryOutcome, StoreError> {
-        queue::retry(&self.writer, id, extra_attempts, now).await
+        queue::retry(&self.writer, id, budget, now).await
     }
 
     async fn cancel_call(&self, id: CallId, now: Timestamp) -> Result<CancelOutcome, StoreError> {
@@ -594,19 +586,19 @@ impl EventLogStore for DbStore {
     async fn resend_event(
         &self,
         id: hookflow_engine::model::EventId,
-        extra_attempts: i32,
+        budget: &AttemptBudget,
         now: Timestamp,
     ) -> Result<Option<u64>, StoreError> {
-        event_log::resend_event(&self.writer, id, extra_attempts, now).await
+        event_log::resend_event(&self.writer, id, budget, now).await
     }
 
     async fn resend_calls(
         &self,
         filter: &hookflow_engine::store::ResendFilter,
-        extra_attempts: i32,
+        budget: &AttemptBudget,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        event_log::resend_calls(&self.writer, filter, extra_attempts, now).await
+        event_log::resend_calls(&self.writer, filter, budget, now).await
     }
 
     async fn prune_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {

@@ -9,9 +9,9 @@ use hookflow_engine::model::{
 };
 use hookflow_engine::queue::{recover, settle, EntityKey, Settled};
 use hookflow_engine::store::{
-    CancelOutcome, ClaimFilter, CompleteOutcome, RetryOutcome, StoreError,
+    AttemptBudget, CancelOutcome, ClaimFilter, CompleteOutcome, RetryOutcome, StoreError,
 };
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{CaseStatement, Condition, Expr, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, TransactionTrait,
@@ -607,10 +607,10 @@ async fn find(db: &DatabaseConnection, id: CallId) -> Result<Option<QueueItem>, 
 pub(crate) async fn retry(
     db: &DatabaseConnection,
     id: CallId,
-    extra_attempts: i32,
+    budget: &AttemptBudget,
     now: Timestamp,
 ) -> Result<RetryOutcome, StoreError> {
-    let result = requeue(extra_attempts, now)
+    let result = requeue(budget, now)
         .filter(queue_item::Column::Id.eq(id.0))
         .exec(db)
         .await
@@ -659,10 +659,10 @@ pub(crate) async fn requeue_failed(
     trigger: TriggerId,
     action_index: Option<i32>,
     since: Timestamp,
-    extra_attempts: i32,
+    budget: &AttemptBudget,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let mut update = requeue(extra_attempts, now)
+    let mut update = requeue(budget, now)
         .filter(queue_item::Column::TriggerId.eq(trigger.0))
         .filter(
             queue_item::Column::Status
@@ -690,12 +690,28 @@ pub(crate) async fn any_due(db: &DatabaseConnection, now: Timestamp) -> Result<b
     Ok(found.is_some())
 }
 
-/// What a resent call becomes: pending, due now, allowed `extra_attempts` more attempts than
-/// it has made (as a single retry does).
+/// What a resent call becomes: pending, due now, allowed as many more attempts than it has
+/// made as its action's retry policy gives a new call (as a single retry does).
 pub(crate) fn requeue(
-    extra_attempts: i32,
+    budget: &AttemptBudget,
     now: Timestamp,
 ) -> sea_orm::UpdateMany<queue_item::Entity> {
+    // One statement for any mix of actions: `attempts + CASE (trigger, action) … END`, with
+    // a branch only for the actions whose policy differs from the server's.
+    let fresh: SimpleExpr = if budget.by_action.is_empty() {
+        Expr::value(budget.default)
+    } else {
+        let mut case = CaseStatement::new();
+        for ((trigger, action), attempts) in &budget.by_action {
+            case = case.case(
+                Condition::all()
+                    .add(queue_item::Column::TriggerId.eq(trigger.0))
+                    .add(queue_item::Column::ActionIndex.eq(*action)),
+                Expr::value(*attempts),
+            );
+        }
+        case.finally(Expr::value(budget.default)).into()
+    };
     queue_item::Entity::update_many()
         .col_expr(
             queue_item::Column::Status,
@@ -704,7 +720,7 @@ pub(crate) fn requeue(
         .col_expr(queue_item::Column::NextAttemptAt, Expr::value(now.0))
         .col_expr(
             queue_item::Column::MaxAttempts,
-            Expr::col(queue_item::Column::Attempts).add(extra_attempts),
+            Expr::col(queue_item::Column::Attempts).add(fresh),
         )
         .col_expr(
             queue_item::Column::LeaseUntil,

@@ -12,6 +12,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hookflow_engine::store::StoreError;
 use rand::RngCore;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// Marks a sealed value; the version lets the scheme change later.
 const PREFIX: &str = "enc:v1:";
@@ -28,6 +29,8 @@ const SECRET_PATHS: &[&[&str]] = &[
 /// Seals and opens secrets with one 256-bit key.
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// Signs login tokens: derived from the key, so a token is never a sealed secret.
+    login_key: [u8; 32],
 }
 
 /// The key could not be read or made.
@@ -44,9 +47,18 @@ pub enum KeyError {
 
 impl SecretBox {
     pub fn new(key: [u8; 32]) -> SecretBox {
+        let mut derive = Sha256::new();
+        derive.update(b"hookflow login tokens\0");
+        derive.update(key);
         SecretBox {
             cipher: XChaCha20Poly1305::new(&key.into()),
+            login_key: derive.finalize().into(),
         }
+    }
+
+    /// The key login tokens are signed with (see `hookflow_engine::login_tokens`).
+    pub fn login_key(&self) -> [u8; 32] {
+        self.login_key
     }
 
     /// Parses a base64 key.

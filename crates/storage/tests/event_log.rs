@@ -9,7 +9,7 @@ mod common;
 use common::{postgres, sqlite};
 use hookflow_engine::model::{CallId, CallStatus, EventId, ShopId, Timestamp, TriggerId};
 use hookflow_engine::store::{
-    CatalogStore, EventDetail, EventFilter, EventLogStore, QueueStore, ResendFilter,
+    AttemptBudget, CatalogStore, EventDetail, EventFilter, EventLogStore, QueueStore, ResendFilter,
 };
 use hookflow_storage::entities::{attempt, event, queue_item};
 use hookflow_storage::DbStore;
@@ -604,31 +604,46 @@ async fn resending_queues_calls_again_but_leaves_calls_in_flight_alone(store: &D
         store,
         e1,
         shop,
-        Call::new(CallStatus::Failed, t0).tried(3, 500),
+        Call::new(CallStatus::Failed, t0).tried(3, 500).trigger(2),
     )
     .await;
     let flying = insert_call(store, e1, shop, Call::new(CallStatus::InFlight, t0)).await;
 
+    // Each call gets its own action's budget: trigger 2's policy allows 3 attempts, the
+    // rest the default 4.
     let now = t0.plus_millis(DAY);
-    assert_eq!(store.resend_event(e1, 4, now).await.unwrap(), Some(2));
-    for id in [ok, failed] {
+    let budget = AttemptBudget {
+        default: 4,
+        by_action: vec![((TriggerId(2), 0), 3)],
+    };
+    assert_eq!(store.resend_event(e1, &budget, now).await.unwrap(), Some(2));
+    for (id, fresh) in [(ok, 4), (failed, 3)] {
         let (item, _) = store.get_call(id).await.unwrap().unwrap();
         assert_eq!(item.status, CallStatus::Pending, "call {id}");
         assert_eq!(item.next_attempt_at, now);
         assert_eq!(
             item.max_attempts,
-            item.attempts + 4,
+            item.attempts + fresh,
             "a fresh budget for call {id}"
         );
     }
     let (item, _) = store.get_call(flying).await.unwrap().unwrap();
     assert_eq!(item.status, CallStatus::InFlight);
     assert_eq!(
-        store.resend_event(EventId(999_999), 4, now).await.unwrap(),
+        store
+            .resend_event(EventId(999_999), &AttemptBudget::uniform(4), now)
+            .await
+            .unwrap(),
         None
     );
     let quiet = insert_event(store, shop, t0).await;
-    assert_eq!(store.resend_event(quiet, 4, now).await.unwrap(), Some(0));
+    assert_eq!(
+        store
+            .resend_event(quiet, &AttemptBudget::uniform(4), now)
+            .await
+            .unwrap(),
+        Some(0)
+    );
 
     // In bulk: by status, trigger, event type and creation time, in one statement.
     let e2 = insert_event(store, shop, t0).await;
@@ -671,7 +686,13 @@ async fn resending_queues_calls_again_but_leaves_calls_in_flight_alone(store: &D
         shop_id: Some(shop),
         shops: Some(vec![shop]),
     };
-    assert_eq!(store.resend_calls(&filter, 2, now).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .resend_calls(&filter, &AttemptBudget::uniform(2), now)
+            .await
+            .unwrap(),
+        1
+    );
     let status = |id: CallId| async move { store.get_call(id).await.unwrap().unwrap().0.status };
     assert_eq!(status(early).await, CallStatus::Pending);
     assert_eq!(status(late).await, CallStatus::Failed);
@@ -692,9 +713,18 @@ async fn resending_queues_calls_again_but_leaves_calls_in_flight_alone(store: &D
         shops: Some(vec![ShopId(shop.0 + 1000)]),
         ..cancelled_ones.clone()
     };
-    assert_eq!(store.resend_calls(&out_of_scope, 2, now).await.unwrap(), 0);
     assert_eq!(
-        store.resend_calls(&cancelled_ones, 2, now).await.unwrap(),
+        store
+            .resend_calls(&out_of_scope, &AttemptBudget::uniform(2), now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .resend_calls(&cancelled_ones, &AttemptBudget::uniform(2), now)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(status(cancelled).await, CallStatus::Pending);
@@ -702,5 +732,11 @@ async fn resending_queues_calls_again_but_leaves_calls_in_flight_alone(store: &D
         event_type: Some("ShipmentShipped".into()),
         ..filter
     };
-    assert_eq!(store.resend_calls(&unknown_type, 2, now).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .resend_calls(&unknown_type, &AttemptBudget::uniform(2), now)
+            .await
+            .unwrap(),
+        0
+    );
 }

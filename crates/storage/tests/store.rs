@@ -12,8 +12,8 @@ use hookflow_engine::model::{
     ShopId, Timestamp, TriggerId,
 };
 use hookflow_engine::store::{
-    CancelOutcome, CatalogStore, ClaimFilter, Handoff, IngestRejection, PlannedEvent, Planner,
-    QueueStore, RetryOutcome,
+    AttemptBudget, CancelOutcome, CatalogStore, ClaimFilter, Handoff, IngestRejection,
+    PlannedEvent, Planner, QueueStore, RetryOutcome,
 };
 use hookflow_storage::DbStore;
 
@@ -467,14 +467,21 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
         .unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 1));
     // Manual retry resends the succeeded call with a fresh budget; cancel stops the pending one.
-    match store.retry_call(calls[0].id, 3, now).await.unwrap() {
+    match store
+        .retry_call(calls[0].id, &AttemptBudget::uniform(3), now)
+        .await
+        .unwrap()
+    {
         RetryOutcome::Queued(item) => {
             assert_eq!((item.status, item.max_attempts), (CallStatus::Pending, 4))
         }
         other => panic!("unexpected {other:?}"),
     }
     assert!(matches!(
-        store.retry_call(calls[1].id, 3, now).await.unwrap(),
+        store
+            .retry_call(calls[1].id, &AttemptBudget::uniform(3), now)
+            .await
+            .unwrap(),
         RetryOutcome::InFlight(_)
     ));
     assert!(matches!(

@@ -17,6 +17,7 @@ mod skladon;
 use std::convert::Infallible;
 
 use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::Router;
@@ -40,7 +41,8 @@ pub(crate) enum AuthFailure {
     MissingKey,
     /// The key belongs to no shop (401).
     UnknownKey,
-    /// An `authorization` header that is no hookflow token (401).
+    /// An `authorization` header that is no hookflow token, nor a live login token of the
+    /// platform (401).
     BadToken,
     /// A hookflow token that may not act for the key's shop, or only read (403).
     Forbidden(String),
@@ -76,6 +78,8 @@ impl AuthFailure {
 pub(crate) struct Credentials {
     api_key: Option<String>,
     identity: Option<Identity>,
+    /// The bearer token as sent, when it is no hookflow token: perhaps a platform login's.
+    other_token: Option<String>,
     write: bool,
 }
 
@@ -96,16 +100,20 @@ impl FromRequestParts<AppState> for Credentials {
                 .get::<Identity>()
                 .filter(|i| !matches!(i, Identity::Session { .. }))
                 .cloned(),
+            other_token: parts
+                .headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(|t| t.trim().to_owned())
+                .filter(|_| matches!(parts.extensions.get::<Identity>(), Some(Identity::BadToken))),
             write: !matches!(parts.method, Method::GET | Method::HEAD),
         })
     }
 }
 
-/// The one place compat requests are authenticated. `x-api-key` is the shop's API key and says
-/// which shop the request acts for. The platforms' clients also send `authorization`; when
-/// they do, it must be a hookflow API token (the admin token or a user's) that may act for that
-/// shop, and may write when the request writes.
-pub(crate) async fn authenticate(
+/// The shop whose API key the request's `x-api-key` is.
+pub(crate) async fn shop_of_key(
     state: &AppState,
     credentials: &Credentials,
 ) -> Result<Shop, AuthFailure> {
@@ -113,13 +121,54 @@ pub(crate) async fn authenticate(
         .api_key
         .as_deref()
         .ok_or(AuthFailure::MissingKey)?;
-    let shop = state
+    state
         .engine
         .shop_for_api_key(key)
         .await
         .map_err(AuthFailure::Engine)?
-        .ok_or(AuthFailure::UnknownKey)?;
-    match &credentials.identity {
+        .ok_or(AuthFailure::UnknownKey)
+}
+
+/// The one place compat requests are authenticated. `x-api-key` is the shop's API key and says
+/// which shop the request acts for. The platforms' clients also send `authorization`; when
+/// they do, it must be a hookflow API token (the admin token or a user's) that may act for that
+/// shop, and may write when the request writes — or, on a platform with a login
+/// (`login_audience`), a token that login issued for that very shop.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    credentials: &Credentials,
+) -> Result<Shop, AuthFailure> {
+    authenticate_with_login(state, credentials, None).await
+}
+
+/// [`authenticate`] on a platform whose login issues tokens for `login_audience`.
+pub(crate) async fn authenticate_with_login(
+    state: &AppState,
+    credentials: &Credentials,
+    login_audience: Option<&str>,
+) -> Result<Shop, AuthFailure> {
+    let shop = shop_of_key(state, credentials).await?;
+    let login = match (&credentials.other_token, login_audience) {
+        (Some(token), Some(audience)) => state
+            .engine
+            .principal_for_login_token(token, audience)
+            .await
+            .map_err(AuthFailure::Engine)?,
+        _ => None,
+    };
+    if let Some((_, token_shop)) = &login {
+        if *token_shop != shop.id {
+            return Err(AuthFailure::Forbidden(format!(
+                "this token was issued for shop {token_shop}, not for shop {} (the x-api-key's)",
+                shop.id
+            )));
+        }
+    }
+    let identity = match login {
+        Some((principal, _)) => Some(Identity::Bearer(principal)),
+        None => credentials.identity.clone(),
+    };
+    match &identity {
         None => {}
         Some(Identity::Bearer(principal)) => {
             if !principal.sees_shop(shop.id) {

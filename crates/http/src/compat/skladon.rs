@@ -1,7 +1,12 @@
 //! Skladon's v21 webhook API (`seeds/001_31dec5362fbe551a.txt`) under `/compat/skladon/v21`:
-//! `GET/POST /webhooks`, `GET/PUT/DELETE /webhooks/{id}`, `PUT /webhooks/{id}/activate` and
-//! `/deactivate`. Answers are `{statusCode, message, data}` envelopes, errors
-//! `{statusCode, message}`.
+//! `POST /users/login`, `GET/POST /webhooks`, `GET/PUT/DELETE /webhooks/{id}`,
+//! `PUT /webhooks/{id}/activate` and `/deactivate`. Answers are `{statusCode, message, data}`
+//! envelopes, errors `{statusCode, message}`.
+//!
+//! The document's security scheme is two headers: `x-api-key` (the eshop's key, here the
+//! shop's API key) and `authorization: Bearer <JWT from POST /v21/users/login>`. A login takes
+//! a hookflow user's credentials with the shop's `x-api-key` and returns a token for that
+//! shop only (`hookflow_engine::login_tokens`); hookflow API tokens work there too.
 //!
 //! A Skladon webhook is a trigger of the shop with one Call Webhook action: its `id` is the
 //! trigger's, `active` is "the trigger is enabled and its action is not deactivated" (the
@@ -13,16 +18,18 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use hookflow_engine::model::{Action, Method, Shop, Trigger, TriggerDraft, TriggerId};
+use hookflow_engine::login_tokens::LoginOutcome;
+use hookflow_engine::model::{Action, Method, Shop, Timestamp, Trigger, TriggerDraft, TriggerId};
 use hookflow_engine::EngineError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::error;
 
 use crate::compat::{
-    as_webhook, authenticate, webhook_action, webhook_name, AuthFailure, Credentials,
+    as_webhook, authenticate_with_login, shop_of_key, webhook_action, webhook_name, AuthFailure,
+    Credentials,
 };
 use crate::AppState;
 
@@ -200,7 +207,7 @@ async fn list_webhooks(
     State(state): State<AppState>,
     credentials: Credentials,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &credentials).await?;
+    let shop = authenticate_with_login(&state, &credentials, Some(PLATFORM)).await?;
     let catalog = state.engine.catalog();
     let mut items = Vec::new();
     for trigger in state.engine.list_triggers().await? {
@@ -216,7 +223,7 @@ async fn create_webhook(
     credentials: Credentials,
     body: Bytes,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &credentials).await?;
+    let shop = authenticate_with_login(&state, &credentials, Some(PLATFORM)).await?;
     let input = parse_body(&body, &state.engine.catalog())?;
     let draft = TriggerDraft {
         name: webhook_name("Skladon", &input.webhook_type, &input.url),
@@ -236,7 +243,7 @@ async fn get_webhook(
     credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &credentials).await?;
+    let shop = authenticate_with_login(&state, &credentials, Some(PLATFORM)).await?;
     let trigger = find(&state, &shop, &id).await?;
     Ok(envelope("Webhook", show(&state, &trigger).await?))
 }
@@ -249,7 +256,7 @@ async fn update_webhook(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &credentials).await?;
+    let shop = authenticate_with_login(&state, &credentials, Some(PLATFORM)).await?;
     let trigger = find(&state, &shop, &id).await?;
     let input = parse_body(&body, &state.engine.catalog())?;
     let mut draft = trigger.draft.clone();
@@ -282,7 +289,7 @@ async fn delete_webhook(
     credentials: Credentials,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &credentials).await?;
+    let shop = authenticate_with_login(&state, &credentials, Some(PLATFORM)).await?;
     let trigger = find(&state, &shop, &id).await?;
     state.engine.delete_trigger(trigger.id).await?;
     Ok(envelope("Webhook deleted", json!(trigger.id.0.to_string())))
@@ -294,7 +301,7 @@ async fn set_active(
     id: String,
     active: bool,
 ) -> Result<Json<Value>, SkladonError> {
-    let shop = authenticate(&state, &credentials).await?;
+    let shop = authenticate_with_login(&state, &credentials, Some(PLATFORM)).await?;
     let trigger = find(&state, &shop, &id).await?;
     let (trigger, _) = state
         .engine
@@ -324,6 +331,71 @@ async fn deactivate_webhook(
     set_active(state, credentials, id, false).await
 }
 
+/// `POST /users/login`: a hookflow user's email (also accepted as `username`) and password,
+/// with the shop's `x-api-key`, for a bearer token the webhook routes accept beside that key.
+/// The token acts for that one shop, as that user (their role applies), for
+/// [`LOGIN_TOKEN_TTL`](hookflow_engine::login_tokens::LOGIN_TOKEN_TTL); a new password ends it.
+async fn login(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    body: Bytes,
+) -> Result<Json<Value>, SkladonError> {
+    let shop = shop_of_key(&state, &credentials).await?;
+    let bad = |m: &str| SkladonError::new(StatusCode::BAD_REQUEST, m);
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| bad(&format!("request body is not valid JSON: {e}")))?;
+    let text = |field: &str| value.get(field).and_then(Value::as_str).map(str::to_owned);
+    let email = text("email").or_else(|| text("username")).ok_or_else(|| {
+        bad("email is required (the hookflow user's email; \"username\" is read as the same)")
+    })?;
+    let password = text("password").ok_or_else(|| bad("password is required"))?;
+
+    // Failed logins count with the web UI's sign-ins: one limit per email.
+    let limit_key = format!("email:{}", email.trim().to_lowercase());
+    if let Some(secs) = state
+        .auth
+        .blocked(&limit_key, crate::auth::LOGIN_FAILURES_PER_EMAIL)
+    {
+        return Err(SkladonError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed logins; try again in {secs} s"),
+        ));
+    }
+    match state
+        .engine
+        .login_for_shop(&email, &password, shop.id, PLATFORM)
+        .await?
+    {
+        LoginOutcome::Token(token) => {
+            state.auth.succeed(&limit_key);
+            let expires_in = (token.expires_at.0 - Timestamp::now().0) / 1000;
+            Ok(envelope(
+                "Logged in",
+                json!({
+                    "token": token.token,
+                    "tokenType": "Bearer",
+                    "expiresIn": expires_in,
+                    "expiresAt": token.expires_at.to_rfc3339(),
+                }),
+            ))
+        }
+        LoginOutcome::BadCredentials => {
+            state.auth.fail(limit_key);
+            Err(SkladonError::new(
+                StatusCode::UNAUTHORIZED,
+                "Invalid email or password",
+            ))
+        }
+        LoginOutcome::OtherShop => Err(SkladonError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this user may not act for shop {} (the x-api-key's)",
+                shop.id
+            ),
+        )),
+    }
+}
+
 /// axum's own plain-text rejections (a wrong method, say) in Skladon's error shape.
 async fn skladon_errors(request: Request, next: Next) -> Response {
     let (status, message) = match crate::plain_error(next.run(request).await).await {
@@ -340,6 +412,7 @@ async fn skladon_errors(request: Request, next: Next) -> Response {
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
+        .route("/users/login", post(login))
         .route("/webhooks", get(list_webhooks).post(create_webhook))
         .route(
             "/webhooks/{id}",
