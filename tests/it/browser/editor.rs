@@ -422,6 +422,16 @@ async fn a_generated_secret_signs_the_send_test_is_shown_once_after_saving_and_c
         got[1].header("x-hub-signature-256"),
         Some(hub_signature("It's a Secret to Everybody", &got[1].body).as_str())
     );
+
+    // No signature: the secret is dropped.
+    browser.select("#a0-hmac-mode", "none").await;
+    browser.click("#save").await;
+    wait_until(WAIT, "the secret is dropped", async || {
+        get_trigger(&app, 1).await["actions"][0]
+            .get("hmacSecret")
+            .is_none()
+    })
+    .await;
     browser.close().await;
 }
 
@@ -649,4 +659,51 @@ async fn a_viewer_sees_a_read_only_editor_and_no_page_echoes_a_notice_from_the_l
     browser.goto("/queue?notice=saved").await;
     browser.wait_for_text(".notice", "Saved.").await;
     browser.close().await;
+}
+
+both_backends! {
+    async fn a_generated_secret_is_answered_once_and_a_send_test_never_signs_with_a_throwaway(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let shop = app.create_shop("Main shop").await;
+        let draft = |secret: Value, scheme: &str| json!({
+            "name": "Signed", "eventType": "OrderChanged", "shopId": shop,
+            "actions": [{"type": "callWebhook", "url": "https://erp.example.com/hook",
+                         "hmacSecret": secret, "signatureScheme": scheme}]
+        });
+        // The save that generates it answers the secret, once.
+        let (status, created) = app.post_json("/api/v1/triggers", draft(json!("generate"), "standardWebhooks")).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let secret = created["actions"][0]["hmacSecret"]["secret"].as_str().unwrap().to_owned();
+        assert!(secret.starts_with("whsec_"));
+        assert_eq!(reveal(&app, id(&created), 0).await, secret);
+        assert_eq!(get_trigger(&app, id(&created)).await["actions"][0]["hmacSecret"], json!({"set": true}));
+        // A send test cannot sign with a secret that does not exist yet.
+        let answer = app.post_json("/api/v1/triggers/send-test",
+            json!({"trigger": draft(json!("generate"), "standardWebhooks")})).await;
+        let message = crate::common::assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(answer.1["error"]["field"], "actions[0].hmacSecret");
+        assert!(message.contains("will be saved"), "{message}");
+
+        // A hub receiver's secret is taken as it is; an empty one, or a stored one that is not
+        // a Standard Webhooks secret when switching to that scheme, is refused by name.
+        let hub = app.create_trigger(draft(json!("It's a Secret to Everybody"), "hubSha256")).await;
+        assert_eq!(reveal(&app, id(&hub), 0).await, "It's a Secret to Everybody");
+        let mut switch = draft(json!({"set": true}), "standardWebhooks");
+        switch["actions"][0].as_object_mut().unwrap().remove("hmacSecret");
+        let answer = app.put_json(&format!("/api/v1/triggers/{}", id(&hub)), switch).await;
+        let message = crate::common::assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(answer.1["error"]["field"], "actions[0].hmacSecret");
+        assert!(message.contains("stored secret"), "{message}");
+        let rotated = draft(json!("a new receiver secret"), "hubSha256");
+        let (status, answer) = app.put_json(&format!("/api/v1/triggers/{}", id(&hub)), rotated).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["actions"][0]["hmacSecret"], json!({"set": true}), "a hub rotation has no window");
+
+        // Only callers who may write see a secret.
+        let (_, token) = app.user_with_token("viewer@example.com", "viewer", &[shop]).await;
+        let answer = app.request_as(Some(&token), reqwest::Method::POST,
+            &format!("/api/v1/triggers/{}/actions/0/reveal-secret", id(&created)),
+            Some(crate::common::RequestBody::Json(json!({})))).await;
+        assert_eq!(answer.0, StatusCode::FORBIDDEN, "{}", answer.1);
+    }
 }

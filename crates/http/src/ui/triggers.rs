@@ -12,8 +12,8 @@ use minijinja::context;
 use serde_json::json;
 
 use crate::auth::Session;
-use crate::ui::{path_id, redirect_with_notice, render, require_write, sees_trigger_shop};
 use crate::ui::notice::Notice;
+use crate::ui::{path_id, redirect_with_notice, render, require_write, sees_trigger_shop};
 use crate::ui::{FormData, UiError};
 use crate::v1::triggers::trigger_out;
 use crate::AppState;
