@@ -113,11 +113,14 @@
       copyButton.hidden = !generating;
       generatedHint.hidden = !generating;
     };
+    // The rotation note of the chosen scheme, while the action signs.
     const syncScheme = () => {
       fs.querySelectorAll("[data-rotation], [data-secret-label]").forEach((e) => {
-        e.hidden = (e.dataset.rotation || e.dataset.secretLabel) !== scheme.value;
+        e.hidden = (e.dataset.rotation || e.dataset.secretLabel) !== scheme.value
+          || (e.dataset.rotation !== undefined && mode.value === "none");
       });
     };
+    mode.addEventListener("change", syncScheme);
     mode.addEventListener("change", syncHmac);
     scheme.addEventListener("change", syncScheme);
     syncHmac();
