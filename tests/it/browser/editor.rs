@@ -16,6 +16,7 @@ use super::add_user;
 use super::driver::Browser;
 use crate::common::{event, id, spawn_app, wait_until, Backend, Receiver, Recorded, Reply};
 use crate::common::{TestApp, WAIT};
+use crate::security::{MtlsServer, Pki};
 
 /// A CA (PEM) and a client certificate and key it issued.
 fn client_certificate(name: &str) -> (String, String, String) {
@@ -422,6 +423,10 @@ async fn a_generated_secret_signs_the_send_test_is_shown_once_after_saving_and_c
         got[1].header("x-hub-signature-256"),
         Some(hub_signature("It's a Secret to Everybody", &got[1].body).as_str())
     );
+    assert_eq!(
+        got[1].header("authorization"),
+        Some("Basic ZXJwOnB3LTEyMzQ1")
+    );
 
     // No signature: the secret is dropped.
     browser.select("#a0-hmac-mode", "none").await;
@@ -439,12 +444,16 @@ async fn a_generated_secret_signs_the_send_test_is_shown_once_after_saving_and_c
 async fn the_authentication_tab_client_certificate_and_unique_items_save_and_close_from_the_editor()
 {
     let app = spawn_app(Backend::Sqlite).await;
-    let receiver = Receiver::start().await;
+    let pki = Pki::new();
+    // A receiver that refuses any caller without a certificate of this CA.
+    let server = MtlsServer::start(&pki).await;
     let shop = app.create_shop("Main shop").await;
     let password = add_user(&app, "admin@example.com", "admin", &[]).await;
     let browser = Browser::start(&app).await;
     browser.sign_in("admin@example.com", &password).await;
-    let (ca, cert, key) = client_certificate("erp-client");
+    let (cert, key) = pki.client("erp-client");
+    let lf = |pem: String| pem.replace("\r\n", "\n");
+    let (ca, cert, key) = (lf(pki.ca_pem()), lf(cert), lf(key));
 
     browser.goto("/triggers/new").await;
     browser.fill("#t-name", "Secure ERP").await;
@@ -452,7 +461,7 @@ async fn the_authentication_tab_client_certificate_and_unique_items_save_and_clo
     browser.select("#t-shop", &shop.to_string()).await;
     browser.fill("#t-priority", "8").await;
     browser.click("#add-action").await;
-    browser.fill("#a0-url", &receiver.url("/secure")).await;
+    browser.fill("#a0-url", &server.url("/secure")).await;
     browser.click("#a0-unique").await;
     browser.click("#a0-general details.sub summary").await;
     for (field, pem) in [("a0-cert", &cert), ("a0-key", &key), ("a0-ca", &ca)] {
@@ -467,6 +476,11 @@ async fn the_authentication_tab_client_certificate_and_unique_items_save_and_clo
     browser.fill("#a0-user", "erp").await;
     browser.fill("#a0-pass", "pw-12345").await;
     browser.screenshots("editor-authentication-tab").await;
+    // Send test presents the certificate: the receiver lets it in.
+    browser.click("#a0-tab-payload").await;
+    browser.click("#a0-payload [data-send-test]").await;
+    browser.find("#a0-payload [data-test-status='200']").await;
+    assert_eq!(server.requests(), vec!["/secure".to_owned()]);
     browser.click("#save-close").await;
     browser.wait_for_path("/triggers?").await;
     browser.wait_for_text(".notice", "Saved.").await;
@@ -486,7 +500,7 @@ async fn the_authentication_tab_client_certificate_and_unique_items_save_and_clo
         .contains("erp-client"));
     assert_eq!(action["caPem"], ca.as_str());
 
-    // Reopened, the certificate is described; the basic auth goes out with the calls.
+    // Reopened, the certificate is described; queued calls present it too.
     browser.goto("/triggers/1").await;
     browser
         .wait_for_text("#a0-general details.sub summary", "erp-client")
@@ -494,13 +508,12 @@ async fn the_authentication_tab_client_certificate_and_unique_items_save_and_clo
     browser.screenshots("editor-client-certificate").await;
     app.post_event(event("OrderChanged", shop, 5, json!({"OrderId": 5})))
         .await;
-    let got = receiver
-        .wait_for_requests(1, std::time::Duration::from_secs(10))
-        .await;
-    assert_eq!(
-        got[0].header("authorization"),
-        Some("Basic ZXJwOnB3LTEyMzQ1")
-    );
+    wait_until(
+        WAIT,
+        "the event's call passed the certificate check",
+        async || server.requests().len() == 2,
+    )
+    .await;
     browser.close().await;
 }
 
