@@ -2,6 +2,12 @@
 // test, and saving through the JSON API (with the session's CSRF token). Validation errors
 // from the API are shown beside the field they name, on the tab that holds it, with the
 // template's line and column.
+//
+// Secrets: "Generate a new secret" makes a Standard Webhooks secret here, in the browser, so
+// Send test signs with the very secret the save stores; after the save it is shown once with
+// a copy button. "Reveal the stored secret" asks the API (each reveal is logged there).
+// After a save the page reloads with a fixed notice code (`?notice=saved`) and the tabs that
+// were open (`#tabs=auth,payload`, one per action).
 "use strict";
 
 (function editor() {
@@ -11,6 +17,7 @@
   const triggerId = form.dataset.id ? Number(form.dataset.id) : null;
   const actionsBox = document.getElementById("actions");
   const formError = document.getElementById("form-error");
+  const readonly = form.hasAttribute("data-readonly");
   let nextIndex = actionsBox.querySelectorAll("[data-action]").length;
   let lastTemplateField = null;
 
@@ -85,25 +92,98 @@
     setupTabs(fs);
     fs.querySelectorAll("textarea[data-body]").forEach(setupGutter);
     const mode = $(fs, "[data-hmac-mode]");
+    const scheme = $(fs, "[data-hmac-scheme]");
     const secretBox = $(fs, "[data-hmac-value]");
-    const syncHmac = () => { secretBox.hidden = mode.value !== "set"; };
+    const secretInput = field(fs, "hmacSecret.value");
+    const copyButton = $(secretBox, "[data-copy]");
+    const generatedHint = $(secretBox, "[data-generated-hint]");
+    const syncHmac = () => {
+      const m = mode.value;
+      secretBox.hidden = m !== "set" && m !== "generate";
+      const generating = m === "generate";
+      if (generating && !fs.dataset.generated) {
+        fs.dataset.generated = newSecret();
+        secretInput.value = fs.dataset.generated;
+      } else if (!generating && fs.dataset.generated) {
+        if (secretInput.value === fs.dataset.generated) secretInput.value = "";
+        delete fs.dataset.generated;
+      }
+      secretInput.readOnly = generating;
+      secretInput.type = generating ? "text" : "password";
+      copyButton.hidden = !generating;
+      generatedHint.hidden = !generating;
+    };
+    // The rotation note of the chosen scheme, while the action signs.
+    const syncScheme = () => {
+      fs.querySelectorAll("[data-rotation], [data-secret-label]").forEach((e) => {
+        e.hidden = (e.dataset.rotation || e.dataset.secretLabel) !== scheme.value
+          || (e.dataset.rotation !== undefined && mode.value === "none");
+      });
+    };
+    mode.addEventListener("change", syncScheme);
     mode.addEventListener("change", syncHmac);
+    scheme.addEventListener("change", syncScheme);
     syncHmac();
+    syncScheme();
     const retry = $(fs, "[data-retry-mode]");
     const custom = $(fs, "[data-retry-custom]");
     retry.addEventListener("change", () => { custom.hidden = retry.value !== "custom"; });
+    fs.querySelectorAll("[data-copy]").forEach((b) => b.addEventListener("click", () => copyFrom(b)));
+    const reveal = $(fs, "[data-reveal]");
+    if (reveal) reveal.addEventListener("click", () => revealSecret(fs, reveal));
     $(fs, "[data-merge-fields]").addEventListener("click", () => openMergeFields(fs));
     $(fs, "[data-preview]").addEventListener("click", () => preview(fs));
-    $(fs, "[data-send-test]").addEventListener("click", () => sendTest(fs));
-    $(fs, "[data-remove-action]").addEventListener("click", () => {
+    const test = $(fs, "[data-send-test]");
+    if (test) test.addEventListener("click", () => sendTest(fs));
+    const remove = $(fs, "[data-remove-action]");
+    if (remove) remove.addEventListener("click", () => {
       if (window.confirm("Remove this action? It is gone once you save.")) { fs.remove(); renumber(); }
     });
-    fs.querySelectorAll("[data-trigger-priority]").forEach((input) => {
-      input.addEventListener("input", () => {
-        document.getElementById("t-priority").value = input.value;
-        form.querySelectorAll("[data-trigger-priority]").forEach((other) => { if (other !== input) other.value = input.value; });
-      });
-    });
+  }
+
+  // ---- secrets ----
+  // A Standard Webhooks secret: whsec_ and 32 random bytes in base64 (what the server makes).
+  function newSecret() {
+    const bytes = new Uint8Array(32);
+    crypto.getRandomValues(bytes);
+    return "whsec_" + btoa(String.fromCharCode(...bytes));
+  }
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (_) {
+      // Without the clipboard API (an insecure origin): a selected text field and copy.
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.append(area);
+      area.select();
+      const ok = document.execCommand("copy");
+      area.remove();
+      return ok;
+    }
+  }
+  async function copyFrom(button) {
+    const target = document.getElementById(button.dataset.copy);
+    const text = "value" in target ? target.value : target.textContent;
+    const ok = await copyText(text);
+    button.textContent = ok ? "Copied" : "Copy failed: select and copy it";
+    button.dataset.copied = ok ? "true" : "false";
+  }
+  async function revealSecret(fs, button) {
+    const box = $(fs, "[data-revealed]");
+    button.disabled = true;
+    try {
+      const answer = await api("POST", "/triggers/" + triggerId + "/actions/" + fs.dataset.index + "/reveal-secret", {});
+      if (!answer.ok) { showError(Object.assign(errorOf(answer.data), { field: null })); return; }
+      $(box, "code").textContent = answer.data.hmacSecret;
+      box.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
   }
   function renumber() {
     const all = actionsBox.querySelectorAll("[data-action]");
@@ -115,7 +195,6 @@
     const holder = document.createElement("div");
     holder.innerHTML = html;
     const fs = holder.querySelector("[data-action]");
-    fs.querySelectorAll("[data-trigger-priority]").forEach((i) => { i.value = document.getElementById("t-priority").value; });
     actionsBox.appendChild(fs);
     setupAction(fs);
     renumber();
@@ -142,6 +221,15 @@
   syncCatalog();
   setupTabs(document);
   renumber();
+  // The tabs that were open before a save (`#tabs=auth,payload`, one per action).
+  const openTabs = /tabs=([a-z,]+)/.exec(window.location.hash);
+  if (openTabs) {
+    const kinds = openTabs[1].split(",");
+    actionsBox.querySelectorAll("[data-action]").forEach((fs, i) => {
+      const tab = kinds[i] && fs.querySelector('[role=tab][id$="-tab-' + kinds[i] + '"]');
+      if (tab) selectTab(tab, false);
+    });
+  }
   form.addEventListener("focusin", (e) => {
     if (e.target.matches("[data-template]")) lastTemplateField = e.target;
   });
@@ -153,24 +241,28 @@
     if (!field(fs, "ordered").checked) a.ordered = false;
     const hmac = value(fs, "hmacSecret");
     if (hmac === "none") a.hmacSecret = "";
-    else if (hmac === "generate") a.hmacSecret = "generate";
-    else if (hmac === "set") a.hmacSecret = value(fs, "hmacSecret.value");
-    if (hmac !== "none" && value(fs, "signatureScheme") !== "standardWebhooks") a.signatureScheme = value(fs, "signatureScheme");
-    const cert = value(fs, "clientCertificate.certPem");
+    // Generated in the page: the secret itself goes out, so a send test signs with it too.
+    else if (hmac === "generate" || hmac === "set") a.hmacSecret = field(fs, "hmacSecret.value").value;
+    if (value(fs, "signatureScheme") !== "standardWebhooks") a.signatureScheme = value(fs, "signatureScheme");
+    // PEM text as it was given (a trailing newline included).
+    const raw = (path) => { const v = field(fs, path).value; return v.trim() ? v : ""; };
+    const cert = raw("clientCertificate.certPem");
     if (cert) {
       a.clientCertificate = { certPem: cert };
-      const key = value(fs, "clientCertificate.keyPem");
+      const key = raw("clientCertificate.keyPem");
       if (key) a.clientCertificate.keyPem = key;
     }
-    const ca = value(fs, "caPem");
+    const ca = raw("caPem");
     if (ca) a.caPem = ca;
     const retry = value(fs, "retryPolicy");
     if (retry === "custom") {
       const policy = {};
-      for (const k of ["maxRetries", "initialDelay", "maxDelay", "timeout"]) {
+      for (const k of ["maxRetries", "initialDelay", "maxDelay", "timeout", "maxAge", "deactivateAfterFailures"]) {
         const v = value(fs, "retryPolicy." + k);
         if (v !== "") policy[k] = Number(v);
       }
+      const statuses = value(fs, "retryPolicy.retryOn4xx").split(/[\s,]+/).filter(Boolean);
+      if (statuses.length) policy.retryOn4xx = statuses.map((v) => (/^\d+$/.test(v) ? Number(v) : v));
       a.retryPolicy = policy;
     } else if (retry) {
       a.retryPolicy = retry;
@@ -200,7 +292,7 @@
       eventType: value(form, "eventType"),
       shopId: shop ? Number(shop) : null,
       enabled: field(form, "enabled").checked,
-      priority: Number(document.getElementById("t-priority").value || 5),
+      priority: Number(value(form, "priority") || 5),
       condition: value(form, "condition") || null,
       actions: [...actionsBox.querySelectorAll("[data-action]")].map(collectAction),
     };
@@ -304,8 +396,18 @@
       const answer = triggerId ? await api("PUT", "/triggers/" + triggerId, draft) : await api("POST", "/triggers", draft);
       if (answer.ok) {
         saveStatus.textContent = "Saved.";
-        const id = answer.data.id;
-        window.location.assign(close ? "/triggers?notice=" + encodeURIComponent("Saved " + answer.data.name + ".") : "/triggers/" + id + "?notice=Saved.");
+        const panels = [...actionsBox.querySelectorAll("[data-action]")];
+        const tabs = panels.map((fs) => {
+          const tab = fs.querySelector("[role=tab][aria-selected=true]");
+          return tab ? tab.id.replace(/^.*-tab-/, "") : "general";
+        });
+        const hash = tabs.some((t) => t !== "general") ? "#tabs=" + tabs.join(",") : "";
+        const dest = close ? "/triggers?notice=saved" : "/triggers/" + answer.data.id + "?notice=saved" + hash;
+        const generated = panels
+          .map((fs, i) => (fs.dataset.generated && value(fs, "hmacSecret") === "generate" ? { n: i + 1, secret: fs.dataset.generated } : null))
+          .filter(Boolean);
+        if (generated.length) showGenerated(generated, dest);
+        else go(dest);
         return;
       }
       saveStatus.textContent = "Not saved.";
@@ -316,7 +418,34 @@
       buttons.forEach((b) => { b.disabled = false; });
     }
   }
-  form.addEventListener("submit", (e) => { e.preventDefault(); if (saveStatus) save(false); });
+  // Another page, or this one again (a reload: only the notice or the hash would change).
+  function go(dest) {
+    const url = new URL(dest, window.location.href);
+    if (url.pathname === window.location.pathname && url.search === window.location.search) {
+      window.history.replaceState(null, "", url.href);
+      window.location.reload();
+    } else {
+      window.location.assign(url.href);
+    }
+  }
+  // The secrets this save stored, shown once, with copy buttons, before going on.
+  function showGenerated(generated, dest) {
+    const dialog = document.getElementById("secret-dialog");
+    const list = document.getElementById("secret-list");
+    list.replaceChildren(...generated.map((g) => {
+      const li = el("li");
+      const code = el("code", { class: "secret", id: "generated-secret-" + g.n }, g.secret);
+      const copy = el("button", { type: "button", "data-copy": "generated-secret-" + g.n }, "Copy");
+      copy.addEventListener("click", () => copyFrom(copy));
+      li.append("Action #" + g.n + ": ", code, " ", copy);
+      return li;
+    }));
+    // However it is closed (Continue, Escape), the page goes on to the saved trigger.
+    dialog.onclose = () => go(dest);
+    document.getElementById("secret-continue").onclick = () => dialog.close();
+    dialog.showModal();
+  }
+  form.addEventListener("submit", (e) => { e.preventDefault(); if (saveStatus && !readonly) save(false); });
   const saveClose = document.getElementById("save-close");
   if (saveClose) saveClose.addEventListener("click", () => save(true));
 

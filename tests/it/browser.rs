@@ -8,6 +8,7 @@
 //! Needs Debian's `chromium` and `chromium-driver` (see `browser::driver`).
 
 mod driver;
+mod editor;
 mod pages;
 mod send_test;
 mod timing;
@@ -143,8 +144,8 @@ async fn an_admin_builds_a_trigger_in_the_editor_and_follows_its_call_to_the_que
     browser.screenshots("trigger-editor-new").await;
 
     browser.click("#save").await;
-    let path = browser.wait_for_path("/triggers/1").await;
-    assert!(path.contains("notice=Saved"), "saved and reopened: {path}");
+    browser.wait_for_path("/triggers/1").await;
+    browser.wait_for_text(".notice", "Saved.").await;
     let (_, trigger) = app.get_json("/api/v1/triggers/1").await;
     assert_eq!(trigger["shopId"], shop);
     assert_eq!(

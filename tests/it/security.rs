@@ -167,12 +167,14 @@ both_backends! {
                 "hmacSecret": "generate"
             })))
             .await;
-        // Reads never show the secrets.
-        let shown = trigger["actions"][0].clone();
+        // The answer that generated the secret shows it, once; reads never show the secrets.
+        let secret = trigger["actions"][0]["hmacSecret"]["secret"].as_str().unwrap().to_owned();
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        let (_, read) = app.get_json(&format!("/api/v1/triggers/{}", id(&trigger))).await;
+        let shown = read["actions"][0].clone();
         assert_eq!(shown["basicAuth"], json!({"username": "erp", "password": {"set": true}}));
         assert_eq!(shown["hmacSecret"], json!({"set": true}));
-        let secret = reveal(&app, &trigger).await;
-        assert!(secret.starts_with("whsec_"), "{secret}");
+        assert_eq!(reveal(&app, &trigger).await, secret);
 
         app.post_event(event("OrderChanged", shop, 7, json!({"OrderId": 7}))).await;
         let got = receiver.wait_for_requests(1, Duration::from_secs(10)).await;
@@ -409,13 +411,13 @@ async fn a_literal_private_address_is_refused_at_save() {
 }
 
 /// A test PKI: a CA, server certificates for 127.0.0.1 and client certificates.
-struct Pki {
+pub(crate) struct Pki {
     ca: rcgen::Certificate,
     ca_key: KeyPair,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
             .distinguished_name
@@ -427,7 +429,7 @@ impl Pki {
         Pki { ca, ca_key }
     }
 
-    fn ca_pem(&self) -> String {
+    pub(crate) fn ca_pem(&self) -> String {
         self.ca.pem()
     }
 
@@ -443,7 +445,7 @@ impl Pki {
         (cert.pem(), key.serialize_pem())
     }
 
-    fn client(&self, name: &str) -> (String, String) {
+    pub(crate) fn client(&self, name: &str) -> (String, String) {
         self.issue(name, Vec::new(), false)
     }
 
@@ -461,13 +463,13 @@ impl Pki {
 }
 
 /// An HTTPS server on 127.0.0.1 that demands a client certificate from the test CA.
-struct MtlsServer {
+pub(crate) struct MtlsServer {
     addr: std::net::SocketAddr,
     seen: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl MtlsServer {
-    async fn start(pki: &Pki) -> MtlsServer {
+    pub(crate) async fn start(pki: &Pki) -> MtlsServer {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let (cert, key) = pki.server();
@@ -524,11 +526,11 @@ impl MtlsServer {
         MtlsServer { addr, seen }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.addr.port())
     }
 
-    fn requests(&self) -> Vec<String> {
+    pub(crate) fn requests(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
     }
 }

@@ -167,7 +167,9 @@ pub fn generate_secret() -> String {
 pub fn check_secret(secret: &str) -> Result<(), String> {
     let Some(encoded) = secret.strip_prefix("whsec_") else {
         return Err(
-            "must start with whsec_ (a Standard Webhooks secret); send \"generate\" to get one"
+            "must start with whsec_ (a Standard Webhooks secret; a receiver's own secret of \
+             another form signs with \"signatureScheme\": \"hubSha256\"); send \"generate\" \
+             to get one"
                 .into(),
         );
     };
@@ -181,6 +183,17 @@ pub fn check_secret(secret: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Checks a secret for the scheme it signs with: Standard Webhooks secrets follow that
+/// specification ([`check_secret`]); a hub receiver's secret is whatever string the receiver
+/// holds (GitHub-style receivers hash the body with it as it is), so any non-empty one.
+pub fn check_secret_for(scheme: SignatureScheme, secret: &str) -> Result<(), String> {
+    match scheme {
+        SignatureScheme::StandardWebhooks => check_secret(secret),
+        SignatureScheme::HubSha256 if secret.is_empty() => Err("must not be empty".into()),
+        SignatureScheme::HubSha256 => Ok(()),
+    }
 }
 
 fn invalid(field: String, message: impl Into<String>) -> EngineError {
@@ -234,26 +247,40 @@ impl Engine {
                 Some(HmacSecret::Keys(k)) => Some(k.clone()),
                 _ => None,
             });
+            let scheme = call.signature_scheme;
+            let check = |secret: &str, name: &str| {
+                check_secret_for(scheme, secret).map_err(|m| invalid(field(name), m))
+            };
             call.hmac_secret = match call.hmac_secret.take() {
-                None => previous_keys.map(HmacSecret::Keys),
+                None => match previous_keys {
+                    // The kept secret must suit the scheme the action now signs with.
+                    Some(keys) => {
+                        check_secret_for(scheme, &keys.current).map_err(|m| {
+                            invalid(
+                                field("hmacSecret"),
+                                format!("the stored secret {m}; generate or enter a new one for this scheme"),
+                            )
+                        })?;
+                        Some(HmacSecret::Keys(for_scheme(scheme, keys)))
+                    }
+                    None => None,
+                },
                 Some(HmacSecret::Input(input)) if input.is_empty() => None,
                 Some(HmacSecret::Input(input)) => {
                     let secret = if input == "generate" {
                         generate_secret()
                     } else {
-                        check_secret(&input).map_err(|m| invalid(field("hmacSecret"), m))?;
+                        check(&input, "hmacSecret")?;
                         input
                     };
-                    Some(rotate(previous_keys, secret, now))
+                    Some(rotate(scheme, previous_keys, secret, now))
                 }
                 Some(HmacSecret::Keys(keys)) => {
-                    check_secret(&keys.current)
-                        .map_err(|m| invalid(field("hmacSecret.current"), m))?;
+                    check(&keys.current, "hmacSecret.current")?;
                     if let Some(previous) = &keys.previous {
-                        check_secret(previous)
-                            .map_err(|m| invalid(field("hmacSecret.previous"), m))?;
+                        check(previous, "hmacSecret.previous")?;
                     }
-                    Some(HmacSecret::Keys(keys))
+                    Some(HmacSecret::Keys(for_scheme(scheme, keys)))
                 }
             };
 
@@ -307,20 +334,41 @@ impl Engine {
     }
 }
 
-/// Makes `secret` current; the previous current key stays valid for a day unless it is the same.
-fn rotate(previous: Option<SigningKeys>, secret: String, now: Timestamp) -> HmacSecret {
-    match previous {
-        Some(keys) if keys.current == secret => HmacSecret::Keys(keys),
-        Some(keys) => HmacSecret::Keys(SigningKeys {
+/// Makes `secret` current. Under Standard Webhooks the previous current key stays valid for a
+/// day (both signatures are sent, and receivers accept either); a hub receiver compares one
+/// signature, so there the new secret replaces the old one at once.
+fn rotate(
+    scheme: SignatureScheme,
+    previous: Option<SigningKeys>,
+    secret: String,
+    now: Timestamp,
+) -> HmacSecret {
+    let keys = match previous {
+        Some(keys) if keys.current == secret => keys,
+        Some(keys) => SigningKeys {
             current: secret,
             previous: Some(keys.current),
             previous_valid_until: Some(now.0 + ROTATION_OVERLAP_MS),
-        }),
-        None => HmacSecret::Keys(SigningKeys {
+        },
+        None => SigningKeys {
             current: secret,
             previous: None,
             previous_valid_until: None,
-        }),
+        },
+    };
+    HmacSecret::Keys(for_scheme(scheme, keys))
+}
+
+/// Keys as `scheme` uses them: a hub signature is made with the current secret only, so no
+/// previous one is kept (and none is shown as still valid).
+fn for_scheme(scheme: SignatureScheme, keys: SigningKeys) -> SigningKeys {
+    match scheme {
+        SignatureScheme::StandardWebhooks => keys,
+        SignatureScheme::HubSha256 => SigningKeys {
+            previous: None,
+            previous_valid_until: None,
+            ..keys
+        },
     }
 }
 
@@ -347,8 +395,12 @@ mod tests {
             previous: None,
             previous_valid_until: None,
         };
-        let HmacSecret::Keys(rotated) = rotate(Some(keys.clone()), new.clone(), Timestamp(1000))
-        else {
+        let HmacSecret::Keys(rotated) = rotate(
+            SignatureScheme::StandardWebhooks,
+            Some(keys.clone()),
+            new.clone(),
+            Timestamp(1000),
+        ) else {
             panic!()
         };
         assert_eq!(rotated.current, new);
@@ -367,8 +419,43 @@ mod tests {
         );
         // Re-saving the same secret is not a rotation.
         assert_eq!(
-            rotate(Some(keys.clone()), old, Timestamp(5)),
+            rotate(
+                SignatureScheme::StandardWebhooks,
+                Some(keys.clone()),
+                old,
+                Timestamp(5)
+            ),
             HmacSecret::Keys(keys)
         );
+    }
+
+    #[test]
+    fn a_hub_secret_is_any_non_empty_string_and_a_standard_one_a_whsec_secret() {
+        let hub = SignatureScheme::HubSha256;
+        assert!(check_secret_for(hub, "It's a Secret to Everybody").is_ok());
+        assert!(check_secret_for(hub, "").is_err());
+        let standard = SignatureScheme::StandardWebhooks;
+        assert!(check_secret_for(standard, "It's a Secret to Everybody").is_err());
+        assert!(check_secret_for(standard, &generate_secret()).is_ok());
+    }
+
+    #[test]
+    fn a_hub_rotation_switches_at_once() {
+        let keys = SigningKeys {
+            current: "old receiver secret".into(),
+            previous: None,
+            previous_valid_until: None,
+        };
+        let HmacSecret::Keys(rotated) = rotate(
+            SignatureScheme::HubSha256,
+            Some(keys),
+            "new receiver secret".into(),
+            Timestamp(1000),
+        ) else {
+            panic!()
+        };
+        assert_eq!(rotated.current, "new receiver secret");
+        assert_eq!(rotated.previous, None);
+        assert_eq!(rotated.previous_valid_until, None);
     }
 }

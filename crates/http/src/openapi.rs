@@ -125,9 +125,14 @@ pub struct ErrorDetail {
 #[serde(rename_all = "camelCase")]
 pub struct SecretSet {
     pub set: bool,
-    /// HMAC secrets only: after a rotation, the previous secret is still signed with until then.
+    /// HMAC secrets only: after a rotation, the previous secret is still signed with until then
+    /// (Standard Webhooks; a hub signature switches to the new secret at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_valid_until: Option<Timestamp>,
+    /// HMAC secrets only, and only in the answer of the save that sent `"generate"`: the new
+    /// secret, to configure the receiver with (later: `reveal-secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// One event as a backend sends it (`POST /api/v1/events` takes one or an array).
@@ -214,7 +219,7 @@ pub struct ActionState {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RevealedSecret {
-    /// `whsec_…`; `null` when the action does not sign.
+    /// `whsec_…` (Standard Webhooks), or the receiver's own secret (`hubSha256`).
     pub hmac_secret: Option<String>,
 }
 

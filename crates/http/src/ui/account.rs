@@ -6,13 +6,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use hookflow_engine::EngineError;
 use minijinja::context;
 
 use crate::auth::{self, Session};
 use crate::ui::admin::NoticeParams;
-use crate::ui::{redirect_with_notice, render, FormData, UiError};
+use crate::ui::{render, FormData, UiError};
 use crate::AppState;
 
 /// `GET /account/password`.
@@ -105,7 +105,8 @@ pub(crate) async fn change_password(
     }
     tracing::info!(user = %user, "password changed by its user");
     let cookie = auth::start_session(&state, &headers, user).await?;
-    let mut response = redirect_with_notice("/account/password", "Password changed.");
+    // A notice code, not a flash: the flash is sealed with the session that just ended.
+    let mut response = Redirect::to("/account/password?notice=password_changed").into_response();
     response.headers_mut().append(SET_COOKIE, cookie);
-    Ok(response.into_response())
+    Ok(response)
 }

@@ -1,5 +1,6 @@
 //! Alerts: actions whose calls fail for good (one open alert per action, with a count), and
-//! acknowledging them.
+//! acknowledging them; a deactivated action is reactivated from its alert (the form posts to
+//! the editor's `/triggers/{id}/actions/{index}/activate`).
 
 use std::collections::HashMap;
 
@@ -44,10 +45,16 @@ pub(crate) async fn list(
         .into_iter()
         .map(|t| (t.id, t.draft.name))
         .collect();
+    let deactivated = state.engine.deactivated_actions().await?;
     let rows: Vec<_> = alerts
         .iter()
         .filter(|a| visible(&session, a))
-        .map(|a| context! { alert => a, trigger_name => names.get(&a.trigger_id) })
+        .map(|a| {
+            let down = deactivated
+                .iter()
+                .any(|(t, i, _)| *t == a.trigger_id && *i == a.action_index);
+            context! { alert => a, trigger_name => names.get(&a.trigger_id), deactivated => down }
+        })
         .collect();
     render::page(
         &session,

@@ -127,7 +127,7 @@ pub(crate) async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, UiError> {
     let cookie = auth::sign_out(&state, &headers).await;
-    let mut response = Redirect::to("/login?notice=Signed%20out.").into_response();
+    let mut response = Redirect::to("/login?notice=signed_out").into_response();
     response.headers_mut().append(SET_COOKIE, cookie);
     Ok(response)
 }

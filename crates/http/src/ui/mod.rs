@@ -8,7 +8,9 @@
 //! - `triggers`: the trigger list with enable/disable, and the editor (which drives the JSON
 //!   API from `web/editor.js`).
 //! - `queue`: the Webhook Queue page and a call's detail, retry, cancel and bulk resend.
-//! - `alerts`: open and acknowledged alerts.
+//! - `alerts`: open and acknowledged alerts, and reactivating a deactivated action.
+//! - [`notice`]: the confirmation banner (a signed flash cookie or a fixed code, never free
+//!   text from a link).
 //! - `admin`: users, shops (catalog, API key) and API tokens.
 //! - `account`: the signed-in user's own account and password (a generated one must be
 //!   changed first).
@@ -27,6 +29,7 @@ mod alerts;
 mod dashboard;
 mod event_types;
 mod login;
+pub(crate) mod notice;
 mod queue;
 pub(crate) mod render;
 mod triggers;
@@ -37,7 +40,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use hookflow_engine::accounts::Principal;
@@ -58,6 +61,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/triggers/new", get(triggers::new))
         .route("/triggers/{id}", get(triggers::edit))
         .route("/triggers/{id}/toggle", post(triggers::toggle))
+        .route(
+            "/triggers/{id}/actions/{index}/activate",
+            post(triggers::activate_action),
+        )
         .route("/queue", get(queue::list))
         .route("/queue/resend", post(queue::bulk_resend))
         .route("/queue/{id}", get(queue::detail))
@@ -86,6 +93,7 @@ pub(crate) fn router() -> Router<AppState> {
             crate::auth::ACCOUNT_PASSWORD_PATH,
             get(account::show).post(account::change_password),
         )
+        .layer(middleware::from_fn(notice::notices))
         .layer(middleware::from_fn(server_timing))
 }
 
@@ -220,12 +228,7 @@ pub(crate) fn sees_trigger_shop(principal: &Principal, shop: Option<ShopId>) -> 
     }
 }
 
-/// Back to a page after a form post, with a message for its notice banner.
-pub(crate) fn redirect_with_notice(to: &str, notice: &str) -> Response {
-    let separator = if to.contains('?') { '&' } else { '?' };
-    let notice: String = form_urlencoded::byte_serialize(notice.as_bytes()).collect();
-    Redirect::to(&format!("{to}{separator}notice={notice}")).into_response()
-}
+pub(crate) use notice::redirect_with_notice;
 
 /// A local path to return to (`next=`), never another site.
 pub(crate) fn local_path(next: Option<&str>) -> String {

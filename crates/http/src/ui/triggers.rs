@@ -12,6 +12,7 @@ use minijinja::context;
 use serde_json::json;
 
 use crate::auth::Session;
+use crate::ui::notice::Notice;
 use crate::ui::{path_id, redirect_with_notice, render, require_write, sees_trigger_shop};
 use crate::ui::{FormData, UiError};
 use crate::v1::triggers::trigger_out;
@@ -21,6 +22,7 @@ use crate::AppState;
 pub(crate) async fn list(
     State(state): State<AppState>,
     session: Session,
+    Notice(notice): Notice,
 ) -> Result<Response, UiError> {
     let p = &session.principal;
     let engine = &state.engine;
@@ -56,7 +58,12 @@ pub(crate) async fn list(
             }
         })
         .collect();
-    render::page(&session, "triggers.html", "triggers", context! { rows })
+    render::page(
+        &session,
+        "triggers.html",
+        "triggers",
+        context! { rows, notice },
+    )
 }
 
 /// `POST /triggers/{id}/toggle`: `enabled=true|false`.
@@ -73,11 +80,55 @@ pub(crate) async fn toggle(
     let enable = form.get("enabled") == Some("true");
     state.engine.set_trigger_active(id, enable, false).await?;
     let notice = format!(
-        "{} {}.",
+        "{} {}: {}.",
         trigger.draft.name,
-        if enable { "enabled" } else { "disabled" }
+        if enable { "enabled" } else { "disabled" },
+        if enable {
+            "matching events are delivered again"
+        } else {
+            "matching events are not delivered until it is enabled again"
+        }
     );
     Ok(redirect_with_notice("/triggers", &notice))
+}
+
+/// `POST /triggers/{id}/actions/{index}/activate`: reactivates a deactivated action, from the
+/// editor or its alert; `requeue_failed=on` also sends again the calls that failed or were
+/// skipped while it was down; `back` is the page to return to (the editor by default).
+pub(crate) async fn activate_action(
+    State(state): State<AppState>,
+    session: Session,
+    Path((id, index)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    let form = FormData::parse(&body);
+    require_write(&session.principal)?;
+    let id = TriggerId(path_id(Path(id))?);
+    let index: usize = index
+        .parse()
+        .map_err(|_| UiError::NotFound(format!("{index:?} is not an action number")))?;
+    let trigger = visible_trigger(&state, &session, id).await?;
+    let requeue = form.get("requeue_failed").is_some();
+    let requeued = state
+        .engine
+        .set_action_active(id, index, true, requeue)
+        .await?;
+    let mut notice = format!(
+        "Action #{} of {} reactivated: it sends again from now on.",
+        index + 1,
+        trigger.draft.name
+    );
+    if requeue {
+        notice.push_str(&match requeued {
+            1 => " 1 failed or skipped call was queued again.".to_owned(),
+            n => format!(" {n} failed or skipped calls were queued again."),
+        });
+    }
+    let back = match form.get("back") {
+        Some("/alerts") => "/alerts".to_owned(),
+        _ => format!("/triggers/{id}"),
+    };
+    Ok(redirect_with_notice(&back, &notice))
 }
 
 async fn visible_trigger(
@@ -106,7 +157,7 @@ pub(crate) async fn new(
         "name": "", "eventType": "OrderChanged", "shopId": null, "enabled": true,
         "priority": 5, "condition": null, "actions": []
     });
-    editor(&state, &session, None, trigger).await
+    editor(&state, &session, None, trigger, None).await
 }
 
 /// `GET /triggers/{id}`.
@@ -114,11 +165,12 @@ pub(crate) async fn edit(
     State(state): State<AppState>,
     session: Session,
     id: Path<String>,
+    Notice(notice): Notice,
 ) -> Result<Response, UiError> {
     let id = TriggerId(path_id(id)?);
     let trigger = visible_trigger(&state, &session, id).await?;
     let value = trigger_out(&trigger, &state.engine.deactivated_actions().await?);
-    editor(&state, &session, Some(id), value).await
+    editor(&state, &session, Some(id), value, notice).await
 }
 
 async fn editor(
@@ -126,6 +178,7 @@ async fn editor(
     session: &Session,
     id: Option<TriggerId>,
     trigger: serde_json::Value,
+    notice: Option<String>,
 ) -> Result<Response, UiError> {
     let p = &session.principal;
     let shops: Vec<_> = state
@@ -155,6 +208,7 @@ async fn editor(
         context! {
             id => id.map(|i| i.0),
             title,
+            notice,
             trigger => minijinja::Value::from_serialize(&trigger),
             shops,
             every_shop => p.shop_scope().is_none(),
@@ -164,6 +218,7 @@ async fn editor(
                 ("shopctrl", "ShopCtrl: 10 retries, then an alert"),
                 ("skladon", "Skladon: backoff from 60 s, 20 retries in 48 h, then deactivate"),
                 ("flowretail", "FlowRetail: 10 s timeout, 4xx not retried, 10 retries"),
+                ("frontsystems", "Front Systems: no automatic retry; resend from the event log"),
             ],
         },
     )

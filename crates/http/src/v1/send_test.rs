@@ -21,7 +21,7 @@ use crate::AppState;
     tag = "triggers",
     operation_id = "send_test",
     summary = "Deliver one call of a trigger being edited, now",
-    description = "Renders one action of the trigger (saved or not; with `triggerId` its stored credentials fill in what the editor leaves out) against the latest stored event about `entityId` in `shopId`, or the type's sample entity, and sends it through the same SSRF guard, signing and client certificate as queued calls. Nothing is queued or logged. The trigger is checked as saving checks it.",
+    description = "Renders one action of the trigger (saved or not; with `triggerId` its stored credentials fill in what the editor leaves out) against the latest stored event about `entityId` in `shopId`, or the type's sample entity, and sends it through the same SSRF guard, signing and client certificate as queued calls. Nothing is queued or logged. The trigger is checked as saving checks it. It signs with the secret the trigger holds or is sent with, never a throwaway one: `\"hmacSecret\": \"generate\"` is refused.",
     request_body(content = SendTestRequest, example = json!({"trigger": {"name": "Orders to ERP", "eventType": "OrderChanged", "shopId": 1, "actions": [{"type": "callWebhook", "url": "https://erp.example.com/hooks/orders"}]}, "actionIndex": 0})),
     responses((status = 200, description = "What was sent and the receiver's answer (or why there was none).", body = SendTestResult), (status = 403, description = "The caller's role is read-only.", body = crate::openapi::ErrorBody), (status = 404, description = "No such trigger, shop or stored entity for the caller.", body = crate::openapi::ErrorBody), (status = 422, description = "The trigger would not save (the error names the field; templates with line and column).", body = crate::openapi::ErrorBody)),
 )]
@@ -49,6 +49,25 @@ async fn send_test(
                 action.remove("deactivatedAt");
             }
         }
+    }
+    // A test signs with the secret that will be saved; `"generate"` names none yet, and a
+    // throwaway one would prove nothing about the receiver's configuration.
+    let generating = value
+        .pointer("/trigger/actions")
+        .and_then(serde_json::Value::as_array)
+        .and_then(|actions| {
+            actions
+                .iter()
+                .position(|a| a.get("hmacSecret").and_then(|s| s.as_str()) == Some("generate"))
+        });
+    if let Some(index) = generating {
+        return Err(ApiError::Engine(hookflow_engine::EngineError::Invalid {
+            field: format!("actions[{index}].hmacSecret"),
+            message: "a send test signs with the secret that will be saved, and \"generate\" \
+                      has none yet: send the secret itself (the editor makes one when you \
+                      choose Generate), or save first"
+                .into(),
+        }));
     }
     let request: SendTestRequest = parse_from(value)?;
     auth.require_write()?;

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hookflow_engine::model::{Timestamp, Trigger, TriggerDraft, TriggerId};
+use hookflow_engine::model::{Action, HmacSecret, Timestamp, Trigger, TriggerDraft, TriggerId};
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -45,11 +45,16 @@ pub(crate) fn trigger_out(trigger: &Trigger, deactivated: &Deactivated) -> Value
                     *secret = json!({"set": true});
                 }
             }
+            // A rotation window is shown only while it lasts, and only where the previous
+            // secret is still signed with (Standard Webhooks; hub signatures switch at once).
+            let standard = action.get("signatureScheme").is_none();
+            let now = Timestamp::now();
             if let Some(hmac) = action.get_mut("hmacSecret") {
                 let rotating_until = hmac
                     .get("previousValidUntil")
                     .and_then(Value::as_i64)
-                    .map(|ms| hookflow_engine::model::Timestamp(ms).to_rfc3339());
+                    .filter(|ms| standard && *ms > now.0)
+                    .map(|ms| Timestamp(ms).to_rfc3339());
                 *hmac = match rotating_until {
                     Some(until) => json!({"set": true, "previousValidUntil": until}),
                     None => json!({"set": true}),
@@ -88,6 +93,44 @@ pub(crate) fn strip_masks(value: &mut Value) {
             }
         }
     }
+}
+
+/// The positions of the actions whose input asks for a new HMAC secret (`"generate"`): the
+/// answer to that save shows the secret once.
+fn generating(body: &Bytes) -> Vec<usize> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    value
+        .get("actions")
+        .and_then(Value::as_array)
+        .map(|actions| {
+            actions
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.get("hmacSecret").and_then(Value::as_str) == Some("generate"))
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The answer to a save: the trigger as reads show it, plus the secrets it just generated, in
+/// `hmacSecret.secret` (shown this once, like a new shop's API key).
+fn saved_out(trigger: &Trigger, deactivated: &Deactivated, generated: &[usize]) -> Value {
+    let mut out = trigger_out(trigger, deactivated);
+    for &index in generated {
+        let Some(Action::CallWebhook(call)) = trigger.draft.actions.get(index) else {
+            continue;
+        };
+        if let (Some(HmacSecret::Keys(keys)), Some(shown)) = (
+            &call.hmac_secret,
+            out["actions"][index]["hmacSecret"].as_object_mut(),
+        ) {
+            shown.insert("secret".into(), json!(keys.current));
+        }
+    }
+    out
 }
 
 fn draft_from(body: &Bytes) -> Result<TriggerDraft, ApiError> {
@@ -184,9 +227,10 @@ async fn create_trigger(
     let trigger = state.engine.create_trigger(draft).await?;
     Ok((
         StatusCode::CREATED,
-        Json(trigger_out(
+        Json(saved_out(
             &trigger,
             &state.engine.deactivated_actions().await?,
+            &generating(&body),
         )),
     ))
 }
@@ -248,9 +292,10 @@ async fn update_trigger(
     let draft = draft_from(&body)?;
     check_draft_shop(&auth, &draft)?;
     let trigger = state.engine.update_trigger(TriggerId(id), draft).await?;
-    Ok(Json(trigger_out(
+    Ok(Json(saved_out(
         &trigger,
         &state.engine.deactivated_actions().await?,
+        &generating(&body),
     )))
 }
 
@@ -274,25 +319,34 @@ async fn delete_trigger(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Shows an action's current HMAC secret, for configuring the receiver.
+/// Shows an action's current HMAC secret, for configuring the receiver. Each reveal is logged
+/// (target `hookflow::audit`: who, which trigger and action; never the secret).
 #[utoipa::path(
     post,
     path = "/triggers/{id}/actions/{index}/reveal-secret",
     tag = "triggers",
     operation_id = "reveal_secret",
     summary = "Show an action's HMAC secret",
-    description = "The current secret, for configuring the receiver. A body is ignored.",
+    description = "The current secret, for configuring the receiver. Callers who may write only; each reveal is logged with who asked and which action (never the secret). A body is ignored.",
     params(("id" = i64, Path, description = "The trigger's id."), ("index" = u32, Path, description = "The action's position in `actions`, from 0.")),
-    responses((status = 200, description = "The secret.", body = crate::openapi::RevealedSecret), (status = 404, description = "No such trigger or action.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The secret.", body = crate::openapi::RevealedSecret), (status = 403, description = "The caller's role is read-only.", body = crate::openapi::ErrorBody), (status = 404, description = "No such trigger or action.", body = crate::openapi::ErrorBody)),
 )]
 async fn reveal_secret(
     State(state): State<AppState>,
     auth: Auth,
     Path((id, index)): Path<(i64, usize)>,
 ) -> Result<Json<Value>, ApiError> {
-    auth.require_write()?;
+    let who = auth.require_write()?;
     visible_trigger(&state, &auth, TriggerId(id)).await?;
     let secret = state.engine.reveal_secret(TriggerId(id), index).await?;
+    // Who saw which secret, for the audit trail; never the value.
+    tracing::info!(
+        target: "hookflow::audit",
+        user = %who.email,
+        trigger_id = id,
+        action = index,
+        "HMAC secret revealed"
+    );
     Ok(Json(json!({"hmacSecret": secret})))
 }
 
