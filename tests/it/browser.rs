@@ -8,6 +8,7 @@
 //! Needs Debian's `chromium` and `chromium-driver` (see `browser::driver`).
 
 mod driver;
+mod events;
 mod pages;
 mod send_test;
 mod timing;

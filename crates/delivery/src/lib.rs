@@ -259,7 +259,11 @@ impl HttpTransport {
 /// `content-length` as the HTTP client adds them, then the request's own in order. A
 /// credential (a header marked sensitive: basic auth) is recorded as its scheme and
 /// [`MASKED`], never its value.
-fn sent_headers(url: &reqwest::Url, headers: &HeaderMap, body: Option<&str>) -> Vec<(String, String)> {
+fn sent_headers(
+    url: &reqwest::Url,
+    headers: &HeaderMap,
+    body: Option<&str>,
+) -> Vec<(String, String)> {
     let mut sent = Vec::with_capacity(headers.len() + 2);
     if let Some(host) = url.host_str() {
         let host = match url.port() {

@@ -245,12 +245,7 @@ mod tests {
         };
         assert_eq!(verdicts.len(), 6, "only triggers of the event's type");
         assert_eq!(by_id(1).verdict, Verdict::Matches);
-        assert_eq!(
-            by_id(2).verdict,
-            Verdict::OtherShop {
-                shop_id: ShopId(2)
-            }
-        );
+        assert_eq!(by_id(2).verdict, Verdict::OtherShop { shop_id: ShopId(2) });
         assert_eq!(
             by_id(3).verdict,
             Verdict::Disabled {

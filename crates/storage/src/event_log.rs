@@ -227,7 +227,6 @@ fn to_call(row: &QueryResult) -> Result<(i64, LoggedCall), StoreError> {
     ))
 }
 
-
 /// `None` when there is no such event.
 pub(crate) async fn resend_event(
     db: &DatabaseConnection,

@@ -284,10 +284,7 @@ pub(crate) async fn detail(
         .as_ref()
         .and_then(|e| serde_json::to_string(e).ok())
         .map(|json| pretty_body(Some("application/json"), &json));
-    let resendable = event
-        .calls
-        .iter()
-        .any(|c| c.status != CallStatus::InFlight);
+    let resendable = event.calls.iter().any(|c| c.status != CallStatus::InFlight);
     render::page(
         &session,
         "event.html",
@@ -360,7 +357,10 @@ mod tests {
             filter("without").to_event_filter(None).unwrap().has_calls,
             Some(false)
         );
-        assert_eq!(filter("with").to_event_filter(None).unwrap().has_calls, Some(true));
+        assert_eq!(
+            filter("with").to_event_filter(None).unwrap().has_calls,
+            Some(true)
+        );
         assert_eq!(filter("").to_event_filter(None).unwrap().has_calls, None);
     }
 

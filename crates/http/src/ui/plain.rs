@@ -86,11 +86,17 @@ const NOT_COPIED: &[&str] = &["host", "content-length", "authorization"];
 /// The call as a `curl` command, without credentials: `authorization` and any header whose
 /// value the page masks are left out (the caller passes the masked view). The body goes in
 /// as `--data-binary` so its bytes are sent exactly as they are.
-pub(crate) fn curl(method: &str, url: &str, headers: &[(String, String)], body: Option<&str>) -> String {
+pub(crate) fn curl(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<&str>,
+) -> String {
     let mut out = format!("curl -X {method} {}", quote(url));
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
-        if NOT_COPIED.contains(&lower.as_str()) || value.contains(hookflow_engine::transport::MASKED)
+        if NOT_COPIED.contains(&lower.as_str())
+            || value.contains(hookflow_engine::transport::MASKED)
         {
             continue;
         }
@@ -162,8 +168,12 @@ mod tests {
     #[test]
     fn the_default_port_is_named_when_the_url_has_none() {
         assert_eq!(
-            plain_error("tcp connect error: Connection refused", "https://erp.example.com/h", None)
-                .as_deref(),
+            plain_error(
+                "tcp connect error: Connection refused",
+                "https://erp.example.com/h",
+                None
+            )
+            .as_deref(),
             Some("connection refused by erp.example.com:443")
         );
     }

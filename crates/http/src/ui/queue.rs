@@ -183,9 +183,10 @@ pub(crate) async fn list(
     let rows: Vec<_> = items
         .iter()
         .map(|i| {
-            let message = i.last_error.as_deref().map(|e| {
-                plain::plain_error(e, &i.url, None).unwrap_or_else(|| e.to_owned())
-            });
+            let message = i
+                .last_error
+                .as_deref()
+                .map(|e| plain::plain_error(e, &i.url, None).unwrap_or_else(|| e.to_owned()));
             context! {
                 call => i,
                 trigger_name => trigger_names.get(&i.trigger_id.0).copied(),
@@ -247,7 +248,10 @@ pub(crate) fn shop_options(shops: &[hookflow_engine::model::Shop]) -> Vec<miniji
 pub(crate) fn event_type_groups(state: &AppState, only: Option<&str>) -> Vec<minijinja::Value> {
     let catalog = state.engine.catalog();
     let mut groups: Vec<(String, Vec<minijinja::Value>)> = Vec::new();
-    for t in catalog.iter().filter(|t| only.is_none_or(|c| c == t.catalog)) {
+    for t in catalog
+        .iter()
+        .filter(|t| only.is_none_or(|c| c == t.catalog))
+    {
         let entry = context! { name => t.name.clone(), entity => t.entity.clone() };
         match groups.iter_mut().find(|(c, _)| *c == t.catalog) {
             Some((_, types)) => types.push(entry),
@@ -580,7 +584,10 @@ mod tests {
 
     #[test]
     fn signatures_and_values_masked_when_sent_are_shown_as_they_are() {
-        assert_eq!(mask_header("webhook-signature", "v1,abcdefghij="), "v1,abcdefghij=");
+        assert_eq!(
+            mask_header("webhook-signature", "v1,abcdefghij="),
+            "v1,abcdefghij="
+        );
         assert_eq!(mask_header("authorization", "Basic ••••••"), "Basic ••••••");
     }
 
