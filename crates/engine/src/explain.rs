@@ -50,7 +50,8 @@ pub struct TriggerVerdict {
     pub name: String,
     /// `None`: every shop.
     pub shop_id: Option<ShopId>,
-    pub has_condition: bool,
+    /// The trigger's condition, when it has one.
+    pub condition: Option<String>,
     pub verdict: Verdict,
     pub actions: Vec<ActionState>,
 }
@@ -169,7 +170,7 @@ pub fn explain(
                 trigger_id: trigger.id,
                 name: trigger.draft.name.clone(),
                 shop_id: trigger.draft.shop_id,
-                has_condition: condition.is_some(),
+                condition: condition.map(str::to_owned),
                 verdict,
                 actions,
             }

@@ -233,7 +233,7 @@ pub(crate) async fn detail(
                 Verdict::Disabled { condition_holds } => (
                     false,
                     Some(match condition_holds {
-                        Some(true) if t.has_condition => "the trigger is disabled (its condition holds for this event: it would fire once enabled)".to_owned(),
+                        Some(true) if t.condition.is_some() => "the trigger is disabled (its condition holds for this event: it would fire once enabled)".to_owned(),
                         Some(false) => "the trigger is disabled (and its condition is false for this event)".to_owned(),
                         _ => "the trigger is disabled".to_owned(),
                     }),
@@ -274,6 +274,9 @@ pub(crate) async fn detail(
                 verdict,
                 reason,
                 actions,
+                condition => t.condition.clone(),
+                // Calls the trigger made when the event arrived although it would not now.
+                changed_since => !made.is_empty() && !matches!(t.verdict, Verdict::Matches),
                 made_calls => !made.is_empty(),
                 show_actions => matches!(t.verdict, Verdict::Matches),
             }

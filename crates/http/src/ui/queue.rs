@@ -354,6 +354,7 @@ pub(crate) async fn detail(
             headers,
             headers_sent => sent.is_some(),
             body => item.body.as_deref(),
+            body_bytes => item.body.as_ref().map(String::len),
             pretty,
             curl,
             last_plain_error,
