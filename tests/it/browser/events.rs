@@ -159,12 +159,12 @@ async fn the_call_page_shows_the_bytes_and_headers_the_receiver_got_and_errors_i
     browser.goto("/queue").await;
     browser
         .wait_for_text(
-            &format!("#queue-rows tr[data-id='{call}'] td.response"),
+            &format!("#queue-rows tr[data-id='{call}'] .response"),
             "200 OK",
         )
         .await;
     let sent = browser
-        .find(&format!("#queue-rows tr[data-id='{call}'] td.last-sent"))
+        .find(&format!("#queue-rows tr[data-id='{call}'] .last-sent"))
         .await
         .text()
         .await
@@ -172,10 +172,20 @@ async fn the_call_page_shows_the_bytes_and_headers_the_receiver_got_and_errors_i
     assert!(sent.starts_with("20"), "a date: {sent}");
     browser
         .wait_for_text(
-            &format!("#queue-rows tr[data-id='{refused}'] td.response"),
+            &format!("#queue-rows tr[data-id='{refused}'] .response"),
             "connection refused",
         )
         .await;
+    browser.screenshots("queue-last-sent").await;
+    // The event-type filter is grouped by catalog and follows the chosen shop's.
+    let hidden = "return [...document.querySelectorAll('#f-event optgroup')].filter(g => g.hidden).map(g => g.dataset.catalog)";
+    assert_eq!(browser.run(hidden).await, json!([]));
+    browser.select("#f-shop", &shop.to_string()).await;
+    let hidden: Vec<String> = serde_json::from_value(browser.run(hidden).await).unwrap();
+    assert!(
+        hidden.contains(&"skladon".to_owned()) && !hidden.contains(&"shopctrl".to_owned()),
+        "{hidden:?}"
+    );
     browser.close().await;
 }
 
