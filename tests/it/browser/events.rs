@@ -3,12 +3,14 @@
 //! filters, an event that matched nothing found by filter, why each trigger did not fire,
 //! and resending an event — in Chromium at 1280 and 390 px.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::browser::add_user;
 use crate::browser::driver::Browser;
-use crate::common::{event, id, spawn_app_with, wait_until, Backend, Receiver, WAIT};
+use crate::common::{event, id, spawn_app_with, wait_until, Backend, Receiver, Reply, WAIT};
 
 /// The event id of an ingest answer.
 fn event_id(answer: &serde_json::Value) -> i64 {
@@ -43,6 +45,14 @@ async fn the_call_page_shows_the_bytes_and_headers_the_receiver_got_and_errors_i
                      "payload": {"mimeType": "application/json", "body": template}}]
     }))
     .await;
+    // A receiver slower than its action's 1 s timeout.
+    let slow = Receiver::always(Reply::status(200).after(Duration::from_secs(30))).await;
+    app.create_trigger(json!({
+        "name": "Orders to a slow ERP", "eventType": "OrderChanged", "shopId": shop,
+        "actions": [{"type": "callWebhook", "url": slow.url("/slow"),
+                     "retryPolicy": {"maxRetries": 0, "timeout": 1}}]
+    }))
+    .await;
     let port = closed_port();
     app.create_trigger(json!({
         "name": "Orders to nowhere", "eventType": "OrderChanged", "shopId": shop,
@@ -57,8 +67,16 @@ async fn the_call_page_shows_the_bytes_and_headers_the_receiver_got_and_errors_i
     ))
     .await;
     let delivered = app.wait_for_queue_count("status=succeeded", 1).await;
-    let failed = app.wait_for_queue_count("status=failed", 1).await;
-    let (call, refused) = (id(&delivered[0]), id(&failed[0]));
+    let failed = app.wait_for_queue_count("status=failed", 2).await;
+    let call = id(&delivered[0]);
+    let failed_to = |path: &str| {
+        failed
+            .iter()
+            .find(|c| c["url"].as_str().is_some_and(|u| u.ends_with(path)))
+            .map(id)
+            .unwrap()
+    };
+    let (refused, timed_out) = (failed_to("/hook"), failed_to("/slow"));
     let got = receiver
         .requests()
         .pop()
@@ -154,6 +172,15 @@ async fn the_call_page_shows_the_bytes_and_headers_the_receiver_got_and_errors_i
         .wait_for_text("details.attempt .plain-error", "connection refused")
         .await;
     browser.screenshots("call-page-error").await;
+    // One that waited too long says how long it waited.
+    browser.goto(&format!("/queue/{timed_out}")).await;
+    let plain = browser
+        .wait_for_text("#call-error .plain-error", "timed out after ")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(plain.ends_with(" s"), "{plain}");
 
     // The list shows when each call was last sent and what came back.
     browser.goto("/queue").await;

@@ -20,7 +20,9 @@ pub(crate) fn plain_error(error: &str, url: &str, duration_ms: Option<i64>) -> O
         format!("connection refused by {target}")
     } else if lower.contains("timed out") || lower.contains("timeout") {
         match duration_ms {
-            Some(ms) if ms >= 1000 => format!("timed out after {} s", (ms + 500) / 1000),
+            // Whole seconds, rounded down: an attempt stopped by a 10 s timeout takes a little
+            // more than 10 s, never less.
+            Some(ms) if ms >= 1000 => format!("timed out after {} s", ms / 1000),
             Some(ms) => format!("timed out after {ms} ms"),
             None => "timed out".to_owned(),
         }

@@ -318,6 +318,7 @@ pub(crate) async fn detail(
         &headers,
         item.body.as_deref(),
     );
+    let last_duration = attempts.last().map(|a| a.duration_ms);
     let attempts: Vec<_> = attempts
         .iter()
         .rev()
@@ -340,7 +341,7 @@ pub(crate) async fn detail(
     let last_plain_error = item
         .last_error
         .as_deref()
-        .and_then(|e| plain::plain_error(e, &item.url, None));
+        .and_then(|e| plain::plain_error(e, &item.url, last_duration));
     let can_cancel = matches!(item.status, CallStatus::Pending | CallStatus::InFlight);
     let can_retry = item.status != CallStatus::InFlight;
     render::page(
