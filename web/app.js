@@ -79,3 +79,44 @@ document.addEventListener("submit", (event) => {
   setInterval(refresh, everyMs);
   document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
 })();
+
+// A filter's event-type select follows its shop select: only the chosen shop's catalog is
+// offered (every catalog while no shop is chosen). The server does the same on load.
+document.querySelectorAll("select[data-follows-shop]").forEach((types) => {
+  const shop = document.getElementById(types.dataset.followsShop);
+  if (!shop) return;
+  const follow = () => {
+    const chosen = shop.selectedOptions[0];
+    const catalog = chosen && chosen.dataset.catalog;
+    types.querySelectorAll("optgroup[data-catalog]").forEach((group) => {
+      const shown = !catalog || group.dataset.catalog === catalog;
+      group.hidden = !shown;
+      group.disabled = !shown;
+    });
+    const picked = types.selectedOptions[0];
+    if (picked && picked.parentElement.disabled) types.value = "";
+  };
+  shop.addEventListener("change", follow);
+});
+
+// Buttons with data-copy="<id>" copy that element's text; where the clipboard is not
+// available (plain HTTP on another host), the text is selected for Ctrl+C instead.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.dataset.copy);
+  const status = document.getElementById(button.id + "-status");
+  if (!source) return;
+  const text = "value" in source ? source.value : source.textContent.replace(/^\n/, "");
+  try {
+    await navigator.clipboard.writeText(text);
+    if (status) status.textContent = "Copied.";
+  } catch (err) {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    if (status) status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
+  }
+});

@@ -12,6 +12,7 @@ mod m20261201_000004_accounts;
 mod m20261201_000005_catalogs;
 mod m20261201_000006_ui;
 mod m20261202_000007_queue_core;
+mod m20261203_000008_call_page;
 mod m20261203_000009_account_hygiene;
 
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_catalogs::Migration),
             Box::new(m20261201_000006_ui::Migration),
             Box::new(m20261202_000007_queue_core::Migration),
+            Box::new(m20261203_000008_call_page::Migration),
             Box::new(m20261203_000009_account_hygiene::Migration),
         ]
     }

@@ -9,6 +9,7 @@
 
 mod driver;
 mod editor;
+mod events;
 mod pages;
 mod send_test;
 mod timing;

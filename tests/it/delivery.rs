@@ -453,3 +453,35 @@ both_backends! {
         app.wait_for_queue_status(id(&blocked), "succeeded").await;
     }
 }
+
+both_backends! {
+    async fn each_attempt_records_the_request_headers_the_receiver_got_without_credentials(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let shop = app.create_shop("Main shop").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/erp")).with(json!({
+            "actions": [{"type": "callWebhook", "url": receiver.url("/erp"),
+                         "basicAuth": {"username": "erp", "password": "s3cret-pw"},
+                         "hmacSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]
+        })))
+        .await;
+        app.post_event(event("OrderChanged", shop, 42, json!({"OrderId": 42}))).await;
+        let call = app.wait_for_queue_count("status=succeeded", 1).await;
+        let got = receiver.requests().pop().unwrap();
+        let item = app.queue_item(id(&call[0])).await;
+        let logged: Vec<(String, String)> =
+            serde_json::from_value(item["attemptLog"][0]["requestHeaders"].clone()).unwrap();
+        // Every header the receiver got, in the log with the same value; the credential's
+        // value is never stored.
+        assert_eq!(logged.len(), got.headers.len(), "{logged:?} vs {:?}", got.headers);
+        for (name, value) in &got.headers {
+            let entry = logged.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+            if name == "authorization" {
+                assert_eq!(entry, Some("Basic ••••••"));
+            } else {
+                assert_eq!(entry, Some(value.as_str()), "header {name}");
+            }
+        }
+        assert!(!item.to_string().contains("s3cret"), "{item}");
+    }
+}

@@ -23,13 +23,16 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use hookflow_engine::model::{ClaimedCall, Method, Timestamp};
 use hookflow_engine::security::ActionSecurity;
-use hookflow_engine::transport::{CertificateInfo, Delivery, FailureKind, Transport};
+use hookflow_engine::transport::{CertificateInfo, Delivery, FailureKind, Transport, MASKED};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 pub use guard::{Blocked, TargetPolicy};
 
 /// Most response body bytes kept in the attempt log; the rest is not read.
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// Who hookflow says it is.
+const USER_AGENT: &str = concat!("hookflow/", env!("CARGO_PKG_VERSION"));
 
 /// Transport settings, from the CLI.
 #[derive(Debug, Clone)]
@@ -91,7 +94,7 @@ impl HttpTransport {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .dns_resolver(Arc::new(guard::GuardedResolver::new(policy.clone())))
-            .user_agent(concat!("hookflow/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
     }
@@ -155,6 +158,7 @@ impl HttpTransport {
         call: &ClaimedCall,
         security: Option<&ActionSecurity>,
         timeout: Option<Duration>,
+        sent: &mut Vec<(String, String)>,
     ) -> Result<reqwest::Response, (FailureKind, String)> {
         let url = reqwest::Url::parse(&call.url)
             .map_err(|e| (FailureKind::Refused, format!("invalid URL: {e}")))?;
@@ -175,7 +179,7 @@ impl HttpTransport {
             Method::Post => reqwest::Method::POST,
             Method::Get => reqwest::Method::GET,
         };
-        let mut headers = HeaderMap::with_capacity(call.headers.len() + 2);
+        let mut headers = HeaderMap::with_capacity(call.headers.len() + 6);
         for (name, value) in &call.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
                 (
@@ -190,6 +194,16 @@ impl HttpTransport {
                 )
             })?;
             headers.append(name, value);
+        }
+        // The client's defaults, unless the action sets its own; set here rather than left to
+        // the client, so that the attempt log records every header the receiver gets.
+        for (name, value) in [
+            (reqwest::header::ACCEPT, "*/*"),
+            (reqwest::header::USER_AGENT, USER_AGENT),
+        ] {
+            if !headers.contains_key(&name) {
+                headers.insert(name, HeaderValue::from_static(value));
+            }
         }
         // Stable across retries, so receivers can de-duplicate (Standard Webhooks).
         headers.insert(
@@ -228,6 +242,7 @@ impl HttpTransport {
                 }
             }
         }
+        *sent = sent_headers(&url, &headers, call.body.as_deref());
         let client = self.client_for(security)?;
         let mut request = client.request(method, url).headers(headers);
         if let Some(timeout) = timeout {
@@ -238,6 +253,41 @@ impl HttpTransport {
         }
         request.send().await.map_err(|e| classify_error(&e))
     }
+}
+
+/// The headers of a request as the receiver gets them, for the attempt log: `host` and
+/// `content-length` as the HTTP client adds them, then the request's own in order. A
+/// credential (a header marked sensitive: basic auth) is recorded as its scheme and
+/// [`MASKED`], never its value.
+fn sent_headers(
+    url: &reqwest::Url,
+    headers: &HeaderMap,
+    body: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut sent = Vec::with_capacity(headers.len() + 2);
+    if let Some(host) = url.host_str() {
+        let host = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        sent.push(("host".to_owned(), host));
+    }
+    if let Some(body) = body {
+        sent.push(("content-length".to_owned(), body.len().to_string()));
+    }
+    for (name, value) in headers {
+        let value = if value.is_sensitive() {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            match text.split_once(' ') {
+                Some((scheme, _)) => format!("{scheme} {MASKED}"),
+                None => MASKED.to_owned(),
+            }
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        sent.push((name.as_str().to_owned(), value));
+    }
+    sent
 }
 
 /// `Retry-After` as seconds or as an HTTP date (RFC 9110).
@@ -296,6 +346,7 @@ impl Transport for HttpTransport {
         let start = Instant::now();
         let mut delivery = Delivery {
             started_at,
+            request_headers: Vec::new(),
             duration: Duration::ZERO,
             status: None,
             response_headers: Vec::new(),
@@ -303,7 +354,10 @@ impl Transport for HttpTransport {
             failure: None,
             retry_after: None,
         };
-        match self.send(call, security, timeout).await {
+        match self
+            .send(call, security, timeout, &mut delivery.request_headers)
+            .await
+        {
             Ok(mut response) => {
                 delivery.status = Some(response.status().as_u16());
                 delivery.retry_after = response

@@ -711,6 +711,7 @@ fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &ActionPolicy) -> Co
             started_at: delivery.started_at,
             duration_ms: delivery.duration.as_millis() as i64,
             status_code: delivery.status.map(i32::from),
+            request_headers: delivery.request_headers,
             response_headers: delivery.response_headers,
             response_body: delivery.response_body,
             error,
@@ -848,6 +849,7 @@ mod tests {
     fn delivery(status: Option<u16>, failure: Option<FailureKind>) -> Delivery {
         Delivery {
             started_at: Timestamp(0),
+            request_headers: vec![],
             duration: Duration::from_millis(5),
             status,
             response_headers: vec![],

@@ -14,6 +14,7 @@
 //! - [`dispatch`]: the delivery loop (claim, send, record).
 //! - [`metrics`]: Prometheus counters and histograms the loops update, gauges read at scrape.
 //! - [`event_log`]: the event log, resends, and retention (pruning in the background).
+//! - [`explain`]: which triggers of its type an event fires, and why the others do not.
 //! - [`dashboard`]: calls per minute, queue depth and failing actions for the web UI.
 //! - [`send_test`]: one call of a trigger being edited, sent now and recorded nowhere.
 //! - [`accounts`]: users, roles, API tokens and the [`accounts::Principal`] of a request.
@@ -30,6 +31,7 @@ pub mod dashboard;
 pub mod dispatch;
 pub mod event;
 pub mod event_log;
+pub mod explain;
 pub mod ingest;
 pub mod login_tokens;
 pub mod metrics;

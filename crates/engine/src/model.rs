@@ -524,6 +524,11 @@ pub struct Attempt {
     pub started_at: Timestamp,
     pub duration_ms: i64,
     pub status_code: Option<i32>,
+    /// The request headers as sent by this attempt, `[name, value]` pairs (`webhook-id`,
+    /// `webhook-timestamp` and signatures included; credentials masked). Empty for attempts
+    /// logged before hookflow recorded them, and for attempts that sent nothing.
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub request_headers: Vec<(String, String)>,
     /// `[name, value]` pairs.
     #[schema(value_type = Vec<Vec<String>>)]
     pub response_headers: Vec<(String, String)>,

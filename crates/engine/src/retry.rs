@@ -196,6 +196,7 @@ mod tests {
     fn delivery(status: Option<u16>, failure: Option<FailureKind>) -> Delivery {
         Delivery {
             started_at: Timestamp(0),
+            request_headers: vec![],
             duration: Duration::ZERO,
             status,
             response_headers: vec![],

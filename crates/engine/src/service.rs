@@ -478,6 +478,17 @@ impl Engine {
         Ok(self.store.list_queue(filter).await?)
     }
 
+    /// When each of `calls` last went out; calls never sent are missing.
+    pub async fn last_sent(
+        &self,
+        calls: &[CallId],
+    ) -> Result<std::collections::HashMap<CallId, Timestamp>, EngineError> {
+        if calls.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        Ok(self.store.last_sent(calls).await?.into_iter().collect())
+    }
+
     pub async fn get_call(&self, id: CallId) -> Result<(QueueItem, Vec<Attempt>), EngineError> {
         self.store
             .get_call(id)

@@ -369,6 +369,9 @@ pub trait QueueStore: Send + Sync {
     async fn recover_in_flight(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     async fn list_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, StoreError>;
+    /// When each of `calls` last went out (its latest attempt's start); calls never sent are
+    /// missing. One grouped query over `attempts_queue_item`.
+    async fn last_sent(&self, calls: &[CallId]) -> Result<Vec<(CallId, Timestamp)>, StoreError>;
     async fn get_call(&self, id: CallId) -> Result<Option<(QueueItem, Vec<Attempt>)>, StoreError>;
     /// Queues a call again now, with a fresh budget of attempts.
     async fn retry_call(
@@ -484,6 +487,13 @@ pub struct EventFilter {
     /// `Some(true)`: only events all of whose calls succeeded; `Some(false)`: only events with
     /// a call that has not (yet) succeeded.
     pub success: Option<bool>,
+    /// Only events of this type.
+    pub event_type: Option<String>,
+    /// Only events about this entity.
+    pub entity_id: Option<String>,
+    /// `Some(true)`: only events that queued at least one call; `Some(false)`: only events
+    /// that matched nothing (or whose calls were pruned).
+    pub has_calls: Option<bool>,
     pub before: Option<EventId>,
     pub limit: u32,
     pub detail: EventDetail,

@@ -22,6 +22,10 @@ pub enum FailureKind {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub started_at: Timestamp,
+    /// The request headers as they went out (hookflow's own `webhook-id`, timestamp and
+    /// signatures included), with credentials replaced by [`MASKED`]: what the call page
+    /// shows of an attempt. Empty when nothing was sent (a refused URL).
+    pub request_headers: Vec<(String, String)>,
     pub duration: Duration,
     pub status: Option<u16>,
     pub response_headers: Vec<(String, String)>,
@@ -31,6 +35,9 @@ pub struct Delivery {
     /// The receiver's `Retry-After`, when it sent one.
     pub retry_after: Option<Duration>,
 }
+
+/// What the attempt log holds in place of a credential's value.
+pub const MASKED: &str = "••••••";
 
 /// What is known about a client certificate once it has been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

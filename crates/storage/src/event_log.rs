@@ -39,6 +39,18 @@ fn unsucceeded_calls() -> SelectStatement {
         .to_owned()
 }
 
+/// Any call of the event (over `queue_items_event`).
+fn any_calls() -> SelectStatement {
+    Query::select()
+        .expr(Expr::val(1))
+        .from(queue_item::Entity)
+        .and_where(
+            Expr::col((queue_item::Entity, queue_item::Column::EventId))
+                .equals((event::Entity, event::Column::Id)),
+        )
+        .to_owned()
+}
+
 pub(crate) async fn list(
     db: &DatabaseConnection,
     f: &EventFilter,
@@ -60,6 +72,17 @@ pub(crate) async fn list(
     }
     if let Some(before) = f.before {
         conditions.push(Expr::col((event::Entity, event::Column::Id)).lt(before.0));
+    }
+    if let Some(event_type) = &f.event_type {
+        conditions.push(Expr::col((event::Entity, event::Column::EventType)).eq(event_type));
+    }
+    if let Some(entity_id) = &f.entity_id {
+        conditions.push(Expr::col((event::Entity, event::Column::EntityId)).eq(entity_id));
+    }
+    match f.has_calls {
+        Some(true) => conditions.push(Expr::exists(any_calls())),
+        Some(false) => conditions.push(Expr::exists(any_calls()).not()),
+        None => {}
     }
     match f.success {
         Some(true) => conditions.push(Expr::exists(unsucceeded_calls()).not()),
@@ -151,7 +174,9 @@ async fn load(
                 .await
                 .map_err(db_err)?;
             for m in rows {
-                log.entry(m.queue_item_id).or_default().push(to_attempt(m)?);
+                log.entry(m.queue_item_id)
+                    .or_default()
+                    .push(crate::queue::to_attempt(m)?);
             }
         }
         for call in calls_by_event.values_mut().flatten() {
@@ -200,18 +225,6 @@ fn to_call(row: &QueryResult) -> Result<(i64, LoggedCall), StoreError> {
             attempt_log: None,
         },
     ))
-}
-
-fn to_attempt(m: attempt::Model) -> Result<Attempt, StoreError> {
-    Ok(Attempt {
-        attempt: m.attempt,
-        started_at: Timestamp(m.started_at),
-        duration_ms: m.duration_ms,
-        status_code: m.status_code,
-        response_headers: serde_json::from_str(&m.response_headers).map_err(json_err)?,
-        response_body: m.response_body,
-        error: m.error,
-    })
 }
 
 /// `None` when there is no such event.

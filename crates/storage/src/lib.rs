@@ -511,6 +511,10 @@ impl QueueStore for DbStore {
         queue::list(&self.db, filter).await
     }
 
+    async fn last_sent(&self, calls: &[CallId]) -> Result<Vec<(CallId, Timestamp)>, StoreError> {
+        queue::last_sent(&self.db, calls).await
+    }
+
     async fn get_call(&self, id: CallId) -> Result<Option<(QueueItem, Vec<Attempt>)>, StoreError> {
         queue::get(&self.db, id).await
     }

@@ -191,6 +191,9 @@ pub(crate) async fn complete(
                     .into(),
                 a.response_body.as_str().into(),
                 a.error.clone().into(),
+                serde_json::to_string(&a.request_headers)
+                    .map_err(json_err)?
+                    .into(),
             ]);
         }
         txn.execute(backend.build(&insert)).await.map_err(db_err)?;
@@ -309,6 +312,7 @@ fn attempt_insert() -> sea_orm::sea_query::InsertStatement {
         attempt::Column::ResponseHeaders,
         attempt::Column::ResponseBody,
         attempt::Column::Error,
+        attempt::Column::RequestHeaders,
     ]);
     insert
 }
@@ -357,6 +361,8 @@ pub(crate) async fn release(
                 "[]".into(),
                 "".into(),
                 Some(INTERRUPTED).into(),
+                // Whatever went out is not known after the fact.
+                Option::<String>::None.into(),
             ]);
         }
         txn.execute(backend.build(&insert)).await.map_err(db_err)?;
@@ -440,16 +446,42 @@ fn to_item(m: queue_item::Model) -> Result<QueueItem, StoreError> {
     })
 }
 
-fn to_attempt(m: attempt::Model) -> Result<Attempt, StoreError> {
+pub(crate) fn to_attempt(m: attempt::Model) -> Result<Attempt, StoreError> {
     Ok(Attempt {
         attempt: m.attempt,
         started_at: Timestamp(m.started_at),
         duration_ms: m.duration_ms,
         status_code: m.status_code,
+        request_headers: match &m.request_headers {
+            Some(text) => serde_json::from_str(text).map_err(json_err)?,
+            None => Vec::new(),
+        },
         response_headers: serde_json::from_str(&m.response_headers).map_err(json_err)?,
         response_body: m.response_body,
         error: m.error,
     })
+}
+
+/// When each call last went out: its latest attempt's start (a page of calls at a time, so
+/// one `IN` list).
+pub(crate) async fn last_sent(
+    db: &DatabaseConnection,
+    calls: &[CallId],
+) -> Result<Vec<(CallId, Timestamp)>, StoreError> {
+    let rows: Vec<(i64, Option<i64>)> = attempt::Entity::find()
+        .select_only()
+        .column(attempt::Column::QueueItemId)
+        .column_as(attempt::Column::StartedAt.max(), "last")
+        .filter(attempt::Column::QueueItemId.is_in(calls.iter().map(|c| c.0)))
+        .group_by(attempt::Column::QueueItemId)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, at)| Some((CallId(id), Timestamp(at?))))
+        .collect())
 }
 
 pub(crate) async fn list(

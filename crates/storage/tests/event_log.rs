@@ -523,6 +523,33 @@ async fn the_event_log_shows_events_newest_first_with_their_calls(store: &DbStor
     .await;
     assert_eq!(ids(&unsucceeded), vec![e3, e2]);
 
+    // An event that matched nothing is found by having no calls.
+    let without_calls = list(EventFilter {
+        has_calls: Some(false),
+        ..page.clone()
+    })
+    .await;
+    assert_eq!(ids(&without_calls), vec![e4]);
+    let with_calls = list(EventFilter {
+        has_calls: Some(true),
+        ..page.clone()
+    })
+    .await;
+    assert_eq!(ids(&with_calls), vec![e5, e3, e2, e1]);
+    let by_type = |t: &str| EventFilter {
+        event_type: Some(t.into()),
+        ..page.clone()
+    };
+    assert_eq!(ids(&list(by_type("OrderChanged")).await).len(), 5);
+    assert!(list(by_type("ProductCreated")).await.is_empty());
+    let by_entity = |e: &str| EventFilter {
+        entity_id: Some(e.into()),
+        shop_id: Some(main),
+        ..page.clone()
+    };
+    assert_eq!(ids(&list(by_entity("42")).await), vec![e4, e3, e2, e1]);
+    assert!(list(by_entity("43")).await.is_empty());
+
     let in_shop = list(EventFilter {
         shop_id: Some(other),
         ..page.clone()

@@ -95,6 +95,7 @@ fn attempt(n: i32, status: Option<i32>) -> Attempt {
         started_at: Timestamp::now(),
         duration_ms: 3,
         status_code: status,
+        request_headers: vec![("webhook-id".into(), "msg_1".into())],
         response_headers: vec![("x-test".into(), "1".into())],
         response_body: "ok".into(),
         error: None,

@@ -7,7 +7,11 @@
 //! - `dashboard`: calls per minute, queue depth, oldest pending call, failing actions.
 //! - `triggers`: the trigger list with enable/disable, and the editor (which drives the JSON
 //!   API from `web/editor.js`).
-//! - `queue`: the Webhook Queue page and a call's detail, retry, cancel and bulk resend.
+//! - `queue`: the Webhook Queue page and a call's detail (what went out, byte for byte),
+//!   retry, cancel and bulk resend.
+//! - `events`: the Events page: received events, which triggers each fired and why the
+//!   others did not, its calls, and resending it.
+//! - `plain`: delivery errors in plain words, statuses with their reason, `curl` commands.
 //! - `alerts`: open and acknowledged alerts, and reactivating a deactivated action.
 //! - [`notice`]: the confirmation banner (a signed flash cookie or a fixed code, never free
 //!   text from a link).
@@ -28,8 +32,10 @@ mod admin;
 mod alerts;
 mod dashboard;
 mod event_types;
+mod events;
 mod login;
 pub(crate) mod notice;
+mod plain;
 mod queue;
 pub(crate) mod render;
 mod triggers;
@@ -68,8 +74,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/queue", get(queue::list))
         .route("/queue/resend", post(queue::bulk_resend))
         .route("/queue/{id}", get(queue::detail))
+        .route("/queue/{id}/body", get(queue::body))
         .route("/queue/{id}/retry", post(queue::retry))
         .route("/queue/{id}/cancel", post(queue::cancel))
+        .route("/events", get(events::list))
+        .route("/events/{id}", get(events::detail))
+        .route("/events/{id}/resend", post(events::resend))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}/ack", post(alerts::ack))
         .route("/users", get(admin::users).post(admin::create_user))

@@ -1,7 +1,9 @@
 //! The Webhook Queue page: every call newest first, filtered by status, trigger, event type,
 //! shop, creation time and free text (URL or entity id), a page at a time (the cursor is the
-//! last id shown); a call's detail with its request and every attempt; Retry/Resend, Cancel,
-//! and a bulk resend of the filtered failed calls.
+//! last id shown), each with when it was last sent and what came back; a call's detail with
+//! what went out (the body byte for byte, each attempt's request headers, a `curl` command),
+//! every answer and its error in plain words; Retry/Resend, Cancel, and a bulk resend of the
+//! filtered failed calls.
 //!
 //! The page refreshes itself (`web/app.js` polls the same URL, so the filter is kept, and swaps
 //! the table in place); without JavaScript it is a plain page with a refresh link.
@@ -10,14 +12,16 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use hookflow_engine::event_log::ResendRequest;
 use hookflow_engine::model::{CallId, CallStatus, QueueFilter, ShopId, Timestamp, TriggerId};
+use hookflow_engine::transport::MASKED;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Session;
-use crate::ui::{path_id, redirect_with_notice, render, require_write, sees_trigger_shop};
+use crate::ui::{path_id, plain, redirect_with_notice, render, require_write, sees_trigger_shop};
 use crate::ui::{FormData, UiError};
 use crate::AppState;
 
@@ -101,7 +105,7 @@ impl Filter {
             .transpose()
     }
 
-    fn number(name: &str, value: &str) -> Result<Option<i64>, UiError> {
+    pub(crate) fn number(name: &str, value: &str) -> Result<Option<i64>, UiError> {
         opt(value)
             .map(|v| {
                 v.parse()
@@ -110,7 +114,7 @@ impl Filter {
             .transpose()
     }
 
-    fn time(name: &str, value: &str) -> Result<Option<Timestamp>, UiError> {
+    pub(crate) fn time(name: &str, value: &str) -> Result<Option<Timestamp>, UiError> {
         opt(value)
             .map(|v| {
                 let full = match v.len() {
@@ -142,7 +146,7 @@ impl Filter {
     }
 }
 
-fn opt(value: &str) -> Option<&str> {
+pub(crate) fn opt(value: &str) -> Option<&str> {
     Some(value.trim()).filter(|v| !v.is_empty())
 }
 
@@ -162,6 +166,9 @@ pub(crate) async fn list(
     let next = (items.len() as u32 == PAGE)
         .then(|| items.last().map(|i| i.id.0))
         .flatten();
+    let last_sent = engine
+        .last_sent(&items.iter().map(|i| i.id).collect::<Vec<_>>())
+        .await?;
     let triggers: Vec<_> = engine
         .list_triggers()
         .await?
@@ -171,25 +178,29 @@ pub(crate) async fn list(
         .collect();
     let trigger_names: HashMap<i64, &str> =
         triggers.iter().map(|(id, n)| (*id, n.as_str())).collect();
-    let shops: Vec<_> = engine
-        .list_shops()
-        .await?
-        .into_iter()
-        .filter(|s| p.sees_shop(s.id))
-        .map(|s| (s.id.0, s.name))
-        .collect();
-    let shop_names: HashMap<i64, &str> = shops.iter().map(|(id, n)| (*id, n.as_str())).collect();
+    let shops = visible_shops(&state, &session).await?;
+    let shop_names: HashMap<i64, &str> = shops.iter().map(|s| (s.id.0, s.name.as_str())).collect();
     let rows: Vec<_> = items
         .iter()
         .map(|i| {
+            let message = i
+                .last_error
+                .as_deref()
+                .map(|e| plain::plain_error(e, &i.url, None).unwrap_or_else(|| e.to_owned()));
             context! {
                 call => i,
                 trigger_name => trigger_names.get(&i.trigger_id.0).copied(),
                 shop_name => shop_names.get(&i.shop_id.0).copied(),
+                last_sent => last_sent.get(&i.id),
+                response => i.last_status_code.map(plain::status_text),
+                message,
             }
         })
         .collect();
-    let event_types: Vec<String> = engine.catalog().iter().map(|t| t.name.clone()).collect();
+    let chosen_shop = queue_filter
+        .shop_id
+        .and_then(|id| shops.iter().find(|s| s.id == id));
+    let event_types = event_type_groups(&state, chosen_shop.map(|s| s.catalog.as_str()));
     let query = filter.query();
     render::page(
         &session,
@@ -203,14 +214,58 @@ pub(crate) async fn list(
             first_page => filter.before.trim().is_empty(),
             statuses => STATUSES.map(CallStatus::as_str),
             triggers,
-            shops,
+            shops => shop_options(&shops),
             event_types,
             notice => opt(&filter.notice),
         },
     )
 }
 
-/// `GET /queue/{id}`.
+/// The shops the user sees.
+pub(crate) async fn visible_shops(
+    state: &AppState,
+    session: &Session,
+) -> Result<Vec<hookflow_engine::model::Shop>, UiError> {
+    Ok(state
+        .engine
+        .list_shops()
+        .await?
+        .into_iter()
+        .filter(|s| session.principal.sees_shop(s.id))
+        .collect())
+}
+
+/// Shops for a filter's select: id, name and catalog (the event-type select follows it).
+pub(crate) fn shop_options(shops: &[hookflow_engine::model::Shop]) -> Vec<minijinja::Value> {
+    shops
+        .iter()
+        .map(|s| context! { id => s.id.0, name => s.name.clone(), catalog => s.catalog.clone() })
+        .collect()
+}
+
+/// The event types by catalog, for a filter's select: every catalog, or only `only`'s (the
+/// chosen shop's). Each type with the kind of entity it is about.
+pub(crate) fn event_type_groups(state: &AppState, only: Option<&str>) -> Vec<minijinja::Value> {
+    let catalog = state.engine.catalog();
+    let mut groups: Vec<(String, Vec<minijinja::Value>)> = Vec::new();
+    for t in catalog
+        .iter()
+        .filter(|t| only.is_none_or(|c| c == t.catalog))
+    {
+        let entry = context! { name => t.name.clone(), entity => t.entity.clone() };
+        match groups.iter_mut().find(|(c, _)| *c == t.catalog) {
+            Some((_, types)) => types.push(entry),
+            None => groups.push((t.catalog.clone(), vec![entry])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(catalog, types)| context! { catalog, types })
+        .collect()
+}
+
+/// `GET /queue/{id}`: the call as it went out (the exact body, each attempt's request
+/// headers), each answer, its errors in plain words, its event, and a `curl` command.
 pub(crate) async fn detail(
     State(state): State<AppState>,
     session: Session,
@@ -236,15 +291,34 @@ pub(crate) async fn detail(
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| v.clone());
-    let headers: Vec<_> = item
-        .headers
+    let masked = |headers: &[(String, String)]| -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(k, v)| (k.clone(), mask_header(k, v)))
+            .collect()
+    };
+    // What went out last: the latest attempt that recorded its headers; before the first
+    // attempt (or for attempts logged before headers were recorded), the stored request.
+    let sent = attempts
         .iter()
-        .map(|(k, v)| (k.clone(), mask_header(k, v)))
-        .collect();
-    let body = item
+        .rev()
+        .find(|a| !a.request_headers.is_empty());
+    let headers = match sent {
+        Some(a) => masked(&a.request_headers),
+        None => masked(&item.headers),
+    };
+    let pretty = item
         .body
         .as_deref()
-        .map(|b| pretty_body(content_type.as_deref(), b));
+        .map(|b| pretty_body(content_type.as_deref(), b))
+        .filter(|pretty| Some(pretty.as_str()) != item.body.as_deref());
+    let curl = plain::curl(
+        item.method.as_str(),
+        &item.url,
+        &headers,
+        item.body.as_deref(),
+    );
+    let last_duration = attempts.last().map(|a| a.duration_ms);
     let attempts: Vec<_> = attempts
         .iter()
         .rev()
@@ -256,11 +330,18 @@ pub(crate) async fn detail(
                 .map(|(_, v)| v.as_str());
             context! {
                 attempt => a,
+                plain_error => a.error.as_deref().and_then(|e| plain::plain_error(e, &item.url, Some(a.duration_ms))),
+                status_text => a.status_code.map(plain::status_text),
                 body => pretty_body(ct, &a.response_body),
-                headers => a.response_headers.iter().map(|(k, v)| (k.clone(), mask_header(k, v))).collect::<Vec<_>>(),
+                request_headers => masked(&a.request_headers),
+                headers => masked(&a.response_headers),
             }
         })
         .collect();
+    let last_plain_error = item
+        .last_error
+        .as_deref()
+        .and_then(|e| plain::plain_error(e, &item.url, last_duration));
     let can_cancel = matches!(item.status, CallStatus::Pending | CallStatus::InFlight);
     let can_retry = item.status != CallStatus::InFlight;
     render::page(
@@ -272,7 +353,13 @@ pub(crate) async fn detail(
             trigger_name,
             shop_name,
             headers,
-            body,
+            headers_sent => sent.is_some(),
+            body => item.body.as_deref(),
+            body_bytes => item.body.as_ref().map(String::len),
+            pretty,
+            curl,
+            last_plain_error,
+            last_status_text => item.last_status_code.map(plain::status_text),
             attempts,
             can_cancel,
             can_retry,
@@ -280,6 +367,38 @@ pub(crate) async fn detail(
             back => params.get("back").filter(|b| b.starts_with("/queue")),
         },
     )
+}
+
+/// `GET /queue/{id}/body`: the body exactly as stored and sent, byte for byte, with the
+/// content type it was sent with, as a download.
+pub(crate) async fn body(
+    State(state): State<AppState>,
+    session: Session,
+    id: Path<String>,
+) -> Result<Response, UiError> {
+    let id = CallId(path_id(id)?);
+    let (item, _) = visible_call(&state, &session, id).await?;
+    let Some(body) = item.body else {
+        return Err(UiError::NotFound(format!("call {id} has no body (a GET)")));
+    };
+    let content_type = item
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"call-{id}-body\""))
+            .expect("a header value of ASCII digits and letters"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 async fn visible_call(
@@ -385,10 +504,19 @@ pub(crate) async fn bulk_resend(
     ))
 }
 
+/// The signature headers hookflow adds (see `hookflow_delivery::signing`).
+const SIGNATURE_HEADERS: &[&str] = &["webhook-signature", "x-hub-signature-256"];
+
 /// Header values that may be credentials are shown masked: an API key a receiver wants in a
 /// custom header is a secret like a password.
 pub(crate) fn mask_header(name: &str, value: &str) -> String {
     let lower = name.to_ascii_lowercase();
+    // hookflow's own signatures are MACs of this one message: they reveal nothing of the
+    // secret, and a receiver's admin compares them when verification fails. A value the
+    // attempt log already masked stays as it is.
+    if SIGNATURE_HEADERS.contains(&lower.as_str()) || value.contains(MASKED) {
+        return value.to_owned();
+    }
     let secret = [
         "authorization",
         "cookie",
@@ -407,9 +535,9 @@ pub(crate) fn mask_header(name: &str, value: &str) -> String {
     }
     let shown: String = value.chars().take(4).collect();
     if value.chars().count() > 8 {
-        format!("{shown}•••••• (masked)")
+        format!("{shown}{MASKED} (masked)")
     } else {
-        "•••••• (masked)".to_owned()
+        format!("{MASKED} (masked)")
     }
 }
 
@@ -454,6 +582,15 @@ mod tests {
         assert_eq!(mask_header("X-Order", "ORD-42"), "ORD-42");
         assert!(mask_header("X-Api-Key", "abcdefghijkl").starts_with("abcd••"));
         assert!(!mask_header("Authorization", "Basic dXNlcjpwYXNz").contains("dXNlcjpw"));
+    }
+
+    #[test]
+    fn signatures_and_values_masked_when_sent_are_shown_as_they_are() {
+        assert_eq!(
+            mask_header("webhook-signature", "v1,abcdefghij="),
+            "v1,abcdefghij="
+        );
+        assert_eq!(mask_header("authorization", "Basic ••••••"), "Basic ••••••");
     }
 
     #[test]

@@ -53,6 +53,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../../templates/ui/queue_item.html"),
     ),
     (
+        "events.html",
+        include_str!("../../../../templates/ui/events.html"),
+    ),
+    (
+        "event.html",
+        include_str!("../../../../templates/ui/event.html"),
+    ),
+    (
         "alerts.html",
         include_str!("../../../../templates/ui/alerts.html"),
     ),

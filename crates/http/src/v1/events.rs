@@ -72,6 +72,13 @@ struct ListParams {
     /// `true`: events all of whose calls succeeded; `false`: events with a call that has not
     /// succeeded (yet).
     success: Option<bool>,
+    /// Only events of this type.
+    event_type: Option<String>,
+    /// Only events about this entity.
+    entity_id: Option<String>,
+    /// `true`: events that queued at least one call; `false`: events that matched no trigger
+    /// (or whose calls were pruned).
+    has_calls: Option<bool>,
     /// Add each event's `entityData`, as the backend sent it.
     #[serde(default)]
     include_payload: bool,
@@ -133,6 +140,9 @@ async fn list_events(
         from: time_param("from", p.from)?,
         to: time_param("to", p.to)?,
         success: p.success,
+        event_type: p.event_type.filter(|t| !t.trim().is_empty()),
+        entity_id: p.entity_id.filter(|e| !e.trim().is_empty()),
+        has_calls: p.has_calls,
         before: p.cursor.map(EventId),
         limit,
         detail: EventDetail {

@@ -14,6 +14,9 @@ pub struct Model {
     pub response_headers: String,
     pub response_body: String,
     pub error: Option<String>,
+    /// The request headers as sent (JSON `[name, value]` pairs, credentials masked); `None`
+    /// for attempts logged before they were recorded, or interrupted ones.
+    pub request_headers: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
