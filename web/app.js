@@ -103,11 +103,12 @@ document.querySelectorAll("select[data-follows-shop]").forEach((types) => {
 // available (plain HTTP on another host), the text is selected for Ctrl+C instead.
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-copy]");
-  if (!button) return;
+  // The trigger editor's secrets are copied by the editor's own script.
+  if (!button || button.closest("#trigger-form, #secret-dialog")) return;
   const source = document.getElementById(button.dataset.copy);
   const status = document.getElementById(button.id + "-status");
   if (!source) return;
-  const text = "value" in source ? source.value : source.textContent.replace(/^\n/, "");
+  const text = source.textContent.replace(/^\n/, "");
   try {
     await navigator.clipboard.writeText(text);
     if (status) status.textContent = "Copied.";
