@@ -17,6 +17,7 @@ pub(crate) fn render(document: &Value) -> String {
         page,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <link rel=\"icon\" href=\"data:,\">\
          <title>{} API reference</title><style>{STYLE}</style></head><body>",
         esc(&title)
     );
