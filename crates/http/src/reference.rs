@@ -410,8 +410,9 @@ fn prose(text: &str) -> String {
         .collect()
 }
 
-/// On a phone (390 px) the page must not scroll sideways: long paths and identifiers wrap
-/// anywhere, and a table or code block too wide for the screen scrolls inside its own box.
+/// On a phone (390 px) the page must not scroll sideways: long paths and identifiers in headings
+/// and prose wrap anywhere, and a table or code block too wide for the screen scrolls inside its
+/// own box (`break-word` in tables keeps words whole rather than squeezing columns to a letter).
 const STYLE: &str = "\
 :root{--fg:#1d2330;--muted:#5b6475;--line:#dfe3ea;--bg:#fff;--side:#f5f7fa;--code:#f0f2f6}\
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;color:var(--fg);background:var(--bg)}\
@@ -431,5 +432,5 @@ th{font-size:12px;color:var(--muted);font-weight:600}\
 .get{background:#2f7d4f}.post{background:#1f5fbf}.put{background:#a86400}.delete{background:#b3261e}.patch{background:#6b3fa0}\
 .req{color:#b3261e;font-size:11px}.ro{color:var(--muted);font-size:11px}details{margin-top:8px}summary{cursor:pointer;color:var(--muted)}\
 @media(max-width:800px){nav{position:static;width:auto}main{margin:0;padding:16px}\
-.op,.schema{padding:4px 10px 10px}main,p,td,h1,h3{overflow-wrap:anywhere}code{word-break:break-word}\
-table{display:block;overflow-x:auto}pre{max-width:100%;white-space:pre}}";
+.op,.schema{padding:4px 10px 10px}main{overflow-wrap:break-word}h1,h3,p{overflow-wrap:anywhere}\
+table{display:block;overflow-x:auto}td:last-child{min-width:15em}pre{max-width:100%;white-space:pre}}";

@@ -1,6 +1,7 @@
 //! Every list page at 390 px with data in it: nothing scrolls sideways, and each cell of a
 //! table stacked into cards keeps its column's name as a label (an action-button cell, marked
-//! `actions`, holds only its controls). Event types are named in words beside their ids.
+//! `actions`, holds only its controls). Event types are named in words beside their ids, on
+//! the lists, their filters, the call and event pages and in the editor's event picker.
 
 use serde_json::{json, Value};
 
@@ -126,6 +127,30 @@ async fn every_list_fits_a_phone_with_labelled_cards_and_event_types_in_words() 
             .await;
         assert_eq!(label, json!("Order changed · OrderChanged"), "{path}");
     }
+    // The call page names its event's type in words, and so does the event page it links to.
+    browser.goto("/queue").await;
+    browser.click("#queue-rows tr a").await;
+    browser
+        .wait_for_text("#event-link", "Order changed · OrderChanged")
+        .await;
+    browser.screenshots("phone-call").await;
+    browser.click("#event-link").await;
+    browser.wait_for_text("h1", "Order changed · OrderChanged").await;
+    browser.find("#event-calls tbody td").await;
+    browser.screenshots("phone-event").await;
+    browser
+        .client
+        .set_window_size(PHONE, 900)
+        .await
+        .expect("resizing the window");
+    let cells = unlabelled_cells(&browser).await;
+    assert!(cells.is_empty(), "the event page's calls: {cells:#?}");
+    browser
+        .client
+        .set_window_size(1280, 900)
+        .await
+        .expect("resizing the window");
+
     browser.goto("/triggers").await;
     browser.click("#main table a[href^='/triggers/']").await;
     let label = browser
