@@ -6,8 +6,8 @@
 use serde_json::{json, Value};
 
 use super::add_user;
-use crate::common::{event, spawn_app_with, Backend, Receiver, Reply};
 use crate::browser::driver::Browser;
+use crate::common::{event, spawn_app_with, Backend, Receiver, Reply};
 
 /// The width of a phone held upright.
 const PHONE: u32 = 390;
@@ -135,7 +135,9 @@ async fn every_list_fits_a_phone_with_labelled_cards_and_event_types_in_words() 
         .await;
     browser.screenshots("phone-call").await;
     browser.click("#event-link").await;
-    browser.wait_for_text("h1", "Order changed · OrderChanged").await;
+    browser
+        .wait_for_text("h1", "Order changed · OrderChanged")
+        .await;
     browser.find("#event-calls tbody td").await;
     browser.screenshots("phone-event").await;
     browser

@@ -218,10 +218,7 @@ fn words_for(state: &State, id: &str) -> Option<String> {
 
 /// An event type in words beside its id, as HTML: `Order changed · <code>OrderChanged</code>`.
 fn event_name(state: &State, id: String) -> Value {
-    let code = format!(
-        "<code class=\"event-id muted\">{}</code>",
-        html_escape(&id)
-    );
+    let code = format!("<code class=\"event-id muted\">{}</code>", html_escape(&id));
     let html = match words_for(state, &id) {
         Some(words) => format!(
             "<span class=\"event-name\">{}</span> · {code}",
@@ -314,17 +311,29 @@ mod tests {
 
     #[test]
     fn a_short_description_is_the_name_and_a_sentence_is_not() {
-        assert_eq!(short_name(&ty("OrderChanged", "Order changed")), Some("Order changed"));
         assert_eq!(
-            short_name(&ty("ORDER_SETTLED", "Order is settled: triggered when an order is fully paid.")),
+            short_name(&ty("OrderChanged", "Order changed")),
+            Some("Order changed")
+        );
+        assert_eq!(
+            short_name(&ty(
+                "ORDER_SETTLED",
+                "Order is settled: triggered when an order is fully paid."
+            )),
             Some("Order is settled")
         );
         assert_eq!(
-            short_name(&ty("SaleCompleted", "Trigger: When a sales transaction is completed in the POS.")),
+            short_name(&ty(
+                "SaleCompleted",
+                "Trigger: When a sales transaction is completed in the POS."
+            )),
             None,
             "one word before the colon is no name"
         );
-        assert_eq!(short_name(&ty("X", "Sent when a thing happens. Rarely.")), None);
+        assert_eq!(
+            short_name(&ty("X", "Sent when a thing happens. Rarely.")),
+            None
+        );
         assert_eq!(short_name(&ty("X", "")), None);
         assert_eq!(short_name(&ty("X", &"long ".repeat(10))), None);
     }
