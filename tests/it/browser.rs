@@ -11,6 +11,7 @@ mod driver;
 mod editor;
 mod events;
 mod pages;
+mod phones;
 mod send_test;
 mod timing;
 

@@ -17,6 +17,7 @@ pub(crate) fn render(document: &Value) -> String {
         page,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <link rel=\"icon\" href=\"data:,\">\
          <title>{} API reference</title><style>{STYLE}</style></head><body>",
         esc(&title)
     );
@@ -409,6 +410,9 @@ fn prose(text: &str) -> String {
         .collect()
 }
 
+/// On a phone (390 px) the page must not scroll sideways: long paths and identifiers in headings
+/// and prose wrap anywhere, and a table or code block too wide for the screen scrolls inside its
+/// own box (`break-word` in tables keeps words whole rather than squeezing columns to a letter).
 const STYLE: &str = "\
 :root{--fg:#1d2330;--muted:#5b6475;--line:#dfe3ea;--bg:#fff;--side:#f5f7fa;--code:#f0f2f6}\
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;color:var(--fg);background:var(--bg)}\
@@ -427,4 +431,6 @@ th{font-size:12px;color:var(--muted);font-weight:600}\
 .m{display:inline-block;min-width:54px;text-align:center;border-radius:3px;padding:0 5px;color:#fff;font:700 11px/18px ui-monospace,monospace}\
 .get{background:#2f7d4f}.post{background:#1f5fbf}.put{background:#a86400}.delete{background:#b3261e}.patch{background:#6b3fa0}\
 .req{color:#b3261e;font-size:11px}.ro{color:var(--muted);font-size:11px}details{margin-top:8px}summary{cursor:pointer;color:var(--muted)}\
-@media(max-width:800px){nav{position:static;width:auto}main{margin:0;padding:16px}}";
+@media(max-width:800px){nav{position:static;width:auto}main{margin:0;padding:16px}\
+.op,.schema{padding:4px 10px 10px}main{overflow-wrap:break-word}h1,h3,p{overflow-wrap:anywhere}\
+table{display:block;overflow-x:auto}td:last-child{min-width:15em}pre{max-width:100%;white-space:pre}}";

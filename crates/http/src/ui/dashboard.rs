@@ -99,21 +99,23 @@ pub(crate) async fn show(
         })
         .collect();
 
-    // Names of the failing actions' triggers, from one read.
+    // Names and event types of the failing actions' triggers, from one read.
     let names: HashMap<_, _> = state
         .engine
         .list_triggers()
         .await?
         .into_iter()
-        .map(|t| (t.id, t.draft.name))
+        .map(|t| (t.id, (t.draft.name, t.draft.event_type)))
         .collect();
     let failing: Vec<_> = dash
         .failing
         .iter()
         .map(|a| {
+            let trigger = names.get(&a.trigger_id);
             context! {
                 alert => a,
-                trigger_name => names.get(&a.trigger_id).cloned().unwrap_or_else(|| format!("trigger {}", a.trigger_id)),
+                trigger_name => trigger.map(|(name, _)| name.clone()).unwrap_or_else(|| format!("trigger {}", a.trigger_id)),
+                event_type => trigger.map(|(_, event_type)| event_type.clone()),
             }
         })
         .collect();
@@ -126,6 +128,7 @@ pub(crate) async fn show(
         "dashboard.html",
         "dashboard",
         context! {
+            event_names => render::event_names(state.engine.catalog()),
             series,
             ticks,
             peak,

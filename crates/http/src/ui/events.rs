@@ -155,6 +155,7 @@ pub(crate) async fn list(
         "events.html",
         "events",
         context! {
+            event_names => render::event_names(state.engine.catalog()),
             rows,
             filter => &filter,
             query => filter.query(),
@@ -293,6 +294,7 @@ pub(crate) async fn detail(
         "event.html",
         "events",
         context! {
+            event_names => render::event_names(state.engine.catalog()),
             event,
             shop_name => shop_name(event.shop_id),
             entity,

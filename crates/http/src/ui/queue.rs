@@ -207,6 +207,7 @@ pub(crate) async fn list(
         "queue.html",
         "queue",
         context! {
+            event_names => render::event_names(state.engine.catalog()),
             rows,
             filter => &filter,
             query,
@@ -349,6 +350,7 @@ pub(crate) async fn detail(
         "queue_item.html",
         "queue",
         context! {
+            event_names => render::event_names(state.engine.catalog()),
             call => &item,
             trigger_name,
             shop_name,

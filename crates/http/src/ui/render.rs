@@ -5,11 +5,13 @@
 //! The environment is built once, on first use, and shared: templates are parsed once, not
 //! per request.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use minijinja::{context, Environment, Value};
+use hookflow_templating::catalog::{Catalog, EventType};
+use minijinja::value::Object;
+use minijinja::{context, Environment, State, Value};
 
 use crate::auth::Session;
 use crate::ui::UiError;
@@ -132,6 +134,8 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_filter("when", when);
     env.add_filter("truncate", truncate);
     env.add_filter("urlencode", urlencode);
+    env.add_filter("event_name", event_name);
+    env.add_filter("event_label", event_label);
     env.add_global("asset_v", ASSET_VERSION.as_str());
     env
 });
@@ -162,6 +166,91 @@ fn truncate(text: String, length: Option<usize>) -> String {
 /// A query-string value, percent-encoded.
 fn urlencode(text: String) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The longest description shown as an event type's name; longer ones (Front Systems' and
+/// Skladon's types are described in sentences) would crowd every list they appear in.
+const EVENT_NAME_MAX: usize = 40;
+
+/// The words people know an event type by ("Order changed" for `OrderChanged`): its
+/// description when that is a short name, or the phrase a sentence opens with before a colon
+/// ("Order is settled" of Flow Retail's "Order is settled: triggered when …") when that is a
+/// name of two words or more. `None` means the id alone is shown.
+pub(crate) fn short_name(ty: &EventType) -> Option<&str> {
+    let is_name = |words: &str| {
+        !words.is_empty()
+            && words.chars().count() <= EVENT_NAME_MAX
+            && !words.contains('.')
+            && words != ty.name
+    };
+    let whole = ty.description.trim();
+    if is_name(whole) && !whole.contains(':') {
+        return Some(whole);
+    }
+    let (lead, _) = whole.split_once(':')?;
+    let lead = lead.trim();
+    (is_name(lead) && lead.split_whitespace().count() >= 2).then_some(lead)
+}
+
+/// The engine's catalog as the `event_names` value of a page's context, read by the
+/// `event_name` and `event_label` filters: a page that shows event types puts it in its context
+/// (`event_names => render::event_names(state.engine.catalog())`).
+pub(crate) fn event_names(catalog: Arc<Catalog>) -> Value {
+    Value::from_object(EventNames(catalog))
+}
+
+#[derive(Debug)]
+struct EventNames(Arc<Catalog>);
+
+impl Object for EventNames {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let ty = self.0.get(key.as_str()?)?;
+        short_name(ty).map(Value::from)
+    }
+}
+
+/// The words for an event type id, from the page's `event_names` (empty when it has none).
+fn words_for(state: &State, id: &str) -> Option<String> {
+    let names = state.lookup("event_names")?;
+    let words = names.get_attr(id).ok()?;
+    words.as_str().map(str::to_owned)
+}
+
+/// An event type in words beside its id, as HTML: `Order changed · <code>OrderChanged</code>`.
+fn event_name(state: &State, id: String) -> Value {
+    let code = format!("<code class=\"event-id muted\">{}</code>", html_escape(&id));
+    let html = match words_for(state, &id) {
+        Some(words) => format!(
+            "<span class=\"event-name\">{}</span> · {code}",
+            html_escape(&words)
+        ),
+        None => code,
+    };
+    Value::from_safe_string(html)
+}
+
+/// An event type in words beside its id, as text (for an `<option>`): `Order changed ·
+/// OrderChanged`.
+fn event_label(state: &State, id: String) -> String {
+    match words_for(state, &id) {
+        Some(words) => format!("{words} · {id}"),
+        None => id,
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Renders a template with the page's own values.
@@ -203,4 +292,49 @@ pub(crate) fn html_response(status: StatusCode, html: String) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use hookflow_templating::catalog::EventType;
+
+    use super::short_name;
+
+    fn ty(name: &str, description: &str) -> EventType {
+        let mut ty: EventType = serde_json::from_value(serde_json::json!({
+            "name": name, "description": description,
+        }))
+        .expect("an event type from its two required fields");
+        ty.catalog = "test".into();
+        ty
+    }
+
+    #[test]
+    fn a_short_description_is_the_name_and_a_sentence_is_not() {
+        assert_eq!(
+            short_name(&ty("OrderChanged", "Order changed")),
+            Some("Order changed")
+        );
+        assert_eq!(
+            short_name(&ty(
+                "ORDER_SETTLED",
+                "Order is settled: triggered when an order is fully paid."
+            )),
+            Some("Order is settled")
+        );
+        assert_eq!(
+            short_name(&ty(
+                "SaleCompleted",
+                "Trigger: When a sales transaction is completed in the POS."
+            )),
+            None,
+            "one word before the colon is no name"
+        );
+        assert_eq!(
+            short_name(&ty("X", "Sent when a thing happens. Rarely.")),
+            None
+        );
+        assert_eq!(short_name(&ty("X", "")), None);
+        assert_eq!(short_name(&ty("X", &"long ".repeat(10))), None);
+    }
 }

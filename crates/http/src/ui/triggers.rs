@@ -62,7 +62,7 @@ pub(crate) async fn list(
         &session,
         "triggers.html",
         "triggers",
-        context! { rows, notice },
+        context! { rows, notice, event_names => render::event_names(state.engine.catalog()) },
     )
 }
 
@@ -206,6 +206,7 @@ async fn editor(
         "trigger_edit.html",
         "triggers",
         context! {
+            event_names => render::event_names(state.engine.catalog()),
             id => id.map(|i| i.0),
             title,
             notice,
