@@ -191,6 +191,54 @@ both_backends! {
         );
     }
 
+    async fn a_resend_leaves_the_calls_of_a_deactivated_action_unsent(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let live = Receiver::start().await;
+        let down = Receiver::start().await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &live.url("/live"))).await;
+        let off = app.create_trigger(webhook_trigger("OrderChanged", &down.url("/down"))).await;
+        let path = format!("/api/v1/triggers/{}/actions/0/deactivate", id(&off));
+        let (status, body) = app.put_json(&path, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let posted = app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        app.wait_for_queue_count("status=succeeded", 1).await;
+        let skipped = app.wait_for_queue_count("status=skipped", 1).await;
+        assert_eq!(skipped[0]["triggerId"], id(&off));
+
+        // Resending the event sends the live action's call again, not the deactivated one's.
+        let (status, answer) = app
+            .post_json(&format!("/api/v1/events/{}/resend", id_of(&posted)), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, json!({"requeued": 1}));
+        live.wait_for_requests(2, WAIT).await;
+        // A bulk resend of the skipped calls leaves them too.
+        let (status, answer) = app
+            .post_json("/api/v1/queue/resend", json!({"status": "skipped", "triggerId": id(&off)}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, json!({"requeued": 0}));
+        // Neither resend touched the row: it is still skipped, so nothing is on its way.
+        let held = app.queue_items(&format!("triggerId={}", id(&off))).await;
+        assert_eq!(held.len(), 1, "{held:#?}");
+        assert_eq!(held[0]["status"], "skipped", "{held:#?}");
+        assert_eq!(held[0]["attempts"], 0, "{held:#?}");
+        assert_eq!(down.count(), 0, "a deactivated action's call was sent");
+
+        // Reactivating with its resend option is the way to send it.
+        let (status, answer) = app
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/v1/triggers/{}/actions/0/activate?requeueFailed=true", id(&off)),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["requeued"], 1, "{answer}");
+        down.wait_for_requests(1, WAIT).await;
+    }
+
     async fn a_bulk_resend_queues_the_matching_failed_calls_again(backend: Backend) {
         let app = spawn_app_with(backend, &["--max-retries", "0"]).await;
         let flaky = Receiver::always(Reply::status(500)).await;

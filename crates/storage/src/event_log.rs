@@ -236,6 +236,7 @@ pub(crate) async fn resend_event(
 ) -> Result<Option<u64>, StoreError> {
     let result = crate::queue::requeue(budget, now)
         .filter(queue_item::Column::EventId.eq(id.0))
+        .filter(crate::queue::action_not_deactivated())
         .exec(db)
         .await
         .map_err(db_err)?;
@@ -260,13 +261,15 @@ pub(crate) async fn resend_calls(
     budget: &AttemptBudget,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let update = crate::queue::requeue(budget, now).filter(crate::queue::selection(
-        Some(f.status),
-        f.trigger_id,
-        f.event_type.as_deref(),
-        (f.from, f.to),
-        f.shop_id,
-        f.shops.as_deref(),
-    ));
+    let update = crate::queue::requeue(budget, now)
+        .filter(crate::queue::selection(
+            Some(f.status),
+            f.trigger_id,
+            f.event_type.as_deref(),
+            (f.from, f.to),
+            f.shop_id,
+            f.shops.as_deref(),
+        ))
+        .filter(crate::queue::action_not_deactivated());
     Ok(update.exec(db).await.map_err(db_err)?.rows_affected)
 }

@@ -17,7 +17,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 
-use crate::entities::{attempt, queue_item};
+use crate::entities::{action_state, attempt, queue_item};
 use crate::{alerts, db_err, json_err};
 
 /// Rows per multi-row attempt INSERT (9 columns; SQLite allows 32 766 parameters).
@@ -761,6 +761,28 @@ pub(crate) fn requeue(
         .col_expr(queue_item::Column::UpdatedAt, Expr::value(now.0))
         // A call on the wire belongs to its worker; its outcome is recorded as usual.
         .filter(queue_item::Column::Status.ne(CallStatus::InFlight.as_str()))
+}
+
+/// Calls whose action is not deactivated: a resend leaves the others as they are (skipped or
+/// failed), since sending them would go around the deactivation. Reactivating the action
+/// with its resend option is the way to send them.
+pub(crate) fn action_not_deactivated() -> SimpleExpr {
+    let deactivated = Query::select()
+        .expr(Expr::val(1))
+        .from(action_state::Entity)
+        .and_where(
+            Expr::col((action_state::Entity, action_state::Column::TriggerId))
+                .equals((queue_item::Entity, queue_item::Column::TriggerId)),
+        )
+        .and_where(
+            Expr::col((action_state::Entity, action_state::Column::ActionIndex))
+                .equals((queue_item::Entity, queue_item::Column::ActionIndex)),
+        )
+        .and_where(
+            Expr::col((action_state::Entity, action_state::Column::DeactivatedAt)).is_not_null(),
+        )
+        .to_owned();
+    Expr::exists(deactivated).not()
 }
 
 /// The calls an operator picks by status, trigger, event type and creation time (queue

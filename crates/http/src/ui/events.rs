@@ -319,7 +319,7 @@ pub(crate) async fn resend(
     visible_event(&state, &session, id).await?;
     let requeued = state.engine.resend_event(id).await?;
     let notice = match requeued {
-        0 => "Nothing to resend: the event has no calls that are not on the wire.".to_owned(),
+        0 => "Nothing to resend: the event's calls are on the wire or belong to a deactivated action (reactivating it can resend them).".to_owned(),
         1 => "1 call queued again: it is sent now.".to_owned(),
         n => format!("{n} calls queued again: they are sent now."),
     };

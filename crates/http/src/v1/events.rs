@@ -182,14 +182,15 @@ async fn get_event(
     Ok(Json(event))
 }
 
-/// Queues all the event's calls again (those in flight excepted); the body is ignored.
+/// Queues all the event's calls again (those in flight, and those of a deactivated action,
+/// excepted); the body is ignored.
 #[utoipa::path(
     post,
     path = "/events/{id}/resend",
     tag = "events",
     operation_id = "resend_event",
     summary = "Send all of an event's calls again",
-    description = "Queues every call of the event again, due now, with a fresh set of attempts; a call being delivered is left alone. A body is ignored.",
+    description = "Queues every call of the event again, due now, with a fresh set of attempts; a call being delivered is left alone, and so is a call whose action is deactivated (it stays as it was, usually `skipped`; reactivating the action with `requeueFailed=true` sends it). A body is ignored.",
     params(("id" = i64, Path, description = "The event's id.")),
     responses((status = 200, description = "How many calls were queued.", body = crate::openapi::Requeued), (status = 404, description = "No such event.", body = crate::openapi::ErrorBody)),
 )]

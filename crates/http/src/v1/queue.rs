@@ -204,7 +204,7 @@ struct ResendIn {
     tag = "queue",
     operation_id = "resend_calls",
     summary = "Send matching calls again",
-    description = "Queues every call matching the filter again, in one statement. At least one field is required; `status` defaults to `failed`, and `in_flight` cannot be resent.",
+    description = "Queues every call matching the filter again, in one statement. At least one field is required; `status` defaults to `failed`, and `in_flight` cannot be resent. Calls whose action is deactivated are left as they are (not counted); reactivating the action with `requeueFailed=true` sends them.",
     request_body(content = ResendIn, example = json!({"triggerId": 3, "status": "failed", "from": "2026-11-27T00:00:00Z"})),
     responses((status = 200, description = "How many calls were queued.", body = crate::openapi::Requeued), (status = 422, description = "No criterion, or a status that cannot be resent.", body = crate::openapi::ErrorBody)),
 )]
