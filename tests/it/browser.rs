@@ -7,6 +7,7 @@
 //! SQLite only: the API tests cover PostgreSQL, and the pages read through the same engine.
 //! Needs Debian's `chromium` and `chromium-driver` (see `browser::driver`).
 
+mod controls;
 mod driver;
 mod editor;
 mod events;
