@@ -18,7 +18,9 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Session;
-use crate::ui::queue::{event_type_groups, opt, pretty_body, shop_options, visible_shops};
+use crate::ui::queue::{
+    event_type_groups, filter_query, opt, pretty_body, shop_options, visible_shops,
+};
 use crate::ui::{path_id, redirect_with_notice, render, require_write, sees_trigger_shop};
 use crate::ui::{queue, UiError};
 use crate::AppState;
@@ -52,20 +54,14 @@ pub(crate) struct Filter {
 impl Filter {
     /// The filter as a query string (without the cursor), for links.
     fn query(&self) -> String {
-        let mut out = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
+        filter_query(&[
             ("event_type", &self.event_type),
             ("shop", &self.shop),
             ("entity", &self.entity),
             ("from", &self.from),
             ("to", &self.to),
             ("calls", &self.calls),
-        ] {
-            if !v.trim().is_empty() {
-                out.append_pair(k, v.trim());
-            }
-        }
-        out.finish()
+        ])
     }
 
     /// The engine's filter, within `shops` (the user's; `None`: every shop).

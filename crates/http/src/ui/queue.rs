@@ -82,8 +82,7 @@ impl Filter {
 
     /// The filter as a query string (without the cursor), for links and redirects.
     fn query(&self) -> String {
-        let mut out = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
+        filter_query(&[
             ("status", &self.status),
             ("trigger", &self.trigger),
             ("event_type", &self.event_type),
@@ -91,12 +90,7 @@ impl Filter {
             ("from", &self.from),
             ("to", &self.to),
             ("q", &self.q),
-        ] {
-            if !v.trim().is_empty() {
-                out.append_pair(k, v.trim());
-            }
-        }
-        out.finish()
+        ])
     }
 
     fn status(&self) -> Result<Option<CallStatus>, UiError> {
@@ -144,6 +138,18 @@ impl Filter {
             search: opt(&self.q).map(str::to_owned),
         })
     }
+}
+
+/// A list page's filter as a query string: the fields that are set, trimmed (for links and
+/// redirects that keep the filter).
+pub(crate) fn filter_query(fields: &[(&str, &String)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        if !v.trim().is_empty() {
+            out.append_pair(k, v.trim());
+        }
+    }
+    out.finish()
 }
 
 pub(crate) fn opt(value: &str) -> Option<&str> {

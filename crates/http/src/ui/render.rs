@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use hookflow_templating::catalog::{Catalog, EventType};
 use minijinja::value::Object;
-use minijinja::{context, Environment, State, Value};
+use minijinja::{context, Environment, HtmlEscape, State, Value};
 
 use crate::auth::Session;
 use crate::ui::UiError;
@@ -218,11 +218,11 @@ fn words_for(state: &State, id: &str) -> Option<String> {
 
 /// An event type in words beside its id, as HTML: `Order changed · <code>OrderChanged</code>`.
 fn event_name(state: &State, id: String) -> Value {
-    let code = format!("<code class=\"event-id muted\">{}</code>", html_escape(&id));
+    let code = format!("<code class=\"event-id muted\">{}</code>", HtmlEscape(&id));
     let html = match words_for(state, &id) {
         Some(words) => format!(
             "<span class=\"event-name\">{}</span> · {code}",
-            html_escape(&words)
+            HtmlEscape(&words)
         ),
         None => code,
     };
@@ -236,21 +236,6 @@ fn event_label(state: &State, id: String) -> String {
         Some(words) => format!("{words} · {id}"),
         None => id,
     }
-}
-
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Renders a template with the page's own values.
