@@ -22,6 +22,7 @@ use std::fmt::{self, Write};
 use minijinja::value::{Value, ValueKind};
 use minijinja::{AutoEscape, Error, ErrorKind, Output, State};
 
+use crate::budget::{Budget, CappedString};
 use crate::context::JsonNode;
 use crate::locate;
 
@@ -79,16 +80,82 @@ impl Mode {
     }
 }
 
-/// The environment's formatter: every `{{ ... }}` goes through here.
+/// The environment's formatter: every `{{ ... }}` goes through here, and what it writes is
+/// charged to the render budget (the output, or a `{% set %}` block capturing it).
 pub(crate) fn formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
     let (mode, locating) = Mode::of(state.auto_escape());
+    let budget = Budget::of(state);
     if locating {
-        let mut text = String::new();
+        let mut text = CappedString::new(budget.left());
         write_value(&mut text, mode, value)?;
-        locate::before_emission(text.len())?;
-        return out.write_str(&text).map_err(write_error);
+        locate::before_emission(text.buf.len())?;
+        return out.write_str(&text.buf).map_err(write_error);
     }
-    write_value(out, mode, value)
+    if crate::budget::text_surely_exceeds(value, budget.left()) {
+        return budget.charge(usize::MAX, || "writing this value".into());
+    }
+    let mut metered = Metered {
+        out,
+        budget: &budget,
+        over: false,
+    };
+    let written = write_value(&mut metered, mode, value);
+    if metered.over {
+        return budget.charge(usize::MAX, || "writing this value".into());
+    }
+    written
+}
+
+/// Charges every write to the budget; refuses the write that would pass it.
+struct Metered<'a, W: ?Sized> {
+    out: &'a mut W,
+    budget: &'a Budget,
+    over: bool,
+}
+
+impl<W: Write + ?Sized> Write for Metered<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.budget.charge(s.len(), String::new).is_err() {
+            self.over = true;
+            return Err(fmt::Error);
+        }
+        self.out.write_str(s)
+    }
+}
+
+/// Escapes everything written through it for `mode` (JSON text of lists and maps in the
+/// text-like modes).
+struct Escaping<'a, W: ?Sized> {
+    out: &'a mut W,
+    mode: Mode,
+}
+
+impl<W: Write + ?Sized> Write for Escaping<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.mode {
+            Mode::Xml => xml_escape_into(self.out, s),
+            Mode::Url => percent_encode_into(self.out, s),
+            Mode::Header => header_escape_into(self.out, s),
+            Mode::Json | Mode::Text => self.out.write_str(s),
+        }
+    }
+}
+
+/// `io::Write` over a `fmt::Write`, for serde_json (which writes whole UTF-8 pieces).
+struct Bytes<'a, W: ?Sized>(&'a mut W);
+
+impl<W: Write + ?Sized> std::io::Write for Bytes<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = std::str::from_utf8(buf).map_err(std::io::Error::other)?;
+        self.0
+            .write_str(text)
+            .map_err(|_| std::io::Error::other("output refused"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn write_error(_: fmt::Error) -> Error {
@@ -105,6 +172,16 @@ pub(crate) fn write_value<W: Write + ?Sized>(
         return out
             .write_str(value.as_str().unwrap_or_default())
             .map_err(write_error);
+    }
+    if mode != Mode::Json
+        && matches!(
+            value.kind(),
+            ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
+        )
+    {
+        // Lists and maps are written as JSON text, escaped as it streams (a list may repeat
+        // one large item many times: it is never built whole).
+        return write_json(&mut Escaping { out, mode }, value);
     }
     match mode {
         Mode::Json => write_json(out, value),
@@ -135,6 +212,36 @@ pub(crate) fn json_of(value: &Value) -> String {
     out
 }
 
+/// A value's JSON text if it is at most `cap` bytes long.
+pub(crate) fn json_capped(value: &Value, cap: usize) -> Option<String> {
+    if crate::budget::text_surely_exceeds(value, cap) {
+        return None;
+    }
+    let mut out = CappedString::new(cap);
+    write_json(&mut out, value).ok()?;
+    Some(out.buf)
+}
+
+/// [`text_of`], charged to the render's budget (lists and maps can be far larger as text
+/// than what they hold).
+pub(crate) fn text_charged<'v>(state: &State, value: &'v Value) -> Result<Cow<'v, str>, Error> {
+    let budget = Budget::of(state);
+    let text = match value.kind() {
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => {
+            match json_capped(value, budget.left()) {
+                Some(text) => Cow::Owned(text),
+                None => {
+                    return budget
+                        .charge(usize::MAX, || "writing this value as text".into())
+                        .map(|_| Cow::Borrowed(""))
+                }
+            }
+        }
+        _ => text_of(value),
+    };
+    Ok(text)
+}
+
 fn write_json<W: Write + ?Sized>(out: &mut W, value: &Value) -> Result<(), Error> {
     let done = match value.kind() {
         ValueKind::Undefined | ValueKind::None => out.write_str("null"),
@@ -151,19 +258,22 @@ fn write_json<W: Write + ?Sized>(out: &mut W, value: &Value) -> Result<(), Error
                 None => out.write_str("null"),
             }
         }
-        _ => {
-            let text = match value.downcast_object_ref::<JsonNode>() {
-                Some(node) => node.to_json(),
-                None => serde_json::to_string(value).map_err(|e| {
-                    Error::new(
-                        ErrorKind::BadSerialization,
-                        "cannot write the value as JSON",
-                    )
-                    .with_source(e)
-                })?,
-            };
-            out.write_str(&text)
-        }
+        _ => match value.downcast_object_ref::<JsonNode>() {
+            Some(node) => out.write_str(&node.to_json()),
+            None => {
+                return serde_json::to_writer(Bytes(out), value).map_err(|e| {
+                    if e.is_io() {
+                        write_error(fmt::Error)
+                    } else {
+                        Error::new(
+                            ErrorKind::BadSerialization,
+                            "cannot write the value as JSON",
+                        )
+                        .with_source(e)
+                    }
+                })
+            }
+        },
     };
     done.map_err(write_error)
 }

@@ -14,7 +14,8 @@ use chrono::{DateTime, FixedOffset};
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 
-use crate::escape::{self, json_of, text_of, Mode};
+use crate::budget::{Budget, ITEM_BYTES};
+use crate::escape::{self, json_capped, text_charged, Mode};
 
 /// Most decimals `numberformat` writes.
 const MAX_DECIMALS: usize = 20;
@@ -31,6 +32,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("numberformat", numberformat);
     env.add_filter("default", default);
     env.add_filter("d", default);
+    guarded::register(env);
 }
 
 fn invalid(message: String) -> Error {
@@ -67,12 +69,29 @@ fn tojson(
                 .min(16),
         ),
     };
-    let compact = json_of(value);
+    let budget = Budget::of(state);
+    let compact = match json_capped(value, budget.left()) {
+        Some(text) => text,
+        None => return Err(over(&budget, "tojson")),
+    };
+    budget.charge(compact.len(), || "tojson".into())?;
     let text = match indent {
         None => compact,
         Some(width) => {
             let parsed: serde_json::Value =
                 serde_json::from_str(&compact).map_err(|e| invalid(format!("tojson: {e}")))?;
+            // Each line gains at most one indent per nesting level; bound it before building.
+            let depth = compact.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+            let lines = compact
+                .bytes()
+                .filter(|b| matches!(b, b',' | b'[' | b'{'))
+                .count();
+            let estimate = compact.len().saturating_add(
+                lines
+                    .saturating_add(1)
+                    .saturating_mul(depth.saturating_mul(width) + 1),
+            );
+            budget.charge(estimate, || "tojson with indent".into())?;
             let spaces = " ".repeat(width);
             let mut buf = Vec::new();
             let mut ser = serde_json::Serializer::with_formatter(
@@ -89,21 +108,35 @@ fn tojson(
 
 /// `value | xml_escape`: the value's text with XML's special characters escaped.
 fn xml_escape(state: &State, value: &Value) -> Result<Value, Error> {
+    let text = text_charged(state, value)?;
+    Budget::of(state).charge(text.len().saturating_mul(6), || "xml_escape".into())?;
     let mut out = String::new();
-    escape::xml_escape_into(&mut out, &text_of(value))
+    escape::xml_escape_into(&mut out, &text)
         .map_err(|_| invalid("xml_escape: could not write".into()))?;
     Ok(mode_aware(state, Mode::Xml, out))
 }
 
 /// `value | escape` (`e`): escaped for the template's own mode, and marked safe.
 fn escape_filter(state: &State, value: &Value) -> Result<Value, Error> {
+    let text = text_charged(state, value)?;
+    Budget::of(state).charge(text.len().saturating_mul(6), || "escape".into())?;
     escape::escaped(Mode::current(state), value)
+}
+
+/// The budget error of a filter whose result would not fit.
+fn over(budget: &Budget, filter: &str) -> Error {
+    match budget.charge(usize::MAX, || filter.to_owned()) {
+        Err(err) => err,
+        Ok(()) => invalid(format!("{filter}: the result is too large")),
+    }
 }
 
 /// `value | urlencode`: the value's text percent-encoded.
 fn urlencode(state: &State, value: &Value) -> Result<Value, Error> {
+    let text = text_charged(state, value)?;
+    Budget::of(state).charge(text.len().saturating_mul(3), || "urlencode".into())?;
     let mut out = String::new();
-    escape::percent_encode_into(&mut out, &text_of(value))
+    escape::percent_encode_into(&mut out, &text)
         .map_err(|_| invalid("urlencode: could not write".into()))?;
     Ok(mode_aware(state, Mode::Url, out))
 }
@@ -114,6 +147,11 @@ fn datetimeformat(value: &Value, format: Option<&str>) -> Result<Value, Error> {
     if value.is_undefined() || value.is_none() {
         return Ok(value.clone());
     }
+    // No strftime field is longer than a few dozen bytes.
+    let format_len = format.map_or(0, str::len);
+    Budget::current().charge(format_len.saturating_mul(32).saturating_add(64), || {
+        "datetimeformat".into()
+    })?;
     let time: DateTime<FixedOffset> = match value.kind() {
         ValueKind::String => {
             let text = value.as_str().unwrap_or_default().trim();
@@ -185,6 +223,14 @@ fn numberformat(
             )))
         }
     };
+    let separators = decimal_point.map_or(1, str::len).saturating_add(
+        thousands_sep
+            .map_or(0, str::len)
+            .saturating_mul(plain.len() / 3 + 1),
+    );
+    Budget::current().charge(plain.len().saturating_add(separators), || {
+        "numberformat".into()
+    })?;
     Ok(Value::from(group_number(
         &plain,
         decimal_point.unwrap_or("."),
@@ -294,5 +340,264 @@ mod tests {
             Value::from(1)
         );
         assert_eq!(default(&Value::UNDEFINED, None, None), Value::from(""));
+    }
+}
+
+/// minijinja's own filters that can make a value larger than their input, each charged to the
+/// render budget for its result *before* it is built (see [`crate::budget`]), then handed to
+/// the original. Filters whose results are no larger than their inputs (`first`, `sort`,
+/// `unique`, `map`, ...) need no guard: what they return shares the items it was given.
+mod guarded {
+    use std::borrow::Cow;
+    use std::sync::Arc;
+
+    use minijinja::filters as builtin;
+    use minijinja::value::{Kwargs, Rest, StringInput, Value, ValueKind};
+    use minijinja::{Environment, Error, State};
+
+    use super::{over, ITEM_BYTES};
+    use crate::budget::{display_capped, Budget};
+
+    pub(super) fn register(env: &mut Environment<'static>) {
+        env.add_filter("replace", replace);
+        env.add_filter("join", join);
+        env.add_filter("indent", indent);
+        env.add_filter("format", format);
+        env.add_filter("pprint", pprint);
+        env.add_filter("string", string);
+        env.add_filter("list", list);
+        env.add_filter("batch", batch);
+        env.add_filter("slice", slice);
+        env.add_filter("split", split);
+        env.add_filter("lines", lines);
+        env.add_filter("upper", upper);
+        env.add_filter("lower", lower);
+        env.add_filter("title", title);
+        env.add_filter("capitalize", capitalize);
+        env.add_filter("trim", trim);
+        env.add_filter("dictsort", dictsort);
+    }
+
+    fn replace(
+        state: &State,
+        value: StringInput<'_>,
+        from: StringInput<'_>,
+        to: StringInput<'_>,
+    ) -> Result<Value, Error> {
+        let text = value.as_str();
+        let (from_len, to_len) = (from.as_str().len(), to.as_str().len());
+        let hits = if from_len == 0 {
+            text.chars().count() + 1
+        } else {
+            text.matches(from.as_str()).count()
+        };
+        let size = (text.len() - hits.saturating_mul(from_len).min(text.len()))
+            .saturating_add(hits.saturating_mul(to_len));
+        Budget::of(state).charge(size, || format!("replace ({hits} replacements)"))?;
+        builtin::replace(state, value, from, to)
+    }
+
+    fn join(state: &State, value: &Value, joiner: Option<StringInput<'_>>) -> Result<Value, Error> {
+        let budget = Budget::of(state);
+        let sep = joiner.as_ref().map_or(0, |j| j.as_str().len());
+        let mut size = 0usize;
+        if let Ok(items) = value.try_iter() {
+            for (i, item) in items.enumerate() {
+                let len = match item.as_str() {
+                    Some(s) => s.len(),
+                    None => display_capped(&item, budget.left().saturating_sub(size))
+                        .map_or(usize::MAX, |s| s.len()),
+                };
+                size = size
+                    .saturating_add(len)
+                    .saturating_add(if i > 0 { sep } else { 0 });
+                if size > budget.left() {
+                    return Err(over(&budget, "join"));
+                }
+            }
+        }
+        budget.charge(size, || "join".into())?;
+        builtin::join(state, value, joiner)
+    }
+
+    fn indent(
+        value: StringInput<'_>,
+        width: Option<usize>,
+        indent_first_line: Option<bool>,
+        indent_blank_lines: Option<bool>,
+        kwargs: Kwargs,
+    ) -> Result<Value, Error> {
+        let w = match width {
+            Some(w) => w,
+            None => kwargs.peek::<Option<usize>>("width")?.unwrap_or(4),
+        };
+        let lines = value.as_str().bytes().filter(|&b| b == b'\n').count() + 1;
+        let size = value
+            .as_str()
+            .len()
+            .saturating_add(lines.saturating_mul(w.saturating_add(1)));
+        Budget::current().charge(size, || format!("indent by {w}"))?;
+        builtin::indent(value, width, indent_first_line, indent_blank_lines, kwargs)
+    }
+
+    fn format(state: &State, format_str: &Value, args: Rest<Value>) -> Result<Value, Error> {
+        let budget = Budget::of(state);
+        let spec = format_str.as_str().unwrap_or_default();
+        // Widths and precisions are the numbers in a conversion spec; they pad the output.
+        let mut widths = 0usize;
+        let mut number = 0usize;
+        for b in spec.bytes() {
+            if b.is_ascii_digit() {
+                number = number
+                    .saturating_mul(10)
+                    .saturating_add(usize::from(b - b'0'));
+            } else {
+                widths = widths.saturating_add(number);
+                number = 0;
+            }
+        }
+        widths = widths.saturating_add(number);
+        let mut size = spec.len().saturating_add(widths);
+        for arg in args.iter() {
+            let len = display_capped(arg, budget.left()).map_or(usize::MAX, |s| s.len());
+            size = size.saturating_add(len);
+        }
+        budget.charge(size, || "format".into())?;
+        builtin::format(state, format_str, args)
+    }
+
+    fn pprint(state: &State, value: &Value) -> Result<Value, Error> {
+        let budget = Budget::of(state);
+        let mut out = crate::budget::CappedString::new(budget.left());
+        if std::fmt::write(&mut out, format_args!("{value:#?}")).is_err() {
+            return Err(over(&budget, "pprint"));
+        }
+        budget.charge(out.buf.len(), || "pprint".into())?;
+        Ok(Value::from(out.buf))
+    }
+
+    fn string(state: &State, value: &Value) -> Result<Value, Error> {
+        if value.kind() == ValueKind::String {
+            return builtin::string(state, value);
+        }
+        let budget = Budget::of(state);
+        match display_capped(value, budget.left()) {
+            Some(text) => {
+                budget.charge(text.len(), || "string".into())?;
+                builtin::string(state, value)
+            }
+            None => Err(over(&budget, "string")),
+        }
+    }
+
+    fn items_of(value: &Value) -> usize {
+        match value.as_str() {
+            Some(s) => s.chars().count(),
+            None => value.len().unwrap_or(0),
+        }
+    }
+
+    fn list(state: &State, value: Value) -> Result<Value, Error> {
+        let items = items_of(&value);
+        Budget::of(state).charge(items.saturating_mul(ITEM_BYTES), || {
+            format!("a list of {items} items")
+        })?;
+        builtin::list(state, value)
+    }
+
+    fn batch(
+        state: &State,
+        value: Value,
+        count: usize,
+        fill_with: Option<Value>,
+    ) -> Result<Value, Error> {
+        let items = items_of(&value).saturating_add(count);
+        Budget::of(state).charge(items.saturating_mul(ITEM_BYTES), || {
+            format!("batch of {count}")
+        })?;
+        builtin::batch(state, value, count, fill_with)
+    }
+
+    fn slice(
+        state: &State,
+        value: Value,
+        count: usize,
+        fill_with: Option<Value>,
+    ) -> Result<Value, Error> {
+        let items = items_of(&value).saturating_add(count.saturating_mul(2));
+        Budget::of(state).charge(items.saturating_mul(ITEM_BYTES), || {
+            format!("slice into {count}")
+        })?;
+        builtin::slice(state, value, count, fill_with)
+    }
+
+    fn split(
+        state: &State,
+        value: &Value,
+        sep: Option<Arc<str>>,
+        maxsplits: Option<i64>,
+    ) -> Result<Value, Error> {
+        let text = value.as_str().unwrap_or_default();
+        let pieces = match sep.as_deref() {
+            Some("") | None => text.split_whitespace().count(),
+            Some(sep) => text.matches(sep).count() + 1,
+        };
+        Budget::of(state).charge(
+            pieces.saturating_mul(ITEM_BYTES).saturating_add(text.len()),
+            || format!("split into {pieces} pieces"),
+        )?;
+        builtin::split(value, sep, maxsplits)
+    }
+
+    fn lines(state: &State, value: &Value) -> Result<Value, Error> {
+        let text = value.as_str().unwrap_or_default();
+        let pieces = text.bytes().filter(|&b| b == b'\n').count() + 1;
+        Budget::of(state).charge(
+            pieces.saturating_mul(ITEM_BYTES).saturating_add(text.len()),
+            || format!("lines ({pieces})"),
+        )?;
+        builtin::lines(value)
+    }
+
+    /// Case mapping can grow text up to three times (`ß` to `SS`, ligatures).
+    fn case(state: &State, value: &str, filter: &str) -> Result<(), Error> {
+        Budget::of(state).charge(value.len().saturating_mul(3), || filter.into())
+    }
+
+    fn upper(state: &State, value: StringInput<'_>) -> Result<Value, Error> {
+        case(state, value.as_str(), "upper")?;
+        Ok(builtin::upper(value))
+    }
+
+    fn lower(state: &State, value: StringInput<'_>) -> Result<Value, Error> {
+        case(state, value.as_str(), "lower")?;
+        Ok(builtin::lower(value))
+    }
+
+    fn title(state: &State, value: Cow<'_, str>) -> Result<String, Error> {
+        case(state, &value, "title")?;
+        Ok(builtin::title(value))
+    }
+
+    fn capitalize(state: &State, value: StringInput<'_>) -> Result<Value, Error> {
+        case(state, value.as_str(), "capitalize")?;
+        Ok(builtin::capitalize(value))
+    }
+
+    fn trim(
+        state: &State,
+        value: StringInput<'_>,
+        chars: Option<Cow<'_, str>>,
+    ) -> Result<Value, Error> {
+        Budget::of(state).charge(value.as_str().len(), || "trim".into())?;
+        Ok(builtin::trim(value, chars))
+    }
+
+    fn dictsort(state: &State, value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+        let items = value.len().unwrap_or(0);
+        Budget::of(state).charge(items.saturating_mul(3 * ITEM_BYTES), || {
+            format!("dictsort of {items} items")
+        })?;
+        builtin::dictsort(value, kwargs)
     }
 }

@@ -19,6 +19,7 @@
 //! This crate does no I/O besides parsing the catalog text it is handed; it knows nothing
 //! about storage, HTTP or queues.
 
+pub mod budget;
 pub mod catalog;
 pub mod context;
 mod escape;
@@ -27,6 +28,7 @@ mod filters;
 mod locate;
 pub mod payload;
 pub mod render;
+mod rewrite;
 pub mod schema;
 mod validate;
 

@@ -10,14 +10,17 @@
 //! reach another trigger's), and every render runs on a fuel budget and an output cap, so a
 //! runaway template fails with a clear error instead of stalling a worker.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 
 use minijinja::value::Value;
 use minijinja::{Environment, ErrorKind, Template, UndefinedBehavior};
 
+use crate::budget::{self, Exceeded};
 use crate::escape::{self, Mode};
 use crate::payload::MimeType;
+use crate::rewrite::{self, Rewritten, SourceMap};
 use crate::{filters, locate, validate};
 
 /// Instructions one render may run before it is stopped: far above what a payload over a large
@@ -93,6 +96,30 @@ impl TemplateError {
     /// A minijinja error, positioned in `source` shifted by `shift` bytes (the wrapper of a
     /// condition).
     fn from_minijinja(err: &minijinja::Error, source: &str, shift: usize) -> TemplateError {
+        TemplateError::from_compiled(err, source, shift, &SourceMap::default())
+    }
+
+    /// A minijinja error of a rewritten template (see [`crate::rewrite`]): `source` is the
+    /// author's, `map` leads from the compiled source back to it.
+    fn from_compiled(
+        err: &minijinja::Error,
+        source: &str,
+        shift: usize,
+        map: &SourceMap,
+    ) -> TemplateError {
+        if let Some(exceeded) = budget_error(err) {
+            let line = exceeded.line.or_else(|| err.line());
+            let mut error = TemplateError::new(TemplateErrorKind::Render, exceeded.message);
+            error.line = line;
+            if exceeded.line.is_none() {
+                if let Some(range) = err.range().filter(|r| r.start >= shift) {
+                    let (line, column) = line_col(source, map.original(range.start - shift));
+                    error.line = Some(line);
+                    error.column = Some(column);
+                }
+            }
+            return error;
+        }
         let kind = match err.kind() {
             ErrorKind::SyntaxError | ErrorKind::BadEscape => TemplateErrorKind::Compile,
             ErrorKind::UndefinedError
@@ -119,7 +146,7 @@ impl TemplateError {
         };
         let position = match err.range() {
             Some(range) if range.start >= shift && !source.is_empty() => {
-                Some(line_col(source, range.start - shift))
+                Some(line_col(source, map.original(range.start - shift)))
             }
             _ => None,
         };
@@ -130,6 +157,33 @@ impl TemplateError {
         }
         error
     }
+}
+
+/// The budget failure behind a minijinja error, if it is one.
+fn budget_error(err: &minijinja::Error) -> Option<Exceeded> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(exceeded) = current.downcast_ref::<Exceeded>() {
+            return Some(exceeded.clone());
+        }
+        source = current.source();
+    }
+    None
+}
+
+/// The byte offset of a 1-based line and column (in characters).
+fn offset_of(source: &str, line: usize, column: usize) -> usize {
+    let start = source
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>();
+    let rest = &source[start.min(source.len())..];
+    start
+        + rest
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(rest.len(), |(i, _)| i)
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -233,6 +287,14 @@ fn template_name(key: &str, kind: TemplateKind) -> String {
 /// [`TemplateSet::add_condition`] hand out.
 pub struct TemplateSet {
     env: Environment<'static>,
+    /// The author's source of each kept template and condition, and the way back to it from
+    /// the rewritten source that was compiled.
+    origins: HashMap<String, Origin>,
+}
+
+struct Origin {
+    source: String,
+    map: SourceMap,
 }
 
 impl Default for TemplateSet {
@@ -270,13 +332,22 @@ impl TemplateSet {
         // `debug()` would print the environment, other triggers' templates included.
         env.remove_global("debug");
         filters::register(&mut env);
-        TemplateSet { env }
+        budget::register(&mut env);
+        TemplateSet {
+            env,
+            origins: HashMap::new(),
+        }
     }
 
     // ---- conditions ----
 
     /// Checks that a condition compiles, without keeping it.
     pub fn check_condition(&self, source: &str) -> Result<(), TemplateError> {
+        self.compile_condition(source).map(drop)
+    }
+
+    /// The condition rewritten for the budget, once it is known to compile.
+    fn compile_condition(&self, source: &str) -> Result<Rewritten, TemplateError> {
         if source.trim().is_empty() {
             return Err(TemplateError::new(
                 TemplateErrorKind::Compile,
@@ -285,8 +356,8 @@ impl TemplateSet {
         }
         self.env
             .compile_expression(source)
-            .map(drop)
-            .map_err(|e| TemplateError::from_minijinja(&e, source, 0))
+            .map_err(|e| TemplateError::from_minijinja(&e, source, 0))?;
+        Ok(rewrite::expression(source))
     }
 
     /// Checks that a condition compiles and evaluates against `sample` (see
@@ -296,29 +367,52 @@ impl TemplateSet {
         source: &str,
         sample: &Value,
     ) -> Result<(), TemplateError> {
-        self.check_condition(source)?;
-        let wrapped = wrap_condition(source);
+        let rewritten = self.compile_condition(source)?;
+        let wrapped = wrap_condition(&rewritten.source);
         let template = self
             .env
             .template_from_named_str("check.cond", &wrapped)
-            .map_err(|e| TemplateError::from_minijinja(&e, source, CONDITION_PREFIX))?;
-        match template.render(sample) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = TemplateError::from_minijinja(&e, source, CONDITION_PREFIX);
-                forgive_missing_fields(err, &template, sample)
-            }
+            .map_err(|e| {
+                TemplateError::from_compiled(&e, source, CONDITION_PREFIX, &rewritten.map)
+            })?;
+        let scope = budget::Scope::enter();
+        let result = template.render(sample);
+        let result = match (result, scope.budget.stopped()) {
+            (Ok(_), Some(exceeded)) => Err(TemplateError::new(
+                TemplateErrorKind::Render,
+                exceeded.message,
+            )),
+            (Ok(_), None) => Ok(()),
+            (Err(e), _) => Err(TemplateError::from_compiled(
+                &e,
+                source,
+                CONDITION_PREFIX,
+                &rewritten.map,
+            )),
+        };
+        match result {
+            Err(err) => forgive_missing_fields(err, &template, sample),
+            ok => ok,
         }
     }
 
     /// Compiles and keeps a condition under `key`.
     pub fn add_condition(&mut self, key: &str, source: &str) -> Result<ConditionId, TemplateError> {
-        self.check_condition(source)?;
+        let rewritten = self.compile_condition(source)?;
         let name = format!("{key}.cond");
         // The expression parsed on its own, so wrapping it cannot change its meaning.
         self.env
-            .add_template_owned(name.clone(), wrap_condition(source))
-            .map_err(|e| TemplateError::from_minijinja(&e, source, CONDITION_PREFIX))?;
+            .add_template_owned(name.clone(), wrap_condition(&rewritten.source))
+            .map_err(|e| {
+                TemplateError::from_compiled(&e, source, CONDITION_PREFIX, &rewritten.map)
+            })?;
+        self.origins.insert(
+            name.clone(),
+            Origin {
+                source: source.to_owned(),
+                map: rewritten.map,
+            },
+        );
         Ok(ConditionId { name })
     }
 
@@ -328,18 +422,50 @@ impl TemplateSet {
             .env
             .get_template(&id.name)
             .map_err(|e| TemplateError::from_minijinja(&e, "", 0))?;
+        let scope = budget::Scope::enter();
         let out = template.render(ctx).map_err(|e| {
-            let source = template.source();
-            let inner = &source[CONDITION_PREFIX.min(source.len())..];
-            TemplateError::from_minijinja(&e, inner, CONDITION_PREFIX)
+            let (source, map) = self.origin(&id.name, &template.source()[CONDITION_PREFIX..]);
+            TemplateError::from_compiled(&e, source, CONDITION_PREFIX, map)
         })?;
+        if let Some(exceeded) = scope.budget.stopped() {
+            return Err(TemplateError::new(
+                TemplateErrorKind::Render,
+                exceeded.message,
+            ));
+        }
         Ok(out == "1")
+    }
+
+    /// The author's source of a kept template and the way back to it (`compiled` itself when
+    /// nothing is recorded).
+    fn origin<'a>(&'a self, name: &str, compiled: &'a str) -> (&'a str, &'a SourceMap) {
+        static IDENTITY: std::sync::OnceLock<SourceMap> = std::sync::OnceLock::new();
+        match self.origins.get(name) {
+            Some(origin) => (&origin.source, &origin.map),
+            None => (compiled, IDENTITY.get_or_init(SourceMap::default)),
+        }
     }
 
     // ---- templates ----
 
+    /// Compiles `source` as a one-off template (checks and previews).
+    fn compile_once<'a>(
+        &'a self,
+        name: &'a str,
+        source: &str,
+        rewritten: &'a Rewritten,
+    ) -> Result<Template<'a, 'a>, TemplateError> {
+        let template = self
+            .env
+            .template_from_named_str(name, &rewritten.source)
+            .map_err(|e| TemplateError::from_compiled(&e, source, 0, &rewritten.map))?;
+        reserved_names(source, rewritten)?;
+        Ok(template)
+    }
+
     /// Checks a template the way saving a trigger does: it must compile, and rendering it
-    /// against `sample` (an event type's sample context) must give valid output.
+    /// against `sample` (an event type's sample context) must give valid output within the
+    /// render budget (see [`crate::budget`]).
     ///
     /// A render that fails on the data is forgiven when the template reads merge fields the
     /// sample does not have (fields outside the catalog): only real data can judge it, and if
@@ -351,11 +477,10 @@ impl TemplateSet {
         sample: &Value,
     ) -> Result<(), TemplateError> {
         let name = template_name("check", kind);
-        let template = self
-            .env
-            .template_from_named_str(&name, source)
-            .map_err(|e| TemplateError::from_minijinja(&e, source, 0))?;
-        match self.render_template(&template, kind, sample) {
+        let rewritten = rewrite::template(source);
+        let template = self.compile_once(&name, source, &rewritten)?;
+        let origin = (source, &rewritten.map);
+        match self.render_template(&template, kind, sample, origin) {
             Ok(_) => Ok(()),
             Err(err) => forgive_missing_fields(err, &template, sample),
         }
@@ -369,9 +494,18 @@ impl TemplateSet {
         source: &str,
     ) -> Result<TemplateId, TemplateError> {
         let name = template_name(key, kind);
+        let rewritten = rewrite::template(source);
+        reserved_names(source, &rewritten)?;
         self.env
-            .add_template_owned(name.clone(), source.to_owned())
-            .map_err(|e| TemplateError::from_minijinja(&e, source, 0))?;
+            .add_template_owned(name.clone(), rewritten.source)
+            .map_err(|e| TemplateError::from_compiled(&e, source, 0, &rewritten.map))?;
+        self.origins.insert(
+            name.clone(),
+            Origin {
+                source: source.to_owned(),
+                map: rewritten.map,
+            },
+        );
         Ok(TemplateId { name, kind })
     }
 
@@ -381,7 +515,8 @@ impl TemplateSet {
             .env
             .get_template(&id.name)
             .map_err(|e| TemplateError::from_minijinja(&e, "", 0))?;
-        self.render_template(&template, id.kind, ctx)
+        let origin = self.origin(&id.name, template.source());
+        self.render_template(&template, id.kind, ctx, origin)
     }
 
     /// Compiles a one-off template, renders it and checks the output (previews).
@@ -392,29 +527,37 @@ impl TemplateSet {
         ctx: &Value,
     ) -> Result<String, TemplateError> {
         let name = template_name("once", kind);
-        let template = self
-            .env
-            .template_from_named_str(&name, source)
-            .map_err(|e| TemplateError::from_minijinja(&e, source, 0))?;
-        self.render_template(&template, kind, ctx)
+        let rewritten = rewrite::template(source);
+        let template = self.compile_once(&name, source, &rewritten)?;
+        self.render_template(&template, kind, ctx, (source, &rewritten.map))
     }
 
+    /// Renders under a fresh budget; `origin` is the author's source and the way back to it.
     fn render_template(
         &self,
         template: &Template<'_, '_>,
         kind: TemplateKind,
         ctx: &Value,
+        (source, map): (&str, &SourceMap),
     ) -> Result<String, TemplateError> {
-        let source = template.source();
         let cap = kind.max_output();
         let mut sink = CappedWriter {
             buf: Vec::with_capacity(256),
             cap,
             overflowed: false,
         };
-        if let Err(err) = template.render_captured_to(ctx, &mut sink) {
+        let scope = budget::Scope::enter();
+        let rendered = template.render_captured_to(ctx, &mut sink);
+        let stopped = scope.budget.stopped();
+        drop(scope);
+        if let Some(exceeded) = stopped {
+            let mut error = TemplateError::new(TemplateErrorKind::Render, exceeded.message);
+            error.line = exceeded.line;
+            return Err(error);
+        }
+        if let Err(err) = rendered {
             if sink.overflowed {
-                let position = self.locate(template, kind, ctx, "", cap);
+                let position = self.locate(template, kind, ctx, "", cap, (source, map));
                 return Err(TemplateError::new(
                     TemplateErrorKind::Render,
                     format!(
@@ -424,14 +567,14 @@ impl TemplateSet {
                 )
                 .at(position));
             }
-            return Err(TemplateError::from_minijinja(&err, source, 0));
+            return Err(TemplateError::from_compiled(&err, source, 0, map));
         }
         // Everything written came from `&str`s, whole.
         let out = String::from_utf8(sink.buf).map_err(|_| {
             TemplateError::new(TemplateErrorKind::Render, "the output is not UTF-8")
         })?;
         if let Err(invalid) = kind.check_output(&out) {
-            let position = self.locate(template, kind, ctx, &out, invalid.offset);
+            let position = self.locate(template, kind, ctx, &out, invalid.offset, (source, map));
             let (out_line, out_column) = line_col(&out, invalid.offset);
             let mut message = format!(
                 "{} (at line {out_line}, column {out_column} of the output)",
@@ -448,7 +591,8 @@ impl TemplateSet {
         Ok(out)
     }
 
-    /// The template position behind byte `target` of the output (see [`crate::locate`]).
+    /// The template position behind byte `target` of the output (see [`crate::locate`]), in
+    /// the author's source.
     fn locate(
         &self,
         template: &Template<'_, '_>,
@@ -456,14 +600,36 @@ impl TemplateSet {
         ctx: &Value,
         out: &str,
         target: usize,
+        (source, map): (&str, &SourceMap),
     ) -> Option<(usize, usize)> {
         let name = format!("{}~", template_name("locate", kind));
-        if out.is_empty() {
+        let compiled = template.source();
+        let _scope = budget::Scope::enter();
+        let found = if out.is_empty() {
             // The output cap: any byte at the cap will do, the output itself is not kept.
             let filler = " ".repeat(target + 1);
-            return locate::locate(&self.env, &name, template.source(), ctx, &filler, target);
+            locate::locate(&self.env, &name, compiled, ctx, &filler, target)
+        } else {
+            locate::locate(&self.env, &name, compiled, ctx, out, target)
+        }?;
+        if map.is_identity() {
+            return Some(found);
         }
-        locate::locate(&self.env, &name, template.source(), ctx, out, target)
+        let offset = offset_of(compiled, found.0, found.1);
+        Some(line_col(source, map.original(offset)))
+    }
+}
+
+/// Names starting with `__` belong to the render budget's functions; a template that defined
+/// one could step around the budget.
+fn reserved_names(source: &str, rewritten: &Rewritten) -> Result<(), TemplateError> {
+    match &rewritten.reserved {
+        Some((name, offset)) => Err(TemplateError::new(
+            TemplateErrorKind::Compile,
+            format!("{name:?}: names starting with __ are reserved"),
+        )
+        .at(Some(line_col(source, *offset)))),
+        None => Ok(()),
     }
 }
 

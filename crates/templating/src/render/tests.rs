@@ -306,7 +306,11 @@ fn runaway_templates_are_stopped() {
         )
         .unwrap_err();
     assert_eq!(err.kind, TemplateErrorKind::Render);
-    assert!(err.message.contains("ran too long"), "{err}");
+    assert!(
+        err.message.contains("loops ran more than 100000 times"),
+        "{err}"
+    );
+    assert_eq!(err.line, Some(1));
 
     let err = set
         .render_once(
@@ -449,4 +453,106 @@ fn line_col_counts_from_one() {
     assert_eq!(line_col("ab\ncd", 4), (2, 2));
     assert_eq!(line_col("ab", 0), (1, 1));
     assert_eq!(line_col("é", 1), (1, 1));
+}
+
+/// Every shape of template that once made a render allocate gigabytes: each is refused by the
+/// render budget, with the line where it went over, before the allocation is made.
+#[test]
+fn template_bombs_are_stopped_at_their_line() {
+    let set = TemplateSet::new();
+    let sample = ctx(json!({"Lines": [{"Sku": "A"}, {"Sku": "B"}]}));
+    let doubling = format!(
+        "{{% set s = \"0123456789abcdef\" %}}\n{}{{{{ s | length }}}}",
+        "{% set s = s ~ s %}\n".repeat(28)
+    );
+    let list_doubling = "{% set ns = namespace(l=[1]) %}\n{% for i in range(64) %}\n\
+                         {% set ns.l = ns.l + ns.l %}\n{% endfor %}{{ ns.l | length }}";
+    let capture_doubling = "{% set ns = namespace(s=\"ab\") %}\n{% for i in range(40) %}\
+                            {% set t %}{{ ns.s }}{{ ns.s }}{% endset %}\n\
+                            {% set ns.s = t %}{% endfor %}{{ ns.s | length }}";
+    let shared = "{% set s = \"x\" * 5000000 %}\n{{ [s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s] | tojson | length }}";
+    let cases: Vec<(&str, &str, usize)> = vec![
+        (&doubling, "joining two strings", 23),
+        ("{{ (\"x\" * 100000000) | length }}", "repeating a string", 1),
+        ("{{ \"x\" * 10000000000 }}", "repeating a string", 1),
+        ("{{ [1, 2] * 100000000 }}", "repeating a list", 1),
+        (list_doubling, "adding two lists", 3),
+        (capture_doubling, "more than 64 MiB", 2),
+        (shared, "tojson", 2),
+        ("{% set s = \"x\" * 1000000 %}\n{{ ([s] * 100) | join(\",\") | length }}", "join", 2),
+        ("{{ (\"x\" * 100000) | replace(\"\", \"y\" * 1000) | length }}", "replace", 1),
+        ("{{ (\"a\\n\" * 1000) | indent(100000000) | length }}", "indent", 1),
+        ("{{ \"%100000000s\" | format(\"x\") | length }}", "format", 1),
+        ("{{ [1] | batch(1000000000, \"x\") | length }}", "batch", 1),
+        ("{{ (\"x \" * 5000000) | split(\" \") | length }}", "split", 1),
+        ("{% set s = \"x\" * 1000000 %}\n{{ ([s] * 100) | string | length }}", "string", 2),
+        ("{% set s = \"x\" * 1000000 %}\n{% set t %}{% for i in range(100) %}{{ s }}{% endfor %}{% endset %}{{ t | length }}", "more than 64 MiB", 2),
+        ("{% for i in range(100000) %}{% for l in entity.Lines %}{% endfor %}{% endfor %}", "stopped", 1),
+    ];
+    for (template, expect, line) in cases {
+        for kind in [TEXT, JSON] {
+            let started = std::time::Instant::now();
+            let err = set.render_once(kind, template, &sample).unwrap_err();
+            assert_eq!(err.kind, TemplateErrorKind::Render, "{template}: {err}");
+            assert!(err.message.contains(expect), "{template}: {err}");
+            assert_eq!(err.line, Some(line), "{template}: {err}");
+            assert!(
+                started.elapsed() < crate::budget::MAX_RENDER_TIME * 2,
+                "{template} took {:?}",
+                started.elapsed()
+            );
+            // Saving it fails the same way, and so does rendering it as a kept template.
+            let err = set.check(kind, template, &sample).unwrap_err();
+            assert!(err.message.contains(expect), "check {template}: {err}");
+        }
+    }
+}
+
+#[test]
+fn the_budget_leaves_real_templates_alone() {
+    let set = TemplateSet::new();
+    let lines: Vec<_> = (0..2000)
+        .map(|i| json!({"Sku": format!("SKU-{i}"), "Qty": i % 7, "Price": 9.5}))
+        .collect();
+    let sample = ctx(json!({"Lines": lines, "Name": "Ada"}));
+    let template = r#"{% set ns = namespace(csv="", total=0) %}{% for l in entity.Lines %}{% set ns.csv = ns.csv ~ l.Sku ~ "," %}{% set ns.total = ns.total + l.Qty * l.Price %}{% endfor %}{"csv": {{ ns.csv[:-1] }}, "total": {{ ns.total }}, "name": {{ entity.Name ~ " " ~ "Lovelace" }}, "n": {{ entity.Lines | length }}, "skus": {{ entity.Lines | map(attribute="Sku") | join("|") }}, "twice": {{ ["a", "b"] * 2 }}, "sum": {{ 1 + 2 }}, "rep": {{ "ab" * 3 }}, "items": [{% for l in entity.Lines[:3] %}{{ l.Sku }}{% if not loop.last %},{% endif %}{% endfor %}]}"#;
+    let out = set.render_once(JSON, template, &sample).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["n"], 2000);
+    assert_eq!(v["sum"], 3);
+    assert_eq!(v["rep"], "ababab");
+    assert_eq!(v["twice"], json!(["a", "b", "a", "b"]));
+    assert_eq!(v["name"], "Ada Lovelace");
+    assert_eq!(v["items"], json!(["SKU-0", "SKU-1", "SKU-2"]));
+    assert!(v["csv"].as_str().unwrap().starts_with("SKU-0,SKU-1,"));
+    assert!(v["skus"].as_str().unwrap().ends_with("|SKU-1999"));
+}
+
+#[test]
+fn deeply_nested_values_do_not_overflow_the_stack() {
+    let set = TemplateSet::new();
+    let sample = ctx(json!({}));
+    let template = "{% set ns = namespace(x=[]) %}{% for i in range(99999) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x | length }}";
+    let err = set.render_once(TEXT, template, &sample).unwrap_err();
+    assert!(err.message.contains("more than 100 deep"), "{err}");
+    assert_eq!(err.line, Some(1));
+    // A namespace that holds itself would recurse forever when written.
+    let err = set
+        .render_once(
+            TEXT,
+            "{% set ns = namespace(a=1) %}\n{% set ns.me = ns %}{{ ns }}",
+            &sample,
+        )
+        .unwrap_err();
+    assert!(err.message.contains("inside itself"), "{err}");
+    assert_eq!(err.line, Some(2));
+    // Modest nesting is fine.
+    let out = set
+        .render_once(
+            TEXT,
+            "{% set a = [[[1]], {\"b\": [2]}] %}{{ a | tojson }}",
+            &sample,
+        )
+        .unwrap();
+    assert_eq!(out, "[[[1]],{\"b\":[2]}]");
 }
