@@ -238,6 +238,7 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
         engine,
         admin_token: config.admin_token.map(Into::into),
         auth: Default::default(),
+        previews: Arc::new(hookflow_http::rate::RateLimiter::previews()),
         metrics: metrics_listener.is_none(),
     };
     if let Some(listener) = metrics_listener {

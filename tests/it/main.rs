@@ -17,6 +17,7 @@ mod durability;
 mod event_log;
 mod faults;
 mod faults_ingest;
+mod hostile_templates;
 mod ingest;
 mod notifications;
 mod observability;

@@ -165,16 +165,22 @@ impl Engine {
                 }
             }
         };
-        let body = TemplateSet::new()
-            .render_once(
-                TemplateKind::Payload(request.mime_type),
-                &request.body,
-                &ctx.into_value(),
-            )
-            .map_err(|e| EngineError::Invalid {
-                field: "body".into(),
-                message: e.to_string(),
-            })?;
+        // A render may take up to its budget's time (see `hookflow_templating::budget`): off
+        // the async workers, so a hostile preview cannot stall other requests.
+        let kind = TemplateKind::Payload(request.mime_type);
+        let (source, ctx) = (request.body, ctx.into_value());
+        let rendered = tokio::task::spawn_blocking(move || {
+            TemplateSet::new().render_once(kind, &source, &ctx)
+        })
+        .await
+        .map_err(|_| EngineError::Invalid {
+            field: "body".into(),
+            message: "the template could not be rendered".into(),
+        })?;
+        let body = rendered.map_err(|e| EngineError::Invalid {
+            field: "body".into(),
+            message: e.to_string(),
+        })?;
         Ok(Preview {
             mime_type: request.mime_type,
             content_type: request.mime_type.content_type(),

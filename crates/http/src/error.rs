@@ -24,6 +24,9 @@ pub enum ApiError {
     /// 404 Not Found.
     #[error("{0}")]
     NotFound(String),
+    /// 429 Too Many Requests: the caller's rate limit; free again after `retry_after` s.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     /// Whatever the engine refused; the status depends on the variant.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -36,6 +39,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Engine(e) => match e {
                 EngineError::Invalid { .. } => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
@@ -78,6 +82,11 @@ impl IntoResponse for ApiError {
             _ => json!({"error": {"code": code, "message": message}}),
         };
         let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*retry_after).into());
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // Long enough for a restarting database or a reconnecting pool.
             response.headers_mut().insert(

@@ -20,6 +20,7 @@ pub mod error;
 mod json;
 pub mod metrics;
 pub mod openapi;
+pub mod rate;
 mod reference;
 mod ui;
 mod v1;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
     /// The login limiter and the API token cache.
     pub auth: Arc<auth::AuthState>,
+    /// Template previews per caller (see [`rate::RateLimiter::previews`]).
+    pub previews: Arc<rate::RateLimiter>,
     /// Whether this router serves `GET /metrics` (not when metrics have a listener of their
     /// own, so the API port does not show them).
     pub metrics: bool,

@@ -85,7 +85,7 @@ pub(crate) fn template(source: &str) -> Rewritten {
     let parsed = parse(
         source,
         "<template>",
-        SyntaxConfig::default(),
+        SyntaxConfig,
         WhitespaceConfig::default(),
     );
     let Ok(Stmt::Template(root)) = parsed else {

@@ -439,6 +439,11 @@ impl TestApp {
     }
 
     /// Whether hookflow's log has a line containing `text`.
+    /// The server process's id (for reading its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("hookflow is still running")
+    }
+
     pub fn log_contains(&self, text: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(text))
     }
