@@ -547,7 +547,8 @@ impl MtlsServer {
 both_backends! {
     /// A credential in a receiver's URL (`?apikey=`) is sent, but shown nowhere: not in the
     /// log (at trace level), not in any API answer about the call, not on the queue, call,
-    /// event or alert pages; one in the userinfo (`user:password@`) is refused at save.
+    /// event or alert pages, nor to a viewer reading the trigger; one in the userinfo
+    /// (`user:password@`) is refused at save.
     async fn credentials_in_a_url_are_sent_but_never_shown(backend: Backend) {
         const KEY: &str = "PLANTED-SECRET-123";
         const PASSWORD: &str = "PLANTED-PW";
@@ -567,8 +568,9 @@ both_backends! {
             format!("http://127.0.0.1:{refused}/hook?apikey={KEY}"),
             format!("http://127.0.0.1:{}/hook?id=1&apikey={KEY}#frag", failing.port()),
         ];
+        let mut triggers = Vec::new();
         for url in &urls {
-            app.create_trigger(webhook_trigger("OrderChanged", url).with(json!({"name": "planted"}))).await;
+            triggers.push(app.create_trigger(webhook_trigger("OrderChanged", url).with(json!({"name": "planted"}))).await);
         }
         let answer = app.post_event(event("OrderChanged", shop, 7, json!({"OrderId": 7}))).await;
         assert_eq!(answer["callsQueued"], urls.len());
@@ -605,6 +607,16 @@ both_backends! {
             said.push(detail.to_string());
             said.push(page(format!("/queue/{}", id(item))).await);
             said.push(page(format!("/events/{}", detail["eventId"])).await);
+        }
+        // A trigger's URL: as configured for those who edit it, masked for a viewer.
+        let (_, edited) = app.get_json("/api/v1/triggers").await;
+        assert!(edited.to_string().contains(KEY), "{edited}");
+        let viewed = page("/api/v1/triggers".into()).await;
+        assert!(viewed.contains("apikey=***"), "{viewed}");
+        said.push(viewed);
+        for trigger in &triggers {
+            said.push(page(format!("/api/v1/triggers/{}", id(trigger))).await);
+            said.push(page(format!("/triggers/{}", id(trigger))).await);
         }
         let (_, events) = app.get_json("/api/v1/events?includeAttempts=true").await;
         said.push(events.to_string());
