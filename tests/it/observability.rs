@@ -361,3 +361,46 @@ async fn pretty_logs_to_a_file_have_no_colour_codes() {
     assert!(log.lines().count() > 3, "{log}");
     assert!(!log.contains("\x1b["), "ANSI codes in a log file:\n{log:?}");
 }
+
+/// A start that fails (its port taken) says why in one JSON object, like every other line.
+#[test]
+fn a_failed_start_is_a_json_error_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookflow"))
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--admin-token",
+            TEST_ADMIN_TOKEN,
+        ])
+        .arg("--listen")
+        .arg(taken.local_addr().unwrap().to_string())
+        .arg("--database-url")
+        .arg(format!(
+            "sqlite://{}/hookflow.db?mode=rwc",
+            dir.path().display()
+        ))
+        .env_remove("HOOKFLOW_LOG")
+        .env_remove("HOOKFLOW_DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let error = lines
+        .iter()
+        .find(|l| l["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no error event:\n{stderr}"));
+    assert!(
+        error["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("binding")),
+        "{error}"
+    );
+}
