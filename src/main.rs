@@ -239,7 +239,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
             Command::Migrate { db } => {
@@ -297,10 +297,26 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         }
-    })
+    });
+    drop(runtime);
+    // From here on a failure is a log event like any other (one JSON object under
+    // `--log-format json`), not the plain `Error: …` that a `main` returning it would print;
+    // unless the filter hides it, then it is printed plainly rather than lost.
+    if let Err(err) = outcome {
+        if tracing::enabled!(target: "hookflow", tracing::Level::ERROR) {
+            tracing::error!(target: "hookflow", error = format!("{err:#}"), "hookflow stopped on an error");
+        } else {
+            eprintln!("Error: {err:#}");
+        }
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
-/// Log events go to stderr, as text lines or JSON objects, filtered by `filter`.
+/// Log events go to stderr, as text lines or JSON objects, filtered by `filter`. Everything
+/// hookflow writes to stderr once this ran goes through here, so that under
+/// `--log-format json` a collector can parse every line; stdout carries only what scripts
+/// read (the `hookflow listening on` line, a first admin's password).
 fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(filter)
         .with_context(|| format!("--log (HOOKFLOW_LOG): {filter:?} is not a log filter"))?;
@@ -308,16 +324,31 @@ fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Pretty => builder.init(),
+        // Colours only for a person at a terminal: a file or a collector gets plain text.
+        LogFormat::Pretty => builder.with_ansi(colour_stderr()).init(),
         // The current span and its parents go with every event: a delivery's call id, a
         // request's route.
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .init(),
+        LogFormat::Json => {
+            builder
+                .json()
+                .with_ansi(false)
+                .with_current_span(true)
+                .with_span_list(true)
+                .init();
+            // A panic is an event too, not lines of text among the JSON.
+            std::panic::set_hook(Box::new(|info| {
+                tracing::error!(target: "hookflow", panic = %info, "panicked");
+            }));
+        }
     }
     Ok(())
+}
+
+/// Whether pretty logs get ANSI colours: only when stderr is a terminal and `NO_COLOR` is
+/// not set (<https://no-color.org>: any non-empty value).
+fn colour_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn db_config(db: DbArgs) -> DbConfig {
@@ -376,7 +407,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     shutdown_signal()
         .await
         .context("waiting for a shutdown signal")?;
-    eprintln!("shutting down: finishing in-flight calls");
+    tracing::info!(target: "hookflow", "shutting down: finishing in-flight calls");
     running.shutdown();
     running.wait().await
 }

@@ -393,6 +393,48 @@ both_backends! {
         assert_eq!(receiver.count(), 0, "the receiver must not be reached");
     }
 
+    async fn ipv6_forms_of_loopback_are_refused_when_sent_naming_the_range(backend: Backend) {
+        let receiver = Receiver::start().await;
+        let port = receiver.port();
+        // Saved while 127.0.0.0/8 was allowed, which opens its IPv6 forms too...
+        let db = TestDb::new(backend).await;
+        let app = TestApp::start_with(&db, &[]).await;
+        let shop = app.create_shop("Main").await;
+        let forms = [
+            ("64:ff9b::7f00:1", "64:ff9b::/96"),
+            ("::ffff:127.0.0.1", "::ffff:0:0/96"),
+            ("2002:7f00:1::1", "2002::/16"),
+            ("::127.0.0.1", "::/96 IPv4-compatible"),
+        ];
+        let mut triggers = Vec::new();
+        for (addr, range) in forms {
+            let url = format!("http://[{addr}]:{port}/hook");
+            triggers.push((app.create_trigger(webhook_trigger("OrderChanged", &url)).await, range));
+        }
+        assert!(app.stop().await.success());
+        // ...and sent after a restart without the allowance: refused before connecting.
+        let app = TestApp::start_with(&db, &["--allow-private-targets", ""]).await;
+        let answer = app.post_event(event("OrderChanged", shop, 1, json!({}))).await;
+        assert_eq!(answer["callsQueued"], forms.len());
+        for (trigger, range) in triggers {
+            let item = app.only_item(&format!("triggerId={}", id(&trigger))).await;
+            let item = app.wait_for_queue_status(id(&item), "failed").await;
+            assert_eq!(item["attempts"], 1, "a refused target is not retried: {item:#}");
+            let error = item["lastError"].as_str().unwrap_or_default();
+            assert!(error.contains(range), "{range}: {item:#}");
+            assert!(error.contains("--allow-private-targets"), "{item:#}");
+            if range != "::/96 IPv4-compatible" {
+                assert!(error.contains("127.0.0.0/8 loopback"), "{item:#}");
+            }
+        }
+        assert_eq!(receiver.count(), 0, "the receiver must not be reached");
+        // The same addresses are refused when a trigger is saved.
+        let url = format!("http://[64:ff9b::7f00:1]:{port}/hook");
+        let answer = app.post_json("/api/v1/triggers", webhook_trigger("OrderChanged", &url)).await;
+        let message = assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(message.contains("127.0.0.0/8 loopback"), "{message}");
+    }
+
     async fn a_localhost_url_is_reached_when_loopback_is_allowed(backend: Backend) {
         // The default test flags allow 127.0.0.0/8 (not ::1): localhost must still work.
         let app = spawn_app(backend).await;

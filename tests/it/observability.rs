@@ -199,7 +199,6 @@ both_backends! {
         let log = app.log();
         let lines: Vec<Value> = log
             .lines()
-            .filter(|l| l.starts_with('{'))
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
             .collect();
         assert!(!lines.is_empty(), "no JSON log lines:\n{log}");
@@ -267,4 +266,141 @@ async fn metrics_can_have_a_listener_of_their_own() {
     assert!(text.contains("hookflow_delivery_attempts_total"), "{text}");
     let (status, _) = app.get_json("/metrics").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+both_backends! {
+    /// With `--log-format json` every line on stderr is a JSON object, from start to the
+    /// shutdown after SIGTERM, with deliveries (a retry among them) on the way.
+    async fn every_stderr_line_is_a_json_object_until_the_process_exits(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let mut app = TestApp::start_with(&db, &["--log", "debug", "--log-format", "json"]).await;
+        let receiver = Receiver::with_script(vec![Reply::status(503)]).await;
+        let shop = app.create_shop("Main").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
+        app.post_event(event("OrderChanged", shop, 1, json!({"OrderId": 1}))).await;
+        let item = app.only_item("").await;
+        app.wait_for_queue_status(id(&item), "succeeded").await;
+        let (status, _) = app.get_json("/api/v1/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        app.terminate();
+        assert!(app.wait_exit(WAIT).await.success());
+        wait_until(WAIT, "the log has the shutdown", async || app.log_contains("shutting down")).await;
+        let log = app.log();
+        let mut levels = std::collections::BTreeSet::new();
+        for line in log.lines() {
+            let value: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{log}"));
+            assert!(value.is_object(), "{line}");
+            assert!(value["timestamp"].is_string() && value["level"].is_string(), "{line}");
+            levels.insert(value["level"].as_str().unwrap().to_owned());
+        }
+        assert!(levels.contains("DEBUG") && levels.contains("INFO"), "{levels:?}");
+        assert!(log.lines().any(|l| l.contains("shutting down")), "{log}");
+    }
+}
+
+/// Pretty logs written to a file (not a terminal) carry no ANSI colour codes, even without
+/// `NO_COLOR`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pretty_logs_to_a_file_have_no_colour_codes() {
+    use tokio::io::AsyncBufReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookflow"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HOOKFLOW_") {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            TEST_ADMIN_TOKEN,
+        ])
+        .arg("--database-url")
+        .arg(format!(
+            "sqlite://{}/hookflow.db?mode=rwc",
+            dir.path().display()
+        ))
+        .args(["--log", "debug", "--log-format", "pretty"])
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting hookflow");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = wait_for(WAIT, "the listening line", async || {
+        let line = lines.next_line().await.ok()??;
+        line.strip_prefix("hookflow listening on ")
+            .map(str::to_owned)
+    })
+    .await;
+    let answer = reqwest::get(format!("{addr}/healthz")).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(log.lines().count() > 3, "{log}");
+    assert!(!log.contains("\x1b["), "ANSI codes in a log file:\n{log:?}");
+}
+
+/// A start that fails (its port taken) says why in one JSON object, like every other line.
+#[test]
+fn a_failed_start_is_a_json_error_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookflow"))
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--admin-token",
+            TEST_ADMIN_TOKEN,
+        ])
+        .arg("--listen")
+        .arg(taken.local_addr().unwrap().to_string())
+        .arg("--database-url")
+        .arg(format!(
+            "sqlite://{}/hookflow.db?mode=rwc",
+            dir.path().display()
+        ))
+        .env_remove("HOOKFLOW_LOG")
+        .env_remove("HOOKFLOW_DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let error = lines
+        .iter()
+        .find(|l| l["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no error event:\n{stderr}"));
+    assert!(
+        error["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("binding")),
+        "{error}"
+    );
 }

@@ -543,3 +543,99 @@ impl MtlsServer {
         self.seen.lock().unwrap().clone()
     }
 }
+
+both_backends! {
+    /// A credential in a receiver's URL (`?apikey=`) is sent, but shown nowhere: not in the
+    /// log (at trace level), not in any API answer about the call, not on the queue, call,
+    /// event or alert pages, nor to a viewer reading the trigger; one in the userinfo
+    /// (`user:password@`) is refused at save.
+    async fn credentials_in_a_url_are_sent_but_never_shown(backend: Backend) {
+        const KEY: &str = "PLANTED-SECRET-123";
+        const PASSWORD: &str = "PLANTED-PW";
+        let db = TestDb::new(backend).await;
+        let app = TestApp::start_with(&db, &["--log", "trace", "--max-retries", "1"]).await;
+        let failing = Receiver::always(Reply::status(500)).await;
+        // A port nothing listens on: connection refused.
+        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let shop = app.create_shop("Main").await;
+        // Credentials in the userinfo are refused when saved, without being echoed.
+        let url = format!("http://erp:{PASSWORD}@127.0.0.1:{}/hook", failing.port());
+        let answer = app.post_json("/api/v1/triggers", webhook_trigger("OrderChanged", &url).with(json!({"name": "planted"}))).await;
+        let message = assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(!answer.1.to_string().contains(PASSWORD), "{message}");
+        // Query values are taken: a receiver that refuses the connection, one that answers 500.
+        let urls = [
+            format!("http://127.0.0.1:{refused}/hook?apikey={KEY}"),
+            format!("http://127.0.0.1:{}/hook?id=1&apikey={KEY}#frag", failing.port()),
+        ];
+        let mut triggers = Vec::new();
+        for url in &urls {
+            triggers.push(app.create_trigger(webhook_trigger("OrderChanged", url).with(json!({"name": "planted"}))).await);
+        }
+        let answer = app.post_event(event("OrderChanged", shop, 7, json!({"OrderId": 7}))).await;
+        assert_eq!(answer["callsQueued"], urls.len());
+        let items = app.wait_for_queue_count("status=failed", urls.len()).await;
+
+        // The receiver got the credentials: redaction is only for showing.
+        let requests = failing.requests();
+        assert!(requests.iter().any(|r| r.path.contains(&format!("apikey={KEY}"))), "{requests:?}");
+
+        // Everything said about the calls, by the API and the pages.
+        let mut said = vec![app.get_json("/api/v1/queue").await.1.to_string()];
+        let (status, alerts) = app.get_json("/api/v1/alerts").await;
+        assert_eq!(status, StatusCode::OK);
+        said.push(alerts.to_string());
+        let (_, user) = app
+            .post_json("/api/v1/users", json!({"email": "ops@shop.example", "role": "viewer", "password": "Chosen-by-admin-1"}))
+            .await;
+        assert!(user["id"].is_i64(), "{user}");
+        let cookie = crate::browser::http_session(&app, "ops@shop.example", "Chosen-by-admin-1").await;
+        let client = reqwest::Client::new();
+        let page = async |path: String| {
+            let answer = client.get(app.url(&path)).header(reqwest::header::COOKIE, &cookie).send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::OK, "{path}");
+            answer.text().await.unwrap()
+        };
+        said.push(page("/queue".into()).await);
+        said.push(page("/queue?status=failed".into()).await);
+        said.push(page("/alerts".into()).await);
+        for item in &items {
+            let (_, detail) = app.get_json(&format!("/api/v1/queue/{}", id(item))).await;
+            assert_eq!(detail["attemptLog"].as_array().map(Vec::len), Some(2), "{detail:#}");
+            let error = detail["lastError"].as_str().unwrap_or_default();
+            assert!(!error.is_empty(), "{detail:#}");
+            said.push(detail.to_string());
+            said.push(page(format!("/queue/{}", id(item))).await);
+            said.push(page(format!("/events/{}", detail["eventId"])).await);
+        }
+        // A trigger's URL: as configured for those who edit it, masked for a viewer.
+        let (_, edited) = app.get_json("/api/v1/triggers").await;
+        assert!(edited.to_string().contains(KEY), "{edited}");
+        let viewed = page("/api/v1/triggers".into()).await;
+        assert!(viewed.contains("apikey=***"), "{viewed}");
+        said.push(viewed);
+        for trigger in &triggers {
+            said.push(page(format!("/api/v1/triggers/{}", id(trigger))).await);
+            said.push(page(format!("/triggers/{}", id(trigger))).await);
+        }
+        let (_, events) = app.get_json("/api/v1/events?includeAttempts=true").await;
+        said.push(events.to_string());
+        let urls_shown: Vec<&str> = items.iter().filter_map(|i| i["url"].as_str()).collect();
+        assert!(urls_shown.iter().any(|u| u.contains("apikey=***")), "{urls_shown:?}");
+        assert!(urls_shown.iter().all(|u| u.contains("apikey=***")), "{urls_shown:?}");
+
+        let mut app = app;
+        app.terminate();
+        assert!(app.wait_exit(WAIT).await.success());
+        wait_until(WAIT, "the log has the shutdown", async || app.log_contains("shutting down")).await;
+        // The log, with the shutdown: at trace level everything it says.
+        let log = app.log();
+        assert!(log.lines().count() > 50, "a trace log says a lot:\n{log}");
+        said.push(log);
+        for text in &said {
+            for needle in [KEY, PASSWORD] {
+                assert!(!text.contains(needle), "{needle} is shown:\n{text}");
+            }
+        }
+    }
+}

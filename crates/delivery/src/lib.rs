@@ -15,6 +15,7 @@ pub mod notify;
 pub mod signing;
 pub mod tls;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use base64::Engine as _;
 use hookflow_engine::model::{ClaimedCall, Method, Timestamp};
+use hookflow_engine::redact;
 use hookflow_engine::security::ActionSecurity;
 use hookflow_engine::transport::{CertificateInfo, Delivery, FailureKind, Transport, MASKED};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
@@ -251,7 +253,12 @@ impl HttpTransport {
         if let Some(body) = &call.body {
             request = request.body(body.clone());
         }
-        request.send().await.map_err(|e| classify_error(&e))
+        // reqwest's errors quote the URL, which may carry a credential (`?apikey=`, `user:pw@`):
+        // the attempt log and the log line do not need it, they belong to the call.
+        request
+            .send()
+            .await
+            .map_err(|e| classify_error(&e.without_url()))
     }
 }
 
@@ -390,6 +397,7 @@ impl Transport for HttpTransport {
                             // The status arrived; a body cut short only matters for the log,
                             // unless the whole request timed out.
                             if err.is_timeout() {
+                                let err = err.without_url();
                                 delivery.failure = Some((FailureKind::Timeout, error_chain(&err)));
                             }
                             break;
@@ -399,6 +407,12 @@ impl Transport for HttpTransport {
                 delivery.response_body = String::from_utf8_lossy(&body).into_owned();
             }
             Err(failure) => delivery.failure = Some(failure),
+        }
+        // Whatever a cause quoted: no URL credentials in the attempt log.
+        if let Some((_, message)) = &mut delivery.failure {
+            if let Cow::Owned(redacted) = redact::urls_in(message) {
+                *message = redacted;
+            }
         }
         delivery.duration = start.elapsed();
         delivery

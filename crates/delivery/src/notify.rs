@@ -64,7 +64,13 @@ impl fmt::Debug for NotifyConfig {
             .field("smtp_url", &self.smtp_url.as_deref().map(redact))
             .field("smtp_from", &self.smtp_from)
             .field("operator_email", &self.operator_email)
-            .field("webhook_url", &self.webhook_url)
+            .field(
+                "webhook_url",
+                &self
+                    .webhook_url
+                    .as_deref()
+                    .map(hookflow_engine::redact::url),
+            )
             .finish()
     }
 }
@@ -389,7 +395,7 @@ pub struct WebhookSender {
 impl WebhookSender {
     pub fn new(url: &str) -> Result<WebhookSender, NotifyError> {
         let invalid = |message: String| NotifyError::WebhookUrl {
-            url: url.to_owned(),
+            url: hookflow_engine::redact::url(url),
             message,
         };
         let parsed = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
@@ -420,7 +426,9 @@ impl Sender for WebhookSender {
             .post(self.url.clone())
             .json(notice)
             .send()
-            .await?;
+            .await
+            // The operator's URL may carry a credential; the error is logged.
+            .map_err(reqwest::Error::without_url)?;
         if !response.status().is_success() {
             return Err(SendError::Status(response.status().as_u16()));
         }

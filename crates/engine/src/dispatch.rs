@@ -22,6 +22,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::model::{Attempt, ClaimedCall, Completion, Next, Timestamp};
 use crate::notify::{Notice, NoticeKind, Notifier};
 use crate::policy::ActionPolicy;
+use crate::redact;
 use crate::retry::{classify, RetryPolicy, Verdict};
 use crate::security::ActionIndex;
 use crate::store::{ClaimFilter, CompleteOutcome, Handoff, Store, StoreError};
@@ -665,10 +666,12 @@ fn idle_wait(
 /// Decides what an attempt means for its call, under its action's policy.
 fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &ActionPolicy) -> Completion {
     let attempt_no = call.attempts + 1;
+    // The attempt log, the call's last error, the log line and notices all show this: a URL
+    // a transport quotes in it loses its credentials here.
     let error = delivery
         .failure
         .as_ref()
-        .map(|(_, message)| message.clone());
+        .map(|(_, message)| redact::urls_in(message).into_owned());
     let mut exhausted = false;
     let next = match classify(&delivery, &policy.retry_on) {
         Verdict::Success => Next::Succeeded,
@@ -814,7 +817,7 @@ async fn notice(
         trigger_id: failed.trigger_id,
         trigger_name: trigger.map(|t| t.draft.name).unwrap_or_default(),
         action_index: failed.action_index,
-        url: item.map(|i| i.url).unwrap_or_default(),
+        url: item.map(|i| redact::url(&i.url)).unwrap_or_default(),
         call_id: Some(failed.call),
         last_status_code: failed.status_code,
         last_error: failed.error.clone(),

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
-use crate::model::{CallStatus, EventId, ShopId, Timestamp, TriggerId};
+use crate::model::{Attempt, CallStatus, EventId, ShopId, Timestamp, TriggerId};
 use crate::service::{Engine, EngineError};
 use crate::store::{EventDetail, EventFilter, LoggedEvent, ResendFilter, Store, StoreError};
 
@@ -60,10 +60,21 @@ const UNSUCCESSFUL: [CallStatus; 4] = [
     CallStatus::Superseded,
 ];
 
+/// An event's calls' attempt errors without URL credentials (`redact`).
+fn redacted(mut event: LoggedEvent) -> LoggedEvent {
+    for call in &mut event.calls {
+        if let Some(log) = call.attempt_log.take() {
+            call.attempt_log = Some(log.into_iter().map(Attempt::redacted).collect());
+        }
+    }
+    event
+}
+
 impl Engine {
     /// The event log, newest first.
     pub async fn list_events(&self, filter: &EventFilter) -> Result<Vec<LoggedEvent>, EngineError> {
-        Ok(self.store.list_events(filter).await?)
+        let events = self.store.list_events(filter).await?;
+        Ok(events.into_iter().map(redacted).collect())
     }
 
     pub async fn get_event(
@@ -74,6 +85,7 @@ impl Engine {
         self.store
             .get_event(id, detail)
             .await?
+            .map(redacted)
             .ok_or_else(|| event_not_found(id))
     }
 

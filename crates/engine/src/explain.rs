@@ -158,7 +158,9 @@ pub fn explain(
                     let index = index as i32;
                     ActionState {
                         index,
-                        url: call.url.clone(),
+                        // The Events page is open to viewers: the URL template without its
+                        // credentials.
+                        url: crate::redact::url_template(&call.url),
                         deactivated_at: deactivated
                             .iter()
                             .find(|(t, a, _)| *t == trigger.id && *a == index)

@@ -12,6 +12,8 @@
 //! - [`queue`]: the queue's policy, pure: unique items, order, slots, retries, recovery.
 //! - [`ingest`]: the group-committing ingest loop.
 //! - [`dispatch`]: the delivery loop (claim, send, record).
+//! - [`redact`]: credentials out of URLs (userinfo, query values) wherever a URL is shown or
+//!   logged.
 //! - [`metrics`]: Prometheus counters and histograms the loops update, gauges read at scrape.
 //! - [`event_log`]: the event log, resends, and retention (pruning in the background).
 //! - [`explain`]: which triggers of its type an event fires, and why the others do not.
@@ -39,6 +41,7 @@ pub mod model;
 pub mod notify;
 pub mod policy;
 pub mod queue;
+pub mod redact;
 pub mod retry;
 pub mod security;
 pub mod send_test;

@@ -536,6 +536,14 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+impl Attempt {
+    /// The attempt as every reader sees it: no URL credentials in its error.
+    pub fn redacted(mut self) -> Attempt {
+        self.error = self.error.map(|e| crate::redact::urls_in(&e).into_owned());
+        self
+    }
+}
+
 /// What happens to a call after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -591,6 +599,18 @@ pub struct QueueItem {
     pub superseded_by: Option<CallId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl QueueItem {
+    /// The call as every reader sees it: no credentials in its URL or its last error
+    /// (`redact`). The queue keeps the URL as it is sent.
+    pub fn redacted(mut self) -> QueueItem {
+        self.url = crate::redact::url(&self.url);
+        self.last_error = self
+            .last_error
+            .map(|e| crate::redact::urls_in(&e).into_owned());
+        self
+    }
 }
 
 /// Filters of the queue listing. Results are newest first; `before` is the cursor.

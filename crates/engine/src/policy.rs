@@ -212,7 +212,13 @@ impl Engine {
     }
 
     pub async fn list_alerts(&self, acknowledged: Option<bool>) -> Result<Vec<Alert>, EngineError> {
-        Ok(self.store.list_alerts(acknowledged).await?)
+        let mut alerts = self.store.list_alerts(acknowledged).await?;
+        for alert in &mut alerts {
+            if let Some(error) = &alert.last_error {
+                alert.last_error = Some(crate::redact::urls_in(error).into_owned());
+            }
+        }
+        Ok(alerts)
     }
 
     pub async fn ack_alert(&self, id: i64) -> Result<Alert, EngineError> {

@@ -236,7 +236,9 @@ impl Engine {
             duration_ms: delivery.duration.as_millis() as u64,
             response_headers: delivery.response_headers,
             response_body,
-            error: delivery.failure.map(|(_, message)| message),
+            error: delivery
+                .failure
+                .map(|(_, message)| crate::redact::urls_in(&message).into_owned()),
         })
     }
 }

@@ -475,7 +475,8 @@ impl Engine {
     // ---- queue ----
 
     pub async fn list_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, EngineError> {
-        Ok(self.store.list_queue(filter).await?)
+        let items = self.store.list_queue(filter).await?;
+        Ok(items.into_iter().map(QueueItem::redacted).collect())
     }
 
     /// When each of `calls` last went out; calls never sent are missing.
@@ -490,10 +491,13 @@ impl Engine {
     }
 
     pub async fn get_call(&self, id: CallId) -> Result<(QueueItem, Vec<Attempt>), EngineError> {
-        self.store
+        let (item, attempts) = self
+            .store
             .get_call(id)
             .await?
-            .ok_or_else(|| call_not_found(id))
+            .ok_or_else(|| call_not_found(id))?;
+        let attempts = attempts.into_iter().map(Attempt::redacted).collect();
+        Ok((item.redacted(), attempts))
     }
 
     /// Sends a call again now: a failed or cancelled call gets a fresh set of attempts under
@@ -506,7 +510,7 @@ impl Engine {
         {
             RetryOutcome::Queued(item) => {
                 self.queued.notify_one();
-                Ok(item)
+                Ok(item.redacted())
             }
             RetryOutcome::InFlight(_) => Err(EngineError::Conflict(format!(
                 "call {id} is being delivered right now"
@@ -517,7 +521,7 @@ impl Engine {
 
     pub async fn cancel_call(&self, id: CallId) -> Result<QueueItem, EngineError> {
         match self.store.cancel_call(id, Timestamp::now()).await? {
-            CancelOutcome::Cancelled(item) => Ok(item),
+            CancelOutcome::Cancelled(item) => Ok(item.redacted()),
             CancelOutcome::Finished(item) => Err(EngineError::Conflict(format!(
                 "call {id} has already finished ({})",
                 item.status.as_str()

@@ -218,8 +218,23 @@ pub(crate) fn webhook_action(url: &str, method: &str) -> Action {
     .expect("a callWebhook with a string url and POST or GET parses")
 }
 
-/// A trigger name for a platform webhook, within the 200 characters triggers allow.
+/// A trigger name for a platform webhook, within the 200 characters triggers allow. The name
+/// is shown to everyone and in notices, so the URL in it goes without its credentials.
 pub(crate) fn webhook_name(platform: &str, event_type: &str, url: &str) -> String {
+    let url = hookflow_engine::redact::url(url);
     let name = format!("{platform} {event_type} → {url}");
     name.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_name_shows_its_url_without_credentials() {
+        assert_eq!(
+            webhook_name("Skladon", "OrderChanged", "https://erp.example/h?apikey=K1"),
+            "Skladon OrderChanged → https://erp.example/h?apikey=***"
+        );
+    }
 }

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use hookflow_engine::accounts::Principal;
 use hookflow_engine::model::{Action, HmacSecret, Timestamp, Trigger, TriggerDraft, TriggerId};
 use serde_json::{json, Value};
 use utoipa::IntoParams;
@@ -63,6 +64,27 @@ pub(crate) fn trigger_out(trigger: &Trigger, deactivated: &Deactivated) -> Value
         }
     }
     value
+}
+
+/// A trigger as `principal` reads it: a read-only role sees each action's URL without its
+/// credentials (query values masked, merge fields kept; `redact::url_template`). A role that
+/// may write sees the URL as configured: it is what they edit, and what they send back is
+/// saved as it is, so a masked value would overwrite the secret; they could also change the
+/// host and keep the query, so hiding it from them would protect nothing.
+pub(crate) fn for_reader(mut trigger: Value, principal: &Principal) -> Value {
+    if principal.can_write() {
+        return trigger;
+    }
+    if let Some(actions) = trigger.get_mut("actions").and_then(Value::as_array_mut) {
+        for action in actions {
+            if let Some(url) = action.get_mut("url") {
+                if let Some(text) = url.as_str() {
+                    *url = Value::String(hookflow_engine::redact::url_template(text));
+                }
+            }
+        }
+    }
+    trigger
 }
 
 /// Drops `{"set": true}` markers from input, so that sending back what a read returned keeps
@@ -188,7 +210,7 @@ async fn list_triggers(State(state): State<AppState>, auth: Auth) -> Result<Json
     triggers.retain(|t| auth.sees(t.draft.shop_id));
     let down = state.engine.deactivated_actions().await?;
     Ok(Json(
-        json!({"items": triggers.iter().map(|t| trigger_out(t, &down)).collect::<Vec<_>>()}),
+        json!({"items": triggers.iter().map(|t| for_reader(trigger_out(t, &down), &auth.0)).collect::<Vec<_>>()}),
     ))
 }
 
@@ -250,9 +272,9 @@ async fn get_trigger(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let trigger = visible_trigger(&state, &auth, TriggerId(id)).await?;
-    Ok(Json(trigger_out(
-        &trigger,
-        &state.engine.deactivated_actions().await?,
+    Ok(Json(for_reader(
+        trigger_out(&trigger, &state.engine.deactivated_actions().await?),
+        &auth.0,
     )))
 }
 
