@@ -3,7 +3,19 @@
 // - The Event types page's search box filters the catalogs' types.
 // - The Webhook Queue page refreshes its table every few seconds, keeping the filter (it
 //   reloads its own URL) and pausing while the user is typing in the filter.
+// - An error page's "Go back" returns to the page before.
+// - Content-Security-Policy violations are said in the console, each one.
+// No page has inline script or event handlers: the Content-Security-Policy (`script-src
+// 'self'`) refuses them, so every behaviour is wired here or in editor.js.
 "use strict";
+
+// The browser says most violations in the console itself, but not all (Chromium reports a
+// refused `eval` only among its developer tools' issues): every one is said here too, where
+// the browser tests, which fail on any, read the console.
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error("Content Security Policy violation: " + event.effectiveDirective + " blocked " +
+    (event.blockedURI || "(unknown)") + " at " + event.sourceFile + ":" + event.lineNumber);
+});
 
 document.addEventListener("submit", (event) => {
   const button = event.submitter;
@@ -120,4 +132,12 @@ document.addEventListener("click", async (event) => {
     selection.addRange(range);
     if (status) status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
   }
+});
+
+// Error pages: "Go back" (shown only where there is a page to go back to) instead of a
+// `javascript:` link.
+document.querySelectorAll("[data-history-back]").forEach((holder) => {
+  if (window.history.length < 2) return;
+  holder.hidden = false;
+  holder.querySelector("button").addEventListener("click", () => window.history.back());
 });

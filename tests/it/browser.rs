@@ -2,7 +2,9 @@
 //! trigger in the editor with a merge field from the list, following its call to the Webhook
 //! Queue page, retrying a failed call, shop scoping, CSRF, and a screenshot of every page at
 //! 1280 and 390 px under `target/screenshots/` (each checked for sideways scrolling and
-//! console errors).
+//! console errors). Every page runs under the server's Content-Security-Policy, and a
+//! violation the browser reports fails the test (`browser::driver`; `browser::hardening`
+//! proves the check sees one, and checks the headers of every route).
 //!
 //! SQLite only: the API tests cover PostgreSQL, and the pages read through the same engine.
 //! Needs Debian's `chromium` and `chromium-driver` (see `browser::driver`).
@@ -11,6 +13,7 @@ mod controls;
 mod driver;
 mod editor;
 mod events;
+mod hardening;
 mod pages;
 mod phones;
 mod send_test;

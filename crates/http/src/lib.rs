@@ -11,6 +11,8 @@
 //! - `ui`: the web UI, server-rendered pages from `templates/ui/` with `web/` as `/static/`.
 //! - `compat`: the platforms' own subscription APIs (`/compat/skladon/v21`,
 //!   `/compat/frontsystems/api`), thin adapters over the same engine calls.
+//! - `security_headers`: the Content-Security-Policy and the other hardening headers, on
+//!   every answer.
 //!
 //! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
@@ -22,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rate;
 mod reference;
+mod security_headers;
 mod ui;
 mod v1;
 
@@ -65,7 +68,7 @@ pub fn router(state: AppState) -> Router {
         // Outside the token check: the document and its page describe the API, they hold no
         // data, and client generators fetch them without credentials.
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
-        .route("/docs", get(openapi::docs_page))
+        .route(DOCS_ROUTE, get(openapi::docs_page))
         .nest("/api/v1", api)
         .merge(ui::router())
         // Not behind the admin token: the platforms' clients authenticate with their shop's
@@ -85,8 +88,20 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(ui::static_router())
         .layer(middleware::from_fn(metrics::log_request))
+        .layer(middleware::from_fn(security_headers::security_headers))
         .with_state(state)
 }
+
+/// Every route of the web UI as registered (`/triggers/{id}`), its static files
+/// (`/static/{file}`) and `/docs`: a test visits each and checks its `security_headers`.
+pub fn page_routes() -> Vec<&'static str> {
+    let mut routes = ui::route_paths();
+    routes.extend([ui::STATIC_ROUTE, DOCS_ROUTE]);
+    routes
+}
+
+/// The API reference page (`reference`).
+const DOCS_ROUTE: &str = "/docs";
 
 /// Serves until `shutdown` completes; requests in progress finish first.
 pub async fn serve(

@@ -1,7 +1,8 @@
 //! The API reference page at `/docs`: HTML rendered on the server from the OpenAPI document,
-//! with its stylesheet inline and no script. It loads nothing from anywhere, so it works on a
-//! machine without internet, and being rendered from the document it shows exactly what
-//! `/api/v1/openapi.json` says. (Swagger UI would need its bundle vendored into the binary;
+//! with no script; its stylesheet is `web/docs.css`, served from `/static/` like the UI's
+//! (the Content-Security-Policy refuses inline styles). It loads nothing from anywhere else,
+//! so it works on a machine without internet, and being rendered from the document it shows
+//! exactly what `/api/v1/openapi.json` says. (Swagger UI would need its bundle vendored into the binary;
 //! a generated page keeps the binary small and has nothing to download or update.)
 
 use std::fmt::Write;
@@ -17,9 +18,11 @@ pub(crate) fn render(document: &Value) -> String {
         page,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <link rel=\"icon\" href=\"data:,\">\
-         <title>{} API reference</title><style>{STYLE}</style></head><body>",
-        esc(&title)
+         <link rel=\"icon\" href=\"/static/favicon.svg?v={v}\" type=\"image/svg+xml\">\
+         <link rel=\"stylesheet\" href=\"/static/docs.css?v={v}\">\
+         <title>{} API reference</title></head><body>",
+        esc(&title),
+        v = crate::ui::render::ASSET_VERSION.as_str(),
     );
     let operations = operations(document);
     let mut tags: Vec<(String, String)> = document["tags"]
@@ -409,28 +412,3 @@ fn prose(text: &str) -> String {
         .map(|p| format!("<p>{}</p>", inline(p.trim())))
         .collect()
 }
-
-/// On a phone (390 px) the page must not scroll sideways: long paths and identifiers in headings
-/// and prose wrap anywhere, and a table or code block too wide for the screen scrolls inside its
-/// own box (`break-word` in tables keeps words whole rather than squeezing columns to a letter).
-const STYLE: &str = "\
-:root{--fg:#1d2330;--muted:#5b6475;--line:#dfe3ea;--bg:#fff;--side:#f5f7fa;--code:#f0f2f6}\
-*{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;color:var(--fg);background:var(--bg)}\
-nav{position:fixed;top:0;bottom:0;left:0;width:300px;overflow-y:auto;padding:16px;background:var(--side);border-right:1px solid var(--line);font-size:13px}\
-nav ul{list-style:none;margin:0 0 12px;padding:0}nav li{margin:2px 0;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}\
-nav h4{margin:14px 0 4px;text-transform:uppercase;font-size:11px;letter-spacing:.05em;color:var(--muted)}\
-nav .brand{font-weight:700;font-size:17px;margin:0}a{color:#1f5fbf;text-decoration:none}a:hover{text-decoration:underline}\
-main{margin-left:300px;padding:24px 40px;max-width:1100px}h1 small{font-weight:400;color:var(--muted);font-size:60%}\
-h2{border-bottom:2px solid var(--line);padding-bottom:4px;margin-top:48px;text-transform:capitalize}\
-.op,.schema{border:1px solid var(--line);border-radius:6px;padding:4px 18px 12px;margin:18px 0}\
-.op h3 code{font-size:16px;background:none}.summary{font-weight:600}\
-code{font:13px ui-monospace,SFMono-Regular,Menlo,monospace;background:var(--code);padding:1px 4px;border-radius:3px}\
-pre{background:var(--code);padding:10px;border-radius:4px;overflow-x:auto;font:13px ui-monospace,SFMono-Regular,Menlo,monospace}\
-table{border-collapse:collapse;width:100%;margin:6px 0 12px}th,td{text-align:left;vertical-align:top;border-bottom:1px solid var(--line);padding:5px 8px}\
-th{font-size:12px;color:var(--muted);font-weight:600}\
-.m{display:inline-block;min-width:54px;text-align:center;border-radius:3px;padding:0 5px;color:#fff;font:700 11px/18px ui-monospace,monospace}\
-.get{background:#2f7d4f}.post{background:#1f5fbf}.put{background:#a86400}.delete{background:#b3261e}.patch{background:#6b3fa0}\
-.req{color:#b3261e;font-size:11px}.ro{color:var(--muted);font-size:11px}details{margin-top:8px}summary{cursor:pointer;color:var(--muted)}\
-@media(max-width:800px){nav{position:static;width:auto}main{margin:0;padding:16px}\
-.op,.schema{padding:4px 10px 10px}main{overflow-wrap:break-word}h1,h3,p{overflow-wrap:anywhere}\
-table{display:block;overflow-x:auto}td:last-child{min-width:15em}pre{max-width:100%;white-space:pre}}";

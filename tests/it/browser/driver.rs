@@ -4,9 +4,17 @@
 //! Debian's `chromium` and `chromium-driver` packages provide `/usr/bin/chromium` and
 //! `/usr/bin/chromedriver` (`CHROMIUM` and `CHROMEDRIVER` override the paths). Without them the
 //! tests fail, saying what to install: they are never skipped.
+//!
+//! The pages run under the server's Content-Security-Policy, and a violation fails the test:
+//! Chromium reports each one in its console ("… violates the following Content Security Policy
+//! directive …"), which the browser log read here sorts out of the console errors. It is
+//! checked after every [`Browser::goto`], with every [`Browser::screenshots`] and at
+//! [`Browser::close`]; nothing is injected into the pages to do it (an inline script would be
+//! refused itself).
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
@@ -41,6 +49,17 @@ pub struct Browser {
     driver: Child,
     driver_url: String,
     base: String,
+    /// What the browser log said that no one has asked for yet.
+    log: Mutex<Log>,
+}
+
+/// The browser log, read from chromedriver (which hands each entry out once) and sorted.
+#[derive(Default)]
+struct Log {
+    /// Console errors (`SEVERE`), for [`Browser::console_errors`].
+    errors: Vec<String>,
+    /// Content-Security-Policy violations, at any level, for [`Browser::csp_violations`].
+    violations: Vec<String>,
 }
 
 impl Browser {
@@ -113,14 +132,19 @@ impl Browser {
             driver,
             driver_url,
             base: app.url(""),
+            log: Mutex::default(),
         }
     }
 
+    /// Opens `path` and checks that no page so far (this one included) violated the
+    /// Content-Security-Policy.
     pub async fn goto(&self, path: &str) {
         self.client
             .goto(&format!("{}{path}", self.base))
             .await
             .unwrap_or_else(|e| panic!("opening {path}: {e}"));
+        self.assert_no_csp_violations(&format!("opening {path}"))
+            .await;
     }
 
     /// The current path and query.
@@ -247,8 +271,31 @@ impl Browser {
         self.wait_for_text("h1", "Dashboard").await;
     }
 
-    /// The browser console's errors since the last call (chromedriver's log endpoint).
+    /// The browser console's errors since the last call (chromedriver's log endpoint), without
+    /// Content-Security-Policy violations (see [`Browser::csp_violations`]).
     pub async fn console_errors(&self) -> Vec<String> {
+        self.read_log().await;
+        std::mem::take(&mut self.log.lock().expect("the log lock").errors)
+    }
+
+    /// The Content-Security-Policy violations the browser reported since the last call.
+    pub async fn csp_violations(&self) -> Vec<String> {
+        self.read_log().await;
+        std::mem::take(&mut self.log.lock().expect("the log lock").violations)
+    }
+
+    /// Fails the test when the browser reported a Content-Security-Policy violation.
+    pub async fn assert_no_csp_violations(&self, when: &str) {
+        let violations = self.csp_violations().await;
+        assert!(
+            violations.is_empty(),
+            "{when}: the page broke the Content-Security-Policy (at {}): {violations:#?}",
+            self.path().await
+        );
+    }
+
+    /// Moves the browser log's new entries into [`Log`].
+    async fn read_log(&self) {
         let session = self
             .client
             .session_id()
@@ -268,18 +315,21 @@ impl Browser {
             .json()
             .await
             .expect("the browser log is JSON");
-        answer["value"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|entry| entry["level"] == "SEVERE")
-            .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
-            .collect()
+        let mut log = self.log.lock().expect("the log lock");
+        for entry in answer["value"].as_array().into_iter().flatten() {
+            let message = entry["message"].as_str().unwrap_or_default().to_owned();
+            if is_csp_violation(&message) {
+                log.violations.push(message);
+            } else if entry["level"] == "SEVERE" {
+                log.errors.push(message);
+            }
+        }
     }
 
     /// Photographs the current page at each of [`WIDTHS`] (its whole height) into
     /// `target/screenshots/<name>-<width>.png`, checking at each width that nothing makes
-    /// the page scroll sideways and that the console has no errors.
+    /// the page scroll sideways, that the console has no errors and that the page kept to the
+    /// Content-Security-Policy.
     pub async fn screenshots(&self, name: &str) {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
         std::fs::create_dir_all(&dir).expect("creating target/screenshots");
@@ -320,11 +370,24 @@ impl Browser {
             errors.is_empty(),
             "{name}: the browser console has errors: {errors:#?}"
         );
+        self.assert_no_csp_violations(name).await;
     }
 
+    /// Checks that the session ended without a Content-Security-Policy violation, and closes it.
     pub async fn close(self) {
+        self.assert_no_csp_violations("at the end of the test")
+            .await;
         let _ = self.client.clone().close().await;
     }
+}
+
+/// Whether a console message is Chromium's report of a Content-Security-Policy violation
+/// (older versions: "Refused to … because it violates the following Content Security Policy
+/// directive"; newer: "Executing inline script violates the following Content Security Policy
+/// directive").
+fn is_csp_violation(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("content security policy") || message.contains("content-security-policy")
 }
 
 impl Drop for Browser {

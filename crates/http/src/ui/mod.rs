@@ -47,7 +47,7 @@ use axum::extract::{Path, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use hookflow_engine::accounts::Principal;
 use hookflow_engine::model::ShopId;
@@ -57,60 +57,80 @@ use tracing::error;
 
 use crate::AppState;
 
-/// The pages. None collides with `/api/v1`, `/metrics`, `/healthz`, `/docs` or `/compat`.
+/// The pages and the forms they post to. None collides with `/api/v1`, `/metrics`,
+/// `/healthz`, `/docs` or `/compat`.
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(dashboard::show))
-        .route("/login", get(login::form).post(login::submit))
-        .route("/logout", post(login::logout))
-        .route("/triggers", get(triggers::list))
-        .route("/triggers/new", get(triggers::new))
-        .route("/triggers/{id}", get(triggers::edit))
-        .route("/triggers/{id}/toggle", post(triggers::toggle))
-        .route(
-            "/triggers/{id}/actions/{index}/activate",
-            post(triggers::activate_action),
-        )
-        .route("/queue", get(queue::list))
-        .route("/queue/resend", post(queue::bulk_resend))
-        .route("/queue/{id}", get(queue::detail))
-        .route("/queue/{id}/body", get(queue::body))
-        .route("/queue/{id}/retry", post(queue::retry))
-        .route("/queue/{id}/cancel", post(queue::cancel))
-        .route("/events", get(events::list))
-        .route("/events/{id}", get(events::detail))
-        .route("/events/{id}/resend", post(events::resend))
-        .route("/alerts", get(alerts::list))
-        .route("/alerts/{id}/ack", post(alerts::ack))
-        .route("/users", get(admin::users).post(admin::create_user))
-        .route("/users/{id}", post(admin::update_user))
-        .route("/users/{id}/delete", post(admin::delete_user))
-        .route("/shops", get(admin::shops).post(admin::create_shop))
-        .route("/shops/{id}", post(admin::update_shop))
-        .route("/shops/{id}/api-key", post(admin::rotate_api_key))
-        .route(
-            "/event-types",
-            get(event_types::list).post(event_types::create),
-        )
-        .route(
-            "/event-types/{name}",
-            get(event_types::edit).post(event_types::update),
-        )
-        .route("/event-types/{name}/delete", post(event_types::delete))
-        .route("/tokens", get(admin::tokens).post(admin::create_token))
-        .route("/tokens/{id}/revoke", post(admin::revoke_token))
-        .route(
-            crate::auth::ACCOUNT_PASSWORD_PATH,
-            get(account::show).post(account::change_password),
-        )
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
         .layer(middleware::from_fn(notice::notices))
         .layer(middleware::from_fn(server_timing))
 }
 
+/// The path of every route of [`router`], as registered (`/queue/{id}`).
+pub(crate) fn route_paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _)| path).collect()
+}
+
+/// The routes, as a table: [`router`] registers exactly these and [`route_paths`] names them,
+/// so a test that visits every path cannot miss a page.
+fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/", get(dashboard::show)),
+        ("/login", get(login::form).post(login::submit)),
+        ("/logout", post(login::logout)),
+        ("/triggers", get(triggers::list)),
+        ("/triggers/new", get(triggers::new)),
+        ("/triggers/{id}", get(triggers::edit)),
+        ("/triggers/{id}/toggle", post(triggers::toggle)),
+        (
+            "/triggers/{id}/actions/{index}/activate",
+            post(triggers::activate_action),
+        ),
+        ("/queue", get(queue::list)),
+        ("/queue/resend", post(queue::bulk_resend)),
+        ("/queue/{id}", get(queue::detail)),
+        ("/queue/{id}/body", get(queue::body)),
+        ("/queue/{id}/retry", post(queue::retry)),
+        ("/queue/{id}/cancel", post(queue::cancel)),
+        ("/events", get(events::list)),
+        ("/events/{id}", get(events::detail)),
+        ("/events/{id}/resend", post(events::resend)),
+        ("/alerts", get(alerts::list)),
+        ("/alerts/{id}/ack", post(alerts::ack)),
+        ("/users", get(admin::users).post(admin::create_user)),
+        ("/users/{id}", post(admin::update_user)),
+        ("/users/{id}/delete", post(admin::delete_user)),
+        ("/shops", get(admin::shops).post(admin::create_shop)),
+        ("/shops/{id}", post(admin::update_shop)),
+        ("/shops/{id}/api-key", post(admin::rotate_api_key)),
+        (
+            "/event-types",
+            get(event_types::list).post(event_types::create),
+        ),
+        (
+            "/event-types/{name}",
+            get(event_types::edit).post(event_types::update),
+        ),
+        ("/event-types/{name}/delete", post(event_types::delete)),
+        ("/tokens", get(admin::tokens).post(admin::create_token)),
+        ("/tokens/{id}/revoke", post(admin::revoke_token)),
+        (
+            crate::auth::ACCOUNT_PASSWORD_PATH,
+            get(account::show).post(account::change_password),
+        ),
+    ]
+}
+
+/// Where the UI's static files are served.
+pub(crate) const STATIC_ROUTE: &str = "/static/{file}";
+
 /// The UI's static files. Merged outside `auth::identify`: they are the same for everyone, so a
 /// page's stylesheet and scripts cost no session lookup each.
 pub(crate) fn static_router() -> Router<AppState> {
-    Router::new().route("/static/{file}", get(static_file))
+    Router::new().route(STATIC_ROUTE, get(static_file))
 }
 
 /// Why a page cannot be shown; rendered as an error page with a fitting status.

@@ -92,7 +92,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Static files served under `/static/`: name, content type, bytes.
+/// Static files served under `/static/`: name, content type, bytes. Every script and
+/// stylesheet of a page is one of these: the Content-Security-Policy (`security_headers`)
+/// refuses inline ones.
 pub(crate) const STATIC_FILES: &[(&str, &str, &str)] = &[
     (
         "app.css",
@@ -108,6 +110,17 @@ pub(crate) const STATIC_FILES: &[(&str, &str, &str)] = &[
         "editor.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/editor.js"),
+    ),
+    // The `/docs` page's (`reference`).
+    (
+        "docs.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../../web/docs.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../../../web/favicon.svg"),
     ),
 ];
 
