@@ -25,5 +25,6 @@ mod queue;
 mod queue_policy;
 mod receivers;
 mod security;
+mod sign_in;
 mod templates;
 mod triggers;

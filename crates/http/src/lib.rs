@@ -1,7 +1,9 @@
 //! The HTTP face of hookflow: the REST API under `/api/v1` (axum).
 //!
 //! # Layout
-//! - [`auth`]: who is asking (tokens, sessions), CSRF, sign-in and its rate limits.
+//! - [`auth`]: who is asking (tokens, sessions), CSRF, signing in and out.
+//! - [`client`]: the client address of a request (the peer, or what a trusted proxy forwards).
+//! - [`sign_in_limits`]: failed sign-ins counted per account and per client address.
 //! - [`error`]: [`ApiError`], the one place engine errors become status codes.
 //! - `json`: request-body parsing with messages that say what and where.
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
@@ -15,12 +17,14 @@
 //! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
 pub mod auth;
+pub mod client;
 mod compat;
 pub mod error;
 mod json;
 pub mod metrics;
 pub mod openapi;
 mod reference;
+pub mod sign_in_limits;
 mod ui;
 mod v1;
 
@@ -43,7 +47,7 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// A bearer token with full rights (`--admin-token`), beside users' own API tokens.
     pub admin_token: Option<Arc<str>>,
-    /// The login limiter and the API token cache.
+    /// The sign-in limits, the trusted proxies and the API token cache.
     pub auth: Arc<auth::AuthState>,
     /// Whether this router serves `GET /metrics` (not when metrics have a listener of their
     /// own, so the API port does not show them).
