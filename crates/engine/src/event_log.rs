@@ -176,14 +176,8 @@ impl ResendRequest {
                 message: "calls in flight are being delivered and cannot be resent".into(),
             });
         }
-        if let (Some(from), Some(to)) = (from, to) {
-            if from >= to {
-                return Err(EngineError::Invalid {
-                    field: "to".into(),
-                    message: "must be later than from".into(),
-                });
-            }
-        }
+        // `to` at or before `from` is an empty range: it selects nothing, like any range no call
+        // falls in (the API's document cannot state an order between two fields).
         Ok(ResendFilter {
             status,
             trigger_id,

@@ -5,7 +5,9 @@
 //! - [`client`]: the client address of a request (the peer, or what a trusted proxy forwards).
 //! - [`sign_in_limits`]: failed sign-ins counted per account and per client address.
 //! - [`error`]: [`ApiError`], the one place engine errors become status codes.
-//! - `json`: request-body parsing with messages that say what and where.
+//! - `json`: request-body parsing with messages that say what and where; integers as JSON
+//!   Schema reads them (`6.0`).
+//! - `params`: integers in paths and query strings, read the same way.
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
 //! - [`metrics`]: `GET /metrics` and the per-request log event.
 //! - [`openapi`]: the OpenAPI document, served at `/api/v1/openapi.json`; `reference`: the
@@ -23,6 +25,7 @@ pub mod error;
 mod json;
 pub mod metrics;
 pub mod openapi;
+mod params;
 mod reference;
 pub mod sign_in_limits;
 mod ui;
