@@ -99,6 +99,9 @@ pub struct ServeConfig {
 pub struct ServeOptions {
     /// Serve `GET /metrics` on a listener of its own instead of the API's.
     pub metrics_listen: Option<SocketAddr>,
+    /// Reverse proxies whose forwarded headers name the client (sign-in limits count per
+    /// client address). Default: none, the TCP peer is the client.
+    pub trusted_proxies: hookflow_http::client::TrustedProxies,
 }
 
 /// A running hookflow: API, ingest and delivery.
@@ -237,7 +240,7 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
     let state = AppState {
         engine,
         admin_token: config.admin_token.map(Into::into),
-        auth: Default::default(),
+        auth: Arc::new(hookflow_http::auth::AuthState::new(options.trusted_proxies)),
         previews: Arc::new(hookflow_http::rate::RateLimiter::previews()),
         metrics: metrics_listener.is_none(),
     };

@@ -158,10 +158,20 @@ struct ServeArgs {
     /// listener, without the admin token).
     #[arg(long, env = "HOOKFLOW_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
-    /// Bearer token with full rights on the API. Default: none, and then the API is open: keep
-    /// it on loopback.
+    /// Bearer token with full rights on the API, for automation. Without it the API still
+    /// needs a caller (401 otherwise): a user's API token or a web UI session; on the first
+    /// start of an empty database hookflow then creates the admin account admin@localhost and
+    /// prints its password once. Default: none.
     #[arg(long, env = "HOOKFLOW_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Comma-separated networks (CIDR) of reverse proxies whose X-Forwarded-For (or, without
+    /// it, Forwarded) header names the client: the client is the rightmost hop that is not
+    /// such a proxy. Other peers are the client themselves, whatever they send. Failed
+    /// sign-ins are limited per client address (20 in 15 minutes) and per account (5 in 15
+    /// minutes); behind a proxy not listed here, every user shares the proxy's address.
+    /// Default: none.
+    #[arg(long, env = "HOOKFLOW_TRUSTED_PROXIES", default_value = "")]
+    trusted_proxies: String,
     /// Key sealing credentials (passwords, HMAC secrets, client keys) at rest: 32 bytes in
     /// base64. Default: none, and then a key file is used (created on first start).
     #[arg(long, env = "HOOKFLOW_SECRET_KEY", hide_env_values = true)]
@@ -361,6 +371,8 @@ fn db_config(db: DbArgs) -> DbConfig {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let policy = TargetPolicy::parse(&args.allow_private_targets)
         .map_err(|e| anyhow::anyhow!("--allow-private-targets: {e}"))?;
+    let trusted_proxies = hookflow_http::client::TrustedProxies::parse(&args.trusted_proxies)
+        .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
     let timeout = Duration::from_millis(args.delivery_timeout_ms);
     let args_metrics_listen = args.metrics_listen;
     let config = ServeConfig {
@@ -390,6 +402,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let options = ServeOptions {
         metrics_listen: args_metrics_listen,
+        trusted_proxies,
     };
     let running = hookflow::start_with(config, options).await?;
     if let Some(addr) = running.metrics_addr {

@@ -26,5 +26,6 @@ mod queue;
 mod queue_policy;
 mod receivers;
 mod security;
+mod sign_in;
 mod templates;
 mod triggers;

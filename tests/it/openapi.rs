@@ -326,3 +326,92 @@ both_backends! {
         assert!(!lower.contains("href=\"http") && !lower.contains("href=\"//"), "every link stays on the server");
     }
 }
+
+// The document says what the server enforces: requests it allows are accepted, requests it
+// forbids are refused (what schemathesis's `--checks all` found, each as a sentence).
+both_backends! {
+    async fn integers_written_with_a_zero_fraction_are_integers(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let shop = app.create_shop("Main shop").await;
+        let trigger = json!({"name": "Orders", "eventType": "OrderChanged", "shopId": shop as f64,
+            "priority": 7.0, "actions": [{"type": "callWebhook", "url": "https://erp.example.com/h",
+            "retryPolicy": {"maxRetries": 3.0, "retryOn4xx": [409.0]}}]});
+        let (status, saved) = app.post_json("/api/v1/triggers", trigger).await;
+        assert_eq!(status, StatusCode::CREATED, "{saved}");
+        assert_eq!(saved["priority"], json!(7));
+        assert_eq!(saved["actions"][0]["retryPolicy"]["maxRetries"], json!(3));
+        // An entity id and shop id as floats; the entity's own numbers stay as sent.
+        let (status, ingested) = app.post_events(json!({"eventType": "OrderChanged",
+            "shopId": 1.0, "entityId": 42.0, "entityData": {"OrderId": 42, "Total": 6.0}})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{ingested}");
+        let (_, event) = app.get_json(&format!("/api/v1/events/{}?includePayload=true", ingested["eventId"])).await;
+        assert_eq!(event["entityId"], json!("42"));
+        assert_eq!(event["entityData"]["Total"].to_string(), "6.0");
+        // A fraction is no integer.
+        let (status, _) = app.post_json("/api/v1/tokens", json!({"name": "t", "userId": 1.5})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    async fn what_the_document_forbids_is_refused(backend: Backend) {
+        let app = spawn_app(backend).await;
+        app.create_shop("Main shop").await;
+        // entityId is an int64.
+        let (status, body) = app.post_events(json!({"eventType": "OrderChanged", "shopId": 1,
+            "entityId": 9_223_372_036_854_775_808u64})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["field"], "entityId");
+        // An event type's schema is an object, not a boolean schema.
+        let (status, body) = app.post_json("/api/v1/event-types",
+            json!({"name": "PointsChanged", "schema": false})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["field"], "schema");
+        // Names need something besides blanks, and count characters as sent.
+        let (status, body) = app.post_json("/api/v1/triggers",
+            webhook_trigger("OrderChanged", "https://erp.example.com/h").with(json!({"name": " \t "}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (status, body) = app.post_json("/api/v1/triggers",
+            webhook_trigger("OrderChanged", "https://erp.example.com/h").with(json!({"name": "é".repeat(200)}))).await;
+        assert_eq!(status, StatusCode::CREATED, "200 characters are allowed, whatever their bytes: {body}");
+        let (status, _) = app.post_json("/api/v1/tokens", json!({"name": "a".repeat(101), "userId": 1})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    async fn the_document_states_the_limits_the_server_checks(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let (_, doc) = served_document(&app).await;
+        let schemas = &doc["components"]["schemas"];
+        let trigger = &schemas["TriggerDraft"]["properties"];
+        assert_eq!(trigger["name"]["maxLength"], 200);
+        assert_eq!(trigger["actions"]["minItems"], 1);
+        assert_eq!(trigger["actions"]["maxItems"], 20);
+        assert_eq!(schemas["TokenIn"]["properties"]["name"]["maxLength"], 100);
+        assert_eq!(schemas["PasswordIn"]["properties"]["password"]["minLength"], 10);
+        assert_eq!(schemas["UserIn"]["properties"]["email"]["maxLength"], 254);
+        assert!(schemas["ShopIn"]["properties"]["catalog"]["pattern"].as_str().unwrap().contains("skladon"));
+        let entity_id = &schemas["EventIn"]["properties"]["entityId"]["oneOf"];
+        assert_eq!(entity_id[0]["maxLength"], 255);
+        assert_eq!(entity_id[1]["format"], "int64");
+        // The 401 says what happens without a caller, with or without --admin-token.
+        let unauthorized = doc["paths"]["/api/v1/triggers"]["get"]["responses"]["401"]["description"]
+            .as_str().unwrap();
+        assert!(unauthorized.contains("No caller"), "{unauthorized}");
+    }
+
+    async fn a_range_that_ends_before_it_starts_resends_nothing(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let (status, body) = app.post_json("/api/v1/queue/resend",
+            json!({"from": "2026-11-27T00:00:00Z", "to": "2000-01-01T00:00:00Z"})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["requeued"], 0);
+    }
+
+    async fn the_admin_token_has_no_tokens_of_its_own(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let (status, list) = app.get_json("/api/v1/tokens").await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(list["items"], json!([]));
+        let (status, body) = app.post_json("/api/v1/tokens", json!({"name": "mine"})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["field"], "userId");
+    }
+}

@@ -304,19 +304,12 @@ pub fn decoy_hash() -> &'static str {
 }
 
 /// Checks an email address enough to catch typos: one `@` with text on both sides, no spaces.
+/// The shape is `text::EMAIL_PATTERN`'s, the length at most 254 characters as sent; the
+/// address is kept trimmed and in lower case.
 pub fn check_email(email: &str) -> Result<String, String> {
-    let email = email.trim().to_lowercase();
-    match email.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !email.chars().any(char::is_whitespace)
-                && email.len() <= 254 =>
-        {
-            Ok(email)
-        }
-        _ => Err(format!("{email:?} is not an email address")),
+    match crate::text::email_shape(email) {
+        Some(trimmed) if email.chars().count() <= 254 => Ok(trimmed.to_lowercase()),
+        _ => Err(format!("{:?} is not an email address", email.trim())),
     }
 }
 
@@ -328,8 +321,8 @@ pub fn check_password(password: &str) -> Result<(), String> {
     if password.chars().count() < 10 {
         return Err("must have at least 10 characters".to_owned());
     }
-    if password.len() > 1024 {
-        return Err("must have at most 1024 bytes".to_owned());
+    if password.chars().count() > 1024 {
+        return Err("must have at most 1024 characters".to_owned());
     }
     Ok(())
 }
@@ -460,10 +453,7 @@ impl crate::Engine {
         name: &str,
         expires_in_days: Option<u32>,
     ) -> Result<(ApiToken, String), EngineError> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 100 {
-            return Err(invalid("name", "must have 1 to 100 characters"));
-        }
+        let name = crate::text::check_name("name", name, 100)?;
         if let Some(days) = expires_in_days {
             if !(1..=MAX_TOKEN_DAYS).contains(&days) {
                 return Err(invalid(

@@ -36,13 +36,22 @@ const MAX_NAME: usize = 100;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventTypeDraft {
-    /// Required on create; on update it must be absent or the same.
+    /// Required on create; on update it must be absent or the same. 1 to 100 letters, digits,
+    /// `_`, `-` or `.`, starting with a letter.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[A-Za-z][A-Za-z0-9_.-]*$"
+    )]
     pub name: Option<String>,
     /// Default `shopctrl`.
     #[serde(default)]
+    #[schema(pattern = "^(shopctrl|skladon|flowretail|frontsystems)$")]
     pub catalog: Option<String>,
+    /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: String,
     /// JSON Schema of the entity backends send; checked to be a valid schema.
     #[serde(default)]
@@ -503,6 +512,10 @@ impl Engine {
             return Err(invalid("description", "at most 1000 characters"));
         }
         if let Some(schema) = &draft.schema {
+            // The document says object: the boolean schemas (`true`, `false`) are refused.
+            if !schema.is_object() {
+                return Err(invalid("schema", "must be a JSON Schema object"));
+            }
             check_schema(schema).map_err(|m| invalid("schema", m))?;
         }
         let ty = CustomEventType {

@@ -12,6 +12,8 @@ use crate::model::{NewEvent, ShopId, Timestamp};
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 /// Longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Longest entity id given as a string, in characters.
+pub const MAX_ENTITY_ID: usize = 255;
 
 /// An event that cannot be accepted, with the path of the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,16 +115,17 @@ fn parse_event(
         Some(_) => return Err(invalid(&field("shopId"), "must be a positive integer")),
     };
     let entity_id = match obj.remove("entityId") {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => s,
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_ENTITY_ID => s,
         Some(Value::String(_)) => {
             return Err(invalid(&field("entityId"), "must be 1 to 255 characters"))
         }
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+        // An int64, as the document says (the API rewrites `6.0` as 6 before this).
+        Some(Value::Number(n)) if n.is_i64() => n.to_string(),
         None | Some(Value::Null) => return Err(invalid(&field("entityId"), "is required")),
         Some(_) => {
             return Err(invalid(
                 &field("entityId"),
-                "must be a string or an integer",
+                "must be a string or an integer from -2^63 to 2^63-1",
             ))
         }
     };
@@ -147,7 +150,9 @@ fn parse_event(
         }
     };
     let idempotency_key = match obj.remove("idempotencyKey") {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_IDEMPOTENCY_KEY => Some(s),
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_IDEMPOTENCY_KEY => {
+            Some(s)
+        }
         Some(Value::String(_)) => {
             return Err(invalid(
                 &field("idempotencyKey"),

@@ -188,14 +188,8 @@ impl ResendRequest {
                 message: "calls in flight are being delivered and cannot be resent".into(),
             });
         }
-        if let (Some(from), Some(to)) = (from, to) {
-            if from >= to {
-                return Err(EngineError::Invalid {
-                    field: "to".into(),
-                    message: "must be later than from".into(),
-                });
-            }
-        }
+        // `to` at or before `from` is an empty range: it selects nothing, like any range no call
+        // falls in (the API's document cannot state an order between two fields).
         Ok(ResendFilter {
             status,
             trigger_id,
@@ -325,14 +319,20 @@ mod tests {
     }
 
     #[test]
-    fn a_bulk_resend_window_must_not_be_empty() {
-        assert!(ResendRequest {
+    fn a_bulk_resend_window_that_ends_where_it_starts_is_empty_not_an_error() {
+        // The document cannot order two fields, so an empty window is a window like any other:
+        // it selects no call (the store's `from <= created_at < to`).
+        let filter = ResendRequest {
             from: Some(Timestamp(10)),
-            to: Some(Timestamp(10)),
+            to: Some(Timestamp(5)),
             ..ResendRequest::default()
         }
         .into_filter()
-        .is_err());
+        .unwrap();
+        assert_eq!(
+            (filter.from, filter.to),
+            (Some(Timestamp(10)), Some(Timestamp(5)))
+        );
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@
 //! - [`accounts`]: users, roles, API tokens and the [`accounts::Principal`] of a request.
 //! - [`login_tokens`]: the signed tokens a platform API's login hands out (Skladon's).
 //! - [`service`]: [`Engine`], the one facade the HTTP layer and the CLI call.
+//! - [`text`]: names and email addresses checked as the API's document states them.
 //! - [`catalogs`]: which catalog a shop uses and its API key, custom event types, and the
 //!   checks that keep events and triggers inside their shop's catalog.
 //!
@@ -48,6 +49,7 @@ pub mod send_test;
 pub mod service;
 pub mod store;
 pub mod templates;
+pub mod text;
 pub mod transport;
 pub mod triggers;
 

@@ -254,6 +254,7 @@ pub struct CustomRetry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<RetryPreset>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 100)]
     pub max_retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_delay: Option<f64>,
@@ -269,13 +270,31 @@ pub struct CustomRetry {
     pub retry_on: Option<Vec<String>>,
     /// Single 4xx statuses retried besides `retryOn`'s classes.
     #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "retryOn4xx")]
+    #[schema(schema_with = four_xx_statuses)]
     pub retry_on_4xx: Vec<u16>,
     /// Deactivate the action after this many calls in a row failed for good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub deactivate_after_failures: Option<u32>,
     /// Stop retrying a call this long after it was queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<f64>,
+}
+
+/// The schema of `retryOn4xx`: statuses 400 to 499.
+fn four_xx_statuses() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(400))
+                .maximum(Some(499)),
+        )
+        .description(Some(
+            "Single 4xx statuses (400 to 499) retried besides `retryOn`'s classes.",
+        ))
+        .build()
 }
 
 /// Basic HTTP authentication of an action. In API input a missing password on update keeps
@@ -356,6 +375,8 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TriggerDraft {
+    /// 1 to 200 characters, not only blanks (spaces, tabs, line breaks); kept trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = "[^ \\t\\n\\u000b\\f\\r]")]
     pub name: String,
     pub event_type: String,
     /// Null: every shop.
@@ -369,6 +390,8 @@ pub struct TriggerDraft {
     pub priority: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// 1 to 20 actions.
+    #[schema(min_items = 1, max_items = 20)]
     pub actions: Vec<Action>,
 }
 

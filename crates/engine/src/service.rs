@@ -31,6 +31,10 @@ use crate::triggers::CompiledTriggers;
 const TRIGGER_REFRESH: Duration = Duration::from_secs(10);
 /// Most actions one trigger may have.
 const MAX_ACTIONS: usize = 20;
+/// Longest trigger name, in characters (the document says so: `TriggerDraft.name`).
+const MAX_TRIGGER_NAME: usize = 200;
+/// Longest shop name, in characters.
+const MAX_SHOP_NAME: usize = 200;
 
 /// The engine's configuration, built once by the binary.
 #[derive(Clone, Default)]
@@ -395,10 +399,7 @@ impl Engine {
         &self,
         mut draft: TriggerDraft,
     ) -> Result<TriggerDraft, EngineError> {
-        draft.name = draft.name.trim().to_owned();
-        if draft.name.is_empty() || draft.name.chars().count() > 200 {
-            return Err(invalid("name", "must be 1 to 200 characters"));
-        }
+        draft.name = crate::text::check_name("name", &draft.name, MAX_TRIGGER_NAME)?.to_owned();
         let Some(event_type) = self.catalog().shared(&draft.event_type) else {
             return Err(EngineError::UnknownEventType {
                 field: "eventType".into(),
@@ -536,26 +537,21 @@ pub(crate) fn check_shop<'a>(
     name: &'a str,
     email: Option<&'a str>,
 ) -> Result<(&'a str, Option<&'a str>), EngineError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(invalid("name", "must be 1 to 200 characters"));
-    }
-    let email = email.map(str::trim).filter(|e| !e.is_empty());
-    if let Some(email) = email {
-        let valid = email.len() <= 254
-            && email.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty()
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !email.contains(char::is_whitespace)
-            });
-        if !valid {
-            return Err(invalid(
-                "notificationEmail",
-                format!("{email:?} is not an email address"),
-            ));
-        }
-    }
+    let name = crate::text::check_name("name", name, MAX_SHOP_NAME)?;
+    // Blank means none; else an address as `text::EMAIL_PATTERN` says, at most 254 characters.
+    let email = email.filter(|e| !crate::text::trim_blanks(e).is_empty());
+    let email = match email {
+        Some(email) => match crate::text::email_shape(email) {
+            Some(trimmed) if email.chars().count() <= 254 => Some(trimmed),
+            _ => {
+                return Err(invalid(
+                    "notificationEmail",
+                    format!("{email:?} is not an email address"),
+                ))
+            }
+        },
+        None => None,
+    };
     Ok((name, email))
 }
 

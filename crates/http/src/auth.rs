@@ -28,7 +28,9 @@ use hookflow_engine::accounts::{random_secret, Principal};
 use hookflow_engine::model::{ShopId, Timestamp};
 use tracing::warn;
 
+use crate::client::{client_address, TrustedProxies};
 use crate::error::ApiError;
+use crate::sign_in_limits::SignInLimits;
 use crate::AppState;
 
 /// The UI's session cookie.
@@ -40,11 +42,6 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The form field forms send the CSRF token in.
 pub const CSRF_FIELD: &str = "_csrf";
 
-/// Failed sign-ins allowed per email address within [`LOGIN_WINDOW`].
-pub(crate) const LOGIN_FAILURES_PER_EMAIL: u32 = 5;
-/// Failed sign-ins allowed per client address within [`LOGIN_WINDOW`] (an office shares one).
-const LOGIN_FAILURES_PER_CLIENT: u32 = 20;
-const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// How long an API token's owner is remembered: a revocation on another node takes effect
 /// within this time (on this node at once), and a busy token costs no query per request.
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -62,69 +59,38 @@ pub(crate) enum Identity {
     BadToken,
 }
 
-/// Shared state of authentication: the login limiter and the token cache.
+/// Shared state of authentication: the sign-in limits, the proxies whose forwarded headers
+/// name the client, and the token cache.
 #[derive(Default)]
 pub struct AuthState {
-    limiter: Mutex<HashMap<String, Failures>>,
+    pub(crate) sign_ins: SignInLimits,
+    trusted_proxies: TrustedProxies,
     /// A token's principal (`None`: unknown), when it was looked up, and when it expires.
     tokens: Mutex<HashMap<String, CachedToken>>,
 }
 
 type CachedToken = (Option<Principal>, Instant, Option<Timestamp>);
 
-struct Failures {
-    count: u32,
-    since: Instant,
-}
-
 impl AuthState {
+    /// Authentication believing the forwarded headers of `trusted_proxies`.
+    pub fn new(trusted_proxies: TrustedProxies) -> AuthState {
+        AuthState {
+            trusted_proxies,
+            ..AuthState::default()
+        }
+    }
+
+    /// The client of a request from `peer` (see [`client_address`]).
+    pub(crate) fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        client_address(peer, headers, &self.trusted_proxies)
+    }
+
     /// Forgets cached tokens (after a revocation or a user change on this node).
     pub(crate) fn forget_tokens(&self) {
         self.tokens
             .lock()
             .expect("token cache lock is never poisoned: no panics while held")
             .clear();
-    }
-
-    /// Seconds until `key` may try again, when it is blocked.
-    pub(crate) fn blocked(&self, key: &str, allowed: u32) -> Option<u64> {
-        let limiter = self
-            .limiter
-            .lock()
-            .expect("limiter lock is never poisoned: no panics while held");
-        let entry = limiter.get(key)?;
-        let elapsed = entry.since.elapsed();
-        (entry.count >= allowed && elapsed < LOGIN_WINDOW)
-            .then(|| (LOGIN_WINDOW - elapsed).as_secs().max(1))
-    }
-
-    pub(crate) fn fail(&self, key: String) {
-        let mut limiter = self
-            .limiter
-            .lock()
-            .expect("limiter lock is never poisoned: no panics while held");
-        if limiter.len() > 100_000 {
-            // A flood of distinct keys: drop the stale ones rather than grow without bound.
-            limiter.retain(|_, f| f.since.elapsed() < LOGIN_WINDOW);
-        }
-        let entry = limiter.entry(key).or_insert(Failures {
-            count: 0,
-            since: Instant::now(),
-        });
-        if entry.since.elapsed() >= LOGIN_WINDOW {
-            *entry = Failures {
-                count: 0,
-                since: Instant::now(),
-            };
-        }
-        entry.count += 1;
-    }
-
-    pub(crate) fn succeed(&self, key: &str) {
-        self.limiter
-            .lock()
-            .expect("limiter lock is never poisoned: no panics while held")
-            .remove(key);
     }
 }
 
@@ -446,25 +412,22 @@ pub enum SignInError {
     Internal,
 }
 
-/// Checks the password, rate-limits failures per client address and per email, and starts a
-/// session; returns the `Set-Cookie` header value.
+/// Checks the password, limits failures per account and per client address (see
+/// `sign_in_limits`), and starts a session; returns the `Set-Cookie` header value. `peer` is
+/// the TCP peer; behind a trusted proxy the client is the one it forwards.
 pub async fn sign_in(
     state: &AppState,
     headers: &HeaderMap,
     email: &str,
     password: &str,
-    client: IpAddr,
+    peer: IpAddr,
 ) -> Result<HeaderValue, SignInError> {
-    let email_key = format!("email:{}", email.trim().to_lowercase());
-    let client_key = format!("client:{client}");
-    let blocked = state
-        .auth
-        .blocked(&email_key, LOGIN_FAILURES_PER_EMAIL)
-        .into_iter()
-        .chain(state.auth.blocked(&client_key, LOGIN_FAILURES_PER_CLIENT))
-        .max();
-    if let Some(retry_after_secs) = blocked {
-        return Err(SignInError::RateLimited { retry_after_secs });
+    let client = state.auth.client(peer, headers);
+    if let Err(locked) = state.auth.sign_ins.check(email, client) {
+        warn!(%client, "sign-in refused: too many failures");
+        return Err(SignInError::RateLimited {
+            retry_after_secs: locked.retry_after_secs(),
+        });
     }
     let user = state
         .engine
@@ -472,12 +435,11 @@ pub async fn sign_in(
         .await
         .map_err(internal)?;
     let Some(user) = user else {
-        state.auth.fail(email_key);
-        state.auth.fail(client_key);
+        state.auth.sign_ins.failed(email, client);
         warn!(%client, "sign-in failed");
         return Err(SignInError::WrongCredentials);
     };
-    state.auth.succeed(&email_key);
+    state.auth.sign_ins.succeeded(email);
     let cookie = start_session(state, headers, user.id)
         .await
         .map_err(internal)?;
@@ -555,20 +517,6 @@ fn header_value(cookie: &Cookie<'_>) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn failures_block_a_key_until_the_window_passes() {
-        let auth = AuthState::default();
-        for _ in 0..LOGIN_FAILURES_PER_EMAIL - 1 {
-            auth.fail("email:a@b.c".into());
-        }
-        assert_eq!(auth.blocked("email:a@b.c", LOGIN_FAILURES_PER_EMAIL), None);
-        auth.fail("email:a@b.c".into());
-        let wait = auth.blocked("email:a@b.c", LOGIN_FAILURES_PER_EMAIL);
-        assert!(wait.is_some_and(|s| s > 800 && s <= 900), "{wait:?}");
-        auth.succeed("email:a@b.c");
-        assert_eq!(auth.blocked("email:a@b.c", LOGIN_FAILURES_PER_EMAIL), None);
-    }
 
     #[test]
     fn cookies_are_found_among_others() {

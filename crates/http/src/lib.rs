@@ -1,9 +1,13 @@
 //! The HTTP face of hookflow: the REST API under `/api/v1` (axum).
 //!
 //! # Layout
-//! - [`auth`]: who is asking (tokens, sessions), CSRF, sign-in and its rate limits.
+//! - [`auth`]: who is asking (tokens, sessions), CSRF, signing in and out.
+//! - [`client`]: the client address of a request (the peer, or what a trusted proxy forwards).
+//! - [`sign_in_limits`]: failed sign-ins counted per account and per client address.
 //! - [`error`]: [`ApiError`], the one place engine errors become status codes.
-//! - `json`: request-body parsing with messages that say what and where.
+//! - `json`: request-body parsing with messages that say what and where; integers as JSON
+//!   Schema reads them (`6.0`).
+//! - `params`: integers in paths and query strings, read the same way.
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
 //! - [`metrics`]: `GET /metrics` and the per-request log event.
 //! - [`openapi`]: the OpenAPI document, served at `/api/v1/openapi.json`; `reference`: the
@@ -17,14 +21,17 @@
 //! Handlers translate HTTP to [`Engine`] calls and back; they hold no logic of their own.
 
 pub mod auth;
+pub mod client;
 mod compat;
 pub mod error;
 mod json;
 pub mod metrics;
 pub mod openapi;
+mod params;
 pub mod rate;
 mod reference;
 mod security_headers;
+pub mod sign_in_limits;
 mod ui;
 mod v1;
 
@@ -47,7 +54,7 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// A bearer token with full rights (`--admin-token`), beside users' own API tokens.
     pub admin_token: Option<Arc<str>>,
-    /// The login limiter and the API token cache.
+    /// The sign-in limits, the trusted proxies and the API token cache.
     pub auth: Arc<auth::AuthState>,
     /// Template previews per caller (see [`rate::RateLimiter::previews`]).
     pub previews: Arc<rate::RateLimiter>,

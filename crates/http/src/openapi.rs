@@ -38,7 +38,8 @@ const BEARER: &str = "bearerAuth";
             domain events, triggers turn them into signed webhook calls, delivered from a \
             durable queue with retries.\n\nEvery operation needs a caller: \
             `Authorization: Bearer <token>` with the `--admin-token` or a user's API token \
-            (`POST /api/v1/tokens`). Errors are `{\"error\": {\"code\", \"message\", \
+            (`POST /api/v1/tokens`), or the web UI's session cookie; without one every \
+            operation answers 401, whether or not the server has an `--admin-token`. Errors are `{\"error\": {\"code\", \"message\", \
             \"field\"?}}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
@@ -145,7 +146,7 @@ pub struct EventIn {
     #[schema(minimum = 1)]
     pub shop_id: i64,
     /// The entity the event is about (1 to 255 characters, or an integer).
-    #[schema(value_type = hookflow_engine::templates::EntityIdParam)]
+    #[schema(schema_with = entity_id_schema)]
     pub entity_id: serde_json::Value,
     /// The entity as the backend sees it now; merge fields read it.
     #[schema(value_type = Option<Object>)]
@@ -155,6 +156,24 @@ pub struct EventIn {
     /// A repeated key in the same shop returns the first answer and queues nothing.
     #[schema(min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
+}
+
+/// An event's entity id: 1 to 255 characters, or an int64.
+fn entity_id_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(hookflow_engine::event::MAX_ENTITY_ID)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Integer).format(Some(
+            utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64),
+        )))
+        .description(Some(
+            "The entity the event is about: 1 to 255 characters, or an integer.",
+        ))
+        .into()
 }
 
 /// The body of `POST /api/v1/events`: one event, or an array of 1 to 1000.
@@ -431,7 +450,8 @@ impl Modify for CommonErrors {
             ),
             (
                 "401",
-                "A bearer token is required (`--admin-token`) and this one is missing or wrong.",
+                "No caller: a bearer token (the `--admin-token` or a user's API token) or the web \
+                 UI's session cookie is required, and none was sent or it matches nothing.",
             ),
             ("500", "An internal error; the server log has the detail."),
         ];

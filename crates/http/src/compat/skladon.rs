@@ -14,7 +14,9 @@
 //! made and `unregisteredAt` when it went inactive.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -40,6 +42,8 @@ const PLATFORM: &str = "skladon";
 struct SkladonError {
     status: StatusCode,
     message: String,
+    /// A 429's `Retry-After`, in seconds.
+    retry_after: Option<u64>,
 }
 
 impl SkladonError {
@@ -47,6 +51,7 @@ impl SkladonError {
         SkladonError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -57,11 +62,17 @@ impl SkladonError {
 
 impl IntoResponse for SkladonError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(json!({"statusCode": self.status.as_u16(), "message": self.message})),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -338,6 +349,8 @@ async fn deactivate_webhook(
 async fn login(
     State(state): State<AppState>,
     credentials: Credentials,
+    headers: axum::http::HeaderMap,
+    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     body: Bytes,
 ) -> Result<Json<Value>, SkladonError> {
     let shop = shop_of_key(&state, &credentials).await?;
@@ -350,16 +363,21 @@ async fn login(
     })?;
     let password = text("password").ok_or_else(|| bad("password is required"))?;
 
-    // Failed logins count with the web UI's sign-ins: one limit per email.
-    let limit_key = format!("email:{}", email.trim().to_lowercase());
-    if let Some(secs) = state
-        .auth
-        .blocked(&limit_key, crate::auth::LOGIN_FAILURES_PER_EMAIL)
-    {
-        return Err(SkladonError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed logins; try again in {secs} s"),
-        ));
+    // Failed logins count with the web UI's sign-ins: per account and per client address.
+    let peer = connect.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0 .0.ip());
+    let client = state.auth.client(peer, &headers);
+    if let Err(locked) = state.auth.sign_ins.check(&email, client) {
+        let secs = locked.retry_after_secs();
+        return Err(SkladonError {
+            retry_after: Some(secs),
+            ..SkladonError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed logins; try again in {} minutes",
+                    secs.div_ceil(60)
+                ),
+            )
+        });
     }
     match state
         .engine
@@ -367,7 +385,7 @@ async fn login(
         .await?
     {
         LoginOutcome::Token(token) => {
-            state.auth.succeed(&limit_key);
+            state.auth.sign_ins.succeeded(&email);
             let expires_in = (token.expires_at.0 - Timestamp::now().0) / 1000;
             Ok(envelope(
                 "Logged in",
@@ -380,7 +398,7 @@ async fn login(
             ))
         }
         LoginOutcome::BadCredentials => {
-            state.auth.fail(limit_key);
+            state.auth.sign_ins.failed(&email, client);
             Err(SkladonError::new(
                 StatusCode::UNAUTHORIZED,
                 "Invalid email or password",

@@ -70,10 +70,10 @@ pub(crate) async fn submit(
     let email = form.get("email").unwrap_or_default().to_owned();
     let password = form.all("password").next().unwrap_or_default().to_owned();
     // Without connection info (an app not served with it) all clients share one bucket.
-    let client: IpAddr = connect
+    let peer: IpAddr = connect
         .map(|axum::Extension(ConnectInfo(addr))| addr.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    match auth::sign_in(&state, &headers, &email, &password, client).await {
+    match auth::sign_in(&state, &headers, &email, &password, peer).await {
         Ok(cookie) => {
             let mut response = Redirect::to(&next).into_response();
             response.headers_mut().append(SET_COOKIE, cookie);
@@ -89,12 +89,10 @@ pub(crate) async fn submit(
             None,
         ),
         Err(SignInError::RateLimited { retry_after_secs }) => {
-            let wait = if retry_after_secs >= 120 {
-                format!("{} minutes", retry_after_secs.div_ceil(60))
-            } else {
-                format!("{retry_after_secs} seconds")
-            };
-            let message = format!("Too many sign-in attempts. Wait {wait} before trying again.");
+            let message = format!(
+                "Too many sign-in attempts. Try again in {}.",
+                wait_text(retry_after_secs)
+            );
             let mut response = login_page(
                 &headers,
                 StatusCode::TOO_MANY_REQUESTS,
@@ -119,6 +117,16 @@ pub(crate) async fn submit(
     }
 }
 
+/// A wait as people say it: "14 minutes", "1 minute", "40 seconds" (rounded up).
+fn wait_text(secs: u64) -> String {
+    match secs {
+        0..=1 => "1 second".to_owned(),
+        2..=59 => format!("{secs} seconds"),
+        60 => "1 minute".to_owned(),
+        _ => format!("{} minutes", secs.div_ceil(60)),
+    }
+}
+
 /// `POST /logout`: ends the session.
 pub(crate) async fn logout(
     State(state): State<AppState>,
@@ -130,4 +138,18 @@ pub(crate) async fn logout(
     let mut response = Redirect::to("/login?notice=signed_out").into_response();
     response.headers_mut().append(SET_COOKIE, cookie);
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_text;
+
+    #[test]
+    fn waits_read_as_people_say_them() {
+        assert_eq!(wait_text(1), "1 second");
+        assert_eq!(wait_text(40), "40 seconds");
+        assert_eq!(wait_text(60), "1 minute");
+        assert_eq!(wait_text(61), "2 minutes");
+        assert_eq!(wait_text(900), "15 minutes");
+    }
 }

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::params::Int;
 use crate::v1::Items;
 use crate::AppState;
 
@@ -53,7 +54,7 @@ async fn list_alerts(
 async fn ack_alert(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<Alert>, ApiError> {
     auth.require_write()?;
     // Alerts are few (one open per action): finding one among them costs less than a query

@@ -166,6 +166,7 @@ async fn get_event_type(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EntityParams {
     /// With `entityId`: the shop of the stored entity.
+    #[serde(default, deserialize_with = "crate::params::optional")]
     shop_id: Option<i64>,
     /// With `shopId`: list this stored entity's fields and values.
     entity_id: Option<String>,

@@ -17,7 +17,8 @@ use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::json::parse_value;
+use crate::json::{integers_as_documented, parse_value};
+use crate::params::Int;
 use crate::v1::time_param;
 use crate::AppState;
 
@@ -42,8 +43,14 @@ async fn create_events(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     auth.require_write()?;
-    let value = parse_value(&body)?;
+    let mut value = parse_value(&body)?;
     let batch = value.is_array();
+    match &mut value {
+        Value::Array(events) => events
+            .iter_mut()
+            .for_each(|e| integers_as_documented(e, "EventIn")),
+        event => integers_as_documented(event, "EventIn"),
+    }
     let ingested = state
         .engine
         .ingest_json_for(value, auth.0.shop_scope())
@@ -62,6 +69,7 @@ async fn create_events(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListParams {
     /// One shop's events.
+    #[serde(default, deserialize_with = "crate::params::optional")]
     shop_id: Option<i64>,
     /// Received at or after this RFC 3339 date-time.
     #[param(format = DateTime)]
@@ -86,9 +94,11 @@ struct ListParams {
     #[serde(default)]
     include_attempts: bool,
     /// `next` of the previous page.
+    #[serde(default, deserialize_with = "crate::params::optional")]
     cursor: Option<i64>,
     /// 1 to 500, default 50.
     #[param(minimum = 1, maximum = 500)]
+    #[serde(default, deserialize_with = "crate::params::optional")]
     limit: Option<u32>,
 }
 
@@ -169,7 +179,7 @@ async fn list_events(
 async fn get_event(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
     params: Result<Query<DetailParams>, QueryRejection>,
 ) -> Result<Json<LoggedEvent>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -197,7 +207,7 @@ async fn get_event(
 async fn resend_event(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require_write()?;
     let event = state

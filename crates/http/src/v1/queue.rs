@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::params::Int;
 use crate::v1::time_param;
 use crate::AppState;
 
@@ -24,6 +25,7 @@ struct ListParams {
     #[param(value_type = Option<hookflow_engine::model::CallStatus>)]
     status: Option<String>,
     /// Calls of this trigger.
+    #[serde(default, deserialize_with = "crate::params::optional")]
     trigger_id: Option<i64>,
     /// Calls for events of this type.
     event_type: Option<String>,
@@ -34,11 +36,14 @@ struct ListParams {
     #[param(format = DateTime)]
     to: Option<String>,
     /// `next` of the previous page.
+    #[serde(default, deserialize_with = "crate::params::optional")]
     cursor: Option<i64>,
     /// 1 to 500, default 50.
     #[param(minimum = 1, maximum = 500)]
+    #[serde(default, deserialize_with = "crate::params::optional")]
     limit: Option<u32>,
     /// Calls of this shop's events.
+    #[serde(default, deserialize_with = "crate::params::optional")]
     shop_id: Option<i64>,
     /// An entity id, or part of a URL.
     q: Option<String>,
@@ -131,7 +136,7 @@ pub(crate) async fn visible_call(
 async fn get_item(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<ItemWithAttempts>, ApiError> {
     let (item, attempts) = visible_call(&state, &auth, CallId(id)).await?;
     Ok(Json(ItemWithAttempts { item, attempts }))
@@ -150,7 +155,7 @@ async fn get_item(
 async fn retry_item(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<QueueItem>, ApiError> {
     auth.require_write()?;
     visible_call(&state, &auth, CallId(id)).await?;
@@ -169,7 +174,7 @@ async fn retry_item(
 async fn cancel_item(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<QueueItem>, ApiError> {
     auth.require_write()?;
     visible_call(&state, &auth, CallId(id)).await?;

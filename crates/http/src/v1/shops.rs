@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::parse;
+use crate::params::Int;
 use crate::v1::Items;
 use crate::AppState;
 
@@ -22,12 +23,19 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 struct ShopIn {
+    /// 1 to 200 characters, not only blanks; kept trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = "[^ \\t\\n\\u000b\\f\\r]")]
     name: String,
-    /// Where failure and deactivation notices for the shop go.
+    /// Where failure and deactivation notices for the shop go (blank: nowhere).
     #[serde(default)]
+    #[schema(
+        max_length = 254,
+        pattern = "^([ \\t\\n\\u000b\\f\\r]*|[ \\t\\n\\u000b\\f\\r]*[^@ \\t\\n\\u000b\\f\\r]+@[^@ \\t\\n\\u000b\\f\\r]+[ \\t\\n\\u000b\\f\\r]*)$"
+    )]
     notification_email: Option<String>,
     /// The catalog its events and triggers use; default `shopctrl`.
     #[serde(default)]
+    #[schema(pattern = "^(shopctrl|skladon|flowretail|frontsystems)$")]
     catalog: Option<String>,
 }
 
@@ -92,7 +100,7 @@ async fn list_shops(
 async fn get_shop(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<Shop>, ApiError> {
     auth.require_shop(ShopId(id), || format!("shop {id} does not exist"))?;
     Ok(Json(state.engine.get_shop(ShopId(id)).await?))
@@ -111,7 +119,7 @@ async fn get_shop(
 async fn update_shop(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
     body: Bytes,
 ) -> Result<Json<Shop>, ApiError> {
     auth.require_admin()?;
@@ -143,7 +151,7 @@ async fn update_shop(
 async fn rotate_api_key(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<Shop>, ApiError> {
     auth.require_shop(ShopId(id), || format!("shop {id} does not exist"))?;
     auth.require_write()?;

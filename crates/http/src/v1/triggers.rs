@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::{parse_from, parse_value};
+use crate::params::Int;
 use crate::AppState;
 
 /// Where secrets live in an action, and how a read shows them.
@@ -269,7 +270,7 @@ async fn create_trigger(
 async fn get_trigger(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<Value>, ApiError> {
     let trigger = visible_trigger(&state, &auth, TriggerId(id)).await?;
     Ok(Json(for_reader(
@@ -306,7 +307,7 @@ async fn get_trigger(
 async fn update_trigger(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     auth.require_write()?;
@@ -333,7 +334,7 @@ async fn update_trigger(
 async fn delete_trigger(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<StatusCode, ApiError> {
     auth.require_write()?;
     visible_trigger(&state, &auth, TriggerId(id)).await?;
@@ -356,7 +357,7 @@ async fn delete_trigger(
 async fn reveal_secret(
     State(state): State<AppState>,
     auth: Auth,
-    Path((id, index)): Path<(i64, usize)>,
+    Path((Int(id), Int(index))): Path<(Int<i64>, Int<usize>)>,
 ) -> Result<Json<Value>, ApiError> {
     let who = auth.require_write()?;
     visible_trigger(&state, &auth, TriggerId(id)).await?;
@@ -401,7 +402,7 @@ fn activate_params(
 async fn activate_trigger(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
     params: Result<Query<ActivateParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require_write()?;
@@ -428,7 +429,7 @@ async fn activate_trigger(
 async fn deactivate_trigger(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require_write()?;
     visible_trigger(&state, &auth, TriggerId(id)).await?;
@@ -454,7 +455,7 @@ async fn deactivate_trigger(
 async fn activate_action(
     State(state): State<AppState>,
     auth: Auth,
-    Path((id, index)): Path<(i64, usize)>,
+    Path((Int(id), Int(index))): Path<(Int<i64>, Int<usize>)>,
     params: Result<Query<ActivateParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require_write()?;
@@ -479,7 +480,7 @@ async fn activate_action(
 async fn deactivate_action(
     State(state): State<AppState>,
     auth: Auth,
-    Path((id, index)): Path<(i64, usize)>,
+    Path((Int(id), Int(index))): Path<(Int<i64>, Int<usize>)>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require_write()?;
     visible_trigger(&state, &auth, TriggerId(id)).await?;

@@ -19,15 +19,22 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::parse;
 use crate::openapi::ErrorBody;
+use crate::params::Int;
 use crate::v1::Items;
 use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UserIn {
+    /// One `@` with text on both sides and no blanks; kept trimmed, in lower case.
+    #[schema(
+        max_length = 254,
+        pattern = "^[ \\t\\n\\u000b\\f\\r]*[^@ \\t\\n\\u000b\\f\\r]+@[^@ \\t\\n\\u000b\\f\\r]+[ \\t\\n\\u000b\\f\\r]*$"
+    )]
     email: String,
-    /// Generated (and answered once) when absent.
+    /// 10 to 1024 characters. Generated (and answered once) when absent.
     #[serde(default)]
+    #[schema(min_length = 10, max_length = 1024)]
     password: Option<String>,
     role: Role,
     /// The shops a shop owner admin (or a restricted viewer) acts for.
@@ -46,13 +53,16 @@ struct UserPatch {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PasswordIn {
-    /// At least 10 characters.
+    /// 10 to 1024 characters.
+    #[schema(min_length = 10, max_length = 1024)]
     password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenIn {
+    /// 1 to 100 characters, not only blanks; kept trimmed.
+    #[schema(min_length = 1, max_length = 100, pattern = "[^ \\t\\n\\u000b\\f\\r]")]
     name: String,
     /// Admins may make a token for another user.
     #[serde(default)]
@@ -163,7 +173,7 @@ fn may_read_user(auth: &Auth, id: UserId) -> Result<(), ApiError> {
 async fn get_user(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<User>, ApiError> {
     may_read_user(&auth, UserId(id))?;
     Ok(Json(state.engine.get_user(UserId(id)).await?))
@@ -182,7 +192,7 @@ async fn get_user(
 async fn update_user(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
     body: Bytes,
 ) -> Result<Json<User>, ApiError> {
     auth.require_admin()?;
@@ -208,7 +218,7 @@ async fn update_user(
 async fn delete_user(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
     state.engine.delete_user(UserId(id)).await?;
@@ -230,7 +240,7 @@ async fn delete_user(
 async fn set_password(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     may_read_user(&auth, UserId(id))?;
@@ -248,6 +258,7 @@ async fn set_password(
     tag = "users",
     operation_id = "list_tokens",
     summary = "List API tokens",
+    description = "The caller's own tokens; with `all=true` (admins) everyone's. The `--admin-token` belongs to no user, so without `all=true` its list is empty.",
     params(TokenParams),
     responses((status = 200, description = "The tokens (never their secrets).", body = crate::openapi::ApiTokenList)),
 )]
@@ -261,19 +272,15 @@ async fn list_tokens(
         auth.require_admin()?;
         None
     } else {
-        Some(own_user(&auth)?)
+        match auth.0.user {
+            Some(user) => Some(user),
+            // The admin token belongs to no user, so it has no tokens of its own.
+            None => return Ok(Json(Items { items: Vec::new() })),
+        }
     };
     Ok(Json(Items {
         items: state.engine.list_api_tokens(owner).await?,
     }))
-}
-
-fn own_user(auth: &Auth) -> Result<UserId, ApiError> {
-    auth.0.user.ok_or_else(|| {
-        ApiError::BadRequest(
-            "the admin token belongs to no user; name one with userId, or use ?all=true".into(),
-        )
-    })
 }
 
 #[utoipa::path(
@@ -282,6 +289,7 @@ fn own_user(auth: &Auth) -> Result<UserId, ApiError> {
     tag = "users",
     operation_id = "create_token",
     summary = "Create an API token",
+    description = "A token for the caller, or (admins) for the user `userId` names. The `--admin-token` belongs to no user: with it, `userId` is required (422 without).",
     request_body(content = TokenIn, example = json!({"name": "ERP sync", "expiresInDays": 90})),
     responses((status = 201, description = "The token, with its secret, once.", body = crate::openapi::CreatedToken), (status = 404, description = "No such user.", body = ErrorBody), (status = 422, description = "An invalid field.", body = ErrorBody)),
 )]
@@ -297,7 +305,12 @@ async fn create_token(
             user
         }
         Some(user) => user,
-        None => own_user(&auth)?,
+        None => auth.0.user.ok_or_else(|| {
+            ApiError::Engine(hookflow_engine::EngineError::Invalid {
+                field: "userId".into(),
+                message: "is required with the admin token, which belongs to no user".into(),
+            })
+        })?,
     };
     let (token, secret) = state
         .engine
@@ -321,13 +334,10 @@ async fn create_token(
 async fn revoke_token(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Path(Int(id)): Path<Int<i64>>,
 ) -> Result<StatusCode, ApiError> {
-    let owner = if auth.0.is_admin() {
-        None
-    } else {
-        Some(own_user(&auth)?)
-    };
+    // Only users hold tokens: a caller who is no user is the admin token, which may revoke any.
+    let owner = if auth.0.is_admin() { None } else { auth.0.user };
     state.engine.revoke_api_token(ApiTokenId(id), owner).await?;
     state.auth.forget_tokens();
     Ok(StatusCode::NO_CONTENT)
