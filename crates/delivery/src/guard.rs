@@ -73,12 +73,26 @@ impl TargetPolicy {
     }
 }
 
-/// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) are judged as the IPv4 address they carry.
+/// IPv6 addresses that carry an IPv4 address are judged as that IPv4 address: a host or a
+/// translator on the path may turn them back into it. They are IPv4-mapped
+/// (`::ffff:127.0.0.1`), IPv4-compatible (`::127.0.0.1`, deprecated, still routed by some
+/// stacks), NAT64's well-known prefix (`64:ff9b::127.0.0.1`, RFC 6052) and 6to4
+/// (`2002:7f00:1::`, RFC 3056).
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
+    let IpAddr::V6(v6) = ip else {
+        return ip;
+    };
+    let o = v6.octets();
+    let embedded = match v6.segments() {
+        // `::` and `::1` are IPv6's own unspecified and loopback addresses.
+        _ if v6.is_unspecified() || v6.is_loopback() => return ip,
+        [0, 0, 0, 0, 0, 0xffff | 0, _, _] | [0x64, 0xff9b, 0, 0, 0, 0, _, _] => {
+            [o[12], o[13], o[14], o[15]]
+        }
+        [0x2002, ..] => [o[2], o[3], o[4], o[5]],
+        _ => return ip,
+    };
+    IpAddr::V4(Ipv4Addr::from(embedded))
 }
 
 /// Why an address is not public, or `None` if it is.
@@ -188,10 +202,20 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            // IPv4 carried in IPv6 (found by the guard fuzz target).
+            "::127.0.0.1",
+            "64:ff9b::169.254.169.254",
+            "2002:c0a8:101::1",
         ] {
             assert!(policy.check(ip(addr)).is_err(), "{addr} should be refused");
         }
-        for addr in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+        for addr in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
+        ] {
             assert!(policy.check(ip(addr)).is_ok(), "{addr} should be allowed");
         }
     }
