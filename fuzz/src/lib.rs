@@ -34,12 +34,17 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 static ALLOCATOR: Budgeted = Budgeted;
 
 impl Budgeted {
-    /// Books `size` more bytes, or aborts the process if that breaks the budget.
+    /// Books an allocation of `size` bytes, or aborts the process if that breaks the budget.
     fn book(size: usize) {
+        Self::grow(size, size);
+    }
+
+    /// Books `more` bytes for a block that is `size` bytes once grown.
+    fn grow(size: usize, more: usize) {
         if size >= MAX_ALLOCATION {
             breach("a single allocation of", size);
         }
-        let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+        let live = LIVE.fetch_add(more, Ordering::Relaxed) + more;
         if live > MAX_LIVE_HEAP {
             breach("a live heap of", live);
         }
@@ -91,7 +96,7 @@ unsafe impl GlobalAlloc for Budgeted {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if new_size > layout.size() {
-            Self::book(new_size - layout.size());
+            Self::grow(new_size, new_size - layout.size());
         }
         let new = System.realloc(ptr, layout, new_size);
         if new.is_null() {
