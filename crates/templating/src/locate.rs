@@ -150,7 +150,11 @@ fn find_text(
         .start
         .min(target)
         .max(target.saturating_sub(MAX_SNIPPET));
-    let hi = raw.end.min(out.len()).min(after + MAX_SNIPPET).max(after);
+    let mut hi = raw.end.min(out.len()).min(after + MAX_SNIPPET).max(after);
+    // `after` is a character boundary, so this stops at it at the latest.
+    while !out.is_char_boundary(hi) {
+        hi -= 1;
+    }
     let boundary = |i: &usize| out.is_char_boundary(*i);
     // Windows ending at `hi`, narrowing from the left; then windows starting at the bad byte,
     // narrowing from the right.
@@ -169,6 +173,15 @@ fn find_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_never_ends_inside_a_character() {
+        // Found by the template fuzz target: the window's end fell inside `é`.
+        let source = "<a>&{{ x }}</a>";
+        let out = format!("<a>&{}é</a>", "x".repeat(79));
+        let target = 3;
+        let _ = find_text(source, source.len(), &out, 0..out.len(), target);
+    }
 
     #[test]
     fn template_text_is_found_before_the_bound() {

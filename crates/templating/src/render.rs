@@ -159,6 +159,18 @@ impl TemplateError {
     }
 }
 
+/// Runs a compile step, turning a panic inside minijinja (its lexer has panicked on input
+/// such as a condition holding `}}`; found by the fuzz suite) into a compile error.
+fn compiling<T>(step: impl FnOnce() -> Result<T, TemplateError>) -> Result<T, TemplateError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|_| {
+        Err(TemplateError::new(
+            TemplateErrorKind::Compile,
+            "syntax error: the template engine could not read this; check that every {{ has \
+             its }} and every {% its %}",
+        ))
+    })
+}
+
 /// The budget failure behind a minijinja error, if it is one.
 fn budget_error(err: &minijinja::Error) -> Option<Exceeded> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -354,10 +366,12 @@ impl TemplateSet {
                 "condition is empty",
             ));
         }
-        self.env
-            .compile_expression(source)
-            .map_err(|e| TemplateError::from_minijinja(&e, source, 0))?;
-        Ok(rewrite::expression(source))
+        compiling(|| {
+            self.env
+                .compile_expression(source)
+                .map_err(|e| TemplateError::from_minijinja(&e, source, 0))?;
+            Ok(rewrite::expression(source))
+        })
     }
 
     /// Checks that a condition compiles and evaluates against `sample` (see
@@ -369,12 +383,13 @@ impl TemplateSet {
     ) -> Result<(), TemplateError> {
         let rewritten = self.compile_condition(source)?;
         let wrapped = wrap_condition(&rewritten.source);
-        let template = self
-            .env
-            .template_from_named_str("check.cond", &wrapped)
-            .map_err(|e| {
-                TemplateError::from_compiled(&e, source, CONDITION_PREFIX, &rewritten.map)
-            })?;
+        let template = compiling(|| {
+            self.env
+                .template_from_named_str("check.cond", &wrapped)
+                .map_err(|e| {
+                    TemplateError::from_compiled(&e, source, CONDITION_PREFIX, &rewritten.map)
+                })
+        })?;
         let scope = budget::Scope::enter();
         let result = template.render(sample);
         let result = match (result, scope.budget.stopped()) {
@@ -401,11 +416,14 @@ impl TemplateSet {
         let rewritten = self.compile_condition(source)?;
         let name = format!("{key}.cond");
         // The expression parsed on its own, so wrapping it cannot change its meaning.
-        self.env
-            .add_template_owned(name.clone(), wrap_condition(&rewritten.source))
-            .map_err(|e| {
-                TemplateError::from_compiled(&e, source, CONDITION_PREFIX, &rewritten.map)
-            })?;
+        let wrapped = wrap_condition(&rewritten.source);
+        compiling(|| {
+            self.env
+                .add_template_owned(name.clone(), wrapped)
+                .map_err(|e| {
+                    TemplateError::from_compiled(&e, source, CONDITION_PREFIX, &rewritten.map)
+                })
+        })?;
         self.origins.insert(
             name.clone(),
             Origin {
@@ -455,10 +473,11 @@ impl TemplateSet {
         source: &str,
         rewritten: &'a Rewritten,
     ) -> Result<Template<'a, 'a>, TemplateError> {
-        let template = self
-            .env
-            .template_from_named_str(name, &rewritten.source)
-            .map_err(|e| TemplateError::from_compiled(&e, source, 0, &rewritten.map))?;
+        let template = compiling(|| {
+            self.env
+                .template_from_named_str(name, &rewritten.source)
+                .map_err(|e| TemplateError::from_compiled(&e, source, 0, &rewritten.map))
+        })?;
         reserved_names(source, rewritten)?;
         Ok(template)
     }
@@ -477,7 +496,7 @@ impl TemplateSet {
         sample: &Value,
     ) -> Result<(), TemplateError> {
         let name = template_name("check", kind);
-        let rewritten = rewrite::template(source);
+        let rewritten = compiling(|| Ok(rewrite::template(source)))?;
         let template = self.compile_once(&name, source, &rewritten)?;
         let origin = (source, &rewritten.map);
         match self.render_template(&template, kind, sample, origin) {
@@ -494,11 +513,14 @@ impl TemplateSet {
         source: &str,
     ) -> Result<TemplateId, TemplateError> {
         let name = template_name(key, kind);
-        let rewritten = rewrite::template(source);
+        let rewritten = compiling(|| Ok(rewrite::template(source)))?;
         reserved_names(source, &rewritten)?;
-        self.env
-            .add_template_owned(name.clone(), rewritten.source)
-            .map_err(|e| TemplateError::from_compiled(&e, source, 0, &rewritten.map))?;
+        let compiled = rewritten.source;
+        compiling(|| {
+            self.env
+                .add_template_owned(name.clone(), compiled)
+                .map_err(|e| TemplateError::from_compiled(&e, source, 0, &rewritten.map))
+        })?;
         self.origins.insert(
             name.clone(),
             Origin {
@@ -527,7 +549,7 @@ impl TemplateSet {
         ctx: &Value,
     ) -> Result<String, TemplateError> {
         let name = template_name("once", kind);
-        let rewritten = rewrite::template(source);
+        let rewritten = compiling(|| Ok(rewrite::template(source)))?;
         let template = self.compile_once(&name, source, &rewritten)?;
         self.render_template(&template, kind, ctx, (source, &rewritten.map))
     }

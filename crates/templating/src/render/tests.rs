@@ -556,3 +556,16 @@ fn deeply_nested_values_do_not_overflow_the_stack() {
         .unwrap();
     assert_eq!(out, "[[[1]],{\"b\":[2]}]");
 }
+
+#[test]
+fn input_that_panics_minijinja_is_a_compile_error() {
+    // Found by the template fuzz target: minijinja 2.24's lexer panics on `}}` in an
+    // expression followed by more text.
+    let set = TemplateSet::new();
+    let err = set.check_condition("entity.OrderCode }} x").unwrap_err();
+    assert_eq!(err.kind, TemplateErrorKind::Compile);
+    let err = set
+        .check_condition_against("entity.OrderCode }} x", &ctx(json!({})))
+        .unwrap_err();
+    assert_eq!(err.kind, TemplateErrorKind::Compile);
+}
