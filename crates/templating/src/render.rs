@@ -366,6 +366,17 @@ impl TemplateSet {
                 "condition is empty",
             ));
         }
+        if let Some(at) = rewrite::stray_close_tag(source) {
+            return Err(TemplateError::new(
+                TemplateErrorKind::Compile,
+                format!(
+                    "syntax error: {:?} closes a tag, but a condition is a bare expression \
+                     (write entity.Total > 100, not {{{{ entity.Total > 100 }}}})",
+                    &source[at..at + 2]
+                ),
+            )
+            .at(Some(line_col(source, at))));
+        }
         compiling(|| {
             self.env
                 .compile_expression(source)

@@ -106,6 +106,30 @@ pub(crate) fn expression(source: &str) -> Rewritten {
     rewriter.finish()
 }
 
+/// Where an expression holds a closing tag (`}}` or `%}`) outside a string literal. A
+/// condition is a bare expression: a closing tag cannot belong to it (and minijinja 2.24's
+/// lexer panics on one followed by more text, which the fuzz suite found).
+pub(crate) fn stray_close_tag(source: &str) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(_) if c == b'\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                b'"' | b'\'' => quote = Some(c),
+                b'}' | b'%' if bytes.get(i + 1) == Some(&b'}') => return Some(i),
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    None
+}
+
 fn unchanged(source: &str) -> Rewritten {
     Rewritten {
         source: source.to_owned(),

@@ -564,6 +564,10 @@ fn input_that_panics_minijinja_is_a_compile_error() {
     let set = TemplateSet::new();
     let err = set.check_condition("entity.OrderCode }} x").unwrap_err();
     assert_eq!(err.kind, TemplateErrorKind::Compile);
+    assert_eq!((err.line, err.column), (Some(1), Some(18)), "{err}");
+    assert!(err.message.contains("bare expression"), "{err}");
+    // Inside a string it is text.
+    set.check_condition("entity.OrderCode == \"}} x\"").unwrap();
     let err = set
         .check_condition_against("entity.OrderCode }} x", &ctx(json!({})))
         .unwrap_err();
