@@ -66,7 +66,10 @@ fuzz_target!(|data: &[u8]| {
                 if verdict.is_err() {
                     // An allow-list only opens: what it refuses, the default refuses too.
                     let default = TargetPolicy::default().check(ip);
-                    assert!(default.is_err(), "{list:?} refuses {ip}, the default does not");
+                    assert!(
+                        default.is_err(),
+                        "{list:?} refuses {ip}, the default does not"
+                    );
                 }
             }
         }
@@ -84,21 +87,32 @@ fn check_address(ip: IpAddr) {
     // The oracle is a floor: the guard refuses at least these (it also refuses the rest of
     // the IANA registries' non-global rows, which its own table tests cover).
     if forbidden(ip) {
-        assert!(verdict.is_err(), "{ip} must be refused, yet the guard allows it");
+        assert!(
+            verdict.is_err(),
+            "{ip} must be refused, yet the guard allows it"
+        );
     }
     // Every refusal names the registry row it comes from.
     assert_eq!(judge(ip).is_some(), verdict.is_err(), "{ip}");
     // An IPv4 address and its IPv4-mapped IPv6 form are one address.
     if let IpAddr::V4(v4) = ip {
         let mapped = TargetPolicy::default().check(IpAddr::V6(v4.to_ipv6_mapped()));
-        assert_eq!(mapped.is_err(), verdict.is_err(), "{ip} and its mapped form differ");
+        assert_eq!(
+            mapped.is_err(),
+            verdict.is_err(),
+            "{ip} and its mapped form differ"
+        );
     }
     // The same address written inside a URL is judged the same when a trigger is saved.
     let url = match ip {
         IpAddr::V4(v4) => format!("https://{v4}/hook"),
         IpAddr::V6(v6) => format!("https://[{v6}]/hook"),
     };
-    assert_eq!(TRANSPORT.check_url(&url).is_err(), verdict.is_err(), "{url}");
+    assert_eq!(
+        TRANSPORT.check_url(&url).is_err(),
+        verdict.is_err(),
+        "{url}"
+    );
 }
 
 fn check_url(url: &str) {
