@@ -414,7 +414,7 @@ fn add(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
     } else {
         budget.check_clock()?;
     }
-    arithmetic().add.eval(context! { a, b })
+    arithmetic().add.eval(context! { a, b }).map_err(unplaced)
 }
 
 /// `a * b`: a repeated string or list is charged before it is built.
@@ -451,7 +451,16 @@ fn mul(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
         }
         None => budget.check_clock()?,
     }
-    arithmetic().mul.eval(context! { a, b })
+    arithmetic().mul.eval(context! { a, b }).map_err(unplaced)
+}
+
+/// An error of the stand-in expression, without its position (which is in `a + b`, not in
+/// the template): the template's engine places it at the operator's line.
+fn unplaced(err: Error) -> Error {
+    match err.detail() {
+        Some(detail) => Error::new(err.kind(), detail.to_owned()),
+        None => Error::from(err.kind()),
+    }
 }
 
 /// A value just built by the engine (a slice): charged for its size.

@@ -573,3 +573,17 @@ fn input_that_panics_minijinja_is_a_compile_error() {
         .unwrap_err();
     assert_eq!(err.kind, TemplateErrorKind::Compile);
 }
+
+#[test]
+fn arithmetic_errors_keep_the_templates_line() {
+    let set = TemplateSet::new();
+    let err = set
+        .render_once(TEXT, "{{ 1 }}\n{{ \"a\" + 1 }}", &ctx(json!({})))
+        .unwrap_err();
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(err.message.contains("+"), "{err}");
+    let err = set
+        .render_once(TEXT, "x\ny\n{{ [1] * \"b\" }}", &ctx(json!({})))
+        .unwrap_err();
+    assert_eq!(err.line, Some(3), "{err}");
+}
