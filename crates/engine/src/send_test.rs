@@ -35,8 +35,9 @@ pub struct SendTestRequest {
     /// the editor leaves out.
     #[serde(default)]
     pub trigger_id: Option<TriggerId>,
-    /// Which action to send (default the first).
+    /// Which action to send (default the first); a trigger has at most 20 actions.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 19)]
     pub action_index: usize,
     /// With `entity_id`: render against the latest stored event about that entity.
     #[serde(default)]
