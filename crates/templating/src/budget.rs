@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value, ValueKind};
-use minijinja::{context, Environment, Error, ErrorKind, Expression, State};
+use minijinja::{context, Environment, Error, ErrorKind, Expression};
 
 /// Bytes of strings, lists and output one render may create, in all.
 pub const MAX_RENDER_BYTES: usize = 64 * 1024 * 1024;
@@ -102,10 +102,6 @@ impl Budget {
 
     /// The budget of the render running on this thread (a render outside a [`Scope`] gets a
     /// fresh one, so every operation is still bounded on its own).
-    pub(crate) fn of(_state: &State) -> Arc<Budget> {
-        Budget::current()
-    }
-
     pub(crate) fn current() -> Arc<Budget> {
         CURRENT
             .with(|c| c.borrow().clone())
@@ -196,7 +192,7 @@ pub(crate) fn exceeded(message: String, line: Option<usize>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.clone()).with_source(Exceeded { message, line })
 }
 
-fn over_bytes(what: &str) -> Error {
+pub(crate) fn over_bytes(what: &str) -> Error {
     exceeded(
         format!(
             "{what} would make the template build more than {} MiB of text and lists while \
@@ -218,6 +214,31 @@ pub(crate) fn size_of(value: &Value) -> usize {
     }
 }
 
+/// The values a template-built list or map holds (a map's values, not its keys); `None` for
+/// scalars, lazy iterables (which hold no values of their own) and entity data (as deep as its
+/// JSON, which the parser bounds, and never built by a template).
+fn held_values(value: &Value) -> Option<impl Iterator<Item = Value> + '_> {
+    let is_map = match value.kind() {
+        ValueKind::Map => true,
+        ValueKind::Seq => false,
+        _ => return None,
+    };
+    if value
+        .downcast_object_ref::<crate::context::JsonNode>()
+        .is_some()
+    {
+        return None;
+    }
+    let items = value.try_iter().ok()?;
+    Some(items.map(move |item| {
+        if is_map {
+            value.get_item(&item).unwrap_or_default()
+        } else {
+            item
+        }
+    }))
+}
+
 /// Whether the strings a list or map holds (each time it holds them) already add up to more
 /// than `cap` bytes: what its text could never fit in, found without writing it.
 pub(crate) fn text_surely_exceeds(value: &Value, cap: usize) -> bool {
@@ -226,30 +247,15 @@ pub(crate) fn text_surely_exceeds(value: &Value, cap: usize) -> bool {
             return;
         }
         *visits += 1;
-        match value.kind() {
-            ValueKind::String => *total = total.saturating_add(value.as_str().map_or(0, str::len)),
-            ValueKind::Seq | ValueKind::Map => {
-                if value
-                    .downcast_object_ref::<crate::context::JsonNode>()
-                    .is_some()
-                {
-                    return;
-                }
-                let Ok(items) = value.try_iter() else { return };
-                let is_map = value.kind() == ValueKind::Map;
-                for item in items {
-                    let child = if is_map {
-                        value.get_item(&item).unwrap_or_default()
-                    } else {
-                        item
-                    };
-                    sum(&child, total, visits, cap, level + 1);
-                    if *total > cap {
-                        return;
-                    }
-                }
+        if let Some(text) = value.as_str() {
+            *total = total.saturating_add(text.len());
+            return;
+        }
+        for child in held_values(value).into_iter().flatten() {
+            sum(&child, total, visits, cap, level + 1);
+            if *total > cap {
+                return;
             }
-            _ => {}
         }
     }
     let (mut total, mut visits) = (0, 0);
@@ -309,8 +315,8 @@ pub(crate) fn register(env: &mut Environment<'static>) {
 
 /// A value a template keeps (a `{% set %}`, a list or map literal, `dict`, `namespace`):
 /// refused if it nests deeper than [`MAX_NESTING`] (or holds itself).
-fn nest(state: &State, value: Value, into: Option<Value>) -> Result<Value, Error> {
-    let budget = Budget::of(state);
+fn nest(value: Value, into: Option<Value>) -> Result<Value, Error> {
+    let budget = Budget::current();
     budget.check_clock()?;
     let mut visits = 0;
     nesting(&value, 0, &mut visits, into.as_ref())?;
@@ -325,15 +331,9 @@ fn nesting(
     visits: &mut usize,
     into: Option<&Value>,
 ) -> Result<(), Error> {
-    if !matches!(value.kind(), ValueKind::Seq | ValueKind::Map)
-        || value
-            .downcast_object_ref::<crate::context::JsonNode>()
-            .is_some()
-    {
-        // Scalars; entity data (as deep as its JSON, which the parser bounds); lazy
-        // iterables, which hold no values of their own.
+    let Some(children) = held_values(value) else {
         return Ok(());
-    }
+    };
     // Two values of one object are equal at once (minijinja compares identity first); the
     // target is a namespace, so only maps can be it.
     let cycle = value.kind() == ValueKind::Map
@@ -348,11 +348,7 @@ fn nesting(
             None,
         ));
     }
-    let Ok(items) = value.try_iter() else {
-        return Ok(());
-    };
-    let is_map = value.kind() == ValueKind::Map;
-    for item in items {
+    for child in children {
         *visits += 1;
         if *visits > MAX_NESTING_VISITS {
             return Err(exceeded(
@@ -363,19 +359,14 @@ fn nesting(
                 None,
             ));
         }
-        let child = if is_map {
-            value.get_item(&item).unwrap_or_default()
-        } else {
-            item
-        };
         nesting(&child, level + 1, visits, into)?;
     }
     Ok(())
 }
 
 /// `a ~ b`.
-fn cat(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
-    let budget = Budget::of(state);
+fn cat(a: &Value, b: &Value) -> Result<Value, Error> {
+    let budget = Budget::current();
     let text = match (a.as_str(), b.as_str()) {
         (Some(a), Some(b)) => {
             budget.charge(a.len().saturating_add(b.len()), || {
@@ -399,8 +390,8 @@ fn cat(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
 }
 
 /// `a + b`: strings and lists are charged for what they will hold; numbers go to minijinja.
-fn add(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
-    let budget = Budget::of(state);
+fn add(a: &Value, b: &Value) -> Result<Value, Error> {
+    let budget = Budget::current();
     let sequences = |v: &Value| matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable);
     if a.kind() == ValueKind::String && b.kind() == ValueKind::String {
         budget.charge(size_of(a).saturating_add(size_of(b)), || {
@@ -418,8 +409,8 @@ fn add(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
 }
 
 /// `a * b`: a repeated string or list is charged before it is built.
-fn mul(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
-    let budget = Budget::of(state);
+fn mul(a: &Value, b: &Value) -> Result<Value, Error> {
+    let budget = Budget::current();
     let repeated = |v: &Value| {
         matches!(
             v.kind(),
@@ -464,14 +455,14 @@ fn unplaced(err: Error) -> Error {
 }
 
 /// A value just built by the engine (a slice): charged for its size.
-fn charged(state: &State, value: Value) -> Result<Value, Error> {
-    Budget::of(state).charge(size_of(&value), || "slicing a value".into())?;
+fn charged(value: Value) -> Result<Value, Error> {
+    Budget::current().charge(size_of(&value), || "slicing a value".into())?;
     Ok(value)
 }
 
 /// The iterable of a `{% for %}`, counted per iteration.
-fn metered_loop(state: &State, value: Value, raw: usize, line: usize) -> Result<Value, Error> {
-    let budget = Budget::of(state);
+fn metered_loop(value: Value, raw: usize, line: usize) -> Result<Value, Error> {
+    let budget = Budget::current();
     budget.check_clock()?;
     // What minijinja would refuse to loop over, it refuses here, with its own message.
     value.try_iter()?;

@@ -22,7 +22,7 @@ use std::fmt::{self, Write};
 use minijinja::value::{Value, ValueKind};
 use minijinja::{AutoEscape, Error, ErrorKind, Output, State};
 
-use crate::budget::{Budget, CappedString};
+use crate::budget::{over_bytes, Budget, CappedString};
 use crate::context::JsonNode;
 use crate::locate;
 
@@ -84,7 +84,7 @@ impl Mode {
 /// charged to the render budget (the output, or a `{% set %}` block capturing it).
 pub(crate) fn formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
     let (mode, locating) = Mode::of(state.auto_escape());
-    let budget = Budget::of(state);
+    let budget = Budget::current();
     if locating {
         let mut text = CappedString::new(budget.left());
         write_value(&mut text, mode, value)?;
@@ -92,7 +92,7 @@ pub(crate) fn formatter(out: &mut Output, state: &State, value: &Value) -> Resul
         return out.write_str(&text.buf).map_err(write_error);
     }
     if crate::budget::text_surely_exceeds(value, budget.left()) {
-        return budget.charge(usize::MAX, || "writing this value".into());
+        return Err(over_bytes("writing this value"));
     }
     let mut metered = Metered {
         out,
@@ -101,7 +101,7 @@ pub(crate) fn formatter(out: &mut Output, state: &State, value: &Value) -> Resul
     };
     let written = write_value(&mut metered, mode, value);
     if metered.over {
-        return budget.charge(usize::MAX, || "writing this value".into());
+        return Err(over_bytes("writing this value"));
     }
     written
 }
@@ -222,24 +222,18 @@ pub(crate) fn json_capped(value: &Value, cap: usize) -> Option<String> {
     Some(out.buf)
 }
 
-/// [`text_of`], charged to the render's budget (lists and maps can be far larger as text
-/// than what they hold).
-pub(crate) fn text_charged<'v>(state: &State, value: &'v Value) -> Result<Cow<'v, str>, Error> {
-    let budget = Budget::of(state);
-    let text = match value.kind() {
-        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => {
-            match json_capped(value, budget.left()) {
-                Some(text) => Cow::Owned(text),
-                None => {
-                    return budget
-                        .charge(usize::MAX, || "writing this value as text".into())
-                        .map(|_| Cow::Borrowed(""))
-                }
-            }
-        }
-        _ => text_of(value),
-    };
-    Ok(text)
+/// [`text_of`], refused when a list's or map's text would not fit in what the render's budget
+/// has left (they can be far larger as text than what they hold).
+pub(crate) fn text_charged<'v>(value: &'v Value) -> Result<Cow<'v, str>, Error> {
+    if !matches!(
+        value.kind(),
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
+    ) {
+        return Ok(text_of(value));
+    }
+    json_capped(value, Budget::current().left())
+        .map(Cow::Owned)
+        .ok_or_else(|| over_bytes("writing this value as text"))
 }
 
 fn write_json<W: Write + ?Sized>(out: &mut W, value: &Value) -> Result<(), Error> {

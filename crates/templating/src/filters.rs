@@ -14,7 +14,7 @@ use chrono::{DateTime, FixedOffset};
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 
-use crate::budget::{Budget, ITEM_BYTES};
+use crate::budget::{over_bytes, Budget, ITEM_BYTES};
 use crate::escape::{self, json_capped, text_charged, Mode};
 
 /// Most decimals `numberformat` writes.
@@ -69,10 +69,10 @@ fn tojson(
                 .min(16),
         ),
     };
-    let budget = Budget::of(state);
+    let budget = Budget::current();
     let compact = match json_capped(value, budget.left()) {
         Some(text) => text,
-        None => return Err(over(&budget, "tojson")),
+        None => return Err(over_bytes("tojson")),
     };
     budget.charge(compact.len(), || "tojson".into())?;
     let text = match indent {
@@ -108,8 +108,8 @@ fn tojson(
 
 /// `value | xml_escape`: the value's text with XML's special characters escaped.
 fn xml_escape(state: &State, value: &Value) -> Result<Value, Error> {
-    let text = text_charged(state, value)?;
-    Budget::of(state).charge(text.len().saturating_mul(6), || "xml_escape".into())?;
+    let text = text_charged(value)?;
+    Budget::current().charge(text.len().saturating_mul(6), || "xml_escape".into())?;
     let mut out = String::new();
     escape::xml_escape_into(&mut out, &text)
         .map_err(|_| invalid("xml_escape: could not write".into()))?;
@@ -118,23 +118,15 @@ fn xml_escape(state: &State, value: &Value) -> Result<Value, Error> {
 
 /// `value | escape` (`e`): escaped for the template's own mode, and marked safe.
 fn escape_filter(state: &State, value: &Value) -> Result<Value, Error> {
-    let text = text_charged(state, value)?;
-    Budget::of(state).charge(text.len().saturating_mul(6), || "escape".into())?;
+    let text = text_charged(value)?;
+    Budget::current().charge(text.len().saturating_mul(6), || "escape".into())?;
     escape::escaped(Mode::current(state), value)
-}
-
-/// The budget error of a filter whose result would not fit.
-fn over(budget: &Budget, filter: &str) -> Error {
-    match budget.charge(usize::MAX, || filter.to_owned()) {
-        Err(err) => err,
-        Ok(()) => invalid(format!("{filter}: the result is too large")),
-    }
 }
 
 /// `value | urlencode`: the value's text percent-encoded.
 fn urlencode(state: &State, value: &Value) -> Result<Value, Error> {
-    let text = text_charged(state, value)?;
-    Budget::of(state).charge(text.len().saturating_mul(3), || "urlencode".into())?;
+    let text = text_charged(value)?;
+    Budget::current().charge(text.len().saturating_mul(3), || "urlencode".into())?;
     let mut out = String::new();
     escape::percent_encode_into(&mut out, &text)
         .map_err(|_| invalid("urlencode: could not write".into()))?;
@@ -355,7 +347,7 @@ mod guarded {
     use minijinja::value::{Kwargs, Rest, StringInput, Value, ValueKind};
     use minijinja::{Environment, Error, State};
 
-    use super::{over, ITEM_BYTES};
+    use super::{over_bytes, ITEM_BYTES};
     use crate::budget::{display_capped, Budget};
 
     pub(super) fn register(env: &mut Environment<'static>) {
@@ -393,12 +385,12 @@ mod guarded {
         };
         let size = (text.len() - hits.saturating_mul(from_len).min(text.len()))
             .saturating_add(hits.saturating_mul(to_len));
-        Budget::of(state).charge(size, || format!("replace ({hits} replacements)"))?;
+        Budget::current().charge(size, || format!("replace ({hits} replacements)"))?;
         builtin::replace(state, value, from, to)
     }
 
     fn join(state: &State, value: &Value, joiner: Option<StringInput<'_>>) -> Result<Value, Error> {
-        let budget = Budget::of(state);
+        let budget = Budget::current();
         let sep = joiner.as_ref().map_or(0, |j| j.as_str().len());
         let mut size = 0usize;
         if let Ok(items) = value.try_iter() {
@@ -412,7 +404,7 @@ mod guarded {
                     .saturating_add(len)
                     .saturating_add(if i > 0 { sep } else { 0 });
                 if size > budget.left() {
-                    return Err(over(&budget, "join"));
+                    return Err(over_bytes("join"));
                 }
             }
         }
@@ -441,7 +433,7 @@ mod guarded {
     }
 
     fn format(state: &State, format_str: &Value, args: Rest<Value>) -> Result<Value, Error> {
-        let budget = Budget::of(state);
+        let budget = Budget::current();
         let spec = format_str.as_str().unwrap_or_default();
         // Widths and precisions are the numbers in a conversion spec; they pad the output.
         let mut widths = 0usize;
@@ -466,11 +458,11 @@ mod guarded {
         builtin::format(state, format_str, args)
     }
 
-    fn pprint(state: &State, value: &Value) -> Result<Value, Error> {
-        let budget = Budget::of(state);
+    fn pprint(value: &Value) -> Result<Value, Error> {
+        let budget = Budget::current();
         let mut out = crate::budget::CappedString::new(budget.left());
         if std::fmt::write(&mut out, format_args!("{value:#?}")).is_err() {
-            return Err(over(&budget, "pprint"));
+            return Err(over_bytes("pprint"));
         }
         budget.charge(out.buf.len(), || "pprint".into())?;
         Ok(Value::from(out.buf))
@@ -480,13 +472,13 @@ mod guarded {
         if value.kind() == ValueKind::String {
             return builtin::string(state, value);
         }
-        let budget = Budget::of(state);
+        let budget = Budget::current();
         match display_capped(value, budget.left()) {
             Some(text) => {
                 budget.charge(text.len(), || "string".into())?;
                 builtin::string(state, value)
             }
-            None => Err(over(&budget, "string")),
+            None => Err(over_bytes("string")),
         }
     }
 
@@ -499,7 +491,7 @@ mod guarded {
 
     fn list(state: &State, value: Value) -> Result<Value, Error> {
         let items = items_of(&value);
-        Budget::of(state).charge(items.saturating_mul(ITEM_BYTES), || {
+        Budget::current().charge(items.saturating_mul(ITEM_BYTES), || {
             format!("a list of {items} items")
         })?;
         builtin::list(state, value)
@@ -512,7 +504,7 @@ mod guarded {
         fill_with: Option<Value>,
     ) -> Result<Value, Error> {
         let items = items_of(&value).saturating_add(count);
-        Budget::of(state).charge(items.saturating_mul(ITEM_BYTES), || {
+        Budget::current().charge(items.saturating_mul(ITEM_BYTES), || {
             format!("batch of {count}")
         })?;
         builtin::batch(state, value, count, fill_with)
@@ -525,34 +517,29 @@ mod guarded {
         fill_with: Option<Value>,
     ) -> Result<Value, Error> {
         let items = items_of(&value).saturating_add(count.saturating_mul(2));
-        Budget::of(state).charge(items.saturating_mul(ITEM_BYTES), || {
+        Budget::current().charge(items.saturating_mul(ITEM_BYTES), || {
             format!("slice into {count}")
         })?;
         builtin::slice(state, value, count, fill_with)
     }
 
-    fn split(
-        state: &State,
-        value: &Value,
-        sep: Option<Arc<str>>,
-        maxsplits: Option<i64>,
-    ) -> Result<Value, Error> {
+    fn split(value: &Value, sep: Option<Arc<str>>, maxsplits: Option<i64>) -> Result<Value, Error> {
         let text = value.as_str().unwrap_or_default();
         let pieces = match sep.as_deref() {
             Some("") | None => text.split_whitespace().count(),
             Some(sep) => text.matches(sep).count() + 1,
         };
-        Budget::of(state).charge(
+        Budget::current().charge(
             pieces.saturating_mul(ITEM_BYTES).saturating_add(text.len()),
             || format!("split into {pieces} pieces"),
         )?;
         builtin::split(value, sep, maxsplits)
     }
 
-    fn lines(state: &State, value: &Value) -> Result<Value, Error> {
+    fn lines(value: &Value) -> Result<Value, Error> {
         let text = value.as_str().unwrap_or_default();
         let pieces = text.bytes().filter(|&b| b == b'\n').count() + 1;
-        Budget::of(state).charge(
+        Budget::current().charge(
             pieces.saturating_mul(ITEM_BYTES).saturating_add(text.len()),
             || format!("lines ({pieces})"),
         )?;
@@ -560,42 +547,38 @@ mod guarded {
     }
 
     /// Case mapping can grow text up to three times (`ß` to `SS`, ligatures).
-    fn case(state: &State, value: &str, filter: &str) -> Result<(), Error> {
-        Budget::of(state).charge(value.len().saturating_mul(3), || filter.into())
+    fn case(value: &str, filter: &str) -> Result<(), Error> {
+        Budget::current().charge(value.len().saturating_mul(3), || filter.into())
     }
 
-    fn upper(state: &State, value: StringInput<'_>) -> Result<Value, Error> {
-        case(state, value.as_str(), "upper")?;
+    fn upper(value: StringInput<'_>) -> Result<Value, Error> {
+        case(value.as_str(), "upper")?;
         Ok(builtin::upper(value))
     }
 
-    fn lower(state: &State, value: StringInput<'_>) -> Result<Value, Error> {
-        case(state, value.as_str(), "lower")?;
+    fn lower(value: StringInput<'_>) -> Result<Value, Error> {
+        case(value.as_str(), "lower")?;
         Ok(builtin::lower(value))
     }
 
-    fn title(state: &State, value: Cow<'_, str>) -> Result<String, Error> {
-        case(state, &value, "title")?;
+    fn title(value: Cow<'_, str>) -> Result<String, Error> {
+        case(&value, "title")?;
         Ok(builtin::title(value))
     }
 
-    fn capitalize(state: &State, value: StringInput<'_>) -> Result<Value, Error> {
-        case(state, value.as_str(), "capitalize")?;
+    fn capitalize(value: StringInput<'_>) -> Result<Value, Error> {
+        case(value.as_str(), "capitalize")?;
         Ok(builtin::capitalize(value))
     }
 
-    fn trim(
-        state: &State,
-        value: StringInput<'_>,
-        chars: Option<Cow<'_, str>>,
-    ) -> Result<Value, Error> {
-        Budget::of(state).charge(value.as_str().len(), || "trim".into())?;
+    fn trim(value: StringInput<'_>, chars: Option<Cow<'_, str>>) -> Result<Value, Error> {
+        Budget::current().charge(value.as_str().len(), || "trim".into())?;
         Ok(builtin::trim(value, chars))
     }
 
-    fn dictsort(state: &State, value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    fn dictsort(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
         let items = value.len().unwrap_or(0);
-        Budget::of(state).charge(items.saturating_mul(3 * ITEM_BYTES), || {
+        Budget::current().charge(items.saturating_mul(3 * ITEM_BYTES), || {
             format!("dictsort of {items} items")
         })?;
         builtin::dictsort(value, kwargs)

@@ -171,6 +171,14 @@ fn compiling<T>(step: impl FnOnce() -> Result<T, TemplateError>) -> Result<T, Te
     })
 }
 
+impl From<Exceeded> for TemplateError {
+    fn from(exceeded: Exceeded) -> TemplateError {
+        let mut error = TemplateError::new(TemplateErrorKind::Render, exceeded.message);
+        error.line = exceeded.line;
+        error
+    }
+}
+
 /// The budget failure behind a minijinja error, if it is one.
 fn budget_error(err: &minijinja::Error) -> Option<Exceeded> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -404,10 +412,7 @@ impl TemplateSet {
         let scope = budget::Scope::enter();
         let result = template.render(sample);
         let result = match (result, scope.budget.stopped()) {
-            (Ok(_), Some(exceeded)) => Err(TemplateError::new(
-                TemplateErrorKind::Render,
-                exceeded.message,
-            )),
+            (Ok(_), Some(exceeded)) => Err(exceeded.into()),
             (Ok(_), None) => Ok(()),
             (Err(e), _) => Err(TemplateError::from_compiled(
                 &e,
@@ -427,21 +432,8 @@ impl TemplateSet {
         let rewritten = self.compile_condition(source)?;
         let name = format!("{key}.cond");
         // The expression parsed on its own, so wrapping it cannot change its meaning.
-        let wrapped = wrap_condition(&rewritten.source);
-        compiling(|| {
-            self.env
-                .add_template_owned(name.clone(), wrapped)
-                .map_err(|e| {
-                    TemplateError::from_compiled(&e, source, CONDITION_PREFIX, &rewritten.map)
-                })
-        })?;
-        self.origins.insert(
-            name.clone(),
-            Origin {
-                source: source.to_owned(),
-                map: rewritten.map,
-            },
-        );
+        let compiled = wrap_condition(&rewritten.source);
+        self.keep(&name, compiled, source, CONDITION_PREFIX, rewritten.map)?;
         Ok(ConditionId { name })
     }
 
@@ -457,12 +449,32 @@ impl TemplateSet {
             TemplateError::from_compiled(&e, source, CONDITION_PREFIX, map)
         })?;
         if let Some(exceeded) = scope.budget.stopped() {
-            return Err(TemplateError::new(
-                TemplateErrorKind::Render,
-                exceeded.message,
-            ));
+            return Err(exceeded.into());
         }
         Ok(out == "1")
+    }
+
+    /// Compiles `compiled` (the rewritten source, shifted by `shift` bytes of wrapper) and keeps
+    /// it under `name` with the author's `source` and the way back to it.
+    fn keep(
+        &mut self,
+        name: &str,
+        compiled: String,
+        source: &str,
+        shift: usize,
+        map: SourceMap,
+    ) -> Result<(), TemplateError> {
+        compiling(|| {
+            self.env
+                .add_template_owned(name.to_owned(), compiled)
+                .map_err(|e| TemplateError::from_compiled(&e, source, shift, &map))
+        })?;
+        let origin = Origin {
+            source: source.to_owned(),
+            map,
+        };
+        self.origins.insert(name.to_owned(), origin);
+        Ok(())
     }
 
     /// The author's source of a kept template and the way back to it (`compiled` itself when
@@ -526,19 +538,7 @@ impl TemplateSet {
         let name = template_name(key, kind);
         let rewritten = compiling(|| Ok(rewrite::template(source)))?;
         reserved_names(source, &rewritten)?;
-        let compiled = rewritten.source;
-        compiling(|| {
-            self.env
-                .add_template_owned(name.clone(), compiled)
-                .map_err(|e| TemplateError::from_compiled(&e, source, 0, &rewritten.map))
-        })?;
-        self.origins.insert(
-            name.clone(),
-            Origin {
-                source: source.to_owned(),
-                map: rewritten.map,
-            },
-        );
+        self.keep(&name, rewritten.source, source, 0, rewritten.map)?;
         Ok(TemplateId { name, kind })
     }
 
@@ -584,9 +584,7 @@ impl TemplateSet {
         let stopped = scope.budget.stopped();
         drop(scope);
         if let Some(exceeded) = stopped {
-            let mut error = TemplateError::new(TemplateErrorKind::Render, exceeded.message);
-            error.line = exceeded.line;
-            return Err(error);
+            return Err(exceeded.into());
         }
         if let Err(err) = rendered {
             if sink.overflowed {

@@ -396,17 +396,18 @@ impl<'s> Rewriter<'s> {
             _ => None,
         };
         self.expr(&call.expr);
-        for (i, arg) in call.args.iter().enumerate() {
-            match arg {
-                CallArg::Pos(e) if i == 0 && recursion.is_some() => {
-                    let (raw, line) = recursion.unwrap_or_default();
-                    self.wrap(start(e), end(e), "__loop(", format!(", {raw}, {line})"));
-                    self.expr(e);
-                }
-                CallArg::Pos(e) | CallArg::Kwarg(_, e) | CallArg::PosSplat(e) => self.expr(e),
-                CallArg::KwargSplat(e) => self.expr(e),
-            }
+        let mut args = call.args.as_slice();
+        if let (Some((raw, line)), Some(CallArg::Pos(first))) = (recursion, args.first()) {
+            self.wrap(
+                start(first),
+                end(first),
+                "__loop(",
+                format!(", {raw}, {line})"),
+            );
+            self.expr(first);
+            args = &args[1..];
         }
+        self.args(args);
     }
 
     fn expr(&mut self, expr: &Expr<'_>) {
