@@ -26,6 +26,15 @@ use tokio::process::Command;
 use crate::common::{event, id, spawn_app, spawn_app_with, wait_until, Backend, Receiver, Reply};
 use crate::common::{TestApp, WAIT};
 use driver::Browser;
+
+/// A plain HTTP client for pages: no proxy, redirects returned rather than followed.
+fn page_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
 pub(crate) use timing::{http_session, post_login};
 
 /// Creates a user with `hookflow user add` on the app's database; returns the password.

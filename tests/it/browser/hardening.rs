@@ -32,17 +32,9 @@ const HARDENING: [(&str, &str); 6] = [
     ),
 ];
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 /// A GET (or `method`) of `path`, with the session cookie when there is one.
 async fn fetch(app: &TestApp, method: Method, path: &str, session: Option<&str>) -> Answer {
-    let mut request = client().request(method.clone(), app.url(path));
+    let mut request = super::page_client().request(method.clone(), app.url(path));
     if let Some(cookie) = session {
         request = request.header(COOKIE, cookie);
     }

@@ -25,14 +25,6 @@ const RUNS: usize = 5;
 /// (still far below what a scan of the whole queue would take).
 const BUDGET_MS: f64 = if cfg!(debug_assertions) { 250.0 } else { 100.0 };
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 /// The value of `name` from a response's `Set-Cookie` headers.
 fn cookie(response: &reqwest::Response, name: &str) -> Option<String> {
     response
@@ -48,7 +40,7 @@ fn cookie(response: &reqwest::Response, name: &str) -> Option<String> {
 
 /// Posts the login form as a browser would (its CSRF cookie and field); returns the answer.
 pub(crate) async fn post_login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
-    let http = client();
+    let http = super::page_client();
     let form = http.get(app.url("/login")).send().await.unwrap();
     let login_cookie = cookie(&form, "hookflow_login_csrf");
     let html = form.text().await.unwrap();
@@ -213,7 +205,7 @@ async fn every_page_answers_quickly_with_100_000_calls_in_the_queue() {
     let half_day_ago = local(now - time::Duration::hours(12));
     let day_ago_plus_hour = local(now - time::Duration::hours(23));
     let soon = local(now + time::Duration::hours(1));
-    let http = client();
+    let http = super::page_client();
     let mut report = Vec::new();
     let mut slow = Vec::new();
     for (who, session) in &sessions {
