@@ -380,7 +380,7 @@ both_backends! {
         let app = spawn_app(backend).await;
         let (_, doc) = served_document(&app).await;
         let schemas = &doc["components"]["schemas"];
-        let trigger = &schemas["TriggerDraft"]["properties"];
+        let trigger = &schemas["TriggerIn"]["properties"];
         assert_eq!(trigger["name"]["maxLength"], 200);
         assert_eq!(trigger["actions"]["minItems"], 1);
         assert_eq!(trigger["actions"]["maxItems"], 20);

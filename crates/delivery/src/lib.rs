@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use hookflow_engine::model::{ClaimedCall, Method, Timestamp};
+use hookflow_engine::model::{ClaimedCall, Method, Secret, Timestamp};
 use hookflow_engine::redact;
 use hookflow_engine::security::ActionSecurity;
 use hookflow_engine::transport::{CertificateInfo, Delivery, FailureKind, Transport, MASKED};
@@ -72,7 +72,7 @@ pub struct HttpTransport {
 /// What makes a TLS client distinct: its certificate, key and trusted CAs.
 #[derive(PartialEq, Eq, Hash)]
 struct TlsKey {
-    identity: Option<(String, String)>,
+    identity: Option<(String, Secret)>,
     ca_pem: Option<String>,
 }
 
@@ -122,7 +122,7 @@ impl HttpTransport {
         }
         let mut builder = Self::builder(&self.policy, self.timeout);
         if let Some((cert, key_pem)) = &key.identity {
-            let mut pem = key_pem.clone().into_bytes();
+            let mut pem = key_pem.expose().as_bytes().to_vec();
             pem.push(b'\n');
             pem.extend_from_slice(cert.as_bytes());
             let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
@@ -222,8 +222,8 @@ impl HttpTransport {
         let body = call.body.as_deref().unwrap_or("");
         if let Some(security) = security {
             if let Some((user, password)) = &security.basic_auth {
-                let token =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                let token = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.expose()));
                 let mut value = HeaderValue::from_str(&format!("Basic {token}"))
                     .map_err(|e| (FailureKind::Refused, format!("invalid basic auth: {e}")))?;
                 value.set_sensitive(true);

@@ -36,7 +36,10 @@ pub fn signature_headers(
             }
         }
         SignatureScheme::HubSha256 => {
-            vec![("x-hub-signature-256", hub_signature(&signing.current, body))]
+            vec![(
+                "x-hub-signature-256",
+                hub_signature(signing.current.expose(), body),
+            )]
         }
     }
 }
@@ -81,6 +84,7 @@ pub fn hub_signature(secret: &str, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookflow_engine::model::Secret;
 
     /// The example from the Standard Webhooks specification and its reference libraries.
     #[test]
@@ -110,8 +114,11 @@ mod tests {
     fn rotation_sends_both_signatures() {
         let signing = Signing {
             scheme: SignatureScheme::StandardWebhooks,
-            current: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-            previous: Some(("whsec_dGhpcyBpcyB0aGUgb2xkIHNlY3JldCBrZXkh".into(), 10_000)),
+            current: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            previous: Some((
+                Secret::new("whsec_dGhpcyBpcyB0aGUgb2xkIHNlY3JldCBrZXkh"),
+                10_000,
+            )),
         };
         let headers = signature_headers(&signing, "msg_1", 5, b"{}", Timestamp(5_000));
         assert_eq!(headers[0].1.split(' ').count(), 2);

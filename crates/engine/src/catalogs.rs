@@ -355,9 +355,7 @@ impl Engine {
         let Some(info) = catalog.info(&ty.catalog) else {
             return;
         };
-        let Ok(preset) =
-            serde_json::from_value::<RetryPreset>(Value::from(info.retry_preset.as_str()))
-        else {
+        let Some(preset) = RetryPreset::from_name(&info.retry_preset) else {
             return;
         };
         if preset == RetryPreset::Shopctrl {

@@ -183,15 +183,21 @@ pub fn explain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ApiKeyInfo, TriggerDraft};
+    use crate::model::{Action, ApiKeyInfo, CallWebhook, TriggerDraft};
 
     fn trigger(id: i64, shop: Option<i64>, enabled: bool, condition: Option<&str>) -> Trigger {
-        let draft: TriggerDraft = serde_json::from_value(serde_json::json!({
-            "name": format!("t{id}"), "eventType": "OrderChanged",
-            "shopId": shop, "enabled": enabled, "condition": condition,
-            "actions": [{"type": "callWebhook", "url": "https://erp.example.com/h"}]
-        }))
-        .unwrap();
+        let draft = TriggerDraft {
+            shop_id: shop.map(ShopId),
+            enabled,
+            condition: condition.map(Into::into),
+            ..TriggerDraft::new(
+                format!("t{id}"),
+                "OrderChanged",
+                vec![Action::CallWebhook(CallWebhook::to(
+                    "https://erp.example.com/h",
+                ))],
+            )
+        };
         Trigger {
             id: TriggerId(id),
             draft,

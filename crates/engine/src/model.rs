@@ -143,7 +143,7 @@ pub struct CustomEventType {
 }
 
 /// HTTP method of a Call Webhook action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     #[default]
@@ -171,67 +171,96 @@ impl FromStr for Method {
     }
 }
 
+/// A credential: a basic-auth password, an HMAC secret, a client certificate's private key.
+/// Its `Debug` shows no value and it has no `Serialize`: a trigger that reaches a log or an
+/// answer cannot carry one. The outer layers decide, field by field, what their format shows
+/// (the API `{"set": true}`, storage a sealed value); [`Secret::expose`] is the one way in.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the code that signs, authenticates or seals with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// A payload template of an action.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PayloadTemplate {
     pub mime_type: MimeType,
     pub body: String,
 }
 
 /// The Call Webhook action.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallWebhook {
     /// May use merge fields after the host (`https://h/orders/{{ entity.OrderCode }}`);
     /// inserted values are percent-encoded.
     pub url: String,
-    #[serde(default)]
     pub method: Method,
     /// Without a template the event type's default payload is sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<PayloadTemplate>,
     /// Extra request headers: name to value template (`{"X-Order": "{{ entity.OrderCode }}"}`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// Sent as `Authorization: Basic`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
-    /// The HMAC signing secret(s), in one of the forms of [`HmacSecret`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    /// How calls are signed. In a draft, `None` keeps the stored keys; a saved action holds
+    /// [`HmacSecret::Keys`] or nothing.
     pub hmac_secret: Option<HmacSecret>,
-    #[serde(default, skip_serializing_if = "SignatureScheme::is_default")]
     pub signature_scheme: SignatureScheme,
     /// A client certificate (mTLS) presented to the receiver.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_certificate: Option<ClientCertificate>,
     /// Trust these CA certificates (PEM) for the receiver instead of the public web PKI.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_pem: Option<String>,
     /// At most one pending call per entity: a newer event replaces the pending call's payload.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unique_queue_items: bool,
-    /// Calls for one entity go out in the order their events came (default); `false` lets
+    /// Calls for one entity go out in the order their events came (the default); `false` lets
     /// them overtake each other.
-    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub ordered: bool,
-    /// How failed calls are retried: a preset's name or custom values; default: the server's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How failed calls are retried: a preset or custom values; `None`: the server's.
     pub retry_policy: Option<RetryPolicySpec>,
 }
 
+impl CallWebhook {
+    /// A POST to `url` with every other setting at its default (calls in order, unsigned).
+    pub fn to(url: impl Into<String>) -> CallWebhook {
+        CallWebhook {
+            url: url.into(),
+            method: Method::Post,
+            payload: None,
+            headers: BTreeMap::new(),
+            basic_auth: None,
+            hmac_secret: None,
+            signature_scheme: SignatureScheme::StandardWebhooks,
+            client_certificate: None,
+            ca_pem: None,
+            unique_queue_items: false,
+            ordered: true,
+            retry_policy: None,
+        }
+    }
+}
+
 /// A retry policy as an admin chooses it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RetryPolicySpec {
     Preset(RetryPreset),
     Custom(CustomRetry),
 }
 
 /// The retry behaviour of the platforms hookflow replaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryPreset {
     /// Any unsuccessful answer is retried, up to 10 times; then an alert.
     Shopctrl,
@@ -245,95 +274,88 @@ pub enum RetryPreset {
     Frontsystems,
 }
 
+impl RetryPreset {
+    pub const ALL: [RetryPreset; 4] = [
+        RetryPreset::Shopctrl,
+        RetryPreset::Skladon,
+        RetryPreset::Flowretail,
+        RetryPreset::Frontsystems,
+    ];
+
+    /// The preset's name, as catalogs and admins write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RetryPreset::Shopctrl => "shopctrl",
+            RetryPreset::Skladon => "skladon",
+            RetryPreset::Flowretail => "flowretail",
+            RetryPreset::Frontsystems => "frontsystems",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<RetryPreset> {
+        RetryPreset::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
 /// Custom retry values; times are in seconds. Unset values come from `preset` when one is
 /// named (a platform's behaviour with, say, a shorter schedule), else the server's defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct CustomRetry {
     /// Start from this preset's policy instead of the server's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<RetryPreset>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(maximum = 100)]
     pub max_retries: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_delay: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delay: Option<f64>,
     /// Per-attempt timeout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<f64>,
     /// The classes of unsuccessful outcomes retried: `3xx`, `4xx` (every 4xx), `408`, `429`,
     /// `5xx`, `timeout`, `connectionError`. Unset: the preset's, else hookflow's own
     /// (`408`, `429`, `5xx`, `timeout`, `connectionError`); the rest fail at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<Vec<String>>,
-    /// Single 4xx statuses retried besides `retryOn`'s classes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "retryOn4xx")]
-    #[schema(schema_with = four_xx_statuses)]
+    /// Single 4xx statuses retried besides `retry_on`'s classes.
     pub retry_on_4xx: Vec<u16>,
     /// Deactivate the action after this many calls in a row failed for good.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
     pub deactivate_after_failures: Option<u32>,
     /// Stop retrying a call this long after it was queued.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<f64>,
 }
 
-/// The schema of `retryOn4xx`: statuses 400 to 499.
-fn four_xx_statuses() -> utoipa::openapi::schema::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-    ArrayBuilder::new()
-        .items(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(400))
-                .maximum(Some(499)),
-        )
-        .description(Some(
-            "Single 4xx statuses (400 to 499) retried besides `retryOn`'s classes.",
-        ))
-        .build()
-}
-
-/// Basic HTTP authentication of an action. In API input a missing password on update keeps
-/// the stored one (secrets are write-only).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// Basic HTTP authentication of an action. In a draft a missing password keeps the stored
+/// one; a saved action always holds one.
+#[derive(Debug, Clone, PartialEq)]
 pub struct BasicAuth {
     pub username: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
-/// The HMAC secret of an action, in the two forms it takes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+/// The HMAC secret of an action: what a saved action holds ([`HmacSecret::Keys`]), or what a
+/// draft asks for.
+#[derive(Debug, Clone, PartialEq)]
 pub enum HmacSecret {
-    /// Stored form: the signing keys, with the previous one still valid for a while after a
-    /// rotation.
+    /// The signing keys, with the previous one still valid for a while after a rotation.
     Keys(SigningKeys),
-    /// API input: a `whsec_…` secret to use, `"generate"` for a new one, or `""` to stop signing.
-    /// On update, leaving `hmacSecret` out keeps the current keys.
-    Input(String),
+    /// A draft asks for a new random secret.
+    Generate,
+    /// A draft signs with this secret from now on (a rotation when it differs from the stored
+    /// one).
+    Set(Secret),
+    /// A draft stops signing.
+    Remove,
 }
 
-/// An action's signing keys (Standard Webhooks `whsec_<base64>` secrets).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// An action's signing keys (Standard Webhooks `whsec_<base64>` secrets, or a hub receiver's
+/// own secret).
+#[derive(Debug, Clone, PartialEq)]
 pub struct SigningKeys {
-    pub current: String,
+    pub current: Secret,
     /// The key before the last rotation, still signed with until `previous_valid_until`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Secret>,
+    /// UTC milliseconds.
     pub previous_valid_until: Option<i64>,
 }
 
 /// How calls are signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SignatureScheme {
     /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`.
     #[default]
@@ -342,73 +364,65 @@ pub enum SignatureScheme {
     HubSha256,
 }
 
-impl SignatureScheme {
-    fn is_default(&self) -> bool {
-        *self == SignatureScheme::StandardWebhooks
-    }
-}
-
-/// A client certificate (chain) and its private key. In API input a missing `keyPem` on update
-/// keeps the stored key. The descriptive fields are filled in by hookflow when it is saved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// A client certificate (chain) and its private key. In a draft a missing key keeps the
+/// stored one. The descriptive fields are filled in by hookflow when it is saved.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientCertificate {
     pub cert_pem: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_pem: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pem: Option<Secret>,
     pub subject: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<String>,
 }
 
 /// What a trigger does when it fires. Call Webhook is the one action hookflow ships.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     CallWebhook(CallWebhook),
 }
 
-/// A trigger as an admin writes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// A trigger as an admin writes it (and, once saved, with its credentials resolved).
+#[derive(Debug, Clone, PartialEq)]
 pub struct TriggerDraft {
-    /// 1 to 200 characters, not only blanks (spaces, tabs, line breaks); kept trimmed.
-    #[schema(min_length = 1, max_length = 200, pattern = "[^ \\t\\n\\u000b\\f\\r]")]
+    /// 1 to 200 characters, not only blanks; kept trimmed.
     pub name: String,
     pub event_type: String,
-    /// Null: every shop.
-    #[serde(default)]
+    /// `None`: every shop.
     pub shop_id: Option<ShopId>,
-    #[serde(default = "yes")]
     pub enabled: bool,
-    /// 1 (lowest) to 10 (highest), default 5: when calls wait, higher priority goes first.
-    #[serde(default = "default_priority")]
-    #[schema(minimum = 1, maximum = 10)]
+    /// 1 (lowest) to 10 (highest): when calls wait, higher priority goes first.
     pub priority: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     /// 1 to 20 actions.
-    #[schema(min_items = 1, max_items = 20)]
     pub actions: Vec<Action>,
 }
 
-fn default_priority() -> i32 {
-    5
-}
+impl TriggerDraft {
+    /// The default priority of a trigger.
+    pub const DEFAULT_PRIORITY: i32 = 5;
 
-fn yes() -> bool {
-    true
+    /// An enabled trigger for every shop at the default priority, without a condition.
+    pub fn new(
+        name: impl Into<String>,
+        event_type: impl Into<String>,
+        actions: Vec<Action>,
+    ) -> Self {
+        TriggerDraft {
+            name: name.into(),
+            event_type: event_type.into(),
+            shop_id: None,
+            enabled: true,
+            priority: TriggerDraft::DEFAULT_PRIORITY,
+            condition: None,
+            actions,
+        }
+    }
 }
 
 /// A stored trigger.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Trigger {
     pub id: TriggerId,
-    #[serde(flatten)]
     pub draft: TriggerDraft,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -666,16 +680,23 @@ mod tests {
     }
 
     #[test]
-    fn triggers_read_the_documented_shape() {
-        let draft: TriggerDraft = serde_json::from_value(serde_json::json!({
-            "name": "Orders to ERP", "eventType": "OrderChanged", "shopId": 1, "priority": 5,
-            "condition": "entity.Status == \"Shipped\"",
-            "actions": [{"type": "callWebhook", "url": "https://erp.example.com/h", "method": "GET"}]
-        }))
-        .unwrap();
-        assert!(draft.enabled);
-        let Action::CallWebhook(action) = &draft.actions[0];
-        assert_eq!(action.method, Method::Get);
-        assert!(action.payload.is_none());
+    fn a_secret_never_shows_in_debug_output() {
+        let auth = BasicAuth {
+            username: "erp".into(),
+            password: Some(Secret::new("s3cret")),
+        };
+        let shown = format!("{auth:?}");
+        assert!(
+            shown.contains("erp") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert_eq!(auth.password.unwrap().expose(), "s3cret");
+    }
+
+    #[test]
+    fn a_new_call_webhook_keeps_calls_in_order() {
+        let call = CallWebhook::to("https://erp.example.com/h");
+        assert!(call.ordered && call.hmac_secret.is_none());
+        assert_eq!(call.method, Method::Post);
     }
 }

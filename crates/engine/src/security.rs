@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{Action, HmacSecret, SignatureScheme, Timestamp, Trigger, TriggerId};
+use crate::model::{Action, HmacSecret, Secret, SignatureScheme, Timestamp, Trigger, TriggerId};
 use crate::policy::ActionPolicy;
 use crate::retry::RetryPolicy;
 use crate::store::AttemptBudget;
@@ -13,10 +13,11 @@ use crate::store::AttemptBudget;
 /// What a transport needs to authenticate one action's calls.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct ActionSecurity {
-    pub basic_auth: Option<(String, String)>,
+    /// Username and password.
+    pub basic_auth: Option<(String, Secret)>,
     pub signing: Option<Signing>,
     /// Client certificate chain and key (PEM), for mTLS.
-    pub identity: Option<(String, String)>,
+    pub identity: Option<(String, Secret)>,
     /// CA certificates (PEM) to trust instead of the public roots.
     pub ca_pem: Option<String>,
 }
@@ -26,9 +27,9 @@ pub struct ActionSecurity {
 pub struct Signing {
     pub scheme: SignatureScheme,
     /// The current `whsec_…` secret.
-    pub current: String,
+    pub current: Secret,
     /// The secret before the last rotation, with the time (ms) until which it is still used.
-    pub previous: Option<(String, i64)>,
+    pub previous: Option<(Secret, i64)>,
 }
 
 impl Signing {
@@ -38,8 +39,8 @@ impl Signing {
             .previous
             .as_ref()
             .filter(|(_, until)| *until > now.0)
-            .map(|(s, _)| s.as_str());
-        std::iter::once(self.current.as_str()).chain(previous)
+            .map(|(s, _)| s.expose());
+        std::iter::once(self.current.expose()).chain(previous)
     }
 }
 
@@ -82,10 +83,12 @@ impl ActionIndex {
                     _ => None,
                 };
                 let security = ActionSecurity {
-                    basic_auth: call
-                        .basic_auth
-                        .as_ref()
-                        .map(|b| (b.username.clone(), b.password.clone().unwrap_or_default())),
+                    // A saved action's password and key are resolved (`resolve_credentials`).
+                    basic_auth: call.basic_auth.as_ref().and_then(|b| {
+                        b.password
+                            .clone()
+                            .map(|password| (b.username.clone(), password))
+                    }),
                     signing,
                     identity: call
                         .client_certificate
@@ -153,13 +156,13 @@ use crate::service::{Engine, EngineError};
 pub const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
 
 /// A fresh Standard Webhooks secret: `whsec_` and 32 random bytes in base64.
-pub fn generate_secret() -> String {
+pub fn generate_secret() -> Secret {
     let mut key = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut key);
-    format!(
+    Secret::new(format!(
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(key)
-    )
+    ))
 }
 
 /// Checks a pasted `whsec_…` secret: the Standard Webhooks spec makes it base64 of 24 to 64
@@ -255,7 +258,7 @@ impl Engine {
                 None => match previous_keys {
                     // The kept secret must suit the scheme the action now signs with.
                     Some(keys) => {
-                        check_secret_for(scheme, &keys.current).map_err(|m| {
+                        check_secret_for(scheme, keys.current.expose()).map_err(|m| {
                             invalid(
                                 field("hmacSecret"),
                                 format!("the stored secret {m}; generate or enter a new one for this scheme"),
@@ -265,20 +268,18 @@ impl Engine {
                     }
                     None => None,
                 },
-                Some(HmacSecret::Input(input)) if input.is_empty() => None,
-                Some(HmacSecret::Input(input)) => {
-                    let secret = if input == "generate" {
-                        generate_secret()
-                    } else {
-                        check(&input, "hmacSecret")?;
-                        input
-                    };
+                Some(HmacSecret::Remove) => None,
+                Some(HmacSecret::Generate) => {
+                    Some(rotate(scheme, previous_keys, generate_secret(), now))
+                }
+                Some(HmacSecret::Set(secret)) => {
+                    check(secret.expose(), "hmacSecret")?;
                     Some(rotate(scheme, previous_keys, secret, now))
                 }
                 Some(HmacSecret::Keys(keys)) => {
-                    check(&keys.current, "hmacSecret.current")?;
+                    check(keys.current.expose(), "hmacSecret.current")?;
                     if let Some(previous) = &keys.previous {
-                        check(previous, "hmacSecret.previous")?;
+                        check(previous.expose(), "hmacSecret.previous")?;
                     }
                     Some(HmacSecret::Keys(for_scheme(scheme, keys)))
                 }
@@ -293,7 +294,11 @@ impl Engine {
                         return Err(invalid(field("clientCertificate.keyPem"), "is required"));
                     }
                 }
-                let key = cert.key_pem.as_deref().unwrap_or_default();
+                let key = cert
+                    .key_pem
+                    .as_ref()
+                    .map(Secret::expose)
+                    .unwrap_or_default();
                 let info = self
                     .transport
                     .inspect_identity(&cert.cert_pem, key)
@@ -316,7 +321,7 @@ impl Engine {
         &self,
         trigger: TriggerId,
         action_index: usize,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Secret, EngineError> {
         let trigger = self.get_trigger(trigger).await?;
         let Some(Action::CallWebhook(call)) = trigger.draft.actions.get(action_index) else {
             return Err(EngineError::NotFound(format!(
@@ -340,7 +345,7 @@ impl Engine {
 fn rotate(
     scheme: SignatureScheme,
     previous: Option<SigningKeys>,
-    secret: String,
+    secret: Secret,
     now: Timestamp,
 ) -> HmacSecret {
     let keys = match previous {
@@ -379,7 +384,7 @@ mod tests {
     #[test]
     fn generated_secrets_are_valid_and_pasted_ones_are_checked() {
         let s = generate_secret();
-        assert!(check_secret(&s).is_ok());
+        assert!(check_secret(s.expose()).is_ok());
         assert!(check_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
         assert!(check_secret("secret").is_err());
         assert!(check_secret("whsec_!!!").is_err());
@@ -404,7 +409,7 @@ mod tests {
             panic!()
         };
         assert_eq!(rotated.current, new);
-        assert_eq!(rotated.previous.as_deref(), Some(old.as_str()));
+        assert_eq!(rotated.previous, Some(old.clone()));
         let signing = Signing {
             scheme: SignatureScheme::StandardWebhooks,
             current: rotated.current.clone(),
@@ -436,25 +441,25 @@ mod tests {
         assert!(check_secret_for(hub, "").is_err());
         let standard = SignatureScheme::StandardWebhooks;
         assert!(check_secret_for(standard, "It's a Secret to Everybody").is_err());
-        assert!(check_secret_for(standard, &generate_secret()).is_ok());
+        assert!(check_secret_for(standard, generate_secret().expose()).is_ok());
     }
 
     #[test]
     fn a_hub_rotation_switches_at_once() {
         let keys = SigningKeys {
-            current: "old receiver secret".into(),
+            current: Secret::new("old receiver secret"),
             previous: None,
             previous_valid_until: None,
         };
         let HmacSecret::Keys(rotated) = rotate(
             SignatureScheme::HubSha256,
             Some(keys),
-            "new receiver secret".into(),
+            Secret::new("new receiver secret"),
             Timestamp(1000),
         ) else {
             panic!()
         };
-        assert_eq!(rotated.current, "new receiver secret");
+        assert_eq!(rotated.current.expose(), "new receiver secret");
         assert_eq!(rotated.previous, None);
         assert_eq!(rotated.previous_valid_until, None);
     }

@@ -7,7 +7,7 @@
 //! the SSRF guard, signing and client certificates apply as they do to queued calls. Nothing
 //! is recorded: no event, no queue item, no attempt.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::model::{
     Action, CallId, CallStatus, ClaimedCall, NewCall, NewEvent, Shop, ShopId, Timestamp, Trigger,
@@ -26,24 +26,17 @@ const SAMPLE_SHOP: (i64, &str) = (1, "Sample shop");
 /// Most response body characters shown.
 const MAX_BODY_CHARS: usize = 64 * 1024;
 
-/// `POST /api/v1/triggers/send-test`: the trigger as the editor holds it (saved or not).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// A send test: the trigger as the editor holds it (saved or not), and what to render it for.
+#[derive(Debug, Clone)]
 pub struct SendTestRequest {
     pub trigger: TriggerDraft,
     /// The saved trigger being edited: its stored credentials fill in the write-only fields
     /// the editor leaves out.
-    #[serde(default)]
     pub trigger_id: Option<TriggerId>,
-    /// Which action to send (default the first); a trigger has at most 20 actions.
-    #[serde(default)]
-    #[schema(minimum = 0, maximum = 19)]
+    /// Which action to send; a trigger has at most 20 actions.
     pub action_index: usize,
     /// With `entity_id`: render against the latest stored event about that entity.
-    #[serde(default)]
     pub shop_id: Option<ShopId>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub entity_id: Option<EntityIdParam>,
 }
 
@@ -241,22 +234,5 @@ impl Engine {
                 .failure
                 .map(|(_, message)| crate::redact::urls_in(&message).into_owned()),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn send_test_requests_read_the_documented_shape() {
-        let request: SendTestRequest = serde_json::from_value(serde_json::json!({
-            "trigger": {"name": "t", "eventType": "OrderChanged", "shopId": 1,
-                        "actions": [{"type": "callWebhook", "url": "https://h/"}]},
-            "triggerId": 3, "actionIndex": 0, "shopId": 1, "entityId": "42"
-        }))
-        .unwrap();
-        assert_eq!(request.trigger_id, Some(TriggerId(3)));
-        assert_eq!(request.entity_id, Some(EntityIdParam::Text("42".into())));
     }
 }

@@ -656,12 +656,7 @@ mod tests {
     }
 
     fn post(url: &str) -> CallWebhook {
-        CallWebhook {
-            url: url.into(),
-            method: Method::Post,
-            payload: None,
-            ..Default::default()
-        }
+        CallWebhook::to(url)
     }
 
     fn with_payload(url: &str, mime: MimeType, body: &str) -> CallWebhook {
@@ -834,10 +829,8 @@ mod tests {
             "http://h/orders/7?x=1"
         );
         let get = |url: &str| CallWebhook {
-            url: url.into(),
             method: Method::Get,
-            payload: None,
-            ..Default::default()
+            ..CallWebhook::to(url)
         };
         let calls = plan(
             &[

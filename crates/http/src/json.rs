@@ -247,7 +247,7 @@ mod tests {
         // The real document: a trigger's priority and shop written as floats.
         let mut value = json!({"name": "t", "eventType": "OrderChanged", "shopId": 1.0,
                                "priority": 5.0, "actions": []});
-        integers_as_documented(&mut value, "TriggerDraft");
+        integers_as_documented(&mut value, "TriggerIn");
         assert_eq!(value["shopId"], json!(1));
         assert_eq!(value["priority"], json!(5));
     }

@@ -6,8 +6,6 @@
 //! What the derives cannot see is added here, in one place:
 //! - the shapes of bodies that handlers parse by hand ([`EventIn`]) and of answers they build
 //!   as JSON values ([`Requeued`], [`ActionState`], …);
-//! - what the HTTP layer does to a trigger on its way out (`trigger_out`): secrets replaced by
-//!   [`SecretSet`], each action's `active` and `deactivatedAt` ([`TriggerViews`]);
 //! - the error body, the bearer scheme, and the errors every operation can answer
 //!   ([`CommonErrors`]).
 //!
@@ -44,7 +42,7 @@ const BEARER: &str = "bearerAuth";
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     security(("bearerAuth" = [])),
-    components(schemas(ErrorBody, SecretSet)),
+    components(schemas(ErrorBody)),
     tags(
         (name = "events", description = "Ingest domain events; the event log and resending."),
         (name = "triggers", description = "When an event happens (and a condition holds), call a webhook."),
@@ -65,7 +63,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
             .nest("/api/v1", crate::v1::router())
             .split_for_parts();
     // After the routes are in: their schemas and operations are what these modify.
-    for modifier in [&Security as &dyn Modify, &TriggerViews, &CommonErrors] {
+    for modifier in [&Security as &dyn Modify, &CommonErrors] {
         modifier.modify(&mut doc);
     }
     doc
@@ -118,22 +116,6 @@ pub struct ErrorDetail {
     /// The field at fault, as a path into the request (`actions[0].url`, `[3].shopId`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-}
-
-/// A stored secret in an answer: credentials are write-only. Sending it back unchanged keeps
-/// the stored secret.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretSet {
-    pub set: bool,
-    /// HMAC secrets only: after a rotation, the previous secret is still signed with until then
-    /// (Standard Webhooks; a hub signature switches to the new secret at once).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_valid_until: Option<Timestamp>,
-    /// HMAC secrets only, and only in the answer of the save that sent `"generate"`: the new
-    /// secret, to configure the receiver with (later: `reveal-secret`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
 }
 
 /// One event as a backend sends it (`POST /api/v1/events` takes one or an array).
@@ -247,7 +229,7 @@ pub struct RevealedSecret {
 #[derive(Serialize, ToSchema)]
 pub struct TriggerActivated {
     #[serde(flatten)]
-    pub trigger: hookflow_engine::model::Trigger,
+    pub trigger: crate::v1::triggers::TriggerOut,
     pub requeued: u64,
 }
 
@@ -301,7 +283,7 @@ list_schema!(
     UserList of hookflow_engine::accounts::User,
     EventTypeList of hookflow_templating::EventType,
     ShopList of hookflow_engine::model::Shop,
-    TriggerList of hookflow_engine::model::Trigger,
+    TriggerList of crate::v1::triggers::TriggerOut,
 );
 
 /// Adds the bearer scheme.
@@ -322,102 +304,6 @@ impl Modify for Security {
                     .build(),
             ),
         );
-    }
-}
-
-/// What `trigger_out` does to a stored trigger: the engine's model describes what is stored,
-/// the API shows secrets as [`SecretSet`] and adds each action's state. Input accepts both
-/// (sending a read back keeps the secrets; the state fields are ignored).
-struct TriggerViews;
-
-impl TriggerViews {
-    fn secret(description: &str) -> RefOr<Schema> {
-        OneOfBuilder::new()
-            .item(ObjectBuilder::new().schema_type(Type::String))
-            .item(Ref::from_schema_name("SecretSet"))
-            .item(ObjectBuilder::new().schema_type(Type::Null))
-            .description(Some(description))
-            .into()
-    }
-}
-
-impl Modify for TriggerViews {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let Some(components) = openapi.components.as_mut() else {
-            return;
-        };
-        // A stored trigger is its draft plus what storing added. The draft refuses unknown
-        // fields (`additionalProperties: false`), so `allOf` of the two could match nothing:
-        // the answer's schema is the draft's, opened, with the stored fields added.
-        if let (Some(RefOr::T(Schema::Object(draft))), Some(RefOr::T(Schema::AllOf(stored)))) = (
-            components.schemas.get("TriggerDraft").cloned(),
-            components.schemas.get("Trigger").cloned(),
-        ) {
-            let mut trigger = draft;
-            trigger.additional_properties = None;
-            trigger.description = stored.description.clone();
-            for part in &stored.items {
-                if let RefOr::T(Schema::Object(extra)) = part {
-                    trigger.properties.extend(extra.properties.clone());
-                    trigger.required.extend(extra.required.clone());
-                }
-            }
-            components
-                .schemas
-                .insert("Trigger".into(), RefOr::T(Schema::Object(trigger)));
-        }
-        let mut patch = |schema: &str, f: &dyn Fn(&mut utoipa::openapi::schema::Object)| {
-            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) {
-                f(object);
-            }
-        };
-        patch("CallWebhook", &|o| {
-            o.properties.insert(
-                "hmacSecret".into(),
-                Self::secret(
-                    "Signs every call: a `whsec_…` secret, `\"generate\"` for a new one, `\"\"` to \
-                     stop signing; left out on update, the current secret stays. Reads show \
-                     `{\"set\": true}`.",
-                ),
-            );
-            o.properties.insert(
-                "active".into(),
-                ObjectBuilder::new()
-                    .schema_type(Type::Boolean)
-                    .read_only(Some(true))
-                    .description(Some(
-                        "In answers: `false` once the action was deactivated by its retry \
-                         policy or an admin.",
-                    ))
-                    .into(),
-            );
-            o.properties.insert(
-                "deactivatedAt".into(),
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                        utoipa::openapi::KnownFormat::DateTime,
-                    )))
-                    .read_only(Some(true))
-                    .description(Some("In answers, for a deactivated action: since when."))
-                    .into(),
-            );
-        });
-        patch("BasicAuth", &|o| {
-            o.properties.insert(
-                "password".into(),
-                Self::secret("Write-only: reads show `{\"set\": true}`; left out, it stays."),
-            );
-        });
-        patch("ClientCertificate", &|o| {
-            o.properties.insert(
-                "keyPem".into(),
-                Self::secret(
-                    "The private key (PKCS#8, RSA or EC), write-only: reads show \
-                     `{\"set\": true}`; left out, it stays.",
-                ),
-            );
-        });
     }
 }
 

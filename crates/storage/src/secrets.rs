@@ -11,20 +11,11 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hookflow_engine::store::StoreError;
 use rand::RngCore;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Marks a sealed value; the version lets the scheme change later.
 const PREFIX: &str = "enc:v1:";
 const NONCE_LEN: usize = 24;
-
-/// The fields of an action object that hold secrets, as paths.
-const SECRET_PATHS: &[&[&str]] = &[
-    &["basicAuth", "password"],
-    &["hmacSecret", "current"],
-    &["hmacSecret", "previous"],
-    &["clientCertificate", "keyPem"],
-];
 
 /// Seals and opens secrets with one 256-bit key.
 pub struct SecretBox {
@@ -112,6 +103,11 @@ impl SecretBox {
         }
     }
 
+    /// Whether `value` is a sealed secret (rather than one stored before sealing existed).
+    pub fn is_sealed(value: &str) -> bool {
+        value.starts_with(PREFIX)
+    }
+
     pub fn seal(&self, plaintext: &str) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
@@ -145,91 +141,9 @@ impl SecretBox {
     }
 }
 
-/// Seals the secret fields of a JSON array of actions in place.
-pub(crate) fn seal_actions(
-    secrets: Option<&SecretBox>,
-    actions: &mut Value,
-) -> Result<(), StoreError> {
-    for_each_secret(actions, |value| {
-        if let Value::String(plain) = value {
-            let Some(secrets) = secrets else {
-                return Err(StoreError::new(
-                    "no secret key is configured; cannot store credentials",
-                ));
-            };
-            *value = Value::String(secrets.seal(plain));
-        }
-        Ok(())
-    })
-}
-
-/// Opens the sealed fields of a JSON array of actions in place.
-pub(crate) fn open_actions(
-    secrets: Option<&SecretBox>,
-    actions: &mut Value,
-) -> Result<(), StoreError> {
-    for_each_secret(actions, |value| {
-        if let Value::String(sealed) = value {
-            if sealed.starts_with(PREFIX) {
-                let Some(secrets) = secrets else {
-                    return Err(StoreError::new(
-                        "stored credentials are sealed but no secret key is configured",
-                    ));
-                };
-                *value = Value::String(secrets.open(sealed)?);
-            }
-        }
-        Ok(())
-    })
-}
-
-fn for_each_secret(
-    actions: &mut Value,
-    mut f: impl FnMut(&mut Value) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let Value::Array(list) = actions else {
-        return Ok(());
-    };
-    for action in list {
-        for path in SECRET_PATHS {
-            let mut node = Some(&mut *action);
-            for key in *path {
-                node = node.and_then(|n| n.get_mut(*key));
-            }
-            if let Some(value) = node {
-                f(value)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn sealed_actions_hide_secrets_and_open_again() {
-        let secrets = SecretBox::new([7u8; 32]);
-        let original = json!([{"type": "callWebhook", "url": "https://x/",
-            "basicAuth": {"username": "erp", "password": "s3cret"},
-            "hmacSecret": {"current": "whsec_abc", "previous": "whsec_old"},
-            "clientCertificate": {"certPem": "CERT", "keyPem": "KEY"}}]);
-        let mut actions = original.clone();
-        seal_actions(Some(&secrets), &mut actions).unwrap();
-        let text = actions.to_string();
-        for secret in ["s3cret", "whsec_abc", "whsec_old", "KEY"] {
-            assert!(!text.contains(secret), "{secret} leaked: {text}");
-        }
-        assert!(text.contains("erp") && text.contains("CERT"));
-        open_actions(Some(&secrets), &mut actions).unwrap();
-        assert_eq!(actions, original);
-        // A different key cannot open them.
-        let mut again = original.clone();
-        seal_actions(Some(&secrets), &mut again).unwrap();
-        assert!(open_actions(Some(&SecretBox::new([8u8; 32])), &mut again).is_err());
-    }
 
     #[test]
     fn keys_parse_from_base64_and_files_are_private() {

@@ -329,7 +329,7 @@ async fn subscribe(
         enabled: true,
         priority: 5,
         condition: None,
-        actions: vec![webhook_action(&url, "POST")],
+        actions: vec![webhook_action(&url, hookflow_engine::model::Method::Post)],
     };
     let trigger = state
         .engine

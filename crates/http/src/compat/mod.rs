@@ -21,7 +21,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use hookflow_engine::model::{Action, CallWebhook, Shop, Trigger};
+use hookflow_engine::model::{self as domain, Action, CallWebhook, Shop, Trigger};
 use hookflow_engine::EngineError;
 
 use crate::auth::Identity;
@@ -207,15 +207,12 @@ pub(crate) fn as_webhook<'a>(
     Some(call)
 }
 
-/// A Call Webhook action as `/api/v1` would parse it from `{"type": "callWebhook", "url",
-/// "method"}`, so its defaults are the API's.
-pub(crate) fn webhook_action(url: &str, method: &str) -> Action {
-    serde_json::from_value(serde_json::json!({
-        "type": "callWebhook",
-        "url": url,
-        "method": method,
-    }))
-    .expect("a callWebhook with a string url and POST or GET parses")
+/// A Call Webhook action to `url` with the API's defaults.
+pub(crate) fn webhook_action(url: &str, method: domain::Method) -> Action {
+    Action::CallWebhook(CallWebhook {
+        method,
+        ..CallWebhook::to(url)
+    })
 }
 
 /// A trigger name for a platform webhook, within the 200 characters triggers allow. The name

@@ -229,6 +229,15 @@ async fn list_webhooks(
     Ok(envelope("Webhooks", Value::Array(items)))
 }
 
+/// The webhook's method (`parse_body` admits only POST and GET).
+fn method_of(method: &str) -> Method {
+    if method == "GET" {
+        Method::Get
+    } else {
+        Method::Post
+    }
+}
+
 async fn create_webhook(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -243,7 +252,7 @@ async fn create_webhook(
         enabled: input.active,
         priority: 5,
         condition: None,
-        actions: vec![webhook_action(&input.url, &input.method)],
+        actions: vec![webhook_action(&input.url, method_of(&input.method))],
     };
     let trigger = state.engine.create_trigger(draft).await?;
     Ok(envelope("Webhook created", show(&state, &trigger).await?))
@@ -274,12 +283,8 @@ async fn update_webhook(
     draft.event_type = input.webhook_type;
     draft.enabled = input.active;
     let Action::CallWebhook(call) = &mut draft.actions[0];
+    call.method = method_of(&input.method);
     call.url = input.url;
-    call.method = if input.method == "GET" {
-        Method::Get
-    } else {
-        Method::Post
-    };
     if call.method == Method::Get {
         call.payload = None;
     }

@@ -4,14 +4,54 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
+use hookflow_engine::model::{ShopId, TriggerId};
 use hookflow_engine::send_test::{SendTestRequest, SendTestResult};
+use hookflow_engine::templates::EntityIdParam;
+use serde::Deserialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::{parse_from, parse_value};
+use crate::v1::triggers::TriggerIn;
 use crate::AppState;
+
+/// A send test: the trigger as the editor holds it (saved or not), and what to render it for.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendTestIn {
+    /// The trigger as the editor holds it; what a read adds (`id`, `createdAt`, `updatedAt`)
+    /// is ignored.
+    pub trigger: TriggerIn,
+    /// The saved trigger being edited: its stored credentials fill in the write-only fields
+    /// the editor leaves out.
+    #[serde(default)]
+    pub trigger_id: Option<TriggerId>,
+    /// Which action to send (default the first); a trigger has at most 20 actions.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 19)]
+    pub action_index: usize,
+    /// With `entityId`: render against the latest stored event about that entity.
+    #[serde(default)]
+    pub shop_id: Option<ShopId>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub entity_id: Option<EntityIdParam>,
+}
+
+impl From<SendTestIn> for SendTestRequest {
+    fn from(input: SendTestIn) -> SendTestRequest {
+        SendTestRequest {
+            trigger: input.trigger.into(),
+            trigger_id: input.trigger_id,
+            action_index: input.action_index,
+            shop_id: input.shop_id,
+            entity_id: input.entity_id,
+        }
+    }
+}
 
 /// `POST /triggers/send-test`: `{"trigger": {...}, "triggerId"?, "actionIndex"?, "shopId"?,
 /// "entityId"?}` → what was sent and what came back.
@@ -22,7 +62,7 @@ use crate::AppState;
     operation_id = "send_test",
     summary = "Deliver one call of a trigger being edited, now",
     description = "Renders one action of the trigger (saved or not; with `triggerId` its stored credentials fill in what the editor leaves out) against the latest stored event about `entityId` in `shopId`, or the type's sample entity, and sends it through the same SSRF guard, signing and client certificate as queued calls. Nothing is queued or logged. The trigger is checked as saving checks it. It signs with the secret the trigger holds or is sent with, never a throwaway one: `\"hmacSecret\": \"generate\"` is refused.",
-    request_body(content = SendTestRequest, example = json!({"trigger": {"name": "Orders to ERP", "eventType": "OrderChanged", "shopId": 1, "actions": [{"type": "callWebhook", "url": "https://erp.example.com/hooks/orders"}]}, "actionIndex": 0})),
+    request_body(content = SendTestIn, example = json!({"trigger": {"name": "Orders to ERP", "eventType": "OrderChanged", "shopId": 1, "actions": [{"type": "callWebhook", "url": "https://erp.example.com/hooks/orders"}]}, "actionIndex": 0})),
     responses((status = 200, description = "What was sent and the receiver's answer (or why there was none).", body = SendTestResult), (status = 403, description = "The caller's role is read-only.", body = crate::openapi::ErrorBody), (status = 404, description = "No such trigger, shop or stored entity for the caller.", body = crate::openapi::ErrorBody), (status = 422, description = "The trigger would not save (the error names the field; templates with line and column).", body = crate::openapi::ErrorBody)),
 )]
 async fn send_test(
@@ -31,36 +71,19 @@ async fn send_test(
     body: Bytes,
 ) -> Result<Json<SendTestResult>, ApiError> {
     let mut value = parse_value(&body)?;
-    if let Some(trigger) = value.get_mut("trigger") {
-        // A trigger read back carries `{"set": true}` for its stored secrets, and what a read
-        // adds; the editor may send it as it is.
-        crate::v1::triggers::strip_masks(trigger);
-        if let Some(object) = trigger.as_object_mut() {
-            for derived in ["id", "createdAt", "updatedAt"] {
-                object.remove(derived);
-            }
-        }
-        if let Some(actions) = trigger
-            .get_mut("actions")
-            .and_then(serde_json::Value::as_array_mut)
-        {
-            for action in actions.iter_mut().filter_map(|a| a.as_object_mut()) {
-                action.remove("active");
-                action.remove("deactivatedAt");
-            }
+    // A trigger read back may be sent as it is: what a read adds to a trigger is not input.
+    if let Some(trigger) = value
+        .get_mut("trigger")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for derived in ["id", "createdAt", "updatedAt"] {
+            trigger.remove(derived);
         }
     }
+    let input: SendTestIn = parse_from(value)?;
     // A test signs with the secret that will be saved; `"generate"` names none yet, and a
     // throwaway one would prove nothing about the receiver's configuration.
-    let generating = value
-        .pointer("/trigger/actions")
-        .and_then(serde_json::Value::as_array)
-        .and_then(|actions| {
-            actions
-                .iter()
-                .position(|a| a.get("hmacSecret").and_then(|s| s.as_str()) == Some("generate"))
-        });
-    if let Some(index) = generating {
+    if let Some(&index) = input.trigger.generating().first() {
         return Err(ApiError::Engine(hookflow_engine::EngineError::Invalid {
             field: format!("actions[{index}].hmacSecret"),
             message: "a send test signs with the secret that will be saved, and \"generate\" \
@@ -69,7 +92,7 @@ async fn send_test(
                 .into(),
         }));
     }
-    let request: SendTestRequest = parse_from(value)?;
+    let request = SendTestRequest::from(input);
     auth.require_write()?;
     // A shop owner admin tests only triggers of their shops, and only their shops' entities.
     if !auth.sees(request.trigger.shop_id) || request.shop_id.is_some_and(|s| !auth.sees(Some(s))) {
@@ -86,4 +109,22 @@ async fn send_test(
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(send_test))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_test_requests_read_the_documented_shape() {
+        let input: SendTestIn = parse_from(serde_json::json!({
+            "trigger": {"name": "t", "eventType": "OrderChanged", "shopId": 1,
+                        "actions": [{"type": "callWebhook", "url": "https://h/"}]},
+            "triggerId": 3, "actionIndex": 0, "shopId": 1, "entityId": "42"
+        }))
+        .unwrap();
+        let request = SendTestRequest::from(input);
+        assert_eq!(request.trigger_id, Some(TriggerId(3)));
+        assert_eq!(request.entity_id, Some(EntityIdParam::Text("42".into())));
+    }
 }

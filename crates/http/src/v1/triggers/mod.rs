@@ -1,14 +1,16 @@
 //! Triggers: when an event of a type happens in a shop (and a condition holds), run actions.
 //!
 //! Credentials are write-only: answers say `{"set": true}` where a password, HMAC secret or
-//! private key is stored, and a trigger read back and sent again keeps them.
+//! private key is stored, and a trigger read back and sent again keeps them (see `wire`).
+
+mod wire;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookflow_engine::accounts::Principal;
-use hookflow_engine::model::{Action, HmacSecret, Timestamp, Trigger, TriggerDraft, TriggerId};
+use hookflow_engine::model::{Timestamp, Trigger, TriggerDraft, TriggerId};
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,55 +18,16 @@ use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::json::{parse_from, parse_value};
+use crate::json::parse;
 use crate::params::Int;
 use crate::AppState;
 
-/// Where secrets live in an action, and how a read shows them.
-const SECRET_FIELDS: &[(&str, &str)] =
-    &[("basicAuth", "password"), ("clientCertificate", "keyPem")];
+pub(crate) use wire::{Deactivated, TriggerIn, TriggerOut};
 
-/// Deactivated actions, by (trigger, action index), with when.
-type Deactivated = Vec<(TriggerId, i32, Timestamp)>;
-
-/// A trigger as the API shows it: secrets replaced by `{"set": true}`, and each action's
-/// `active` state (an action is deactivated by its retry policy or an admin).
+/// A trigger as the API shows it: secrets as `{"set": true}`, and each action's `active`
+/// state (an action is deactivated by its retry policy or an admin).
 pub(crate) fn trigger_out(trigger: &Trigger, deactivated: &Deactivated) -> Value {
-    let mut value = serde_json::to_value(trigger).unwrap_or(Value::Null);
-    if let Some(actions) = value.get_mut("actions").and_then(Value::as_array_mut) {
-        for (index, action) in actions.iter_mut().enumerate() {
-            let down = deactivated
-                .iter()
-                .find(|(t, a, _)| *t == trigger.id && *a == index as i32);
-            if let Some(object) = action.as_object_mut() {
-                object.insert("active".into(), json!(down.is_none()));
-                if let Some((_, _, at)) = down {
-                    object.insert("deactivatedAt".into(), json!(at.to_rfc3339()));
-                }
-            }
-            for (object, field) in SECRET_FIELDS {
-                if let Some(secret) = action.get_mut(*object).and_then(|o| o.get_mut(*field)) {
-                    *secret = json!({"set": true});
-                }
-            }
-            // A rotation window is shown only while it lasts, and only where the previous
-            // secret is still signed with (Standard Webhooks; hub signatures switch at once).
-            let standard = action.get("signatureScheme").is_none();
-            let now = Timestamp::now();
-            if let Some(hmac) = action.get_mut("hmacSecret") {
-                let rotating_until = hmac
-                    .get("previousValidUntil")
-                    .and_then(Value::as_i64)
-                    .filter(|ms| standard && *ms > now.0)
-                    .map(|ms| Timestamp(ms).to_rfc3339());
-                *hmac = match rotating_until {
-                    Some(until) => json!({"set": true, "previousValidUntil": until}),
-                    None => json!({"set": true}),
-                };
-            }
-        }
-    }
-    value
+    TriggerOut::new(trigger, deactivated, Timestamp::now()).to_json()
 }
 
 /// A trigger as `principal` reads it: a read-only role sees each action's URL without its
@@ -88,85 +51,20 @@ pub(crate) fn for_reader(mut trigger: Value, principal: &Principal) -> Value {
     trigger
 }
 
-/// Drops `{"set": true}` markers from input, so that sending back what a read returned keeps
-/// the stored secrets.
-pub(crate) fn strip_masks(value: &mut Value) {
-    let Some(actions) = value.get_mut("actions").and_then(Value::as_array_mut) else {
-        return;
-    };
-    let is_mask = |v: &Value| {
-        v.as_object()
-            .is_some_and(|o| o.get("set").is_some_and(Value::is_boolean))
-    };
-    for action in actions {
-        if action.get("hmacSecret").is_some_and(is_mask) {
-            action.as_object_mut().map(|o| o.remove("hmacSecret"));
-        }
-        for (object, field) in SECRET_FIELDS {
-            if let Some(obj) = action.get_mut(*object).and_then(Value::as_object_mut) {
-                if obj.get(*field).is_some_and(is_mask) {
-                    obj.remove(*field);
-                }
-                // Descriptions hookflow filled in are not input.
-                if *object == "clientCertificate" {
-                    for derived in ["subject", "issuer", "notAfter"] {
-                        obj.remove(derived);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The positions of the actions whose input asks for a new HMAC secret (`"generate"`): the
-/// answer to that save shows the secret once.
-fn generating(body: &Bytes) -> Vec<usize> {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return Vec::new();
-    };
-    value
-        .get("actions")
-        .and_then(Value::as_array)
-        .map(|actions| {
-            actions
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| a.get("hmacSecret").and_then(Value::as_str) == Some("generate"))
-                .map(|(i, _)| i)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The answer to a save: the trigger as reads show it, plus the secrets it just generated, in
 /// `hmacSecret.secret` (shown this once, like a new shop's API key).
 fn saved_out(trigger: &Trigger, deactivated: &Deactivated, generated: &[usize]) -> Value {
-    let mut out = trigger_out(trigger, deactivated);
-    for &index in generated {
-        let Some(Action::CallWebhook(call)) = trigger.draft.actions.get(index) else {
-            continue;
-        };
-        if let (Some(HmacSecret::Keys(keys)), Some(shown)) = (
-            &call.hmac_secret,
-            out["actions"][index]["hmacSecret"].as_object_mut(),
-        ) {
-            shown.insert("secret".into(), json!(keys.current));
-        }
-    }
-    out
+    let mut out = TriggerOut::new(trigger, deactivated, Timestamp::now());
+    out.reveal_generated(trigger, generated);
+    out.to_json()
 }
 
-fn draft_from(body: &Bytes) -> Result<TriggerDraft, ApiError> {
-    let mut value = parse_value(body)?;
-    strip_masks(&mut value);
-    // What reads add is not input.
-    if let Some(actions) = value.get_mut("actions").and_then(Value::as_array_mut) {
-        for action in actions.iter_mut().filter_map(Value::as_object_mut) {
-            action.remove("active");
-            action.remove("deactivatedAt");
-        }
-    }
-    parse_from(value)
+/// A trigger from a request body, and the positions of the actions that asked for a new
+/// HMAC secret.
+fn draft_from(body: &Bytes) -> Result<(TriggerDraft, Vec<usize>), ApiError> {
+    let input: TriggerIn = parse(body)?;
+    let generating = input.generating();
+    Ok((input.into(), generating))
 }
 
 /// The trigger, when the caller sees its shop (404 as if it did not exist otherwise).
@@ -222,7 +120,7 @@ async fn list_triggers(State(state): State<AppState>, auth: Auth) -> Result<Json
     operation_id = "create_trigger",
     summary = "Create a trigger",
     description = "Templates and the condition are compiled and checked against a sample event of the type.",
-    request_body(content = TriggerDraft, example = json!({
+    request_body(content = TriggerIn, example = json!({
         "name": "Orders to ERP",
         "eventType": "OrderChanged",
         "shopId": 1,
@@ -237,7 +135,7 @@ async fn list_triggers(State(state): State<AppState>, auth: Auth) -> Result<Json
             "payload": {"mimeType": "application/json", "body": "{\"order\": {{ entity.OrderCode }}}"}
         }]
     })),
-    responses((status = 201, description = "The trigger; secrets show as `{\"set\": true}`.", body = Trigger), (status = 422, description = "An invalid field, template or condition (with line and column), or an unknown event type or shop.", body = crate::openapi::ErrorBody)),
+    responses((status = 201, description = "The trigger; secrets show as `{\"set\": true}`.", body = TriggerOut), (status = 422, description = "An invalid field, template or condition (with line and column), or an unknown event type or shop.", body = crate::openapi::ErrorBody)),
 )]
 async fn create_trigger(
     State(state): State<AppState>,
@@ -245,7 +143,7 @@ async fn create_trigger(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require_write()?;
-    let draft = draft_from(&body)?;
+    let (draft, generating) = draft_from(&body)?;
     check_draft_shop(&auth, &draft)?;
     let trigger = state.engine.create_trigger(draft).await?;
     Ok((
@@ -253,7 +151,7 @@ async fn create_trigger(
         Json(saved_out(
             &trigger,
             &state.engine.deactivated_actions().await?,
-            &generating(&body),
+            &generating,
         )),
     ))
 }
@@ -265,7 +163,7 @@ async fn create_trigger(
     operation_id = "get_trigger",
     summary = "Get a trigger",
     params(("id" = i64, Path, description = "The trigger's id.")),
-    responses((status = 200, description = "The trigger; secrets show as `{\"set\": true}`.", body = Trigger), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The trigger; secrets show as `{\"set\": true}`.", body = TriggerOut), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody)),
 )]
 async fn get_trigger(
     State(state): State<AppState>,
@@ -287,7 +185,7 @@ async fn get_trigger(
     summary = "Replace a trigger",
     description = "Secrets left out, or sent back as `{\"set\": true}`, keep their stored values.",
     params(("id" = i64, Path, description = "The trigger's id.")),
-    request_body(content = TriggerDraft, example = json!({
+    request_body(content = TriggerIn, example = json!({
         "name": "Orders to ERP",
         "eventType": "OrderChanged",
         "shopId": 1,
@@ -302,7 +200,7 @@ async fn get_trigger(
             "payload": {"mimeType": "application/json", "body": "{\"order\": {{ entity.OrderCode }}}"}
         }]
     })),
-    responses((status = 200, description = "The trigger.", body = Trigger), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field, template or condition, or an unknown event type or shop.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The trigger.", body = TriggerOut), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field, template or condition, or an unknown event type or shop.", body = crate::openapi::ErrorBody)),
 )]
 async fn update_trigger(
     State(state): State<AppState>,
@@ -312,13 +210,13 @@ async fn update_trigger(
 ) -> Result<Json<Value>, ApiError> {
     auth.require_write()?;
     visible_trigger(&state, &auth, TriggerId(id)).await?;
-    let draft = draft_from(&body)?;
+    let (draft, generating) = draft_from(&body)?;
     check_draft_shop(&auth, &draft)?;
     let trigger = state.engine.update_trigger(TriggerId(id), draft).await?;
     Ok(Json(saved_out(
         &trigger,
         &state.engine.deactivated_actions().await?,
-        &generating(&body),
+        &generating,
     )))
 }
 
@@ -370,7 +268,7 @@ async fn reveal_secret(
         action = index,
         "HMAC secret revealed"
     );
-    Ok(Json(json!({"hmacSecret": secret})))
+    Ok(Json(json!({"hmacSecret": secret.expose()})))
 }
 
 #[derive(serde::Deserialize, Default, IntoParams)]
@@ -424,7 +322,7 @@ async fn activate_trigger(
     operation_id = "deactivate_trigger",
     summary = "Disable a trigger",
     params(("id" = i64, Path, description = "The trigger's id.")),
-    responses((status = 200, description = "The trigger.", body = Trigger), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The trigger.", body = TriggerOut), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody)),
 )]
 async fn deactivate_trigger(
     State(state): State<AppState>,
@@ -500,24 +398,4 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(deactivate_trigger))
         .routes(routes!(activate_action))
         .routes(routes!(deactivate_action))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks_are_dropped_from_input() {
-        let mut v = json!({"actions": [{"type": "callWebhook", "url": "https://x/",
-            "basicAuth": {"username": "u", "password": {"set": true}},
-            "hmacSecret": {"set": true},
-            "clientCertificate": {"certPem": "C", "keyPem": {"set": true}, "subject": "CN=x"}}]});
-        strip_masks(&mut v);
-        assert_eq!(v["actions"][0]["basicAuth"], json!({"username": "u"}));
-        assert!(v["actions"][0].get("hmacSecret").is_none());
-        assert_eq!(
-            v["actions"][0]["clientCertificate"],
-            json!({"certPem": "C"})
-        );
-    }
 }

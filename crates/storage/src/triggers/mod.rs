@@ -1,4 +1,6 @@
-//! Triggers: plain CRUD; actions are kept as JSON in the API's shape.
+//! Triggers: plain CRUD; actions are kept as JSON in storage's own shape (`stored`).
+
+mod stored;
 
 use hookflow_engine::model::{ShopId, Timestamp, Trigger, TriggerDraft, TriggerId};
 use hookflow_engine::store::StoreError;
@@ -7,12 +9,12 @@ use sea_orm::{
 };
 
 use crate::entities::trigger;
-use crate::secrets::{open_actions, seal_actions, SecretBox};
+use crate::secrets::SecretBox;
 use crate::{db_err, json_err};
+use stored::{Sealer, StoredAction};
 
 fn to_trigger(secrets: Option<&SecretBox>, m: trigger::Model) -> Result<Trigger, StoreError> {
-    let mut actions: serde_json::Value = serde_json::from_str(&m.actions).map_err(json_err)?;
-    open_actions(secrets, &mut actions)?;
+    let stored: Vec<StoredAction> = serde_json::from_str(&m.actions).map_err(json_err)?;
     Ok(Trigger {
         id: TriggerId(m.id),
         draft: TriggerDraft {
@@ -22,7 +24,7 @@ fn to_trigger(secrets: Option<&SecretBox>, m: trigger::Model) -> Result<Trigger,
             enabled: m.enabled,
             priority: m.priority,
             condition: m.condition,
-            actions: serde_json::from_value(actions).map_err(json_err)?,
+            actions: Sealer(secrets).open_actions(stored)?,
         },
         created_at: Timestamp(m.created_at),
         updated_at: Timestamp(m.updated_at),
@@ -34,15 +36,14 @@ fn fill(
     model: &mut trigger::ActiveModel,
     draft: &TriggerDraft,
 ) -> Result<(), StoreError> {
-    let mut actions = serde_json::to_value(&draft.actions).map_err(json_err)?;
-    seal_actions(secrets, &mut actions)?;
+    let actions = Sealer(secrets).seal_actions(&draft.actions)?;
     model.name = Set(draft.name.clone());
     model.event_type = Set(draft.event_type.clone());
     model.shop_id = Set(draft.shop_id.map(|s| s.0));
     model.enabled = Set(draft.enabled);
     model.priority = Set(draft.priority);
     model.condition = Set(draft.condition.clone());
-    model.actions = Set(actions.to_string());
+    model.actions = Set(serde_json::to_string(&actions).map_err(json_err)?);
     Ok(())
 }
 
