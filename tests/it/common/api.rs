@@ -21,7 +21,6 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-
     /// Sends a request; the answer body is parsed as JSON (`Null` when empty, a string when not
     /// JSON).
     pub async fn request(
@@ -172,11 +171,15 @@ impl TestApp {
 
     /// Waits until queue item `id` has `status`; returns it (with its attempt log).
     pub async fn wait_for_queue_status(&self, id: i64, status: &str) -> Value {
-        poll(WAIT, async || self.queue_item(id).await, |item| item["status"] == status)
-            .await
-            .unwrap_or_else(|last| {
-                panic!("queue item {id} did not become {status} within {WAIT:?}; it is {last:#}")
-            })
+        poll(
+            WAIT,
+            async || self.queue_item(id).await,
+            |item| item["status"] == status,
+        )
+        .await
+        .unwrap_or_else(|last| {
+            panic!("queue item {id} did not become {status} within {WAIT:?}; it is {last:#}")
+        })
     }
 
     /// Waits until queue item `id` satisfies `check`; returns it (with its attempt log).
@@ -195,15 +198,19 @@ impl TestApp {
 
     /// Waits until the queue listing for `query` holds exactly `count` items; returns them.
     pub async fn wait_for_queue_count(&self, query: &str, count: usize) -> Vec<Value> {
-        poll(WAIT, async || self.queue_items(query).await, |items| items.len() == count)
-            .await
-            .unwrap_or_else(|last| {
-                panic!(
-                    "queue?{query} did not reach {count} items within {WAIT:?}; it has {}: {:#}",
-                    last.len(),
-                    Value::Array(last)
-                )
-            })
+        poll(
+            WAIT,
+            async || self.queue_items(query).await,
+            |items| items.len() == count,
+        )
+        .await
+        .unwrap_or_else(|last| {
+            panic!(
+                "queue?{query} did not reach {count} items within {WAIT:?}; it has {}: {:#}",
+                last.len(),
+                Value::Array(last)
+            )
+        })
     }
 
     /// The one queue item of the only call an event queued.
@@ -216,8 +223,6 @@ impl TestApp {
         );
         items.into_iter().next().unwrap()
     }
-}
-
 
     /// A user of `role` for `shops`, made over the API as the admin, and an API token of
     /// theirs: `(user id, token)`.
@@ -237,4 +242,5 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{token}");
         (id(&user), token["token"].as_str().unwrap().to_owned())
+    }
 }

@@ -76,7 +76,12 @@ impl TestApp {
         TestApp::new(db, &flags, addr, Server::Binary(binary))
     }
 
-    fn new(db: &Arc<TestDb>, flags: &[(String, String)], addr: SocketAddr, server: Server) -> TestApp {
+    fn new(
+        db: &Arc<TestDb>,
+        flags: &[(String, String)],
+        addr: SocketAddr,
+        server: Server,
+    ) -> TestApp {
         let token = flags
             .iter()
             .find(|(k, v)| k == "--admin-token" && !v.is_empty())

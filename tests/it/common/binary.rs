@@ -159,7 +159,9 @@ fn keep_log(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
 }
 
 /// Reads stdout up to the `hookflow listening on` line: the address, and the lines before it.
-async fn read_address(lines: &mut Lines<BufReader<ChildStdout>>) -> Option<(SocketAddr, Vec<String>)> {
+async fn read_address(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+) -> Option<(SocketAddr, Vec<String>)> {
     let mut before = Vec::new();
     while let Some(line) = lines.next_line().await.ok()? {
         if let Some(rest) = line.strip_prefix("hookflow listening on http://") {

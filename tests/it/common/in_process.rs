@@ -36,12 +36,13 @@ impl InProcess {
     /// Starts hookflow with `flags` on `db`, listening on a port of 127.0.0.1 it is handed.
     pub(crate) async fn start(db: &TestDb, flags: &[(String, String)]) -> (InProcess, SocketAddr) {
         capture_log();
-        let args = ServeArgs::from_flags(flags.iter().flat_map(|(k, v)| [k, v])).unwrap_or_else(|e| {
-            panic!(
-                "`hookflow serve` refuses these flags ({e}); `--config`, `--log` and \
+        let args =
+            ServeArgs::from_flags(flags.iter().flat_map(|(k, v)| [k, v])).unwrap_or_else(|e| {
+                panic!(
+                    "`hookflow serve` refuses these flags ({e}); `--config`, `--log` and \
                  `--log-format` are the binary's: start it with TestApp::spawn_binary_with"
-            )
-        });
+                )
+            });
         let (mut config, mut options) = args
             .into_config()
             .unwrap_or_else(|e| panic!("`hookflow serve` refuses these flags: {e:#}"));
@@ -53,11 +54,12 @@ impl InProcess {
             .await
             .expect("binding the API's listener");
         options.listener = Some(listener);
-        let running = match tokio::time::timeout(STARTUP, hookflow::start_with(config, options)).await {
-            Ok(Ok(running)) => running,
-            Ok(Err(err)) => panic!("hookflow did not start: {err:#}\n{}", log_tail()),
-            Err(_) => panic!("hookflow did not start within {STARTUP:?}\n{}", log_tail()),
-        };
+        let running =
+            match tokio::time::timeout(STARTUP, hookflow::start_with(config, options)).await {
+                Ok(Ok(running)) => running,
+                Ok(Err(err)) => panic!("hookflow did not start: {err:#}\n{}", log_tail()),
+                Err(_) => panic!("hookflow did not start within {STARTUP:?}\n{}", log_tail()),
+            };
         let addr = running.addr;
         let app = InProcess {
             running: Some(running),

@@ -210,7 +210,10 @@ impl Receiver {
         poll(deadline, requests, |got| got.len() >= n)
             .await
             .unwrap_or_else(|got| {
-                let seen: Vec<String> = got.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+                let seen: Vec<String> = got
+                    .iter()
+                    .map(|r| format!("{} {}", r.method, r.path))
+                    .collect();
                 panic!(
                     "the receiver got {} of {n} requests within {deadline:?}: {seen:#?}",
                     got.len()
@@ -277,4 +280,3 @@ async fn receive(
     }
     response
 }
-
