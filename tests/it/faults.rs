@@ -357,7 +357,8 @@ postgres_only! {
     async fn one_of_two_nodes_killed_mid_burst_loses_nothing(backend: Backend) {
         let db = TestDb::new(backend).await;
         let receiver = Receiver::always(Reply::delay(Duration::from_millis(50))).await;
-        let a = TestApp::start_with(&db, &[]).await;
+        // Both nodes are processes, as in production: the test measures their throughput.
+        let a = TestApp::spawn_binary_with(&db, &[]).await;
         let b = TestApp::spawn_binary_with(&db, &[]).await;
         let shop = a.create_shop("Main").await;
         a.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
@@ -375,7 +376,7 @@ postgres_only! {
         tokio::time::sleep(Duration::from_secs(2)).await;
         b.kill9().await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let b = TestApp::start_with(&db, &[]).await;
+        let b = TestApp::spawn_binary_with(&db, &[]).await;
         *to_b.lock().unwrap() = b.url("/api/v1/events");
         tokio::time::sleep(Duration::from_secs(2)).await;
         stop.store(true, Ordering::Relaxed);
