@@ -2,6 +2,12 @@
 //! benchmark and the tests use this), or just apply migrations.
 //!
 //! The crates under `crates/` hold the logic; this file only wires them together.
+//!
+//! # Layout
+//! - [`cli`]: the `serve` flags and how they become a [`ServeConfig`].
+//! - [`defaults`]: the shipped defaults of those flags.
+//! - [`bench`]: `hookflow bench`.
+//! - [`start`], [`start_with`]: run hookflow; [`Running`] stops it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +19,7 @@ use hookflow_delivery::{DeliveryConfig, HttpTransport};
 use hookflow_engine::dispatch::DispatchConfig;
 use hookflow_engine::event_log::RetentionPolicy;
 use hookflow_engine::model::Timestamp;
+use hookflow_engine::service::EngineTasks;
 use hookflow_engine::store::QueueStore;
 use hookflow_engine::{Engine, EngineConfig};
 use hookflow_http::AppState;
@@ -24,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub mod bench;
+pub mod cli;
 
 /// The shipped defaults of `hookflow serve`, in one place: the CLI's flags default to them and
 /// `hookflow bench` measures them unless told otherwise.
@@ -94,14 +102,17 @@ pub struct ServeConfig {
     pub retention: RetentionPolicy,
 }
 
-/// Settings beyond [`ServeConfig`] that only `hookflow serve` sets.
-#[derive(Debug, Clone, Default)]
+/// Settings beyond [`ServeConfig`] that only `hookflow serve` and the tests set.
+#[derive(Debug, Default)]
 pub struct ServeOptions {
     /// Serve `GET /metrics` on a listener of its own instead of the API's.
     pub metrics_listen: Option<SocketAddr>,
     /// Reverse proxies whose forwarded headers name the client (sign-in limits count per
     /// client address). Default: none, the TCP peer is the client.
     pub trusted_proxies: hookflow_http::client::TrustedProxies,
+    /// The API's listener, bound already: tests bind port 0 themselves and so know the address
+    /// before hookflow starts. Default: bind [`ServeConfig::listen`] once the engine runs.
+    pub listener: Option<TcpListener>,
 }
 
 /// A running hookflow: API, ingest and delivery.
@@ -175,60 +186,25 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     start_with(config, ServeOptions::default()).await
 }
 
-/// [`start`] with the options only `hookflow serve` sets.
+/// [`start`] with the options only `hookflow serve` and the tests set.
 pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::Result<Running> {
-    let secrets = secret_box(&config)?;
-    let store = open_store(&config.database).await?.with_secrets(secrets);
-    if config.database.url.starts_with("sqlite:") {
-        // One process owns a SQLite database, so whatever is still in flight was left by a
-        // previous run that died: it goes back to the queue now, not when its lease ends.
-        let released = QueueStore::recover_in_flight(&store, Timestamp::now()).await?;
-        if released > 0 {
-            info!(
-                calls = released,
-                "calls left in flight by the previous run are queued again"
-            );
-        }
-    }
-    let catalog = Arc::new(Catalog::builtin().context("loading the event catalog")?);
-    let transport = Arc::new(HttpTransport::new(config.delivery.clone())?);
-    let engine_config = EngineConfig {
-        dispatch: DispatchConfig {
-            // SQLite's writers take turns anyway; PostgreSQL commits overlap their WAL flushes.
-            committers: if config.database.url.starts_with("sqlite:") {
-                1
-            } else {
-                4
-            },
-            ..config.dispatch.clone()
-        },
-        notifier: hookflow_delivery::notify::build(&config.notify)?,
+    let (engine, engine_tasks) = start_engine(&config).await?;
+    // Bound only now, as it always was: until the engine runs, a connection is refused rather
+    // than left waiting.
+    let listener = match options.listener {
+        Some(listener) => listener,
+        None => bind(config.listen, "").await?,
     };
-    let (engine, engine_tasks) =
-        Engine::start(Arc::new(store), catalog, transport, engine_config).await?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
     let metrics_listener = match options.metrics_listen {
-        Some(at) => Some(
-            TcpListener::bind(at)
-                .await
-                .with_context(|| format!("binding the metrics listener {at}"))?,
-        ),
+        Some(at) => Some(bind(at, "the metrics listener ").await?),
         None => None,
     };
+    let addr = listener.local_addr()?;
     let metrics_addr = match &metrics_listener {
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
-
-    let shutdown = CancellationToken::new();
-    // Workers stop only after the API has answered its last request, so every call an accepted
-    // event handed over is delivered before we exit.
-    let workers_stop = CancellationToken::new();
-    let dispatcher = engine.spawn_dispatcher(workers_stop.clone());
-    let retention = engine.spawn_retention(config.retention.clone(), workers_stop.clone());
+    let workers = Workers::spawn(&engine, &config);
     // A fresh installation without an admin token would have no way in: make the first admin.
     let first_admin = match &config.admin_token {
         Some(_) => None,
@@ -244,36 +220,17 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
         previews: Arc::new(hookflow_http::rate::RateLimiter::previews()),
         metrics: metrics_listener.is_none(),
     };
+    let shutdown = CancellationToken::new();
     if let Some(listener) = metrics_listener {
-        // Scrapes need no draining: this listener simply stops with the process.
-        let router = hookflow_http::metrics::router(state.clone());
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(err) = served {
-                tracing::error!(error = %err, "the metrics listener failed");
-            }
-        });
+        spawn_metrics(listener, state.clone(), shutdown.clone());
     }
-    let http_shutdown = shutdown.clone();
-    let task = tokio::spawn(async move {
-        let served =
-            hookflow_http::serve(
-                listener,
-                state,
-                async move { http_shutdown.cancelled().await },
-            )
-            .await;
-        info!("draining in-flight calls");
-        workers_stop.cancel();
-        dispatcher.await.context("dispatcher panicked")?;
-        retention.await.context("retention panicked")?;
-        engine_tasks.join().await;
-        info!("stopped");
-        served.context("HTTP server failed")
-    });
+    let task = tokio::spawn(serve_then_drain(
+        listener,
+        state,
+        shutdown.clone(),
+        workers,
+        engine_tasks,
+    ));
     info!(%addr, "hookflow is listening");
     Ok(Running {
         addr,
@@ -282,4 +239,98 @@ pub async fn start_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
         shutdown,
         task,
     })
+}
+
+/// Opens the store (migrating it) and starts the engine on it.
+async fn start_engine(config: &ServeConfig) -> anyhow::Result<(Arc<Engine>, EngineTasks)> {
+    let secrets = secret_box(config)?;
+    let store = open_store(&config.database).await?.with_secrets(secrets);
+    let sqlite = config.database.url.starts_with("sqlite:");
+    if sqlite {
+        // One process owns a SQLite database, so whatever is still in flight was left by a
+        // previous run that died: it goes back to the queue now, not when its lease ends.
+        let released = QueueStore::recover_in_flight(&store, Timestamp::now()).await?;
+        if released > 0 {
+            info!(
+                calls = released,
+                "calls left in flight by the previous run are queued again"
+            );
+        }
+    }
+    let catalog = Arc::new(Catalog::builtin().context("loading the event catalog")?);
+    let transport = Arc::new(HttpTransport::new(config.delivery.clone())?);
+    let engine_config = EngineConfig {
+        dispatch: DispatchConfig {
+            // SQLite's writers take turns anyway; PostgreSQL commits overlap their WAL flushes.
+            committers: if sqlite { 1 } else { 4 },
+            ..config.dispatch.clone()
+        },
+        notifier: hookflow_delivery::notify::build(&config.notify)?,
+    };
+    Ok(Engine::start(Arc::new(store), catalog, transport, engine_config).await?)
+}
+
+/// Binds `at`; `what` names the listener in the error ("the metrics listener ").
+async fn bind(at: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(at)
+        .await
+        .with_context(|| format!("binding {what}{at}"))
+}
+
+/// The loops that deliver and prune. They stop only after the API has answered its last
+/// request, so every call an accepted event handed over is delivered before hookflow exits.
+struct Workers {
+    stop: CancellationToken,
+    dispatcher: JoinHandle<()>,
+    retention: JoinHandle<()>,
+}
+
+impl Workers {
+    fn spawn(engine: &Engine, config: &ServeConfig) -> Workers {
+        let stop = CancellationToken::new();
+        Workers {
+            dispatcher: engine.spawn_dispatcher(stop.clone()),
+            retention: engine.spawn_retention(config.retention.clone(), stop.clone()),
+            stop,
+        }
+    }
+
+    /// Stops the loops, letting in-flight calls finish.
+    async fn drain(self) -> anyhow::Result<()> {
+        info!("draining in-flight calls");
+        self.stop.cancel();
+        self.dispatcher.await.context("dispatcher panicked")?;
+        self.retention.await.context("retention panicked")?;
+        Ok(())
+    }
+}
+
+/// Serves `GET /metrics` on a listener of its own until `shutdown`. Scrapes need no draining:
+/// this listener simply stops with the rest.
+fn spawn_metrics(listener: TcpListener, state: AppState, shutdown: CancellationToken) {
+    let router = hookflow_http::metrics::router(state);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "the metrics listener failed");
+        }
+    });
+}
+
+/// Serves the API until `shutdown`, then drains the workers and the engine.
+async fn serve_then_drain(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+    workers: Workers,
+    engine_tasks: EngineTasks,
+) -> anyhow::Result<()> {
+    let served =
+        hookflow_http::serve(listener, state, async move { shutdown.cancelled().await }).await;
+    workers.drain().await?;
+    engine_tasks.join().await;
+    info!("stopped");
+    served.context("HTTP server failed")
 }

@@ -6,17 +6,12 @@
 mod config;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use hookflow::{bench, defaults, ServeConfig, ServeOptions};
-use hookflow_delivery::notify::NotifyConfig;
-use hookflow_delivery::{DeliveryConfig, TargetPolicy};
-use hookflow_engine::event_log::RetentionPolicy;
-use hookflow_storage::DbConfig;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use hookflow::bench;
+use hookflow::cli::{DbArgs, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 /// The hot paths allocate many short-lived buffers from several threads; mimalloc handles that
@@ -133,103 +128,6 @@ enum ConfigCommand {
     Print(Box<ServeArgs>),
 }
 
-#[derive(Args)]
-struct DbArgs {
-    /// Database URL: sqlite://FILE?mode=rwc or postgres://USER@HOST/DB.
-    #[arg(
-        long,
-        env = "HOOKFLOW_DATABASE_URL",
-        default_value = "sqlite://hookflow.db?mode=rwc"
-    )]
-    database_url: String,
-    /// Database connection pool size (default: 8 for SQLite, 16 for PostgreSQL).
-    #[arg(long, env = "HOOKFLOW_DATABASE_POOL")]
-    database_pool: Option<u32>,
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    db: DbArgs,
-    /// Address the API listens on (port 0 picks a free port).
-    #[arg(long, env = "HOOKFLOW_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Serve `GET /metrics` on this address instead of on the API's (default: on the API's
-    /// listener, without the admin token).
-    #[arg(long, env = "HOOKFLOW_METRICS_LISTEN")]
-    metrics_listen: Option<SocketAddr>,
-    /// Bearer token with full rights on the API, for automation. Without it the API still
-    /// needs a caller (401 otherwise): a user's API token or a web UI session; on the first
-    /// start of an empty database hookflow then creates the admin account admin@localhost and
-    /// prints its password once. Default: none.
-    #[arg(long, env = "HOOKFLOW_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
-    /// Comma-separated networks (CIDR) of reverse proxies whose X-Forwarded-For (or, without
-    /// it, Forwarded) header names the client: the client is the rightmost hop that is not
-    /// such a proxy. Other peers are the client themselves, whatever they send. Failed
-    /// sign-ins are limited per client address (20 in 15 minutes) and per account (5 in 15
-    /// minutes); behind a proxy not listed here, every user shares the proxy's address.
-    /// Default: none.
-    #[arg(long, env = "HOOKFLOW_TRUSTED_PROXIES", default_value = "")]
-    trusted_proxies: String,
-    /// Key sealing credentials (passwords, HMAC secrets, client keys) at rest: 32 bytes in
-    /// base64. Default: none, and then a key file is used (created on first start).
-    #[arg(long, env = "HOOKFLOW_SECRET_KEY", hide_env_values = true)]
-    secret_key: Option<String>,
-    /// The key file, created (mode 0600) when missing (default: beside the SQLite database, or
-    /// ./hookflow.key for PostgreSQL).
-    #[arg(long, env = "HOOKFLOW_SECRET_KEY_FILE")]
-    secret_key_file: Option<std::path::PathBuf>,
-    /// Comma-separated networks (CIDR) webhooks may reach although they are loopback, private
-    /// or link-local, e.g. 10.0.0.0/8,127.0.0.1. By default only public addresses are reachable.
-    #[arg(long, env = "HOOKFLOW_ALLOW_PRIVATE_TARGETS", default_value = "")]
-    allow_private_targets: String,
-    /// Timeout of one delivery attempt, in milliseconds.
-    #[arg(long, env = "HOOKFLOW_DELIVERY_TIMEOUT_MS", default_value_t = defaults::DELIVERY_TIMEOUT_MS)]
-    delivery_timeout_ms: u64,
-    /// Retries after a failed attempt (timeouts, connection errors, 5xx, 408, 429).
-    #[arg(long, env = "HOOKFLOW_MAX_RETRIES", default_value_t = defaults::MAX_RETRIES)]
-    max_retries: u32,
-    /// Delay before the first retry, in milliseconds; it doubles with each retry (±25 % jitter).
-    #[arg(long, env = "HOOKFLOW_RETRY_BASE_MS", default_value_t = defaults::RETRY_BASE_MS)]
-    retry_base_ms: u64,
-    /// Longest delay between retries, in milliseconds.
-    #[arg(long, env = "HOOKFLOW_RETRY_MAX_MS", default_value_t = defaults::RETRY_MAX_MS)]
-    retry_max_ms: u64,
-    /// Calls delivered at once by this process.
-    #[arg(long, env = "HOOKFLOW_CONCURRENCY", default_value_t = defaults::CONCURRENCY)]
-    concurrency: usize,
-    /// Calls delivered at once to one endpoint (host:port) by this process, so that a slow or
-    /// dead endpoint cannot hold the others back.
-    #[arg(long, env = "HOOKFLOW_PER_ENDPOINT_CONCURRENCY", default_value_t = defaults::PER_ENDPOINT_CONCURRENCY)]
-    per_endpoint_concurrency: usize,
-    /// Send notices (failed calls, deactivated actions) by email through this SMTP server:
-    /// smtp://host:port (plain), smtp://host?tls=required (STARTTLS), smtps://host (TLS);
-    /// credentials as smtp://user:password@host. Default: none (no email).
-    #[arg(long, env = "HOOKFLOW_SMTP_URL", hide_env_values = true)]
-    smtp_url: Option<String>,
-    /// The sender address of notice emails.
-    #[arg(long, env = "HOOKFLOW_SMTP_FROM", default_value = hookflow_delivery::notify::DEFAULT_FROM)]
-    smtp_from: String,
-    /// An operator address that gets every notice email besides the shop's notification
-    /// address. Default: none.
-    #[arg(long, env = "HOOKFLOW_NOTIFY_EMAIL")]
-    notify_email: Option<String>,
-    /// POST every notice as JSON to this URL (an operator's endpoint: not subject to the SSRF
-    /// guard). Default: none.
-    #[arg(long, env = "HOOKFLOW_NOTIFY_WEBHOOK_URL")]
-    notify_webhook_url: Option<String>,
-    /// Days succeeded calls (and their attempts) are kept after they last changed.
-    #[arg(long, env = "HOOKFLOW_RETAIN_SUCCEEDED_DAYS", default_value_t = 30,
-          value_parser = clap::value_parser!(u32).range(1..=36_500))]
-    retain_succeeded_days: u32,
-    /// Days failed, cancelled and skipped calls are kept; events go once they have no calls
-    /// left and are older than both bounds.
-    #[arg(long, env = "HOOKFLOW_RETAIN_FAILED_DAYS", default_value_t = 90,
-          value_parser = clap::value_parser!(u32).range(1..=36_500))]
-    retain_failed_days: u32,
-}
-
 fn main() -> anyhow::Result<()> {
     let mut matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -253,7 +151,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
             Command::Migrate { db } => {
-                hookflow::open_store(&db_config(db)).await?;
+                hookflow::open_store(&db.config()).await?;
                 println!("migrations applied");
                 Ok(())
             }
@@ -277,35 +175,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Bench(args) => bench::run(args).await,
-            Command::User {
-                command:
-                    UserCommand::Add {
-                        email,
-                        role,
-                        shops,
-                        password,
-                        db,
-                    },
-            } => {
-                let store = hookflow::open_store(&db_config(db)).await?;
-                let shops: Vec<_> = shops
-                    .into_iter()
-                    .map(hookflow_engine::model::ShopId)
-                    .collect();
-                let (user, generated) = hookflow_engine::accounts::create_user(
-                    &store,
-                    &email,
-                    password.as_deref(),
-                    role,
-                    &shops,
-                )
-                .await?;
-                println!("created user {} ({}, {})", user.id, user.email, user.role);
-                if let Some(password) = generated {
-                    println!("password: {password}");
-                }
-                Ok(())
-            }
+            Command::User { command } => user(command).await,
         }
     });
     drop(runtime);
@@ -319,6 +189,29 @@ fn main() -> anyhow::Result<()> {
             eprintln!("Error: {err:#}");
         }
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn user(command: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Add {
+        email,
+        role,
+        shops,
+        password,
+        db,
+    } = command;
+    let store = hookflow::open_store(&db.config()).await?;
+    let shops: Vec<_> = shops
+        .into_iter()
+        .map(hookflow_engine::model::ShopId)
+        .collect();
+    let (user, generated) =
+        hookflow_engine::accounts::create_user(&store, &email, password.as_deref(), role, &shops)
+            .await?;
+    println!("created user {} ({}, {})", user.id, user.email, user.role);
+    if let Some(password) = generated {
+        println!("password: {password}");
     }
     Ok(())
 }
@@ -361,49 +254,8 @@ fn colour_stderr() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-fn db_config(db: DbArgs) -> DbConfig {
-    DbConfig {
-        url: db.database_url,
-        max_connections: db.database_pool,
-    }
-}
-
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let policy = TargetPolicy::parse(&args.allow_private_targets)
-        .map_err(|e| anyhow::anyhow!("--allow-private-targets: {e}"))?;
-    let trusted_proxies = hookflow_http::client::TrustedProxies::parse(&args.trusted_proxies)
-        .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
-    let timeout = Duration::from_millis(args.delivery_timeout_ms);
-    let args_metrics_listen = args.metrics_listen;
-    let config = ServeConfig {
-        database: db_config(args.db),
-        listen: args.listen,
-        admin_token: args.admin_token.filter(|t| !t.is_empty()),
-        secret_key: args.secret_key.filter(|k| !k.is_empty()),
-        secret_key_file: args.secret_key_file,
-        delivery: DeliveryConfig { timeout, policy },
-        dispatch: defaults::dispatch(
-            args.concurrency,
-            args.per_endpoint_concurrency,
-            timeout,
-            defaults::retry(args.max_retries, args.retry_base_ms, args.retry_max_ms),
-        ),
-        notify: NotifyConfig {
-            smtp_url: args.smtp_url.filter(|u| !u.is_empty()),
-            smtp_from: args.smtp_from,
-            operator_email: args.notify_email.filter(|e| !e.is_empty()),
-            webhook_url: args.notify_webhook_url.filter(|u| !u.is_empty()),
-        },
-        retention: RetentionPolicy {
-            succeeded: days(args.retain_succeeded_days),
-            failed: days(args.retain_failed_days),
-            ..RetentionPolicy::default()
-        },
-    };
-    let options = ServeOptions {
-        metrics_listen: args_metrics_listen,
-        trusted_proxies,
-    };
+    let (config, options) = args.into_config()?;
     let running = hookflow::start_with(config, options).await?;
     if let Some(addr) = running.metrics_addr {
         println!("hookflow metrics on http://{addr}/metrics");
@@ -423,10 +275,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(target: "hookflow", "shutting down: finishing in-flight calls");
     running.shutdown();
     running.wait().await
-}
-
-fn days(n: u32) -> Duration {
-    Duration::from_secs(u64::from(n) * 86_400)
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {

@@ -208,7 +208,7 @@ both_backends! {
 #[tokio::test]
 async fn the_first_start_without_an_admin_token_creates_an_admin_once() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let app = TestApp::start_with(&db, &["--no-default", "--admin-token"]).await;
+    let app = TestApp::spawn_binary_with(&db, &["--no-default", "--admin-token"]).await;
     // Printed before the address line, so it is there once the app has started.
     let line = app
         .stdout_line_containing("first start:")
@@ -219,7 +219,7 @@ async fn the_first_start_without_an_admin_token_creates_an_admin_once() {
     assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
     app.stop().await;
     // The second start finds the admin and creates nobody.
-    let app = TestApp::start_with(&db, &["--no-default", "--admin-token"]).await;
+    let app = TestApp::spawn_binary_with(&db, &["--no-default", "--admin-token"]).await;
     assert_eq!(app.stdout_line_containing("first start:"), None);
 }
 

@@ -1,4 +1,4 @@
-//! The web UI in a real headless Chromium against the real binary: signing in, building a
+//! The web UI in a real headless Chromium against a real hookflow: signing in, building a
 //! trigger in the editor with a merge field from the list, following its call to the Webhook
 //! Queue page, retrying a failed call, shop scoping, CSRF, and a screenshot of every page at
 //! 1280 and 390 px under `target/screenshots/` (each checked for sideways scrolling and

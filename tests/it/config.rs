@@ -287,7 +287,7 @@ both_backends! {
         let file = write(dir.path(), "hookflow.toml", "admin-token = \"file-t0ken\"\nmax-retries = 0\n");
         let db = TestDb::new(backend).await;
         let app =
-            TestApp::start_with(&db, &["--config", &file, "--no-default", "--admin-token"]).await;
+            TestApp::spawn_binary_with(&db, &["--config", &file, "--no-default", "--admin-token"]).await;
         // The harness does not know the token: only the file set it.
         let (status, _) = app.get_json("/api/v1/shops").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);

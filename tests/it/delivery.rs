@@ -359,7 +359,7 @@ both_backends! {
         let by_ip = app
             .create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook")))
             .await;
-        assert!(app.stop().await.success());
+        app.stop().await;
         // ...and hookflow restarted without the allowance.
         let app = TestApp::start_with(&db, &["--allow-private-targets", ""]).await;
 
@@ -411,7 +411,7 @@ both_backends! {
             let url = format!("http://[{addr}]:{port}/hook");
             triggers.push((app.create_trigger(webhook_trigger("OrderChanged", &url)).await, range));
         }
-        assert!(app.stop().await.success());
+        app.stop().await;
         // ...and sent after a restart without the allowance: refused before connecting.
         let app = TestApp::start_with(&db, &["--allow-private-targets", ""]).await;
         let answer = app.post_event(event("OrderChanged", shop, 1, json!({}))).await;

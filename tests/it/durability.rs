@@ -15,7 +15,7 @@ both_backends! {
         // One delivery slot, held by a call whose receiver never answers: the events posted
         // behind it are committed and pending, never attempted, when the process is killed.
         let db = TestDb::new(backend).await;
-        let app = TestApp::start_with(
+        let app = TestApp::spawn_binary_with(
             &db,
             &["--concurrency", "1", "--delivery-timeout-ms", "60000"],
         )
@@ -55,7 +55,7 @@ both_backends! {
     async fn a_scheduled_retry_is_sent_after_a_kill_9(backend: Backend) {
         let db = TestDb::new(backend).await;
         // The retry is due 1.5–2.5 s after the failure: well after the kill.
-        let app = TestApp::start_with(&db, &["--retry-base-ms", "2000"]).await;
+        let app = TestApp::spawn_binary_with(&db, &["--retry-base-ms", "2000"]).await;
         let receiver = Receiver::with_script(vec![Reply::status(503)]).await;
         let shop = app.create_shop("Main").await;
         app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
@@ -80,7 +80,7 @@ both_backends! {
 
     async fn sigterm_lets_an_in_flight_call_finish(backend: Backend) {
         let db = TestDb::new(backend).await;
-        let mut app = TestApp::start_with(&db, &["--delivery-timeout-ms", "10000"]).await;
+        let mut app = TestApp::spawn_binary_with(&db, &["--delivery-timeout-ms", "10000"]).await;
         let gate = Gate::new();
         let receiver = Receiver::always(Reply::held(&gate)).await;
         let shop = app.create_shop("Main").await;

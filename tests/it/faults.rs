@@ -151,7 +151,7 @@ async fn assert_nothing_lost_and_repeats_explained(
 async fn calls_on_the_wire_at_a_kill_9_are_sent_again_with_their_webhook_id() {
     // SQLite: the restarted process recovers what the dead one had on the wire, at once.
     let db = TestDb::new(Backend::Sqlite).await;
-    let app = TestApp::start_with(&db, &[]).await;
+    let app = TestApp::spawn_binary_with(&db, &[]).await;
     let gate = Gate::new();
     let receiver = Receiver::always(Reply::held(&gate)).await;
     let shop = app.create_shop("Main").await;
@@ -165,7 +165,7 @@ async fn calls_on_the_wire_at_a_kill_9_are_sent_again_with_their_webhook_id() {
     app.kill9().await;
     gate.open();
 
-    let app = TestApp::start_with(&db, &[]).await;
+    let app = TestApp::spawn_binary_with(&db, &[]).await;
     let all = receiver.wait_for_requests(10, WAIT).await;
     let first_ids: HashSet<&str> = first.iter().map(|r| r.webhook_id()).collect();
     let again_ids: HashSet<&str> = all[5..].iter().map(|r| r.webhook_id()).collect();
@@ -199,7 +199,7 @@ async fn kill_9_every_2_s_during_a_burst_to_a_slow_receiver_loses_nothing() {
     const ROUNDS: usize = 8;
     let db = TestDb::new(Backend::Sqlite).await;
     let receiver = Receiver::always(Reply::delay(Duration::from_millis(200))).await;
-    let mut app = TestApp::start_with(&db, &[]).await;
+    let mut app = TestApp::spawn_binary_with(&db, &[]).await;
     let shop = app.create_shop("Main").await;
     app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/slow")))
         .await;
@@ -227,7 +227,7 @@ async fn kill_9_every_2_s_during_a_burst_to_a_slow_receiver_loses_nothing() {
         for client in clients {
             client.await.unwrap();
         }
-        app = TestApp::start_with(&db, &[]).await;
+        app = TestApp::spawn_binary_with(&db, &[]).await;
         *target.lock().unwrap() = app.url("/api/v1/events");
     }
     let acked = acked.lock().unwrap().clone();
@@ -357,8 +357,9 @@ postgres_only! {
     async fn one_of_two_nodes_killed_mid_burst_loses_nothing(backend: Backend) {
         let db = TestDb::new(backend).await;
         let receiver = Receiver::always(Reply::delay(Duration::from_millis(50))).await;
-        let a = TestApp::start_with(&db, &[]).await;
-        let b = TestApp::start_with(&db, &[]).await;
+        // Both nodes are processes, as in production: the test measures their throughput.
+        let a = TestApp::spawn_binary_with(&db, &[]).await;
+        let b = TestApp::spawn_binary_with(&db, &[]).await;
         let shop = a.create_shop("Main").await;
         a.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;
         let next = Arc::new(AtomicI64::new(1));
@@ -375,7 +376,7 @@ postgres_only! {
         tokio::time::sleep(Duration::from_secs(2)).await;
         b.kill9().await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let b = TestApp::start_with(&db, &[]).await;
+        let b = TestApp::spawn_binary_with(&db, &[]).await;
         *to_b.lock().unwrap() = b.url("/api/v1/events");
         tokio::time::sleep(Duration::from_secs(2)).await;
         stop.store(true, Ordering::Relaxed);

@@ -50,7 +50,7 @@ fn client() -> reqwest::Client {
 both_backends! {
     async fn poison_events_among_good_traffic_are_the_only_ones_refused(backend: Backend) {
         let db = TestDb::new(backend).await;
-        let app = TestApp::start_with(&db, &[]).await;
+        let app = TestApp::spawn_binary_with(&db, &[]).await;
         let receiver = Receiver::start().await;
         let shop = app.create_shop("Main").await;
         app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;

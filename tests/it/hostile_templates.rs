@@ -85,7 +85,7 @@ fn templated(url: &str, body: &str) -> Value {
 
 both_backends! {
     async fn template_bombs_are_refused_with_their_line_and_memory_stays_bounded(backend: Backend) {
-        let app = spawn_app(backend).await;
+        let app = spawn_binary(backend).await;
         let receiver = Receiver::start().await;
         let shop = app.create_shop("Main").await;
         // A first preview and trigger so the resting peak includes what every request needs.

@@ -1,4 +1,5 @@
-//! hookflow end to end: the real binary, real databases, real HTTP receivers.
+//! hookflow end to end: the real server (in-process, or the binary where a test needs a
+//! process), real databases, real HTTP receivers.
 //!
 //! Every test runs on SQLite and, when `HOOKFLOW_TEST_POSTGRES_URL` is set, on PostgreSQL
 //! (`<test>::sqlite`, `<test>::postgres`). See `common` for the harness.

@@ -93,7 +93,8 @@ fn sum(text: &str, name: &str, labels: &[&str]) -> f64 {
 
 both_backends! {
     async fn metrics_count_deliveries_that_succeed_retry_and_fail(backend: Backend) {
-        let app = spawn_app(backend).await;
+        // The counters are the process's: in a process of its own they count this test only.
+        let app = spawn_binary(backend).await;
         let ok = Receiver::start().await;
         let flaky = Receiver::with_script(vec![Reply::status(503)]).await;
         let gone = Receiver::always(Reply::status(404)).await;
@@ -170,7 +171,7 @@ both_backends! {
         let db = TestDb::new(backend).await;
         // trace: the most the log can say, so "never logged" holds at every level.
         let token = "admin-t0ken-never-logged";
-        let app = TestApp::start_with(&db, &[
+        let app = TestApp::spawn_binary_with(&db, &[
             "--log", "trace", "--log-format", "json", "--admin-token", token,
         ])
         .await;
@@ -273,7 +274,7 @@ both_backends! {
     /// shutdown after SIGTERM, with deliveries (a retry among them) on the way.
     async fn every_stderr_line_is_a_json_object_until_the_process_exits(backend: Backend) {
         let db = TestDb::new(backend).await;
-        let mut app = TestApp::start_with(&db, &["--log", "debug", "--log-format", "json"]).await;
+        let mut app = TestApp::spawn_binary_with(&db, &["--log", "debug", "--log-format", "json"]).await;
         let receiver = Receiver::with_script(vec![Reply::status(503)]).await;
         let shop = app.create_shop("Main").await;
         app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/hook"))).await;

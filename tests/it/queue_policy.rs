@@ -64,7 +64,8 @@ both_backends! {
     }
 
     async fn unique_items_coalesce_into_the_pending_call(backend: Backend) {
-        let app = spawn_app(backend).await;
+        // It reads a counter of the process: in a process of its own it counts this test only.
+        let app = spawn_binary(backend).await;
         let gate = Gate::new();
         let receiver = Receiver::with_script(vec![Reply::held(&gate)]).await;
         let shop = app.create_shop("Main").await;

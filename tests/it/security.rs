@@ -553,7 +553,7 @@ both_backends! {
         const KEY: &str = "PLANTED-SECRET-123";
         const PASSWORD: &str = "PLANTED-PW";
         let db = TestDb::new(backend).await;
-        let app = TestApp::start_with(&db, &["--log", "trace", "--max-retries", "1"]).await;
+        let app = TestApp::spawn_binary_with(&db, &["--log", "trace", "--max-retries", "1"]).await;
         let failing = Receiver::always(Reply::status(500)).await;
         // A port nothing listens on: connection refused.
         let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

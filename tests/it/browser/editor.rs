@@ -14,7 +14,9 @@ use sha2::Sha256;
 
 use super::add_user;
 use super::driver::Browser;
-use crate::common::{event, id, spawn_app, wait_until, Backend, Receiver, Recorded, Reply};
+use crate::common::{
+    event, id, spawn_app, spawn_binary, wait_until, Backend, Receiver, Recorded, Reply,
+};
 use crate::common::{TestApp, WAIT};
 use crate::security::{MtlsServer, Pki};
 
@@ -268,7 +270,8 @@ async fn a_trigger_made_over_the_api_with_every_field_set_survives_opening_and_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_secret_signs_the_send_test_is_shown_once_after_saving_and_can_be_revealed_later(
 ) {
-    let app = spawn_app(Backend::Sqlite).await;
+    // It reads the server's log: a process of its own.
+    let app = spawn_binary(Backend::Sqlite).await;
     let receiver = Receiver::start().await;
     let shop = app.create_shop("Main shop").await;
     let password = add_user(&app, "admin@example.com", "admin", &[]).await;
