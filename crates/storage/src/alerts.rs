@@ -1,7 +1,8 @@
 //! Alerts and action states: calls that failed for good are counted on one open alert per
 //! action, and an action whose policy says so is deactivated.
 
-use hookflow_engine::model::{CallId, Completion, ShopId, Timestamp, TriggerId};
+use hookflow_engine::model::{ActionRef, CallId, Completion, ShopId, Timestamp, TriggerId};
+use hookflow_engine::notify::NoticeKind;
 use hookflow_engine::store::{Alert, CompleteOutcome, FailedCall, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -9,11 +10,8 @@ use sea_orm::{
     QueryFilter, QueryOrder, Set, Statement,
 };
 
-use crate::db_err;
 use crate::entities::{action_state, alert, queue_item};
-
-const CALL_FAILED: &str = "callFailed";
-const ACTION_DEACTIVATED: &str = "actionDeactivated";
+use crate::{action_ref, db_err};
 
 fn to_alert(m: alert::Model) -> Alert {
     Alert {
@@ -22,7 +20,7 @@ fn to_alert(m: alert::Model) -> Alert {
         action_index: m.action_index,
         shop_id: m.shop_id.map(ShopId),
         call_id: m.call_id.map(CallId),
-        kind: m.kind,
+        kind: m.kind.as_str().to_owned(),
         last_status_code: m.last_status_code,
         last_error: m.last_error,
         count: m.count,
@@ -35,7 +33,7 @@ fn to_alert(m: alert::Model) -> Alert {
 /// Adds a failure to the action's open alert of `kind`, or opens one.
 async fn raise(
     txn: &impl ConnectionTrait,
-    kind: &str,
+    kind: NoticeKind,
     failed: &FailedCall,
     now: Timestamp,
 ) -> Result<(), StoreError> {
@@ -69,11 +67,11 @@ async fn raise(
             ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6], ph[7], ph[8]
         ),
         [
-            failed.trigger_id.0.into(),
-            failed.action_index.into(),
+            failed.action.trigger.0.into(),
+            i32::from(failed.action.index).into(),
             shop_id.into(),
             failed.call.0.into(),
-            kind.into(),
+            alert::Kind::from(kind).into(),
             failed.status_code.into(),
             failed.error.clone().into(),
             now.0.into(),
@@ -94,8 +92,7 @@ pub(crate) async fn call_failed(
 ) -> Result<(), StoreError> {
     let failed = FailedCall {
         call: c.call,
-        trigger_id: c.trigger_id,
-        action_index: c.action_index,
+        action: c.action,
         status_code: c.attempt.status_code,
         error: c
             .attempt
@@ -103,7 +100,7 @@ pub(crate) async fn call_failed(
             .clone()
             .or_else(|| c.attempt.status_code.map(|s| format!("HTTP {s}"))),
     };
-    raise(txn, CALL_FAILED, &failed, now).await?;
+    raise(txn, NoticeKind::CallFailed, &failed, now).await?;
     let backend = txn.get_database_backend();
     let (p1, p2) = if backend == DbBackend::Postgres {
         ("$1", "$2")
@@ -120,7 +117,10 @@ pub(crate) async fn call_failed(
                  SET consecutive_failures = action_states.consecutive_failures + 1 \
                  RETURNING consecutive_failures, deactivated_at"
             ),
-            [c.trigger_id.0.into(), c.action_index.into()],
+            [
+                c.action.trigger.0.into(),
+                i32::from(c.action.index).into(),
+            ],
         ))
         .await
         .map_err(db_err)?
@@ -137,14 +137,14 @@ pub(crate) async fn call_failed(
         action_state::Entity::update_many()
             .col_expr(action_state::Column::DeactivatedAt, Expr::value(now.0))
             .col_expr(action_state::Column::DeactivatedReason, Expr::value(reason))
-            .filter(action_state::Column::TriggerId.eq(c.trigger_id.0))
-            .filter(action_state::Column::ActionIndex.eq(c.action_index))
+            .filter(action_state::Column::TriggerId.eq(c.action.trigger.0))
+            .filter(action_state::Column::ActionIndex.eq(i32::from(c.action.index)))
             .exec(txn)
             .await
             .map_err(db_err)?;
         // What events match changed: every node's ingest sees it (see `generation`).
         crate::generation::bump(txn).await?;
-        raise(txn, ACTION_DEACTIVATED, &failed, now).await?;
+        raise(txn, NoticeKind::ActionDeactivated, &failed, now).await?;
         outcome.deactivated.push(failed.clone());
     }
     outcome.failed.push(failed);
@@ -154,13 +154,12 @@ pub(crate) async fn call_failed(
 /// A call of the action succeeded: its run of failures is over.
 pub(crate) async fn action_succeeded(
     txn: &impl ConnectionTrait,
-    trigger: TriggerId,
-    action_index: i32,
+    action: ActionRef,
 ) -> Result<(), StoreError> {
     action_state::Entity::update_many()
         .col_expr(action_state::Column::ConsecutiveFailures, Expr::value(0))
-        .filter(action_state::Column::TriggerId.eq(trigger.0))
-        .filter(action_state::Column::ActionIndex.eq(action_index))
+        .filter(action_state::Column::TriggerId.eq(action.trigger.0))
+        .filter(action_state::Column::ActionIndex.eq(i32::from(action.index)))
         .filter(action_state::Column::ConsecutiveFailures.gt(0))
         .exec(txn)
         .await
@@ -205,28 +204,25 @@ pub(crate) async fn ack(
 
 pub(crate) async fn deactivated(
     db: &DatabaseConnection,
-) -> Result<Vec<(TriggerId, i32, Timestamp)>, StoreError> {
+) -> Result<Vec<(ActionRef, Timestamp)>, StoreError> {
     let rows = action_state::Entity::find()
         .filter(action_state::Column::DeactivatedAt.is_not_null())
         .all(db)
         .await
         .map_err(db_err)?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
-            (
-                TriggerId(r.trigger_id),
-                r.action_index,
+            Ok((
+                action_ref("action_states", r.trigger_id, r.action_index)?,
                 Timestamp(r.deactivated_at.unwrap_or_default()),
-            )
+            ))
         })
-        .collect())
+        .collect()
 }
 
 pub(crate) async fn set_active(
     db: &impl ConnectionTrait,
-    trigger: TriggerId,
-    action_index: i32,
+    action: ActionRef,
     active: bool,
     reason: Option<&str>,
     now: Timestamp,
@@ -258,7 +254,12 @@ pub(crate) async fn set_active(
              deactivated_reason = excluded.deactivated_reason",
             ph[0], ph[1], ph[2], ph[3]
         ),
-        [trigger.0.into(), action_index.into(), deactivated_at.into(), reason.into()],
+        [
+            action.trigger.0.into(),
+            i32::from(action.index).into(),
+            deactivated_at.into(),
+            reason.into(),
+        ],
     ))
     .await
     .map_err(db_err)?;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hookflow_engine::model::{
-    Attempt, CallId, CallStatus, ClaimedCall, Completion, EventId, Method, Next, QueueFilter,
+    ActionRef, Attempt, CallId, CallStatus, ClaimedCall, Completion, EventId, Next, QueueFilter,
     QueueItem, ShopId, Timestamp, TriggerId,
 };
 use hookflow_engine::queue::{recover, settle, EntityKey, Settled};
@@ -18,7 +18,7 @@ use sea_orm::{
 };
 
 use crate::entities::{action_state, attempt, queue_item};
-use crate::{alerts, db_err, json_err};
+use crate::{action_ref, alerts, db_err, json_err};
 
 /// Rows per multi-row attempt INSERT (9 columns; SQLite allows 32 766 parameters).
 const ATTEMPT_CHUNK: usize = 1000;
@@ -134,17 +134,20 @@ pub(crate) async fn claim(
     let mut calls = Vec::with_capacity(rows.len());
     for row in rows {
         let get_err = db_err;
-        let method: String = row.try_get_by_index(2).map_err(get_err)?;
+        let method: queue_item::Method = row.try_get_by_index(2).map_err(get_err)?;
         let headers: String = row.try_get_by_index(4).map_err(get_err)?;
         let priority: i32 = row.try_get_by_index(9).map_err(get_err)?;
         calls.push((
             priority,
             ClaimedCall {
                 id: CallId(row.try_get_by_index(0).map_err(get_err)?),
-                trigger_id: TriggerId(row.try_get_by_index(10).map_err(get_err)?),
-                action_index: row.try_get_by_index(11).map_err(get_err)?,
+                action: action_ref(
+                    "queue_items",
+                    row.try_get_by_index(10).map_err(get_err)?,
+                    row.try_get_by_index(11).map_err(get_err)?,
+                )?,
                 webhook_id: row.try_get_by_index(1).map_err(get_err)?,
-                method: method.parse().unwrap_or(Method::Post),
+                method: method.into(),
                 url: row.try_get_by_index(3).map_err(get_err)?,
                 headers: serde_json::from_str(&headers).map_err(json_err)?,
                 body: row.try_get_by_index(5).map_err(get_err)?,
@@ -208,7 +211,7 @@ pub(crate) async fn complete(
     let successors = successors(&txn, &retrying).await?;
     // Successes with the same status code and lease (one claim round) share one UPDATE.
     let mut succeeded: BTreeMap<(Option<i32>, i64), Vec<i64>> = BTreeMap::new();
-    let mut healthy: BTreeSet<(i64, i32)> = BTreeSet::new();
+    let mut healthy: BTreeSet<ActionRef> = BTreeSet::new();
     for c in done {
         let newer = successors.get(&c.call.0);
         match settle(
@@ -221,7 +224,7 @@ pub(crate) async fn complete(
                     .entry((c.attempt.status_code, c.lease_until.0))
                     .or_default()
                     .push(c.call.0);
-                healthy.insert((c.trigger_id.0, c.action_index));
+                healthy.insert(c.action);
             }
             Settled::RetryAt(at) => {
                 transition(&txn, backend, c, CallStatus::Pending, at, None, now).await?;
@@ -239,7 +242,7 @@ pub(crate) async fn complete(
     for ((code, lease_until), ids) in succeeded {
         let update = Query::update()
             .table(queue_item::Entity)
-            .value(queue_item::Column::Status, CallStatus::Succeeded.as_str())
+            .value(queue_item::Column::Status, queue_item::Status::Succeeded)
             .value(
                 queue_item::Column::Attempts,
                 Expr::col(queue_item::Column::Attempts).add(1),
@@ -249,13 +252,13 @@ pub(crate) async fn complete(
             .value(queue_item::Column::LastError, Option::<String>::None)
             .value(queue_item::Column::UpdatedAt, now.0)
             .and_where(Expr::col(queue_item::Column::Id).is_in(ids))
-            .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
+            .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
             .and_where(Expr::col(queue_item::Column::LeaseUntil).eq(lease_until))
             .to_owned();
         txn.execute(backend.build(&update)).await.map_err(db_err)?;
     }
-    for (trigger, action) in healthy {
-        alerts::action_succeeded(&txn, TriggerId(trigger), action).await?;
+    for action in healthy {
+        alerts::action_succeeded(&txn, action).await?;
     }
     txn.commit().await.map_err(db_err)?;
     Ok(outcome)
@@ -277,7 +280,7 @@ async fn transition(
         .or_else(|| c.attempt.status_code.map(|s| format!("HTTP {s}")));
     let update = Query::update()
         .table(queue_item::Entity)
-        .value(queue_item::Column::Status, status.as_str())
+        .value(queue_item::Column::Status, queue_item::Status::from(status))
         .value(
             queue_item::Column::Attempts,
             Expr::col(queue_item::Column::Attempts).add(1),
@@ -292,7 +295,7 @@ async fn transition(
         )
         .value(queue_item::Column::UpdatedAt, now.0)
         .and_where(Expr::col(queue_item::Column::Id).eq(c.call.0))
-        .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
+        .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
         // Still ours: a lease that ran out may have handed the call to another worker.
         .and_where(Expr::col(queue_item::Column::LeaseUntil).eq(c.lease_until.0))
         .to_owned();
@@ -338,7 +341,7 @@ pub(crate) async fn release(
             queue_item::Column::Attempts,
             queue_item::Column::UpdatedAt,
         ])
-        .filter(queue_item::Column::Status.eq(CallStatus::InFlight.as_str()));
+        .filter(queue_item::Column::Status.eq(queue_item::Status::InFlight));
     if let Some(before) = expired_before {
         find = find.filter(queue_item::Column::LeaseUntil.lt(before.0));
     }
@@ -380,7 +383,7 @@ pub(crate) async fn release(
                 Settled::SupersededBy(by) => {
                     let update = Query::update()
                         .table(queue_item::Entity)
-                        .value(queue_item::Column::Status, CallStatus::Superseded.as_str())
+                        .value(queue_item::Column::Status, queue_item::Status::Superseded)
                         .value(queue_item::Column::SupersededBy, by.0)
                         .value(queue_item::Column::Attempts, recovered.attempts)
                         .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
@@ -388,7 +391,7 @@ pub(crate) async fn release(
                         .value(queue_item::Column::UpdatedAt, now.0)
                         .and_where(Expr::col(queue_item::Column::Id).eq(id))
                         .and_where(
-                            Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()),
+                            Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight),
                         )
                         .to_owned();
                     txn.execute(backend.build(&update)).await.map_err(db_err)?;
@@ -398,7 +401,7 @@ pub(crate) async fn release(
         }
         let update = Query::update()
             .table(queue_item::Entity)
-            .value(queue_item::Column::Status, CallStatus::Pending.as_str())
+            .value(queue_item::Column::Status, queue_item::Status::Pending)
             // The interrupted attempt counts (it may have reached the receiver), as its line in
             // the attempt log says.
             .value(
@@ -410,7 +413,7 @@ pub(crate) async fn release(
             .value(queue_item::Column::LastError, INTERRUPTED)
             .value(queue_item::Column::UpdatedAt, now.0)
             .and_where(Expr::col(queue_item::Column::Id).is_in(again))
-            .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
+            .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
             .to_owned();
         txn.execute(backend.build(&update)).await.map_err(db_err)?;
     }
@@ -428,12 +431,12 @@ fn to_item(m: queue_item::Model) -> Result<QueueItem, StoreError> {
         shop_id: ShopId(m.shop_id),
         event_type: m.event_type,
         entity_id: m.entity_id,
-        method: m.method.parse().unwrap_or(Method::Post),
+        method: m.method.into(),
         url: m.url,
         headers: serde_json::from_str(&m.headers).map_err(json_err)?,
         body: m.body,
         priority: m.priority,
-        status: m.status.parse().map_err(StoreError::new)?,
+        status: m.status.into(),
         attempts: m.attempts,
         max_attempts: m.max_attempts,
         next_attempt_at: Timestamp(m.next_attempt_at),
@@ -662,7 +665,7 @@ pub(crate) async fn cancel(
     let result = queue_item::Entity::update_many()
         .col_expr(
             queue_item::Column::Status,
-            Expr::value(CallStatus::Cancelled.as_str()),
+            Expr::value(queue_item::Status::Cancelled),
         )
         .col_expr(
             queue_item::Column::LeaseUntil,
@@ -672,7 +675,7 @@ pub(crate) async fn cancel(
         .filter(queue_item::Column::Id.eq(id.0))
         .filter(
             queue_item::Column::Status
-                .is_in([CallStatus::Pending.as_str(), CallStatus::InFlight.as_str()]),
+                .is_in([queue_item::Status::Pending, queue_item::Status::InFlight]),
         )
         .exec(db)
         .await
@@ -698,7 +701,7 @@ pub(crate) async fn requeue_failed(
         .filter(queue_item::Column::TriggerId.eq(trigger.0))
         .filter(
             queue_item::Column::Status
-                .is_in([CallStatus::Failed.as_str(), CallStatus::Skipped.as_str()]),
+                .is_in([queue_item::Status::Failed, queue_item::Status::Skipped]),
         )
         .filter(queue_item::Column::CreatedAt.gte(since.0));
     if let Some(action) = action_index {
@@ -712,7 +715,7 @@ pub(crate) async fn any_due(db: &DatabaseConnection, now: Timestamp) -> Result<b
     let found = queue_item::Entity::find()
         .select_only()
         .column(queue_item::Column::Id)
-        .filter(queue_item::Column::Status.eq(CallStatus::Pending.as_str()))
+        .filter(queue_item::Column::Status.eq(queue_item::Status::Pending))
         .filter(queue_item::Column::NextAttemptAt.lte(now.0))
         .limit(1)
         .into_tuple::<i64>()
@@ -734,11 +737,11 @@ pub(crate) fn requeue(
         Expr::value(budget.default)
     } else {
         let mut case = CaseStatement::new();
-        for ((trigger, action), attempts) in &budget.by_action {
+        for (action, attempts) in &budget.by_action {
             case = case.case(
                 Condition::all()
-                    .add(queue_item::Column::TriggerId.eq(trigger.0))
-                    .add(queue_item::Column::ActionIndex.eq(*action)),
+                    .add(queue_item::Column::TriggerId.eq(action.trigger.0))
+                    .add(queue_item::Column::ActionIndex.eq(i32::from(action.index))),
                 Expr::value(*attempts),
             );
         }
@@ -747,7 +750,7 @@ pub(crate) fn requeue(
     queue_item::Entity::update_many()
         .col_expr(
             queue_item::Column::Status,
-            Expr::value(CallStatus::Pending.as_str()),
+            Expr::value(queue_item::Status::Pending),
         )
         .col_expr(queue_item::Column::NextAttemptAt, Expr::value(now.0))
         .col_expr(
@@ -760,7 +763,7 @@ pub(crate) fn requeue(
         )
         .col_expr(queue_item::Column::UpdatedAt, Expr::value(now.0))
         // A call on the wire belongs to its worker; its outcome is recorded as usual.
-        .filter(queue_item::Column::Status.ne(CallStatus::InFlight.as_str()))
+        .filter(queue_item::Column::Status.ne(queue_item::Status::InFlight))
 }
 
 /// Calls whose action is not deactivated: a resend leaves the others as they are (skipped or
@@ -803,7 +806,7 @@ pub(crate) fn selection(
         condition = condition.add(queue_item::Column::ShopId.is_in(scope.iter().map(|s| s.0)));
     }
     if let Some(status) = status {
-        condition = condition.add(queue_item::Column::Status.eq(status.as_str()));
+        condition = condition.add(queue_item::Column::Status.eq(queue_item::Status::from(status)));
     }
     if let Some(trigger) = trigger {
         condition = condition.add(queue_item::Column::TriggerId.eq(trigger.0));
@@ -855,7 +858,7 @@ pub(crate) async fn lock_keys<'a>(
 
 /// A key's advisory lock id: FNV-1a over its parts, stable across nodes and versions (unlike
 /// the standard library's hasher).
-fn key_lock_id((trigger, action, entity): EntityKey<'_>) -> i64 {
+fn key_lock_id((action, entity): EntityKey<'_>) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
         for b in bytes {
@@ -863,8 +866,9 @@ fn key_lock_id((trigger, action, entity): EntityKey<'_>) -> i64 {
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     };
-    eat(&trigger.0.to_le_bytes());
-    eat(&action.to_le_bytes());
+    // The index as the `i32` it is stored as: the same ids as before `ActionRef` existed.
+    eat(&action.trigger.0.to_le_bytes());
+    eat(&i32::from(action.index).to_le_bytes());
     eat(entity.as_bytes());
     h as i64
 }
@@ -881,7 +885,7 @@ async fn successors(
     if ids.is_empty() {
         return Ok(out);
     }
-    let mut keys: Vec<(i64, i64, i32, String)> = Vec::new();
+    let mut keys: Vec<(i64, ActionRef, String)> = Vec::new();
     for chunk in ids.chunks(ATTEMPT_CHUNK) {
         let rows: Vec<(i64, i64, i32, String)> = queue_item::Entity::find()
             .select_only()
@@ -897,7 +901,9 @@ async fn successors(
             .all(txn)
             .await
             .map_err(db_err)?;
-        keys.extend(rows);
+        for (id, trigger, index, entity) in rows {
+            keys.push((id, action_ref("queue_items", trigger, index)?, entity));
+        }
     }
     if keys.is_empty() {
         return Ok(out);
@@ -905,21 +911,21 @@ async fn successors(
     lock_keys(
         txn,
         keys.iter()
-            .map(|(_, t, a, e)| (TriggerId(*t), *a, e.as_str())),
+            .map(|(_, action, entity)| (*action, entity.as_str())),
     )
     .await?;
-    for (id, trigger, action, entity) in keys {
+    for (id, action, entity) in keys {
         let newer: Option<i64> = queue_item::Entity::find()
             .select_only()
             .column_as(queue_item::Column::Id.min(), "newer")
-            .filter(queue_item::Column::TriggerId.eq(trigger))
-            .filter(queue_item::Column::ActionIndex.eq(action))
+            .filter(queue_item::Column::TriggerId.eq(action.trigger.0))
+            .filter(queue_item::Column::ActionIndex.eq(i32::from(action.index)))
             .filter(queue_item::Column::EntityId.eq(entity))
             .filter(queue_item::Column::Id.gt(id))
             .filter(queue_item::Column::Status.is_in([
-                CallStatus::Pending.as_str(),
-                CallStatus::InFlight.as_str(),
-                CallStatus::Succeeded.as_str(),
+                queue_item::Status::Pending,
+                queue_item::Status::InFlight,
+                queue_item::Status::Succeeded,
             ]))
             .into_tuple::<Option<i64>>()
             .one(txn)

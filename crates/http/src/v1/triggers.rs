@@ -8,7 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookflow_engine::accounts::Principal;
-use hookflow_engine::model::{Action, HmacSecret, Timestamp, Trigger, TriggerDraft, TriggerId};
+use hookflow_engine::model::{
+    Action, ActionRef, HmacSecret, Timestamp, Trigger, TriggerDraft, TriggerId,
+};
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,8 +26,8 @@ use crate::AppState;
 const SECRET_FIELDS: &[(&str, &str)] =
     &[("basicAuth", "password"), ("clientCertificate", "keyPem")];
 
-/// Deactivated actions, by (trigger, action index), with when.
-type Deactivated = Vec<(TriggerId, i32, Timestamp)>;
+/// Deactivated actions, with when.
+type Deactivated = Vec<(ActionRef, Timestamp)>;
 
 /// A trigger as the API shows it: secrets replaced by `{"set": true}`, and each action's
 /// `active` state (an action is deactivated by its retry policy or an admin).
@@ -35,10 +37,10 @@ pub(crate) fn trigger_out(trigger: &Trigger, deactivated: &Deactivated) -> Value
         for (index, action) in actions.iter_mut().enumerate() {
             let down = deactivated
                 .iter()
-                .find(|(t, a, _)| *t == trigger.id && *a == index as i32);
+                .find(|(a, _)| a.trigger == trigger.id && usize::from(a.index) == index);
             if let Some(object) = action.as_object_mut() {
                 object.insert("active".into(), json!(down.is_none()));
-                if let Some((_, _, at)) = down {
+                if let Some((_, at)) = down {
                     object.insert("deactivatedAt".into(), json!(at.to_rfc3339()));
                 }
             }
