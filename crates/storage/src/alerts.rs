@@ -4,10 +4,10 @@
 use hookflow_engine::model::{ActionRef, CallId, Completion, ShopId, Timestamp, TriggerId};
 use hookflow_engine::notify::NoticeKind;
 use hookflow_engine::store::{Alert, CompleteOutcome, FailedCall, StoreError};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 
 use crate::entities::{action_state, alert, queue_item};
@@ -42,31 +42,42 @@ async fn raise(
         .await
         .map_err(db_err)?
         .map(|item| item.shop_id);
-    let backend = txn.get_database_backend();
-    let ph: Vec<String> = (1..=9)
-        .map(|i| {
-            if backend == DbBackend::Postgres {
-                format!("${i}")
-            } else {
-                "?".into()
-            }
-        })
-        .collect();
     // One statement, atomic against `alerts_open`: a failure adds to the open alert of its
-    // action and kind, or opens it.
-    txn.execute(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "INSERT INTO alerts (trigger_id, action_index, shop_id, call_id, kind, last_status_code, \
-             last_error, count, acknowledged, created_at, updated_at) \
-             VALUES ({}, {}, {}, {}, {}, {}, {}, 1, false, {}, {}) \
-             ON CONFLICT (trigger_id, action_index, kind) WHERE acknowledged = false DO UPDATE SET \
-             count = alerts.count + 1, call_id = excluded.call_id, \
-             last_status_code = excluded.last_status_code, last_error = excluded.last_error, \
-             updated_at = excluded.updated_at",
-            ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6], ph[7], ph[8]
-        ),
-        [
+    // action and kind, or opens it. The conflict target repeats the index's predicate as a
+    // constant (not a bound value), so both databases can tell it is that partial index.
+    let open = OnConflict::columns([
+        alert::Column::TriggerId,
+        alert::Column::ActionIndex,
+        alert::Column::Kind,
+    ])
+    .target_and_where(Expr::col(alert::Column::Acknowledged).eq(Expr::cust("false")))
+    .value(
+        alert::Column::Count,
+        Expr::col((alert::Entity, alert::Column::Count)).add(1),
+    )
+    .update_columns([
+        alert::Column::CallId,
+        alert::Column::LastStatusCode,
+        alert::Column::LastError,
+        alert::Column::UpdatedAt,
+    ])
+    .to_owned();
+    let insert = Query::insert()
+        .into_table(alert::Entity)
+        .columns([
+            alert::Column::TriggerId,
+            alert::Column::ActionIndex,
+            alert::Column::ShopId,
+            alert::Column::CallId,
+            alert::Column::Kind,
+            alert::Column::LastStatusCode,
+            alert::Column::LastError,
+            alert::Column::Count,
+            alert::Column::Acknowledged,
+            alert::Column::CreatedAt,
+            alert::Column::UpdatedAt,
+        ])
+        .values_panic([
             failed.action.trigger.0.into(),
             i32::from(failed.action.index).into(),
             shop_id.into(),
@@ -74,12 +85,15 @@ async fn raise(
             alert::Kind::from(kind).into(),
             failed.status_code.into(),
             failed.error.clone().into(),
+            1i32.into(),
+            false.into(),
             now.0.into(),
             now.0.into(),
-        ],
-    ))
-    .await
-    .map_err(db_err)?;
+        ])
+        .on_conflict(open)
+        .to_owned();
+    let backend = txn.get_database_backend();
+    txn.execute(backend.build(&insert)).await.map_err(db_err)?;
     Ok(())
 }
 
@@ -101,27 +115,42 @@ pub(crate) async fn call_failed(
             .or_else(|| c.attempt.status_code.map(|s| format!("HTTP {s}"))),
     };
     raise(txn, NoticeKind::CallFailed, &failed, now).await?;
-    let backend = txn.get_database_backend();
-    let (p1, p2) = if backend == DbBackend::Postgres {
-        ("$1", "$2")
-    } else {
-        ("?", "?")
-    };
     // One statement both creates the state row and counts the failure.
+    let count = Query::insert()
+        .into_table(action_state::Entity)
+        .columns([
+            action_state::Column::TriggerId,
+            action_state::Column::ActionIndex,
+            action_state::Column::ConsecutiveFailures,
+        ])
+        .values_panic([
+            c.action.trigger.0.into(),
+            i32::from(c.action.index).into(),
+            1i32.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([
+                action_state::Column::TriggerId,
+                action_state::Column::ActionIndex,
+            ])
+            .value(
+                action_state::Column::ConsecutiveFailures,
+                Expr::col((
+                    action_state::Entity,
+                    action_state::Column::ConsecutiveFailures,
+                ))
+                .add(1),
+            )
+            .to_owned(),
+        )
+        .returning(Query::returning().columns([
+            action_state::Column::ConsecutiveFailures,
+            action_state::Column::DeactivatedAt,
+        ]))
+        .to_owned();
+    let backend = txn.get_database_backend();
     let row = txn
-        .query_one(Statement::from_sql_and_values(
-            backend,
-            format!(
-                "INSERT INTO action_states (trigger_id, action_index, consecutive_failures) VALUES ({p1}, {p2}, 1) \
-                 ON CONFLICT (trigger_id, action_index) DO UPDATE \
-                 SET consecutive_failures = action_states.consecutive_failures + 1 \
-                 RETURNING consecutive_failures, deactivated_at"
-            ),
-            [
-                c.action.trigger.0.into(),
-                i32::from(c.action.index).into(),
-            ],
-        ))
+        .query_one(backend.build(&count))
         .await
         .map_err(db_err)?
         .ok_or_else(|| StoreError::new("counting a failure returned nothing"))?;
@@ -227,16 +256,6 @@ pub(crate) async fn set_active(
     reason: Option<&str>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let backend = db.get_database_backend();
-    let ph: Vec<String> = (1..=4)
-        .map(|i| {
-            if backend == DbBackend::Postgres {
-                format!("${i}")
-            } else {
-                "?".into()
-            }
-        })
-        .collect();
     let (deactivated_at, reason): (Option<i64>, Option<String>) = if active {
         (None, None)
     } else {
@@ -245,23 +264,37 @@ pub(crate) async fn set_active(
             Some(reason.unwrap_or("deactivated by an admin").to_owned()),
         )
     };
-    db.execute(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "INSERT INTO action_states (trigger_id, action_index, consecutive_failures, deactivated_at, deactivated_reason) \
-             VALUES ({}, {}, 0, {}, {}) ON CONFLICT (trigger_id, action_index) DO UPDATE \
-             SET consecutive_failures = 0, deactivated_at = excluded.deactivated_at, \
-             deactivated_reason = excluded.deactivated_reason",
-            ph[0], ph[1], ph[2], ph[3]
-        ),
-        [
+    let upsert = Query::insert()
+        .into_table(action_state::Entity)
+        .columns([
+            action_state::Column::TriggerId,
+            action_state::Column::ActionIndex,
+            action_state::Column::ConsecutiveFailures,
+            action_state::Column::DeactivatedAt,
+            action_state::Column::DeactivatedReason,
+        ])
+        .values_panic([
             action.trigger.0.into(),
             i32::from(action.index).into(),
+            0i32.into(),
             deactivated_at.into(),
             reason.into(),
-        ],
-    ))
-    .await
-    .map_err(db_err)?;
+        ])
+        .on_conflict(
+            OnConflict::columns([
+                action_state::Column::TriggerId,
+                action_state::Column::ActionIndex,
+            ])
+            // The run of failures starts again (from the 0 inserted) either way.
+            .update_columns([
+                action_state::Column::ConsecutiveFailures,
+                action_state::Column::DeactivatedAt,
+                action_state::Column::DeactivatedReason,
+            ])
+            .to_owned(),
+        )
+        .to_owned();
+    let backend = db.get_database_backend();
+    db.execute(backend.build(&upsert)).await.map_err(db_err)?;
     Ok(())
 }

@@ -11,10 +11,13 @@ use hookflow_engine::queue::{recover, settle, EntityKey, Settled};
 use hookflow_engine::store::{
     AttemptBudget, CancelOutcome, ClaimFilter, CompleteOutcome, RetryOutcome, StoreError,
 };
-use sea_orm::sea_query::{CaseStatement, Condition, Expr, Query, SimpleExpr};
+use sea_orm::sea_query::{
+    Alias, ArrayType, CaseStatement, Condition, Expr, Func, LockBehavior, LockType, Order, Query,
+    SimpleExpr, UpdateStatement, WindowStatement,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::entities::{action_state, attempt, queue_item};
@@ -23,13 +26,16 @@ use crate::{action_ref, alerts, db_err, json_err};
 /// Rows per multi-row attempt INSERT (9 columns; SQLite allows 32 766 parameters).
 const ATTEMPT_CHUNK: usize = 1000;
 
-const CLAIM_RETURNING: &str =
-    "RETURNING id, webhook_id, method, url, headers, body, attempts, max_attempts, \
-     created_at, priority, trigger_id, action_index, target_host";
-
 /// How many candidates a claim looks at per call it may take: enough that full endpoints and
 /// the per-endpoint cap rarely leave a claim short.
 const CANDIDATES_PER_CALL: u32 = 4;
+
+/// A status written into the statement rather than bound, where the planner should see which
+/// one it is: `pending` is a small part of the queue, and a generic plan for "some status"
+/// could pick another path than the claim's.
+fn status_literal(status: queue_item::Status) -> SimpleExpr {
+    SimpleExpr::Constant(status.into())
+}
 
 /// Claims due calls.
 ///
@@ -48,89 +54,8 @@ pub(crate) async fn claim(
     filter: &ClaimFilter,
 ) -> Result<Vec<ClaimedCall>, StoreError> {
     let backend = db.get_database_backend();
-    let pg = backend == DbBackend::Postgres;
-    let mut values: Vec<sea_orm::Value> = vec![lease_until.0.into(), now.0.into(), now.0.into()];
-    let ph = |values: &mut Vec<sea_orm::Value>, v: sea_orm::Value| {
-        values.push(v);
-        if pg {
-            format!("${}", values.len())
-        } else {
-            "?".to_owned()
-        }
-    };
-    let (p1, p2, p3) = if pg {
-        ("$1", "$2", "$3")
-    } else {
-        ("?", "?", "?")
-    };
-    let skip_hosts = if filter.full_hosts.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = filter
-            .full_hosts
-            .iter()
-            .map(|h| ph(&mut values, h.clone().into()))
-            .collect();
-        format!("AND q.target_host NOT IN ({})", list.join(", "))
-    };
-    let only_hosts = if filter.only_hosts.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = filter
-            .only_hosts
-            .iter()
-            .map(|h| ph(&mut values, h.clone().into()))
-            .collect();
-        format!("AND q.target_host IN ({})", list.join(", "))
-    };
-    let candidates = ph(
-        &mut values,
-        i64::from(limit.saturating_mul(CANDIDATES_PER_CALL)).into(),
-    );
-    let cap = i64::from(if filter.per_host == 0 {
-        limit
-    } else {
-        filter.per_host
-    });
-    // Endpoints partly busy in this process get only their free slots. (Placeholders are
-    // pushed in the order they appear in the text: SQLite's `?` are positional.)
-    let per_host = if filter.room.is_empty() {
-        ph(&mut values, cap.into())
-    } else {
-        let mut case = String::from("CASE r.target_host");
-        for (host, room) in &filter.room {
-            let h = ph(&mut values, host.clone().into());
-            let n = ph(&mut values, i64::from(*room).into());
-            case.push_str(&format!(" WHEN {h} THEN {n}"));
-        }
-        let default_cap = ph(&mut values, cap.into());
-        case.push_str(&format!(" ELSE {default_cap} END"));
-        case
-    };
-    let limit_ph = ph(&mut values, i64::from(limit).into());
-    let lock = if pg {
-        "FOR UPDATE OF q SKIP LOCKED"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "UPDATE queue_items SET status = 'in_flight', lease_until = {p1}, updated_at = {p2} \
-         WHERE id IN (SELECT r.id FROM ( \
-           SELECT c.id, c.target_host, c.priority, c.next_attempt_at, ROW_NUMBER() OVER ( \
-             PARTITION BY c.target_host ORDER BY c.priority DESC, c.next_attempt_at, c.id) AS rn \
-           FROM (SELECT q.id, q.target_host, q.priority, q.next_attempt_at FROM queue_items q \
-             WHERE q.status = 'pending' AND q.next_attempt_at <= {p3} {skip_hosts} {only_hosts} \
-             AND (NOT q.ordered OR NOT EXISTS (SELECT 1 FROM queue_items e \
-               WHERE e.trigger_id = q.trigger_id AND e.action_index = q.action_index \
-               AND e.entity_id = q.entity_id AND e.id < q.id AND e.status IN ('pending', 'in_flight'))) \
-             ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT {candidates} {lock}) c \
-         ) r WHERE r.rn <= {per_host} ORDER BY r.priority DESC, r.next_attempt_at, r.id LIMIT {limit_ph}) \
-         {CLAIM_RETURNING}"
-    );
-    let rows = db
-        .query_all(Statement::from_sql_and_values(backend, sql, values))
-        .await
-        .map_err(db_err)?;
+    let update = claim_statement(backend, now, lease_until, limit, filter);
+    let rows = db.query_all(backend.build(&update)).await.map_err(db_err)?;
     let mut calls = Vec::with_capacity(rows.len());
     for row in rows {
         let get_err = db_err;
@@ -162,6 +87,139 @@ pub(crate) async fn claim(
     // RETURNING has no order; send the most important first.
     calls.sort_by_key(|(priority, call)| (-priority, call.id));
     Ok(calls.into_iter().map(|(_, c)| c).collect())
+}
+
+/// The claim as one statement (see [`claim`]); its RETURNING columns are read by position.
+fn claim_statement(
+    backend: DbBackend,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+    filter: &ClaimFilter,
+) -> UpdateStatement {
+    use queue_item::Column as Q;
+    let (q, e, c, r) = (
+        Alias::new("q"),
+        Alias::new("e"),
+        Alias::new("c"),
+        Alias::new("r"),
+    );
+    let rn = Alias::new("rn");
+    // An earlier unfinished call of the same action and entity (`queue_items_entity`).
+    let earlier = Query::select()
+        .expr(Expr::cust("1"))
+        .from_as(queue_item::Entity, e.clone())
+        .and_where(Expr::col((e.clone(), Q::TriggerId)).equals((q.clone(), Q::TriggerId)))
+        .and_where(Expr::col((e.clone(), Q::ActionIndex)).equals((q.clone(), Q::ActionIndex)))
+        .and_where(Expr::col((e.clone(), Q::EntityId)).equals((q.clone(), Q::EntityId)))
+        .and_where(Expr::col((e.clone(), Q::Id)).lt(Expr::col((q.clone(), Q::Id))))
+        .and_where(Expr::col((e, Q::Status)).is_in([
+            status_literal(queue_item::Status::Pending),
+            status_literal(queue_item::Status::InFlight),
+        ]))
+        .to_owned();
+    let mut candidates = Query::select();
+    candidates
+        .columns([
+            (q.clone(), Q::Id),
+            (q.clone(), Q::TargetHost),
+            (q.clone(), Q::Priority),
+            (q.clone(), Q::NextAttemptAt),
+        ])
+        .from_as(queue_item::Entity, q.clone())
+        .and_where(
+            Expr::col((q.clone(), Q::Status)).eq(status_literal(queue_item::Status::Pending)),
+        )
+        .and_where(Expr::col((q.clone(), Q::NextAttemptAt)).lte(now.0))
+        .and_where(
+            Expr::col((q.clone(), Q::Ordered))
+                .not()
+                .or(Expr::exists(earlier).not()),
+        )
+        .order_by((q.clone(), Q::Priority), Order::Desc)
+        .order_by((q.clone(), Q::NextAttemptAt), Order::Asc)
+        .order_by((q.clone(), Q::Id), Order::Asc)
+        .limit(u64::from(limit.saturating_mul(CANDIDATES_PER_CALL)));
+    if !filter.full_hosts.is_empty() {
+        candidates.and_where(
+            Expr::col((q.clone(), Q::TargetHost)).is_not_in(filter.full_hosts.iter().cloned()),
+        );
+    }
+    if !filter.only_hosts.is_empty() {
+        candidates.and_where(
+            Expr::col((q.clone(), Q::TargetHost)).is_in(filter.only_hosts.iter().cloned()),
+        );
+    }
+    if backend == DbBackend::Postgres {
+        candidates.lock_with_tables_behavior(LockType::Update, [q], LockBehavior::SkipLocked);
+    }
+    let mut ranked = Query::select();
+    ranked
+        .columns([
+            (c.clone(), Q::Id),
+            (c.clone(), Q::TargetHost),
+            (c.clone(), Q::Priority),
+            (c.clone(), Q::NextAttemptAt),
+        ])
+        .expr_window_as(
+            Func::cust(Alias::new("ROW_NUMBER")),
+            WindowStatement::partition_by((c.clone(), Q::TargetHost))
+                .order_by((c.clone(), Q::Priority), Order::Desc)
+                .order_by((c.clone(), Q::NextAttemptAt), Order::Asc)
+                .order_by((c.clone(), Q::Id), Order::Asc)
+                .to_owned(),
+            rn.clone(),
+        )
+        .from_subquery(candidates, c);
+    let cap = i64::from(if filter.per_host == 0 {
+        limit
+    } else {
+        filter.per_host
+    });
+    // Endpoints partly busy in this process get only their free slots.
+    let per_host: SimpleExpr = if filter.room.is_empty() {
+        Expr::val(cap).into()
+    } else {
+        let mut case = CaseStatement::new();
+        for (host, room) in &filter.room {
+            case = case.case(
+                Expr::col((r.clone(), Q::TargetHost)).eq(host.as_str()),
+                Expr::val(i64::from(*room)),
+            );
+        }
+        case.finally(Expr::val(cap)).into()
+    };
+    let chosen = Query::select()
+        .column((r.clone(), Q::Id))
+        .from_subquery(ranked, r.clone())
+        .and_where(Expr::col((r.clone(), rn)).lte(per_host))
+        .order_by((r.clone(), Q::Priority), Order::Desc)
+        .order_by((r.clone(), Q::NextAttemptAt), Order::Asc)
+        .order_by((r, Q::Id), Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned();
+    Query::update()
+        .table(queue_item::Entity)
+        .value(Q::Status, queue_item::Status::InFlight)
+        .value(Q::LeaseUntil, lease_until.0)
+        .value(Q::UpdatedAt, now.0)
+        .and_where(Expr::col(Q::Id).in_subquery(chosen))
+        .returning(Query::returning().columns([
+            Q::Id,
+            Q::WebhookId,
+            Q::Method,
+            Q::Url,
+            Q::Headers,
+            Q::Body,
+            Q::Attempts,
+            Q::MaxAttempts,
+            Q::CreatedAt,
+            Q::Priority,
+            Q::TriggerId,
+            Q::ActionIndex,
+            Q::TargetHost,
+        ]))
+        .to_owned()
 }
 
 /// Records a batch of attempts and moves their calls on, in one transaction. Successes with
@@ -841,18 +899,21 @@ pub(crate) async fn lock_keys<'a>(
     }
     ids.sort_unstable();
     ids.dedup();
-    // `unnest` keeps the array's order, so the locks are taken in ascending order.
-    // (Integers of our own making, so they go into the text.)
-    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-    txn.query_all(Statement::from_string(
-        backend,
-        format!(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest(ARRAY[{}]::bigint[]) AS k",
-            list.join(",")
-        ),
-    ))
-    .await
-    .map_err(db_err)?;
+    // One bound array, whatever the number of keys; `unnest` keeps its order, so the locks
+    // are taken in ascending order.
+    let k = Alias::new("k");
+    let ids: Vec<sea_orm::Value> = ids.into_iter().map(sea_orm::Value::from).collect();
+    let locks = Query::select()
+        .expr(Func::cust(Alias::new("pg_advisory_xact_lock")).arg(Expr::col(k.clone())))
+        .from_function(
+            Func::cust(Alias::new("unnest")).arg(sea_orm::Value::Array(
+                ArrayType::BigInt,
+                Some(Box::new(ids)),
+            )),
+            k,
+        )
+        .to_owned();
+    txn.query_all(backend.build(&locks)).await.map_err(db_err)?;
     Ok(())
 }
 
@@ -935,4 +996,60 @@ async fn successors(
         out.insert(id, newer);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(backend: DbBackend, filter: &ClaimFilter) -> String {
+        backend
+            .build(&claim_statement(
+                backend,
+                Timestamp(1),
+                Timestamp(2),
+                10,
+                filter,
+            ))
+            .to_string()
+    }
+
+    #[test]
+    fn the_claim_skips_locked_rows_on_postgres_only() {
+        let filter = ClaimFilter::default();
+        let pg = sql(DbBackend::Postgres, &filter);
+        assert!(pg.contains(r#"FOR UPDATE OF "q" SKIP LOCKED"#), "{pg}");
+        let sqlite = sql(DbBackend::Sqlite, &filter);
+        assert!(!sqlite.contains("FOR UPDATE"), "{sqlite}");
+    }
+
+    #[test]
+    fn the_claim_names_the_pending_status_for_the_planner() {
+        // Bound, `status = $n` could get a generic plan made for any status.
+        let pg = sql(DbBackend::Postgres, &ClaimFilter::default());
+        assert!(pg.contains(r#""q"."status" = 'pending'"#), "{pg}");
+        assert!(
+            pg.contains(r#""e"."status" IN ('pending', 'in_flight')"#),
+            "{pg}"
+        );
+    }
+
+    #[test]
+    fn the_claim_caps_busy_endpoints_at_their_room() {
+        let filter = ClaimFilter {
+            full_hosts: vec!["full:80".into()],
+            room: vec![("busy:80".into(), 1)],
+            per_host: 3,
+            only_hosts: vec![],
+        };
+        let sqlite = sql(DbBackend::Sqlite, &filter);
+        assert!(
+            sqlite.contains(r#""q"."target_host" NOT IN ('full:80')"#),
+            "{sqlite}"
+        );
+        assert!(
+            sqlite.contains(r#"CASE WHEN ("r"."target_host" = 'busy:80') THEN 1 ELSE 3 END"#),
+            "{sqlite}"
+        );
+    }
 }
