@@ -540,8 +540,8 @@ impl DispatchLoop {
                 .read()
                 .expect("action index lock is never poisoned: writers only swap an Arc");
             (
-                index.get(call.trigger_id, call.action_index),
-                index.policy(call.trigger_id, call.action_index),
+                index.get(call.action.trigger, i32::from(call.action.index)),
+                index.policy(call.action.trigger, i32::from(call.action.index)),
             )
         };
         let span = info_span!("deliver", call_id = %call.id, webhook_id = %call.webhook_id);
@@ -704,8 +704,7 @@ fn conclude(call: &ClaimedCall, delivery: Delivery, policy: &ActionPolicy) -> Co
     };
     Completion {
         call: call.id,
-        trigger_id: call.trigger_id,
-        action_index: call.action_index,
+        action: call.action,
         deactivate_after: policy.deactivate_after,
         deactivate_now: exhausted && policy.deactivate_when_exhausted,
         lease_until: call.lease_until,
@@ -787,7 +786,7 @@ async fn send_notices(store: &dyn Store, notifier: &dyn Notifier, outcome: Compl
         }
     }
     for failed in outcome.deactivated {
-        info!(trigger_id = %failed.trigger_id, action = failed.action_index, "action deactivated by its retry policy");
+        info!(trigger_id = %failed.action.trigger, action = failed.action.index, "action deactivated by its retry policy");
         match notice(store, NoticeKind::ActionDeactivated, &failed).await {
             Ok(notice) => notifier.notify(&notice).await,
             Err(err) => warn!(error = %err, "could not prepare a deactivation notice"),
@@ -801,7 +800,7 @@ async fn notice(
     failed: &crate::store::FailedCall,
 ) -> Result<Notice, crate::store::StoreError> {
     let item = store.get_call(failed.call).await?.map(|(item, _)| item);
-    let trigger = store.get_trigger(failed.trigger_id).await?;
+    let trigger = store.get_trigger(failed.action.trigger).await?;
     let shop_id = item
         .as_ref()
         .map(|i| i.shop_id)
@@ -814,9 +813,9 @@ async fn notice(
         kind,
         shop_id,
         shop_email: shop.and_then(|s| s.notification_email),
-        trigger_id: failed.trigger_id,
+        trigger_id: failed.action.trigger,
         trigger_name: trigger.map(|t| t.draft.name).unwrap_or_default(),
-        action_index: failed.action_index,
+        action_index: i32::from(failed.action.index),
         url: item.map(|i| redact::url(&i.url)).unwrap_or_default(),
         call_id: Some(failed.call),
         last_status_code: failed.status_code,
@@ -828,14 +827,13 @@ async fn notice(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CallId, Method, TriggerId};
+    use crate::model::{ActionRef, CallId, Method, TriggerId};
     use crate::transport::FailureKind;
 
     fn call(attempts: i32) -> ClaimedCall {
         ClaimedCall {
             id: CallId(1),
-            trigger_id: TriggerId(1),
-            action_index: 0,
+            action: ActionRef::new(TriggerId(1), 0),
             webhook_id: "msg_1".into(),
             method: Method::Post,
             url: "http://x/".into(),

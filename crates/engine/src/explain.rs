@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use hookflow_templating::{EventType, RenderContext, TemplateSet};
 
-use crate::model::{Action, EventId, Shop, ShopId, Timestamp, Trigger, TriggerId};
+use crate::model::{Action, ActionRef, EventId, Shop, ShopId, Timestamp, Trigger, TriggerId};
 use crate::service::{Engine, EngineError};
 use crate::store::{EventDetail, LoggedEvent};
 
@@ -92,7 +92,7 @@ pub fn explain(
     shop: &Shop,
     event_type: Option<Arc<EventType>>,
     triggers: &[Trigger],
-    deactivated: &[(TriggerId, i32, Timestamp)],
+    deactivated: &[(ActionRef, Timestamp)],
 ) -> Vec<TriggerVerdict> {
     let mut mine: Vec<&Trigger> = triggers
         .iter()
@@ -163,8 +163,8 @@ pub fn explain(
                         url: crate::redact::url_template(&call.url),
                         deactivated_at: deactivated
                             .iter()
-                            .find(|(t, a, _)| *t == trigger.id && *a == index)
-                            .map(|(_, _, at)| *at),
+                            .find(|(a, _)| a.trigger == trigger.id && i32::from(a.index) == index)
+                            .map(|(_, at)| *at),
                     }
                 })
                 .collect();
@@ -244,7 +244,7 @@ mod tests {
             trigger(6, None, true, None),
             other_type,
         ];
-        let deactivated = [(TriggerId(6), 0, Timestamp(5))];
+        let deactivated = [(ActionRef::new(TriggerId(6), 0), Timestamp(5))];
         let verdicts = explain(&event, &shop, ty, &triggers, &deactivated);
         let by_id = |id: i64| {
             verdicts

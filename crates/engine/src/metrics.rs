@@ -301,8 +301,8 @@ pub fn observe_attempt(call: &ClaimedCall, done: &Completion) {
     let attempt = &done.attempt;
     let duration_ms = attempt.duration_ms;
     let status = attempt.status_code;
-    let trigger_id = call.trigger_id.0;
-    let action = call.action_index;
+    let trigger_id = call.action.trigger.0;
+    let action = call.action.index;
     let n = attempt.attempt;
     // The error is hookflow's own description of a transport failure (no credentials); the
     // response body is never logged.

@@ -52,6 +52,28 @@ id_type!(
     ApiTokenId
 );
 
+/// One action of a trigger: the trigger and the action's position in its list, from 0 (a
+/// trigger holds at most 20 actions, so a `u16` holds any and widens to the stored `i32`).
+/// Calls, action states, alerts and retry policies belong to an action, so the two travel
+/// together. Shown as `trigger/index` (`3/0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActionRef {
+    pub trigger: TriggerId,
+    pub index: u16,
+}
+
+impl ActionRef {
+    pub fn new(trigger: TriggerId, index: u16) -> ActionRef {
+        ActionRef { trigger, index }
+    }
+}
+
+impl fmt::Display for ActionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.trigger, self.index)
+    }
+}
+
 /// A point in time, as UTC milliseconds since the Unix epoch (how it is stored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
@@ -503,8 +525,8 @@ impl FromStr for CallStatus {
 pub struct NewCall {
     pub webhook_id: String,
     pub event_id: EventId,
-    pub trigger_id: TriggerId,
-    pub action_index: i32,
+    /// The action that made the call.
+    pub action: ActionRef,
     pub shop_id: ShopId,
     pub event_type: String,
     pub entity_id: String,
@@ -534,8 +556,7 @@ pub struct ClaimedCall {
     pub id: CallId,
     /// The action that made the call: its credentials are looked up when it is sent, so
     /// they are never copied into the queue.
-    pub trigger_id: TriggerId,
-    pub action_index: i32,
+    pub action: ActionRef,
     pub webhook_id: String,
     pub method: Method,
     pub url: String,
@@ -593,8 +614,7 @@ pub enum Next {
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub call: CallId,
-    pub trigger_id: TriggerId,
-    pub action_index: i32,
+    pub action: ActionRef,
     /// Deactivate the action once this many calls in a row failed for good.
     pub deactivate_after: Option<u32>,
     /// The policy ran out and deactivates the action now (Skladon's behaviour).

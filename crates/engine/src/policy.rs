@@ -186,7 +186,7 @@ pub fn check_custom(c: &CustomRetry) -> Result<(), (String, String)> {
 
 // ---- alerts, activation and the checks of a trigger's queue settings ----
 
-use crate::model::{Action, Timestamp, Trigger, TriggerDraft, TriggerId};
+use crate::model::{Action, ActionRef, Timestamp, Trigger, TriggerDraft, TriggerId};
 use crate::service::{Engine, EngineError};
 use crate::store::{Alert, AttemptBudget};
 
@@ -229,9 +229,7 @@ impl Engine {
     }
 
     /// Deactivated actions, with when they were deactivated.
-    pub async fn deactivated_actions(
-        &self,
-    ) -> Result<Vec<(TriggerId, i32, Timestamp)>, EngineError> {
+    pub async fn deactivated_actions(&self) -> Result<Vec<(ActionRef, Timestamp)>, EngineError> {
         Ok(self.store.deactivated_actions().await?)
     }
 
@@ -256,11 +254,11 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound(format!("trigger {id} does not exist")))?;
         let mut requeued = 0;
         if active {
-            for (t, action, at) in self.store.deactivated_actions().await? {
-                if t == id {
+            for (action, at) in self.store.deactivated_actions().await? {
+                if action.trigger == id {
                     since = Timestamp(since.0.min(at.0));
                     self.store
-                        .set_action_active(id, action, true, None, now)
+                        .set_action_active(action, true, None, now)
                         .await?;
                 }
             }
@@ -287,21 +285,23 @@ impl Engine {
                 "trigger {id} has no action {action_index}"
             )));
         }
-        let index = action_index as i32;
+        // Below the action count (at most 20), so it fits.
+        let action = ActionRef::new(id, action_index as u16);
         let now = Timestamp::now();
         let since = self
             .store
             .deactivated_actions()
             .await?
             .into_iter()
-            .find(|(t, a, _)| *t == id && *a == index)
-            .map(|(_, _, at)| at);
+            .find(|(a, _)| *a == action)
+            .map(|(_, at)| at);
         self.store
-            .set_action_active(id, index, active, None, now)
+            .set_action_active(action, active, None, now)
             .await?;
         let mut requeued = 0;
         if active && requeue_failed {
             if let Some(since) = since {
+                let index = action_index as i32;
                 requeued = self.requeue(id, Some(index), since, now).await?;
             }
         }

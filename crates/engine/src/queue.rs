@@ -20,10 +20,10 @@
 
 use std::collections::HashMap;
 
-use crate::model::{CallId, Next, Timestamp, TriggerId};
+use crate::model::{ActionRef, CallId, Next, Timestamp};
 
 /// The key of unique items and ordering: one action, one entity.
-pub type EntityKey<'a> = (TriggerId, i32, &'a str);
+pub type EntityKey<'a> = (ActionRef, &'a str);
 
 /// A call an ingest is about to queue, as the policy sees it.
 #[derive(Debug, Clone, Copy)]

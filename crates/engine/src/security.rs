@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{Action, HmacSecret, Secret, SignatureScheme, Timestamp, Trigger, TriggerId};
+use crate::model::{
+    Action, ActionRef, HmacSecret, Secret, SignatureScheme, Timestamp, Trigger, TriggerId,
+};
 use crate::policy::ActionPolicy;
 use crate::retry::RetryPolicy;
 use crate::store::AttemptBudget;
@@ -132,10 +134,14 @@ impl ActionIndex {
             .policies
             .iter()
             .filter(|((trigger, _), _)| only.is_none_or(|t| t == *trigger))
-            .map(|(key, policy)| (*key, policy.retry.max_attempts()))
+            .map(|(&(trigger, index), policy)| {
+                // Keys are positions in a trigger's action list: never negative.
+                let action = ActionRef::new(trigger, index as u16);
+                (action, policy.retry.max_attempts())
+            })
             .filter(|(_, attempts)| *attempts != default)
             .collect();
-        by_action.sort_unstable_by_key(|((t, a), _)| (t.0, *a));
+        by_action.sort_unstable_by_key(|(action, _)| *action);
         AttemptBudget { default, by_action }
     }
 

@@ -10,8 +10,8 @@
 use serde::Serialize;
 
 use crate::model::{
-    Action, CallId, CallStatus, ClaimedCall, NewCall, NewEvent, Shop, ShopId, Timestamp, Trigger,
-    TriggerDraft, TriggerId,
+    Action, ActionRef, CallId, CallStatus, ClaimedCall, NewCall, NewEvent, Shop, ShopId, Timestamp,
+    Trigger, TriggerDraft, TriggerId,
 };
 use crate::security::ActionIndex;
 use crate::service::sample_entity;
@@ -200,8 +200,7 @@ impl Engine {
         let policy = index.policy(trigger.id, 0);
         let claimed = ClaimedCall {
             id: CallId(0),
-            trigger_id: trigger.id,
-            action_index: 0,
+            action: ActionRef::new(trigger.id, 0),
             webhook_id: call.webhook_id,
             method: call.method,
             url: call.url,

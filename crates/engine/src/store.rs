@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 use crate::dispatch::HostSlots;
 use crate::model::{
-    Attempt, CallId, CallStatus, ClaimedCall, Completion, EventId, Ingested, NewCall, NewEvent,
-    QueueFilter, QueueItem, Shop, ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
+    ActionRef, Attempt, CallId, CallStatus, ClaimedCall, Completion, EventId, Ingested, NewCall,
+    NewEvent, QueueFilter, QueueItem, Shop, ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 
 /// A storage failure. The engine cannot act on its detail, only report it — and tell whether
@@ -112,8 +112,7 @@ pub struct ClaimFilter {
 #[derive(Debug, Clone)]
 pub struct FailedCall {
     pub call: CallId,
-    pub trigger_id: TriggerId,
-    pub action_index: i32,
+    pub action: ActionRef,
     pub status_code: Option<i32>,
     pub error: Option<String>,
 }
@@ -211,9 +210,8 @@ pub enum RetryOutcome {
 pub struct AttemptBudget {
     /// Attempts for calls of actions not listed.
     pub default: i32,
-    /// Actions whose policy allows another number of attempts: (trigger, action index) and
-    /// the attempts it allows.
-    pub by_action: Vec<((TriggerId, i32), i32)>,
+    /// Actions whose policy allows another number of attempts, and the attempts it allows.
+    pub by_action: Vec<(ActionRef, i32)>,
 }
 
 impl AttemptBudget {
@@ -226,10 +224,10 @@ impl AttemptBudget {
     }
 
     /// The attempts a call of this action gets.
-    pub fn for_action(&self, trigger: TriggerId, action_index: i32) -> i32 {
+    pub fn for_action(&self, action: ActionRef) -> i32 {
         self.by_action
             .iter()
-            .find(|(key, _)| *key == (trigger, action_index))
+            .find(|(key, _)| *key == action)
             .map_or(self.default, |(_, n)| *n)
     }
 }
@@ -340,12 +338,11 @@ pub trait QueueStore: Send + Sync {
     async fn list_alerts(&self, acknowledged: Option<bool>) -> Result<Vec<Alert>, StoreError>;
     async fn ack_alert(&self, id: i64, now: Timestamp) -> Result<Option<Alert>, StoreError>;
     /// Actions deactivated by their policy or an admin, with when.
-    async fn deactivated_actions(&self) -> Result<Vec<(TriggerId, i32, Timestamp)>, StoreError>;
+    async fn deactivated_actions(&self) -> Result<Vec<(ActionRef, Timestamp)>, StoreError>;
     /// Deactivates (with a reason) or reactivates an action.
     async fn set_action_active(
         &self,
-        trigger: TriggerId,
-        action_index: i32,
+        action: ActionRef,
         active: bool,
         reason: Option<&str>,
         now: Timestamp,

@@ -20,7 +20,9 @@ use hookflow_templating::{
 use tracing::warn;
 
 use crate::model::Timestamp;
-use crate::model::{Action, CallStatus, CallWebhook, Method, NewCall, ShopId, Trigger, TriggerId};
+use crate::model::{
+    Action, ActionRef, CallStatus, CallWebhook, Method, NewCall, ShopId, Trigger, TriggerId,
+};
 use crate::policy::ActionPolicy;
 use crate::retry::RetryPolicy;
 use crate::service::check_url;
@@ -52,7 +54,7 @@ enum Text {
 
 /// A Call Webhook action, ready to render.
 struct CompiledAction {
-    index: i32,
+    index: u16,
     method: Method,
     url: Text,
     /// The URL as written, kept on a call whose URL could not be rendered.
@@ -112,10 +114,9 @@ impl CompiledTriggers {
         triggers: &[Trigger],
         catalog: Arc<Catalog>,
         retry_defaults: RetryPolicy,
-        deactivated: &[(TriggerId, i32, Timestamp)],
+        deactivated: &[(ActionRef, Timestamp)],
     ) -> CompiledTriggers {
-        let deactivated: HashSet<(TriggerId, i32)> =
-            deactivated.iter().map(|(t, a, _)| (*t, *a)).collect();
+        let deactivated: HashSet<ActionRef> = deactivated.iter().map(|(a, _)| *a).collect();
         let mut templates = TemplateSet::new();
         let mut by_type: HashMap<String, TypeTriggers> = HashMap::new();
         for trigger in triggers.iter().filter(|t| t.draft.enabled) {
@@ -192,7 +193,7 @@ fn compile(
     templates: &mut TemplateSet,
     trigger: &Trigger,
     retry_defaults: RetryPolicy,
-    deactivated: &HashSet<(TriggerId, i32)>,
+    deactivated: &HashSet<ActionRef>,
     default_template: Option<&str>,
 ) -> Result<CompiledTrigger, TemplateError> {
     let condition = match trigger.draft.condition.as_deref().map(str::trim) {
@@ -236,7 +237,8 @@ fn compile(
             headers.push((name.to_ascii_lowercase(), value));
         }
         actions.push(CompiledAction {
-            index: index as i32,
+            // A position in a list of at most 20 actions.
+            index: index as u16,
             method: call.method,
             url,
             url_source: call.url.clone(),
@@ -248,7 +250,7 @@ fn compile(
             max_attempts: ActionPolicy::resolve(call.retry_policy.as_ref(), retry_defaults)
                 .retry
                 .max_attempts(),
-            deactivated: deactivated.contains(&(trigger.id, index as i32)),
+            deactivated: deactivated.contains(&ActionRef::new(trigger.id, index as u16)),
         });
     }
     Ok(CompiledTrigger {
@@ -315,8 +317,7 @@ impl Planner for CompiledTriggers {
                 let mut call = NewCall {
                     webhook_id: new_webhook_id(),
                     event_id: planned.id,
-                    trigger_id: trigger.id,
-                    action_index: action.index,
+                    action: ActionRef::new(trigger.id, action.index),
                     shop_id: event.shop_id,
                     event_type: event.event_type.clone(),
                     entity_id: event.entity_id.clone(),

@@ -1,19 +1,17 @@
 //! Alerts and action states: calls that failed for good are counted on one open alert per
 //! action, and an action whose policy says so is deactivated.
 
-use hookflow_engine::model::{CallId, Completion, ShopId, Timestamp, TriggerId};
+use hookflow_engine::model::{ActionRef, CallId, Completion, ShopId, Timestamp, TriggerId};
+use hookflow_engine::notify::NoticeKind;
 use hookflow_engine::store::{Alert, CompleteOutcome, FailedCall, StoreError};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 
-use crate::db_err;
 use crate::entities::{action_state, alert, queue_item};
-
-const CALL_FAILED: &str = "callFailed";
-const ACTION_DEACTIVATED: &str = "actionDeactivated";
+use crate::{action_ref, db_err};
 
 fn to_alert(m: alert::Model) -> Alert {
     Alert {
@@ -22,7 +20,7 @@ fn to_alert(m: alert::Model) -> Alert {
         action_index: m.action_index,
         shop_id: m.shop_id.map(ShopId),
         call_id: m.call_id.map(CallId),
-        kind: m.kind,
+        kind: m.kind.as_str().to_owned(),
         last_status_code: m.last_status_code,
         last_error: m.last_error,
         count: m.count,
@@ -35,7 +33,7 @@ fn to_alert(m: alert::Model) -> Alert {
 /// Adds a failure to the action's open alert of `kind`, or opens one.
 async fn raise(
     txn: &impl ConnectionTrait,
-    kind: &str,
+    kind: NoticeKind,
     failed: &FailedCall,
     now: Timestamp,
 ) -> Result<(), StoreError> {
@@ -44,44 +42,58 @@ async fn raise(
         .await
         .map_err(db_err)?
         .map(|item| item.shop_id);
-    let backend = txn.get_database_backend();
-    let ph: Vec<String> = (1..=9)
-        .map(|i| {
-            if backend == DbBackend::Postgres {
-                format!("${i}")
-            } else {
-                "?".into()
-            }
-        })
-        .collect();
     // One statement, atomic against `alerts_open`: a failure adds to the open alert of its
-    // action and kind, or opens it.
-    txn.execute(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "INSERT INTO alerts (trigger_id, action_index, shop_id, call_id, kind, last_status_code, \
-             last_error, count, acknowledged, created_at, updated_at) \
-             VALUES ({}, {}, {}, {}, {}, {}, {}, 1, false, {}, {}) \
-             ON CONFLICT (trigger_id, action_index, kind) WHERE acknowledged = false DO UPDATE SET \
-             count = alerts.count + 1, call_id = excluded.call_id, \
-             last_status_code = excluded.last_status_code, last_error = excluded.last_error, \
-             updated_at = excluded.updated_at",
-            ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6], ph[7], ph[8]
-        ),
-        [
-            failed.trigger_id.0.into(),
-            failed.action_index.into(),
+    // action and kind, or opens it. The conflict target repeats the index's predicate as a
+    // constant (not a bound value), so both databases can tell it is that partial index.
+    let open = OnConflict::columns([
+        alert::Column::TriggerId,
+        alert::Column::ActionIndex,
+        alert::Column::Kind,
+    ])
+    .target_and_where(Expr::col(alert::Column::Acknowledged).eq(Expr::cust("false")))
+    .value(
+        alert::Column::Count,
+        Expr::col((alert::Entity, alert::Column::Count)).add(1),
+    )
+    .update_columns([
+        alert::Column::CallId,
+        alert::Column::LastStatusCode,
+        alert::Column::LastError,
+        alert::Column::UpdatedAt,
+    ])
+    .to_owned();
+    let insert = Query::insert()
+        .into_table(alert::Entity)
+        .columns([
+            alert::Column::TriggerId,
+            alert::Column::ActionIndex,
+            alert::Column::ShopId,
+            alert::Column::CallId,
+            alert::Column::Kind,
+            alert::Column::LastStatusCode,
+            alert::Column::LastError,
+            alert::Column::Count,
+            alert::Column::Acknowledged,
+            alert::Column::CreatedAt,
+            alert::Column::UpdatedAt,
+        ])
+        .values_panic([
+            failed.action.trigger.0.into(),
+            i32::from(failed.action.index).into(),
             shop_id.into(),
             failed.call.0.into(),
-            kind.into(),
+            alert::Kind::from(kind).into(),
             failed.status_code.into(),
             failed.error.clone().into(),
+            1i32.into(),
+            false.into(),
             now.0.into(),
             now.0.into(),
-        ],
-    ))
-    .await
-    .map_err(db_err)?;
+        ])
+        .on_conflict(open)
+        .to_owned();
+    let backend = txn.get_database_backend();
+    txn.execute(backend.build(&insert)).await.map_err(db_err)?;
     Ok(())
 }
 
@@ -94,8 +106,7 @@ pub(crate) async fn call_failed(
 ) -> Result<(), StoreError> {
     let failed = FailedCall {
         call: c.call,
-        trigger_id: c.trigger_id,
-        action_index: c.action_index,
+        action: c.action,
         status_code: c.attempt.status_code,
         error: c
             .attempt
@@ -103,25 +114,43 @@ pub(crate) async fn call_failed(
             .clone()
             .or_else(|| c.attempt.status_code.map(|s| format!("HTTP {s}"))),
     };
-    raise(txn, CALL_FAILED, &failed, now).await?;
-    let backend = txn.get_database_backend();
-    let (p1, p2) = if backend == DbBackend::Postgres {
-        ("$1", "$2")
-    } else {
-        ("?", "?")
-    };
+    raise(txn, NoticeKind::CallFailed, &failed, now).await?;
     // One statement both creates the state row and counts the failure.
+    let count = Query::insert()
+        .into_table(action_state::Entity)
+        .columns([
+            action_state::Column::TriggerId,
+            action_state::Column::ActionIndex,
+            action_state::Column::ConsecutiveFailures,
+        ])
+        .values_panic([
+            c.action.trigger.0.into(),
+            i32::from(c.action.index).into(),
+            1i32.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([
+                action_state::Column::TriggerId,
+                action_state::Column::ActionIndex,
+            ])
+            .value(
+                action_state::Column::ConsecutiveFailures,
+                Expr::col((
+                    action_state::Entity,
+                    action_state::Column::ConsecutiveFailures,
+                ))
+                .add(1),
+            )
+            .to_owned(),
+        )
+        .returning(Query::returning().columns([
+            action_state::Column::ConsecutiveFailures,
+            action_state::Column::DeactivatedAt,
+        ]))
+        .to_owned();
+    let backend = txn.get_database_backend();
     let row = txn
-        .query_one(Statement::from_sql_and_values(
-            backend,
-            format!(
-                "INSERT INTO action_states (trigger_id, action_index, consecutive_failures) VALUES ({p1}, {p2}, 1) \
-                 ON CONFLICT (trigger_id, action_index) DO UPDATE \
-                 SET consecutive_failures = action_states.consecutive_failures + 1 \
-                 RETURNING consecutive_failures, deactivated_at"
-            ),
-            [c.trigger_id.0.into(), c.action_index.into()],
-        ))
+        .query_one(backend.build(&count))
         .await
         .map_err(db_err)?
         .ok_or_else(|| StoreError::new("counting a failure returned nothing"))?;
@@ -137,14 +166,14 @@ pub(crate) async fn call_failed(
         action_state::Entity::update_many()
             .col_expr(action_state::Column::DeactivatedAt, Expr::value(now.0))
             .col_expr(action_state::Column::DeactivatedReason, Expr::value(reason))
-            .filter(action_state::Column::TriggerId.eq(c.trigger_id.0))
-            .filter(action_state::Column::ActionIndex.eq(c.action_index))
+            .filter(action_state::Column::TriggerId.eq(c.action.trigger.0))
+            .filter(action_state::Column::ActionIndex.eq(i32::from(c.action.index)))
             .exec(txn)
             .await
             .map_err(db_err)?;
         // What events match changed: every node's ingest sees it (see `generation`).
         crate::generation::bump(txn).await?;
-        raise(txn, ACTION_DEACTIVATED, &failed, now).await?;
+        raise(txn, NoticeKind::ActionDeactivated, &failed, now).await?;
         outcome.deactivated.push(failed.clone());
     }
     outcome.failed.push(failed);
@@ -154,13 +183,12 @@ pub(crate) async fn call_failed(
 /// A call of the action succeeded: its run of failures is over.
 pub(crate) async fn action_succeeded(
     txn: &impl ConnectionTrait,
-    trigger: TriggerId,
-    action_index: i32,
+    action: ActionRef,
 ) -> Result<(), StoreError> {
     action_state::Entity::update_many()
         .col_expr(action_state::Column::ConsecutiveFailures, Expr::value(0))
-        .filter(action_state::Column::TriggerId.eq(trigger.0))
-        .filter(action_state::Column::ActionIndex.eq(action_index))
+        .filter(action_state::Column::TriggerId.eq(action.trigger.0))
+        .filter(action_state::Column::ActionIndex.eq(i32::from(action.index)))
         .filter(action_state::Column::ConsecutiveFailures.gt(0))
         .exec(txn)
         .await
@@ -205,42 +233,29 @@ pub(crate) async fn ack(
 
 pub(crate) async fn deactivated(
     db: &DatabaseConnection,
-) -> Result<Vec<(TriggerId, i32, Timestamp)>, StoreError> {
+) -> Result<Vec<(ActionRef, Timestamp)>, StoreError> {
     let rows = action_state::Entity::find()
         .filter(action_state::Column::DeactivatedAt.is_not_null())
         .all(db)
         .await
         .map_err(db_err)?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
-            (
-                TriggerId(r.trigger_id),
-                r.action_index,
+            Ok((
+                action_ref("action_states", r.trigger_id, r.action_index)?,
                 Timestamp(r.deactivated_at.unwrap_or_default()),
-            )
+            ))
         })
-        .collect())
+        .collect()
 }
 
 pub(crate) async fn set_active(
     db: &impl ConnectionTrait,
-    trigger: TriggerId,
-    action_index: i32,
+    action: ActionRef,
     active: bool,
     reason: Option<&str>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let backend = db.get_database_backend();
-    let ph: Vec<String> = (1..=4)
-        .map(|i| {
-            if backend == DbBackend::Postgres {
-                format!("${i}")
-            } else {
-                "?".into()
-            }
-        })
-        .collect();
     let (deactivated_at, reason): (Option<i64>, Option<String>) = if active {
         (None, None)
     } else {
@@ -249,18 +264,37 @@ pub(crate) async fn set_active(
             Some(reason.unwrap_or("deactivated by an admin").to_owned()),
         )
     };
-    db.execute(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "INSERT INTO action_states (trigger_id, action_index, consecutive_failures, deactivated_at, deactivated_reason) \
-             VALUES ({}, {}, 0, {}, {}) ON CONFLICT (trigger_id, action_index) DO UPDATE \
-             SET consecutive_failures = 0, deactivated_at = excluded.deactivated_at, \
-             deactivated_reason = excluded.deactivated_reason",
-            ph[0], ph[1], ph[2], ph[3]
-        ),
-        [trigger.0.into(), action_index.into(), deactivated_at.into(), reason.into()],
-    ))
-    .await
-    .map_err(db_err)?;
+    let upsert = Query::insert()
+        .into_table(action_state::Entity)
+        .columns([
+            action_state::Column::TriggerId,
+            action_state::Column::ActionIndex,
+            action_state::Column::ConsecutiveFailures,
+            action_state::Column::DeactivatedAt,
+            action_state::Column::DeactivatedReason,
+        ])
+        .values_panic([
+            action.trigger.0.into(),
+            i32::from(action.index).into(),
+            0i32.into(),
+            deactivated_at.into(),
+            reason.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([
+                action_state::Column::TriggerId,
+                action_state::Column::ActionIndex,
+            ])
+            // The run of failures starts again (from the 0 inserted) either way.
+            .update_columns([
+                action_state::Column::ConsecutiveFailures,
+                action_state::Column::DeactivatedAt,
+                action_state::Column::DeactivatedReason,
+            ])
+            .to_owned(),
+        )
+        .to_owned();
+    let backend = db.get_database_backend();
+    db.execute(backend.build(&upsert)).await.map_err(db_err)?;
     Ok(())
 }

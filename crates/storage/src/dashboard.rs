@@ -7,37 +7,25 @@
 use hookflow_engine::dashboard::DashboardStats;
 use hookflow_engine::model::{CallId, CallStatus, ShopId, Timestamp};
 use hookflow_engine::store::StoreError;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SimpleExpr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::db_err;
+use crate::entities::{attempt, queue_item};
 
-/// Placeholders in the backend's syntax, numbered as values are added.
-struct Params {
-    pg: bool,
-    values: Vec<sea_orm::Value>,
+/// `started_at / 60000`, the expression `attempts_minute` indexes. The divisor is written into
+/// the statement rather than bound, so both planners see the indexed expression (and
+/// PostgreSQL sees the grouped one in the select list).
+fn minute() -> SimpleExpr {
+    Expr::col((attempt::Entity, attempt::Column::StartedAt))
+        .div(SimpleExpr::Constant(60_000i64.into()))
 }
 
-impl Params {
-    fn add(&mut self, value: impl Into<sea_orm::Value>) -> String {
-        self.values.push(value.into());
-        if self.pg {
-            format!("${}", self.values.len())
-        } else {
-            "?".to_owned()
-        }
-    }
-
-    /// ` AND shop_id IN (...)`, or nothing for every shop. An empty scope matches nothing.
-    fn shops(&mut self, shops: Option<&[ShopId]>) -> String {
-        match shops {
-            None => String::new(),
-            Some([]) => " AND 1 = 0".to_owned(),
-            Some(list) => {
-                let marks: Vec<String> = list.iter().map(|s| self.add(s.0)).collect();
-                format!(" AND shop_id IN ({})", marks.join(", "))
-            }
-        }
-    }
+/// Calls within `shops` (`None`: every shop; an empty scope matches nothing).
+fn in_scope(shops: Option<&[ShopId]>) -> Option<SimpleExpr> {
+    shops.map(|list| {
+        Expr::col((queue_item::Entity, queue_item::Column::ShopId)).is_in(list.iter().map(|s| s.0))
+    })
 }
 
 pub(crate) async fn dashboard_stats(
@@ -46,36 +34,34 @@ pub(crate) async fn dashboard_stats(
     shops: Option<&[ShopId]>,
 ) -> Result<DashboardStats, StoreError> {
     let backend = db.get_database_backend();
-    let pg = backend == DbBackend::Postgres;
     let mut stats = DashboardStats::default();
 
-    let mut p = Params {
-        pg,
-        values: Vec::new(),
-    };
-    let since_ph = p.add(since.0 / 60_000);
     // `attempts_minute` is an index on the minute itself: the range and the grouping follow
     // it, with no sort. The admin's chart reads the index alone; a user's shops need the
     // call's shop.
-    let ok = "CASE WHEN a.status_code >= 200 AND a.status_code < 300 THEN 1 ELSE 0 END";
-    let sql = match shops {
-        None => format!(
-            "SELECT (a.started_at / 60000) AS minute, COUNT(*) AS calls, SUM({ok}) AS ok \
-             FROM attempts a WHERE (a.started_at / 60000) >= {since_ph} \
-             GROUP BY (a.started_at / 60000)"
-        ),
-        Some(scope) => {
-            let scope = p.shops(Some(scope)).replace("shop_id", "q.shop_id");
-            format!(
-                "SELECT (a.started_at / 60000) AS minute, COUNT(*) AS calls, SUM({ok}) AS ok \
-                 FROM attempts a JOIN queue_items q ON q.id = a.queue_item_id \
-                 WHERE (a.started_at / 60000) >= {since_ph}{scope} \
-                 GROUP BY (a.started_at / 60000)"
+    let code = || Expr::col((attempt::Entity, attempt::Column::StatusCode));
+    let ok = CaseStatement::new()
+        .case(code().gte(200).and(code().lt(300)), 1)
+        .finally(0);
+    let mut per_minute = Query::select();
+    per_minute
+        .expr_as(minute(), Alias::new("minute"))
+        .expr_as(Func::count(Expr::cust("*")), Alias::new("calls"))
+        .expr_as(Func::sum(ok), Alias::new("ok"))
+        .from(attempt::Entity)
+        .and_where(Expr::expr(minute()).gte(since.0 / 60_000))
+        .add_group_by([minute()]);
+    if let Some(scope) = in_scope(shops) {
+        per_minute
+            .inner_join(
+                queue_item::Entity,
+                Expr::col((queue_item::Entity, queue_item::Column::Id))
+                    .equals((attempt::Entity, attempt::Column::QueueItemId)),
             )
-        }
-    };
+            .and_where(scope);
+    }
     let rows = db
-        .query_all(Statement::from_sql_and_values(backend, sql, p.values))
+        .query_all(backend.build(&per_minute))
         .await
         .map_err(db_err)?;
     for row in rows {
@@ -91,41 +77,43 @@ pub(crate) async fn dashboard_stats(
         }
     }
 
-    let mut p = Params {
-        pg,
-        values: Vec::new(),
-    };
-    let scope = p.shops(shops);
-    let sql = format!(
-        "SELECT status, COUNT(*) AS calls, MIN(id) AS oldest FROM queue_items \
-         WHERE status IN ('pending', 'in_flight'){scope} GROUP BY status"
-    );
-    let rows = db
-        .query_all(Statement::from_sql_and_values(backend, sql, p.values))
-        .await
-        .map_err(db_err)?;
+    let mut depth = Query::select();
+    depth
+        .column(queue_item::Column::Status)
+        .expr_as(Func::count(Expr::cust("*")), Alias::new("calls"))
+        .expr_as(
+            Func::min(Expr::col(queue_item::Column::Id)),
+            Alias::new("oldest"),
+        )
+        .from(queue_item::Entity)
+        .and_where(
+            Expr::col(queue_item::Column::Status)
+                .is_in([queue_item::Status::Pending, queue_item::Status::InFlight]),
+        )
+        .group_by_col(queue_item::Column::Status);
+    if let Some(scope) = in_scope(shops) {
+        depth.and_where(scope);
+    }
+    let rows = db.query_all(backend.build(&depth)).await.map_err(db_err)?;
     let mut oldest = None;
     for row in rows {
-        let status: String = row.try_get_by_index(0).map_err(db_err)?;
+        let status: queue_item::Status = row.try_get_by_index(0).map_err(db_err)?;
+        let status = CallStatus::from(status);
         let calls: i64 = row.try_get_by_index(1).map_err(db_err)?;
         let min_id: Option<i64> = row.try_get_by_index(2).map_err(db_err)?;
-        let Ok(status) = status.parse::<CallStatus>() else {
-            continue;
-        };
         if status == CallStatus::Pending {
             oldest = min_id;
         }
         stats.depth.push((status, calls.max(0) as u64));
     }
     if let Some(id) = oldest {
-        let mut p = Params {
-            pg,
-            values: Vec::new(),
-        };
-        let id_ph = p.add(id);
-        let sql = format!("SELECT created_at FROM queue_items WHERE id = {id_ph}");
+        let created = Query::select()
+            .column(queue_item::Column::CreatedAt)
+            .from(queue_item::Entity)
+            .and_where(Expr::col(queue_item::Column::Id).eq(id))
+            .to_owned();
         if let Some(row) = db
-            .query_one(Statement::from_sql_and_values(backend, sql, p.values))
+            .query_one(backend.build(&created))
             .await
             .map_err(db_err)?
         {
@@ -142,6 +130,7 @@ pub(crate) async fn last_calls(
     db: &DatabaseConnection,
 ) -> Result<Vec<hookflow_engine::dashboard::LastCall>, StoreError> {
     let backend = db.get_database_backend();
+    // No values, so no placeholders: the correlated seek per trigger reads plainest as text.
     let sql = "SELECT q.trigger_id, q.id, q.status, q.last_status_code, q.updated_at \
                FROM queue_items q WHERE q.id IN ( \
                  SELECT (SELECT MAX(i.id) FROM queue_items i WHERE i.trigger_id = t.id) \
@@ -152,14 +141,11 @@ pub(crate) async fn last_calls(
         .map_err(db_err)?;
     let mut calls = Vec::with_capacity(rows.len());
     for row in rows {
-        let status: String = row.try_get_by_index(2).map_err(db_err)?;
-        let Ok(status) = status.parse::<CallStatus>() else {
-            continue;
-        };
+        let status: queue_item::Status = row.try_get_by_index(2).map_err(db_err)?;
         calls.push(hookflow_engine::dashboard::LastCall {
             trigger_id: hookflow_engine::model::TriggerId(row.try_get_by_index(0).map_err(db_err)?),
             call_id: CallId(row.try_get_by_index(1).map_err(db_err)?),
-            status,
+            status: status.into(),
             status_code: row.try_get_by_index(3).map_err(db_err)?,
             at: Timestamp(row.try_get_by_index(4).map_err(db_err)?),
         });

@@ -34,7 +34,7 @@ fn unsucceeded_calls() -> SelectStatement {
         )
         .and_where(
             Expr::col((queue_item::Entity, queue_item::Column::Status))
-                .ne(CallStatus::Succeeded.as_str()),
+                .ne(queue_item::Status::Succeeded),
         )
         .to_owned()
 }
@@ -210,8 +210,8 @@ fn to_event(row: &QueryResult, with_payload: bool) -> Result<LoggedEvent, StoreE
 
 /// A call row and the event it belongs to.
 fn to_call(row: &QueryResult) -> Result<(i64, LoggedCall), StoreError> {
-    let status: String = row.try_get_by_index(4).map_err(db_err)?;
-    let status: CallStatus = status.parse().map_err(StoreError::new)?;
+    let status: queue_item::Status = row.try_get_by_index(4).map_err(db_err)?;
+    let status = CallStatus::from(status);
     Ok((
         row.try_get_by_index(1).map_err(db_err)?,
         LoggedCall {

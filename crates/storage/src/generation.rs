@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use hookflow_engine::store::StoreError;
+use sea_orm::sea_query::{Alias, Expr, LockType, Query, SimpleExpr};
 use sea_orm::sqlx::{self, postgres::PgListener};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tokio::sync::Notify;
@@ -21,16 +22,29 @@ use crate::db_err;
 /// The `LISTEN`/`NOTIFY` channel of trigger changes (PostgreSQL).
 pub const CHANNEL: &str = "hookflow_triggers";
 
+/// The `generations` table (no entity: its one row is read and moved only here), and the
+/// name of the triggers' row.
+fn table() -> Alias {
+    Alias::new("generations")
+}
+fn value() -> Alias {
+    Alias::new("value")
+}
+fn triggers_row() -> SimpleExpr {
+    Expr::col(Alias::new("name")).eq("triggers")
+}
+
 /// Moves the generation; call inside the transaction of the change.
 pub(crate) async fn bump(txn: &impl ConnectionTrait) -> Result<(), StoreError> {
     let backend = txn.get_database_backend();
-    txn.execute(Statement::from_string(
-        backend,
-        "UPDATE generations SET value = value + 1 WHERE name = 'triggers'",
-    ))
-    .await
-    .map_err(db_err)?;
+    let bump = Query::update()
+        .table(table())
+        .value(value(), Expr::col(value()).add(1))
+        .and_where(triggers_row())
+        .to_owned();
+    txn.execute(backend.build(&bump)).await.map_err(db_err)?;
     if backend == DbBackend::Postgres {
+        // NOTIFY is no statement sea-query builds; the channel is a constant, not a value.
         txn.execute(Statement::from_string(backend, format!("NOTIFY {CHANNEL}")))
             .await
             .map_err(db_err)?;
@@ -42,16 +56,13 @@ pub(crate) async fn bump(txn: &impl ConnectionTrait) -> Result<(), StoreError> {
 /// on it until commit, so no change can commit in between.
 pub(crate) async fn read(c: &impl ConnectionTrait, hold: bool) -> Result<i64, StoreError> {
     let backend = c.get_database_backend();
-    let lock = if hold && backend == DbBackend::Postgres {
-        " FOR SHARE"
-    } else {
-        ""
-    };
+    let mut read = Query::select();
+    read.column(value()).from(table()).and_where(triggers_row());
+    if hold && backend == DbBackend::Postgres {
+        read.lock(LockType::Share);
+    }
     let row = c
-        .query_one(Statement::from_string(
-            backend,
-            format!("SELECT value FROM generations WHERE name = 'triggers'{lock}"),
-        ))
+        .query_one(backend.build(&read))
         .await
         .map_err(db_err)?
         .ok_or_else(|| StoreError::new("the trigger generation row is missing"))?;

@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use hookflow_engine::model::{
-    CallId, CallStatus, ClaimedCall, EventId, Ingested, NewCall, NewEvent, Shop, ShopId, Timestamp,
-    TriggerId,
+    ActionRef, CallId, CallStatus, ClaimedCall, EventId, Ingested, NewCall, NewEvent, Shop, ShopId,
+    Timestamp,
 };
 use hookflow_engine::queue::{plan_ingest, FreshCall, IngestPlan, Placement, Unfinished};
 use hookflow_engine::store::{
@@ -17,7 +17,7 @@ use sea_orm::{
 };
 
 use crate::entities::{event, queue_item, shop};
-use crate::{db_err, json_err};
+use crate::{action_ref, db_err, json_err};
 
 /// Rows per multi-row INSERT: stays under SQLite's 32 766 bound parameters (events have 7
 /// columns, calls 21).
@@ -293,17 +293,17 @@ pub(crate) async fn ingest(
             insert.values_panic([
                 c.webhook_id.as_str().into(),
                 c.event_id.0.into(),
-                c.trigger_id.0.into(),
-                c.action_index.into(),
+                c.action.trigger.0.into(),
+                i32::from(c.action.index).into(),
                 c.shop_id.0.into(),
                 c.event_type.as_str().into(),
                 c.entity_id.as_str().into(),
-                c.method.as_str().into(),
+                queue_item::Method::from(c.method).into(),
                 c.url.as_str().into(),
                 headers.into(),
                 c.body.clone().into(),
                 c.priority.into(),
-                c.status.as_str().into(),
+                queue_item::Status::from(c.status).into(),
                 0i32.into(),
                 c.max_attempts.into(),
                 now.0.into(),
@@ -379,8 +379,7 @@ pub(crate) async fn ingest(
             .filter(|(c, _)| c.status == CallStatus::InFlight)
             .map(|(c, id)| ClaimedCall {
                 id: CallId(id),
-                trigger_id: c.trigger_id,
-                action_index: c.action_index,
+                action: c.action,
                 target_host: c.target_host,
                 webhook_id: c.webhook_id,
                 method: c.method,
@@ -447,7 +446,7 @@ async fn arrange(
     let fresh: Vec<FreshCall<'_>> = calls
         .iter()
         .map(|c| FreshCall {
-            key: (c.trigger_id, c.action_index, c.entity_id.as_str()),
+            key: (c.action, c.entity_id.as_str()),
             unique: c.unique,
             ordered: c.ordered,
             queued: c.status == CallStatus::Pending,
@@ -459,15 +458,18 @@ async fn arrange(
     }
     crate::queue::lock_keys(txn, keyed.iter().map(|&i| fresh[i].key)).await?;
     // Unfinished calls already queued for these actions and entities (`queue_items_entity`).
-    let triggers: HashSet<i64> = keyed.iter().map(|&i| calls[i].trigger_id.0).collect();
-    let actions: HashSet<i32> = keyed.iter().map(|&i| calls[i].action_index).collect();
+    let triggers: HashSet<i64> = keyed.iter().map(|&i| calls[i].action.trigger.0).collect();
+    let actions: HashSet<i32> = keyed
+        .iter()
+        .map(|&i| i32::from(calls[i].action.index))
+        .collect();
     let entities: Vec<&str> = keyed
         .iter()
         .map(|&i| calls[i].entity_id.as_str())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let mut rows: Vec<(i64, i64, i32, String, String, bool, i32)> = Vec::new();
+    let mut rows: Vec<(i64, ActionRef, String, queue_item::Status, bool, i32)> = Vec::new();
     for chunk in entities.chunks(EVENT_CHUNK) {
         let mut query = Query::select()
             .columns([
@@ -487,7 +489,7 @@ async fn arrange(
             .and_where(Expr::col(queue_item::Column::EntityId).is_in(chunk.iter().copied()))
             .and_where(
                 Expr::col(queue_item::Column::Status)
-                    .is_in([CallStatus::Pending.as_str(), CallStatus::InFlight.as_str()]),
+                    .is_in([queue_item::Status::Pending, queue_item::Status::InFlight]),
             )
             .to_owned();
         if backend == sea_orm::DbBackend::Postgres {
@@ -496,8 +498,11 @@ async fn arrange(
         for row in txn.query_all(backend.build(&query)).await.map_err(db_err)? {
             rows.push((
                 row.try_get_by_index(0).map_err(db_err)?,
-                row.try_get_by_index(1).map_err(db_err)?,
-                row.try_get_by_index(2).map_err(db_err)?,
+                action_ref(
+                    "queue_items",
+                    row.try_get_by_index(1).map_err(db_err)?,
+                    row.try_get_by_index(2).map_err(db_err)?,
+                )?,
                 row.try_get_by_index(3).map_err(db_err)?,
                 row.try_get_by_index(4).map_err(db_err)?,
                 row.try_get_by_index(5).map_err(db_err)?,
@@ -508,10 +513,10 @@ async fn arrange(
     let unfinished: Vec<Unfinished<'_>> = rows
         .iter()
         .map(
-            |(id, trigger, action, entity, status, unique, coalesced)| Unfinished {
+            |(id, action, entity, status, unique, coalesced)| Unfinished {
                 id: CallId(*id),
-                key: (TriggerId(*trigger), *action, entity.as_str()),
-                pending: status == CallStatus::Pending.as_str(),
+                key: (*action, entity.as_str()),
+                pending: *status == queue_item::Status::Pending,
                 unique: *unique,
                 coalesced: *coalesced,
             },
@@ -542,14 +547,14 @@ async fn supersede(
     for (j, superseded) in by_winner {
         let update = Query::update()
             .table(queue_item::Entity)
-            .value(queue_item::Column::Status, CallStatus::Superseded.as_str())
+            .value(queue_item::Column::Status, queue_item::Status::Superseded)
             .value(queue_item::Column::SupersededBy, ids[j])
             .value(queue_item::Column::UpdatedAt, now.0)
             .and_where(Expr::col(queue_item::Column::Id).is_in(superseded.iter().copied()))
-            .and_where(Expr::col(queue_item::Column::Status).is_in([
-                CallStatus::Pending.as_str(),
-                CallStatus::Superseded.as_str(),
-            ]))
+            .and_where(
+                Expr::col(queue_item::Column::Status)
+                    .is_in([queue_item::Status::Pending, queue_item::Status::Superseded]),
+            )
             .to_owned();
         let changed = txn
             .execute(backend.build(&update))

@@ -37,8 +37,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hookflow_engine::model::{
-    Attempt, CallId, ClaimedCall, Completion, NewEvent, QueueFilter, QueueItem, Shop, ShopId,
-    Timestamp, Trigger, TriggerDraft, TriggerId,
+    ActionRef, Attempt, CallId, ClaimedCall, Completion, NewEvent, QueueFilter, QueueItem, Shop,
+    ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
 };
 use hookflow_engine::store::{
     Alert, AttemptBudget, CancelOutcome, CatalogStore, ClaimFilter, CompleteOutcome, EventLogStore,
@@ -252,6 +252,17 @@ fn is_idempotency_race(err: &StoreError) -> bool {
 
 pub(crate) fn json_err(err: serde_json::Error) -> StoreError {
     StoreError::new(format!("stored JSON is corrupt: {err}"))
+}
+
+/// The action a row of `table` names by its `trigger_id` and `action_index` columns. An index
+/// that is no position in a list is a corrupt row: an error naming it, never a guess.
+pub(crate) fn action_ref(table: &str, trigger: i64, index: i32) -> Result<ActionRef, StoreError> {
+    let position = u16::try_from(index).map_err(|_| {
+        StoreError::new(format!(
+            "{table}.action_index holds {index} (trigger {trigger}), which is no action's position"
+        ))
+    })?;
+    Ok(ActionRef::new(TriggerId(trigger), position))
 }
 
 #[async_trait]
@@ -470,20 +481,19 @@ impl QueueStore for DbStore {
         alerts::ack(&self.writer, id, now).await
     }
 
-    async fn deactivated_actions(&self) -> Result<Vec<(TriggerId, i32, Timestamp)>, StoreError> {
+    async fn deactivated_actions(&self) -> Result<Vec<(ActionRef, Timestamp)>, StoreError> {
         alerts::deactivated(&self.db).await
     }
 
     async fn set_action_active(
         &self,
-        trigger: TriggerId,
-        action_index: i32,
+        action: ActionRef,
         active: bool,
         reason: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let txn = self.writer.begin().await.map_err(db_err)?;
-        alerts::set_active(&txn, trigger, action_index, active, reason, now).await?;
+        alerts::set_active(&txn, action, active, reason, now).await?;
         generation::bump(&txn).await?;
         txn.commit().await.map_err(db_err)
     }

@@ -4,32 +4,38 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hookflow_engine::model::{
-    Attempt, CallId, CallStatus, ClaimedCall, Completion, EventId, Method, Next, QueueFilter,
+    ActionRef, Attempt, CallId, CallStatus, ClaimedCall, Completion, EventId, Next, QueueFilter,
     QueueItem, ShopId, Timestamp, TriggerId,
 };
 use hookflow_engine::queue::{recover, settle, EntityKey, Settled};
 use hookflow_engine::store::{
     AttemptBudget, CancelOutcome, ClaimFilter, CompleteOutcome, RetryOutcome, StoreError,
 };
-use sea_orm::sea_query::{CaseStatement, Condition, Expr, Query, SimpleExpr};
+use sea_orm::sea_query::{
+    Alias, ArrayType, CaseStatement, Condition, Expr, Func, LockBehavior, LockType, Order, Query,
+    SimpleExpr, UpdateStatement, WindowStatement,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::entities::{action_state, attempt, queue_item};
-use crate::{alerts, db_err, json_err};
+use crate::{action_ref, alerts, db_err, json_err};
 
 /// Rows per multi-row attempt INSERT (9 columns; SQLite allows 32 766 parameters).
 const ATTEMPT_CHUNK: usize = 1000;
 
-const CLAIM_RETURNING: &str =
-    "RETURNING id, webhook_id, method, url, headers, body, attempts, max_attempts, \
-     created_at, priority, trigger_id, action_index, target_host";
-
 /// How many candidates a claim looks at per call it may take: enough that full endpoints and
 /// the per-endpoint cap rarely leave a claim short.
 const CANDIDATES_PER_CALL: u32 = 4;
+
+/// A status written into the statement rather than bound, where the planner should see which
+/// one it is: `pending` is a small part of the queue, and a generic plan for "some status"
+/// could pick another path than the claim's.
+fn status_literal(status: queue_item::Status) -> SimpleExpr {
+    SimpleExpr::Constant(status.into())
+}
 
 /// Claims due calls.
 ///
@@ -48,103 +54,25 @@ pub(crate) async fn claim(
     filter: &ClaimFilter,
 ) -> Result<Vec<ClaimedCall>, StoreError> {
     let backend = db.get_database_backend();
-    let pg = backend == DbBackend::Postgres;
-    let mut values: Vec<sea_orm::Value> = vec![lease_until.0.into(), now.0.into(), now.0.into()];
-    let ph = |values: &mut Vec<sea_orm::Value>, v: sea_orm::Value| {
-        values.push(v);
-        if pg {
-            format!("${}", values.len())
-        } else {
-            "?".to_owned()
-        }
-    };
-    let (p1, p2, p3) = if pg {
-        ("$1", "$2", "$3")
-    } else {
-        ("?", "?", "?")
-    };
-    let skip_hosts = if filter.full_hosts.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = filter
-            .full_hosts
-            .iter()
-            .map(|h| ph(&mut values, h.clone().into()))
-            .collect();
-        format!("AND q.target_host NOT IN ({})", list.join(", "))
-    };
-    let only_hosts = if filter.only_hosts.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = filter
-            .only_hosts
-            .iter()
-            .map(|h| ph(&mut values, h.clone().into()))
-            .collect();
-        format!("AND q.target_host IN ({})", list.join(", "))
-    };
-    let candidates = ph(
-        &mut values,
-        i64::from(limit.saturating_mul(CANDIDATES_PER_CALL)).into(),
-    );
-    let cap = i64::from(if filter.per_host == 0 {
-        limit
-    } else {
-        filter.per_host
-    });
-    // Endpoints partly busy in this process get only their free slots. (Placeholders are
-    // pushed in the order they appear in the text: SQLite's `?` are positional.)
-    let per_host = if filter.room.is_empty() {
-        ph(&mut values, cap.into())
-    } else {
-        let mut case = String::from("CASE r.target_host");
-        for (host, room) in &filter.room {
-            let h = ph(&mut values, host.clone().into());
-            let n = ph(&mut values, i64::from(*room).into());
-            case.push_str(&format!(" WHEN {h} THEN {n}"));
-        }
-        let default_cap = ph(&mut values, cap.into());
-        case.push_str(&format!(" ELSE {default_cap} END"));
-        case
-    };
-    let limit_ph = ph(&mut values, i64::from(limit).into());
-    let lock = if pg {
-        "FOR UPDATE OF q SKIP LOCKED"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "UPDATE queue_items SET status = 'in_flight', lease_until = {p1}, updated_at = {p2} \
-         WHERE id IN (SELECT r.id FROM ( \
-           SELECT c.id, c.target_host, c.priority, c.next_attempt_at, ROW_NUMBER() OVER ( \
-             PARTITION BY c.target_host ORDER BY c.priority DESC, c.next_attempt_at, c.id) AS rn \
-           FROM (SELECT q.id, q.target_host, q.priority, q.next_attempt_at FROM queue_items q \
-             WHERE q.status = 'pending' AND q.next_attempt_at <= {p3} {skip_hosts} {only_hosts} \
-             AND (NOT q.ordered OR NOT EXISTS (SELECT 1 FROM queue_items e \
-               WHERE e.trigger_id = q.trigger_id AND e.action_index = q.action_index \
-               AND e.entity_id = q.entity_id AND e.id < q.id AND e.status IN ('pending', 'in_flight'))) \
-             ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT {candidates} {lock}) c \
-         ) r WHERE r.rn <= {per_host} ORDER BY r.priority DESC, r.next_attempt_at, r.id LIMIT {limit_ph}) \
-         {CLAIM_RETURNING}"
-    );
-    let rows = db
-        .query_all(Statement::from_sql_and_values(backend, sql, values))
-        .await
-        .map_err(db_err)?;
+    let update = claim_statement(backend, now, lease_until, limit, filter);
+    let rows = db.query_all(backend.build(&update)).await.map_err(db_err)?;
     let mut calls = Vec::with_capacity(rows.len());
     for row in rows {
         let get_err = db_err;
-        let method: String = row.try_get_by_index(2).map_err(get_err)?;
+        let method: queue_item::Method = row.try_get_by_index(2).map_err(get_err)?;
         let headers: String = row.try_get_by_index(4).map_err(get_err)?;
         let priority: i32 = row.try_get_by_index(9).map_err(get_err)?;
         calls.push((
             priority,
             ClaimedCall {
                 id: CallId(row.try_get_by_index(0).map_err(get_err)?),
-                trigger_id: TriggerId(row.try_get_by_index(10).map_err(get_err)?),
-                action_index: row.try_get_by_index(11).map_err(get_err)?,
+                action: action_ref(
+                    "queue_items",
+                    row.try_get_by_index(10).map_err(get_err)?,
+                    row.try_get_by_index(11).map_err(get_err)?,
+                )?,
                 webhook_id: row.try_get_by_index(1).map_err(get_err)?,
-                method: method.parse().unwrap_or(Method::Post),
+                method: method.into(),
                 url: row.try_get_by_index(3).map_err(get_err)?,
                 headers: serde_json::from_str(&headers).map_err(json_err)?,
                 body: row.try_get_by_index(5).map_err(get_err)?,
@@ -159,6 +87,139 @@ pub(crate) async fn claim(
     // RETURNING has no order; send the most important first.
     calls.sort_by_key(|(priority, call)| (-priority, call.id));
     Ok(calls.into_iter().map(|(_, c)| c).collect())
+}
+
+/// The claim as one statement (see [`claim`]); its RETURNING columns are read by position.
+fn claim_statement(
+    backend: DbBackend,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+    filter: &ClaimFilter,
+) -> UpdateStatement {
+    use queue_item::Column as Q;
+    let (q, e, c, r) = (
+        Alias::new("q"),
+        Alias::new("e"),
+        Alias::new("c"),
+        Alias::new("r"),
+    );
+    let rn = Alias::new("rn");
+    // An earlier unfinished call of the same action and entity (`queue_items_entity`).
+    let earlier = Query::select()
+        .expr(Expr::cust("1"))
+        .from_as(queue_item::Entity, e.clone())
+        .and_where(Expr::col((e.clone(), Q::TriggerId)).equals((q.clone(), Q::TriggerId)))
+        .and_where(Expr::col((e.clone(), Q::ActionIndex)).equals((q.clone(), Q::ActionIndex)))
+        .and_where(Expr::col((e.clone(), Q::EntityId)).equals((q.clone(), Q::EntityId)))
+        .and_where(Expr::col((e.clone(), Q::Id)).lt(Expr::col((q.clone(), Q::Id))))
+        .and_where(Expr::col((e, Q::Status)).is_in([
+            status_literal(queue_item::Status::Pending),
+            status_literal(queue_item::Status::InFlight),
+        ]))
+        .to_owned();
+    let mut candidates = Query::select();
+    candidates
+        .columns([
+            (q.clone(), Q::Id),
+            (q.clone(), Q::TargetHost),
+            (q.clone(), Q::Priority),
+            (q.clone(), Q::NextAttemptAt),
+        ])
+        .from_as(queue_item::Entity, q.clone())
+        .and_where(
+            Expr::col((q.clone(), Q::Status)).eq(status_literal(queue_item::Status::Pending)),
+        )
+        .and_where(Expr::col((q.clone(), Q::NextAttemptAt)).lte(now.0))
+        .and_where(
+            Expr::col((q.clone(), Q::Ordered))
+                .not()
+                .or(Expr::exists(earlier).not()),
+        )
+        .order_by((q.clone(), Q::Priority), Order::Desc)
+        .order_by((q.clone(), Q::NextAttemptAt), Order::Asc)
+        .order_by((q.clone(), Q::Id), Order::Asc)
+        .limit(u64::from(limit.saturating_mul(CANDIDATES_PER_CALL)));
+    if !filter.full_hosts.is_empty() {
+        candidates.and_where(
+            Expr::col((q.clone(), Q::TargetHost)).is_not_in(filter.full_hosts.iter().cloned()),
+        );
+    }
+    if !filter.only_hosts.is_empty() {
+        candidates.and_where(
+            Expr::col((q.clone(), Q::TargetHost)).is_in(filter.only_hosts.iter().cloned()),
+        );
+    }
+    if backend == DbBackend::Postgres {
+        candidates.lock_with_tables_behavior(LockType::Update, [q], LockBehavior::SkipLocked);
+    }
+    let mut ranked = Query::select();
+    ranked
+        .columns([
+            (c.clone(), Q::Id),
+            (c.clone(), Q::TargetHost),
+            (c.clone(), Q::Priority),
+            (c.clone(), Q::NextAttemptAt),
+        ])
+        .expr_window_as(
+            Func::cust(Alias::new("ROW_NUMBER")),
+            WindowStatement::partition_by((c.clone(), Q::TargetHost))
+                .order_by((c.clone(), Q::Priority), Order::Desc)
+                .order_by((c.clone(), Q::NextAttemptAt), Order::Asc)
+                .order_by((c.clone(), Q::Id), Order::Asc)
+                .to_owned(),
+            rn.clone(),
+        )
+        .from_subquery(candidates, c);
+    let cap = i64::from(if filter.per_host == 0 {
+        limit
+    } else {
+        filter.per_host
+    });
+    // Endpoints partly busy in this process get only their free slots.
+    let per_host: SimpleExpr = if filter.room.is_empty() {
+        Expr::val(cap).into()
+    } else {
+        let mut case = CaseStatement::new();
+        for (host, room) in &filter.room {
+            case = case.case(
+                Expr::col((r.clone(), Q::TargetHost)).eq(host.as_str()),
+                Expr::val(i64::from(*room)),
+            );
+        }
+        case.finally(Expr::val(cap)).into()
+    };
+    let chosen = Query::select()
+        .column((r.clone(), Q::Id))
+        .from_subquery(ranked, r.clone())
+        .and_where(Expr::col((r.clone(), rn)).lte(per_host))
+        .order_by((r.clone(), Q::Priority), Order::Desc)
+        .order_by((r.clone(), Q::NextAttemptAt), Order::Asc)
+        .order_by((r, Q::Id), Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned();
+    Query::update()
+        .table(queue_item::Entity)
+        .value(Q::Status, queue_item::Status::InFlight)
+        .value(Q::LeaseUntil, lease_until.0)
+        .value(Q::UpdatedAt, now.0)
+        .and_where(Expr::col(Q::Id).in_subquery(chosen))
+        .returning(Query::returning().columns([
+            Q::Id,
+            Q::WebhookId,
+            Q::Method,
+            Q::Url,
+            Q::Headers,
+            Q::Body,
+            Q::Attempts,
+            Q::MaxAttempts,
+            Q::CreatedAt,
+            Q::Priority,
+            Q::TriggerId,
+            Q::ActionIndex,
+            Q::TargetHost,
+        ]))
+        .to_owned()
 }
 
 /// Records a batch of attempts and moves their calls on, in one transaction. Successes with
@@ -208,7 +269,7 @@ pub(crate) async fn complete(
     let successors = successors(&txn, &retrying).await?;
     // Successes with the same status code and lease (one claim round) share one UPDATE.
     let mut succeeded: BTreeMap<(Option<i32>, i64), Vec<i64>> = BTreeMap::new();
-    let mut healthy: BTreeSet<(i64, i32)> = BTreeSet::new();
+    let mut healthy: BTreeSet<ActionRef> = BTreeSet::new();
     for c in done {
         let newer = successors.get(&c.call.0);
         match settle(
@@ -221,7 +282,7 @@ pub(crate) async fn complete(
                     .entry((c.attempt.status_code, c.lease_until.0))
                     .or_default()
                     .push(c.call.0);
-                healthy.insert((c.trigger_id.0, c.action_index));
+                healthy.insert(c.action);
             }
             Settled::RetryAt(at) => {
                 transition(&txn, backend, c, CallStatus::Pending, at, None, now).await?;
@@ -239,7 +300,7 @@ pub(crate) async fn complete(
     for ((code, lease_until), ids) in succeeded {
         let update = Query::update()
             .table(queue_item::Entity)
-            .value(queue_item::Column::Status, CallStatus::Succeeded.as_str())
+            .value(queue_item::Column::Status, queue_item::Status::Succeeded)
             .value(
                 queue_item::Column::Attempts,
                 Expr::col(queue_item::Column::Attempts).add(1),
@@ -249,13 +310,13 @@ pub(crate) async fn complete(
             .value(queue_item::Column::LastError, Option::<String>::None)
             .value(queue_item::Column::UpdatedAt, now.0)
             .and_where(Expr::col(queue_item::Column::Id).is_in(ids))
-            .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
+            .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
             .and_where(Expr::col(queue_item::Column::LeaseUntil).eq(lease_until))
             .to_owned();
         txn.execute(backend.build(&update)).await.map_err(db_err)?;
     }
-    for (trigger, action) in healthy {
-        alerts::action_succeeded(&txn, TriggerId(trigger), action).await?;
+    for action in healthy {
+        alerts::action_succeeded(&txn, action).await?;
     }
     txn.commit().await.map_err(db_err)?;
     Ok(outcome)
@@ -277,7 +338,7 @@ async fn transition(
         .or_else(|| c.attempt.status_code.map(|s| format!("HTTP {s}")));
     let update = Query::update()
         .table(queue_item::Entity)
-        .value(queue_item::Column::Status, status.as_str())
+        .value(queue_item::Column::Status, queue_item::Status::from(status))
         .value(
             queue_item::Column::Attempts,
             Expr::col(queue_item::Column::Attempts).add(1),
@@ -292,7 +353,7 @@ async fn transition(
         )
         .value(queue_item::Column::UpdatedAt, now.0)
         .and_where(Expr::col(queue_item::Column::Id).eq(c.call.0))
-        .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
+        .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
         // Still ours: a lease that ran out may have handed the call to another worker.
         .and_where(Expr::col(queue_item::Column::LeaseUntil).eq(c.lease_until.0))
         .to_owned();
@@ -338,7 +399,7 @@ pub(crate) async fn release(
             queue_item::Column::Attempts,
             queue_item::Column::UpdatedAt,
         ])
-        .filter(queue_item::Column::Status.eq(CallStatus::InFlight.as_str()));
+        .filter(queue_item::Column::Status.eq(queue_item::Status::InFlight));
     if let Some(before) = expired_before {
         find = find.filter(queue_item::Column::LeaseUntil.lt(before.0));
     }
@@ -380,7 +441,7 @@ pub(crate) async fn release(
                 Settled::SupersededBy(by) => {
                     let update = Query::update()
                         .table(queue_item::Entity)
-                        .value(queue_item::Column::Status, CallStatus::Superseded.as_str())
+                        .value(queue_item::Column::Status, queue_item::Status::Superseded)
                         .value(queue_item::Column::SupersededBy, by.0)
                         .value(queue_item::Column::Attempts, recovered.attempts)
                         .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
@@ -388,7 +449,7 @@ pub(crate) async fn release(
                         .value(queue_item::Column::UpdatedAt, now.0)
                         .and_where(Expr::col(queue_item::Column::Id).eq(id))
                         .and_where(
-                            Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()),
+                            Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight),
                         )
                         .to_owned();
                     txn.execute(backend.build(&update)).await.map_err(db_err)?;
@@ -398,7 +459,7 @@ pub(crate) async fn release(
         }
         let update = Query::update()
             .table(queue_item::Entity)
-            .value(queue_item::Column::Status, CallStatus::Pending.as_str())
+            .value(queue_item::Column::Status, queue_item::Status::Pending)
             // The interrupted attempt counts (it may have reached the receiver), as its line in
             // the attempt log says.
             .value(
@@ -410,7 +471,7 @@ pub(crate) async fn release(
             .value(queue_item::Column::LastError, INTERRUPTED)
             .value(queue_item::Column::UpdatedAt, now.0)
             .and_where(Expr::col(queue_item::Column::Id).is_in(again))
-            .and_where(Expr::col(queue_item::Column::Status).eq(CallStatus::InFlight.as_str()))
+            .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
             .to_owned();
         txn.execute(backend.build(&update)).await.map_err(db_err)?;
     }
@@ -428,12 +489,12 @@ fn to_item(m: queue_item::Model) -> Result<QueueItem, StoreError> {
         shop_id: ShopId(m.shop_id),
         event_type: m.event_type,
         entity_id: m.entity_id,
-        method: m.method.parse().unwrap_or(Method::Post),
+        method: m.method.into(),
         url: m.url,
         headers: serde_json::from_str(&m.headers).map_err(json_err)?,
         body: m.body,
         priority: m.priority,
-        status: m.status.parse().map_err(StoreError::new)?,
+        status: m.status.into(),
         attempts: m.attempts,
         max_attempts: m.max_attempts,
         next_attempt_at: Timestamp(m.next_attempt_at),
@@ -662,7 +723,7 @@ pub(crate) async fn cancel(
     let result = queue_item::Entity::update_many()
         .col_expr(
             queue_item::Column::Status,
-            Expr::value(CallStatus::Cancelled.as_str()),
+            Expr::value(queue_item::Status::Cancelled),
         )
         .col_expr(
             queue_item::Column::LeaseUntil,
@@ -672,7 +733,7 @@ pub(crate) async fn cancel(
         .filter(queue_item::Column::Id.eq(id.0))
         .filter(
             queue_item::Column::Status
-                .is_in([CallStatus::Pending.as_str(), CallStatus::InFlight.as_str()]),
+                .is_in([queue_item::Status::Pending, queue_item::Status::InFlight]),
         )
         .exec(db)
         .await
@@ -698,7 +759,7 @@ pub(crate) async fn requeue_failed(
         .filter(queue_item::Column::TriggerId.eq(trigger.0))
         .filter(
             queue_item::Column::Status
-                .is_in([CallStatus::Failed.as_str(), CallStatus::Skipped.as_str()]),
+                .is_in([queue_item::Status::Failed, queue_item::Status::Skipped]),
         )
         .filter(queue_item::Column::CreatedAt.gte(since.0));
     if let Some(action) = action_index {
@@ -712,7 +773,7 @@ pub(crate) async fn any_due(db: &DatabaseConnection, now: Timestamp) -> Result<b
     let found = queue_item::Entity::find()
         .select_only()
         .column(queue_item::Column::Id)
-        .filter(queue_item::Column::Status.eq(CallStatus::Pending.as_str()))
+        .filter(queue_item::Column::Status.eq(queue_item::Status::Pending))
         .filter(queue_item::Column::NextAttemptAt.lte(now.0))
         .limit(1)
         .into_tuple::<i64>()
@@ -734,11 +795,11 @@ pub(crate) fn requeue(
         Expr::value(budget.default)
     } else {
         let mut case = CaseStatement::new();
-        for ((trigger, action), attempts) in &budget.by_action {
+        for (action, attempts) in &budget.by_action {
             case = case.case(
                 Condition::all()
-                    .add(queue_item::Column::TriggerId.eq(trigger.0))
-                    .add(queue_item::Column::ActionIndex.eq(*action)),
+                    .add(queue_item::Column::TriggerId.eq(action.trigger.0))
+                    .add(queue_item::Column::ActionIndex.eq(i32::from(action.index))),
                 Expr::value(*attempts),
             );
         }
@@ -747,7 +808,7 @@ pub(crate) fn requeue(
     queue_item::Entity::update_many()
         .col_expr(
             queue_item::Column::Status,
-            Expr::value(CallStatus::Pending.as_str()),
+            Expr::value(queue_item::Status::Pending),
         )
         .col_expr(queue_item::Column::NextAttemptAt, Expr::value(now.0))
         .col_expr(
@@ -760,7 +821,7 @@ pub(crate) fn requeue(
         )
         .col_expr(queue_item::Column::UpdatedAt, Expr::value(now.0))
         // A call on the wire belongs to its worker; its outcome is recorded as usual.
-        .filter(queue_item::Column::Status.ne(CallStatus::InFlight.as_str()))
+        .filter(queue_item::Column::Status.ne(queue_item::Status::InFlight))
 }
 
 /// Calls whose action is not deactivated: a resend leaves the others as they are (skipped or
@@ -803,7 +864,7 @@ pub(crate) fn selection(
         condition = condition.add(queue_item::Column::ShopId.is_in(scope.iter().map(|s| s.0)));
     }
     if let Some(status) = status {
-        condition = condition.add(queue_item::Column::Status.eq(status.as_str()));
+        condition = condition.add(queue_item::Column::Status.eq(queue_item::Status::from(status)));
     }
     if let Some(trigger) = trigger {
         condition = condition.add(queue_item::Column::TriggerId.eq(trigger.0));
@@ -838,24 +899,27 @@ pub(crate) async fn lock_keys<'a>(
     }
     ids.sort_unstable();
     ids.dedup();
-    // `unnest` keeps the array's order, so the locks are taken in ascending order.
-    // (Integers of our own making, so they go into the text.)
-    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-    txn.query_all(Statement::from_string(
-        backend,
-        format!(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest(ARRAY[{}]::bigint[]) AS k",
-            list.join(",")
-        ),
-    ))
-    .await
-    .map_err(db_err)?;
+    // One bound array, whatever the number of keys; `unnest` keeps its order, so the locks
+    // are taken in ascending order.
+    let k = Alias::new("k");
+    let ids: Vec<sea_orm::Value> = ids.into_iter().map(sea_orm::Value::from).collect();
+    let locks = Query::select()
+        .expr(Func::cust(Alias::new("pg_advisory_xact_lock")).arg(Expr::col(k.clone())))
+        .from_function(
+            Func::cust(Alias::new("unnest")).arg(sea_orm::Value::Array(
+                ArrayType::BigInt,
+                Some(Box::new(ids)),
+            )),
+            k,
+        )
+        .to_owned();
+    txn.query_all(backend.build(&locks)).await.map_err(db_err)?;
     Ok(())
 }
 
 /// A key's advisory lock id: FNV-1a over its parts, stable across nodes and versions (unlike
 /// the standard library's hasher).
-fn key_lock_id((trigger, action, entity): EntityKey<'_>) -> i64 {
+fn key_lock_id((action, entity): EntityKey<'_>) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
         for b in bytes {
@@ -863,8 +927,9 @@ fn key_lock_id((trigger, action, entity): EntityKey<'_>) -> i64 {
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     };
-    eat(&trigger.0.to_le_bytes());
-    eat(&action.to_le_bytes());
+    // The index as the `i32` it is stored as: the same ids as before `ActionRef` existed.
+    eat(&action.trigger.0.to_le_bytes());
+    eat(&i32::from(action.index).to_le_bytes());
     eat(entity.as_bytes());
     h as i64
 }
@@ -881,7 +946,7 @@ async fn successors(
     if ids.is_empty() {
         return Ok(out);
     }
-    let mut keys: Vec<(i64, i64, i32, String)> = Vec::new();
+    let mut keys: Vec<(i64, ActionRef, String)> = Vec::new();
     for chunk in ids.chunks(ATTEMPT_CHUNK) {
         let rows: Vec<(i64, i64, i32, String)> = queue_item::Entity::find()
             .select_only()
@@ -897,7 +962,9 @@ async fn successors(
             .all(txn)
             .await
             .map_err(db_err)?;
-        keys.extend(rows);
+        for (id, trigger, index, entity) in rows {
+            keys.push((id, action_ref("queue_items", trigger, index)?, entity));
+        }
     }
     if keys.is_empty() {
         return Ok(out);
@@ -905,21 +972,21 @@ async fn successors(
     lock_keys(
         txn,
         keys.iter()
-            .map(|(_, t, a, e)| (TriggerId(*t), *a, e.as_str())),
+            .map(|(_, action, entity)| (*action, entity.as_str())),
     )
     .await?;
-    for (id, trigger, action, entity) in keys {
+    for (id, action, entity) in keys {
         let newer: Option<i64> = queue_item::Entity::find()
             .select_only()
             .column_as(queue_item::Column::Id.min(), "newer")
-            .filter(queue_item::Column::TriggerId.eq(trigger))
-            .filter(queue_item::Column::ActionIndex.eq(action))
+            .filter(queue_item::Column::TriggerId.eq(action.trigger.0))
+            .filter(queue_item::Column::ActionIndex.eq(i32::from(action.index)))
             .filter(queue_item::Column::EntityId.eq(entity))
             .filter(queue_item::Column::Id.gt(id))
             .filter(queue_item::Column::Status.is_in([
-                CallStatus::Pending.as_str(),
-                CallStatus::InFlight.as_str(),
-                CallStatus::Succeeded.as_str(),
+                queue_item::Status::Pending,
+                queue_item::Status::InFlight,
+                queue_item::Status::Succeeded,
             ]))
             .into_tuple::<Option<i64>>()
             .one(txn)
@@ -929,4 +996,60 @@ async fn successors(
         out.insert(id, newer);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(backend: DbBackend, filter: &ClaimFilter) -> String {
+        backend
+            .build(&claim_statement(
+                backend,
+                Timestamp(1),
+                Timestamp(2),
+                10,
+                filter,
+            ))
+            .to_string()
+    }
+
+    #[test]
+    fn the_claim_skips_locked_rows_on_postgres_only() {
+        let filter = ClaimFilter::default();
+        let pg = sql(DbBackend::Postgres, &filter);
+        assert!(pg.contains(r#"FOR UPDATE OF "q" SKIP LOCKED"#), "{pg}");
+        let sqlite = sql(DbBackend::Sqlite, &filter);
+        assert!(!sqlite.contains("FOR UPDATE"), "{sqlite}");
+    }
+
+    #[test]
+    fn the_claim_names_the_pending_status_for_the_planner() {
+        // Bound, `status = $n` could get a generic plan made for any status.
+        let pg = sql(DbBackend::Postgres, &ClaimFilter::default());
+        assert!(pg.contains(r#""q"."status" = 'pending'"#), "{pg}");
+        assert!(
+            pg.contains(r#""e"."status" IN ('pending', 'in_flight')"#),
+            "{pg}"
+        );
+    }
+
+    #[test]
+    fn the_claim_caps_busy_endpoints_at_their_room() {
+        let filter = ClaimFilter {
+            full_hosts: vec!["full:80".into()],
+            room: vec![("busy:80".into(), 1)],
+            per_host: 3,
+            only_hosts: vec![],
+        };
+        let sqlite = sql(DbBackend::Sqlite, &filter);
+        assert!(
+            sqlite.contains(r#""q"."target_host" NOT IN ('full:80')"#),
+            "{sqlite}"
+        );
+        assert!(
+            sqlite.contains(r#"CASE WHEN ("r"."target_host" = 'busy:80') THEN 1 ELSE 3 END"#),
+            "{sqlite}"
+        );
+    }
 }

@@ -53,7 +53,9 @@ pub(crate) async fn prune_calls(
         .from(queue_item::Entity)
         .and_where(Expr::col(queue_item::Column::CreatedAt).lt(before.0))
         .and_where(Expr::col(queue_item::Column::UpdatedAt).lt(before.0))
-        .and_where(status_column(backend).is_in(statuses.iter().map(|s| s.as_str())))
+        .and_where(
+            status_column(backend).is_in(statuses.iter().map(|s| queue_item::Status::from(*s))),
+        )
         .limit(u64::from(limit));
     skip_locked(backend, &mut old);
     let delete = Query::delete()

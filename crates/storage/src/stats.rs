@@ -32,19 +32,17 @@ pub(crate) async fn queue_stats(
             Alias::new("earliest"),
         )
         .from(queue_item::Entity)
-        .and_where(queue_item::Column::Status.is_in(QUEUE_STATES.map(CallStatus::as_str)))
+        .and_where(queue_item::Column::Status.is_in(QUEUE_STATES.map(queue_item::Status::from)))
         .group_by_col(queue_item::Column::Status)
         .group_by_col(queue_item::Column::Priority);
     let rows = db.query_all(backend.build(&select)).await.map_err(db_err)?;
     let mut stats = QueueStats::default();
     for row in rows {
-        let status: String = row.try_get_by_index(0).map_err(db_err)?;
+        let status: queue_item::Status = row.try_get_by_index(0).map_err(db_err)?;
+        let status = CallStatus::from(status);
         let priority: i32 = row.try_get_by_index(1).map_err(db_err)?;
         let calls: i64 = row.try_get_by_index(2).map_err(db_err)?;
         let earliest: Option<i64> = row.try_get_by_index(3).map_err(db_err)?;
-        let Ok(status) = status.parse::<CallStatus>() else {
-            continue;
-        };
         if status == CallStatus::Pending {
             if let Some(at) = earliest.filter(|at| *at <= now.0) {
                 stats.oldest_due = Some(

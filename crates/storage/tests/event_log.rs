@@ -7,7 +7,9 @@
 mod common;
 
 use common::{postgres, sqlite};
-use hookflow_engine::model::{CallId, CallStatus, EventId, ShopId, Timestamp, TriggerId};
+use hookflow_engine::model::{
+    ActionRef, CallId, CallStatus, EventId, ShopId, Timestamp, TriggerId,
+};
 use hookflow_engine::store::{
     AttemptBudget, CatalogStore, EventDetail, EventFilter, EventLogStore, QueueStore, ResendFilter,
 };
@@ -641,7 +643,7 @@ async fn resending_queues_calls_again_but_leaves_calls_in_flight_alone(store: &D
     let now = t0.plus_millis(DAY);
     let budget = AttemptBudget {
         default: 4,
-        by_action: vec![((TriggerId(2), 0), 3)],
+        by_action: vec![(ActionRef::new(TriggerId(2), 0), 3)],
     };
     assert_eq!(store.resend_event(e1, &budget, now).await.unwrap(), Some(2));
     for (id, fresh) in [(ok, 4), (failed, 3)] {

@@ -8,14 +8,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use hookflow_engine::model::{
-    Attempt, CallStatus, ClaimedCall, Completion, Method, NewCall, NewEvent, Next, QueueFilter,
-    ShopId, Timestamp, TriggerId,
+    ActionRef, Attempt, CallId, CallStatus, ClaimedCall, Completion, Method, NewCall, NewEvent,
+    Next, QueueFilter, ShopId, Timestamp, TriggerId,
 };
 use hookflow_engine::store::{
-    AttemptBudget, CancelOutcome, CatalogStore, ClaimFilter, Handoff, IngestRejection,
-    PlannedEvent, Planner, QueueStore, RetryOutcome,
+    AttemptBudget, CancelOutcome, CatalogStore, ClaimFilter, EventFilter, EventLogStore, Handoff,
+    IngestRejection, PlannedEvent, Planner, QueueStore, RetryOutcome,
 };
 use hookflow_storage::DbStore;
+use sea_orm::ConnectionTrait;
 
 const NO_HANDOFF: Handoff = Handoff {
     max_calls: 0,
@@ -37,8 +38,7 @@ impl Planner for OneCallPerEvent {
         out.push(NewCall {
             webhook_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
             event_id: p.id,
-            trigger_id: TriggerId(1),
-            action_index: 0,
+            action: ActionRef::new(TriggerId(1), 0),
             shop_id: p.event.shop_id,
             event_type: p.event.event_type.clone(),
             entity_id: p.event.entity_id.clone(),
@@ -345,8 +345,7 @@ async fn a_lost_lease_is_recovered_and_its_late_outcome_is_not_recorded(store: D
     assert_eq!((second.id, second.attempts), (first.id, 1));
     assert_eq!(second.webhook_id, first.webhook_id);
     let done = |call: &ClaimedCall, status: i32| Completion {
-        trigger_id: TriggerId(1),
-        action_index: 0,
+        action: ActionRef::new(TriggerId(1), 0),
         deactivate_after: None,
         deactivate_now: false,
         call: call.id,
@@ -400,8 +399,7 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
     let retry_at = now.plus_millis(5_000);
     let done = vec![
         Completion {
-            trigger_id: TriggerId(1),
-            action_index: 0,
+            action: ActionRef::new(TriggerId(1), 0),
             deactivate_after: None,
             deactivate_now: false,
             call: calls[0].id,
@@ -410,8 +408,7 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
             next: Next::Succeeded,
         },
         Completion {
-            trigger_id: TriggerId(1),
-            action_index: 0,
+            action: ActionRef::new(TriggerId(1), 0),
             deactivate_after: None,
             deactivate_now: false,
             call: calls[1].id,
@@ -420,8 +417,7 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
             next: Next::RetryAt(retry_at),
         },
         Completion {
-            trigger_id: TriggerId(1),
-            action_index: 0,
+            action: ActionRef::new(TriggerId(1), 0),
             deactivate_after: None,
             deactivate_now: false,
             call: calls[2].id,
@@ -494,10 +490,7 @@ async fn completions_record_attempts_and_move_calls_on(store: DbStore) {
         CancelOutcome::Finished(_)
     ));
     assert!(matches!(
-        store
-            .cancel_call(hookflow_engine::model::CallId(9999), now)
-            .await
-            .unwrap(),
+        store.cancel_call(CallId(9999), now).await.unwrap(),
         CancelOutcome::NotFound
     ));
 }
@@ -644,8 +637,7 @@ async fn concurrent_failures_add_to_one_alert(store: DbStore) {
         let store = store.clone();
         tokio::spawn(async move {
             let done = Completion {
-                trigger_id: TriggerId(1),
-                action_index: 0,
+                action: ActionRef::new(TriggerId(1), 0),
                 deactivate_after: None,
                 deactivate_now: false,
                 call: call.id,
@@ -749,4 +741,145 @@ async fn time_ranges_list_exactly_the_calls_made_in_them_whatever_the_plan(store
             "from {from:?} to {to:?} before {before:?}"
         );
     }
+}
+
+// ---- closed columns: a stored value that is none of the known ones is an error ----
+
+/// Queues one call, pending and due.
+async fn one_call(store: &DbStore) {
+    let shop = store
+        .create_shop("Main", None, Timestamp::now())
+        .await
+        .unwrap();
+    store
+        .ingest(
+            &[vec![event(shop.id.0, "a", None, 0)]],
+            &OneCallPerEvent,
+            NO_HANDOFF,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap()
+        .committed()
+        .expect("no planner generation: always commits");
+}
+
+/// Writes `sql` as a hand on the database would, around hookflow.
+async fn corrupt(store: &DbStore, sql: &str) {
+    store.connection().execute_unprepared(sql).await.unwrap();
+}
+
+/// The error names the table, the column and the value found.
+#[track_caller]
+fn names_corruption<T: std::fmt::Debug>(
+    result: Result<T, hookflow_engine::store::StoreError>,
+    column: &str,
+    value: &str,
+) {
+    let err = result.expect_err("a corrupt value must not read as a known one");
+    assert!(
+        err.message.contains(column) && err.message.contains(value),
+        "{err}"
+    );
+    assert!(!err.unavailable, "{err:?}");
+}
+
+both_backends!(
+    an_unknown_call_status_is_an_error_naming_it,
+    an_unknown_call_status_is_an_error_naming_it_sqlite,
+    an_unknown_call_status_is_an_error_naming_it_postgres
+);
+async fn an_unknown_call_status_is_an_error_naming_it(store: DbStore) {
+    one_call(&store).await;
+    corrupt(&store, "UPDATE queue_items SET status = 'paused'").await;
+    let all = QueueFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    names_corruption(store.list_queue(&all).await, "queue_items.status", "paused");
+    names_corruption(
+        store.get_call(CallId(1)).await,
+        "queue_items.status",
+        "paused",
+    );
+    let events = EventFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    names_corruption(
+        store.list_events(&events).await,
+        "queue_items.status",
+        "paused",
+    );
+}
+
+both_backends!(
+    an_unknown_call_method_is_an_error_not_a_post,
+    an_unknown_call_method_is_an_error_not_a_post_sqlite,
+    an_unknown_call_method_is_an_error_not_a_post_postgres
+);
+async fn an_unknown_call_method_is_an_error_not_a_post(store: DbStore) {
+    one_call(&store).await;
+    corrupt(&store, "UPDATE queue_items SET method = 'PATCH'").await;
+    let all = QueueFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    names_corruption(store.list_queue(&all).await, "queue_items.method", "PATCH");
+    let now = Timestamp::now().plus_millis(1);
+    names_corruption(
+        store
+            .claim(now, now.plus_millis(60_000), 10, &ClaimFilter::default())
+            .await,
+        "queue_items.method",
+        "PATCH",
+    );
+}
+
+both_backends!(
+    an_unknown_alert_kind_is_an_error_naming_it,
+    an_unknown_alert_kind_is_an_error_naming_it_sqlite,
+    an_unknown_alert_kind_is_an_error_naming_it_postgres
+);
+async fn an_unknown_alert_kind_is_an_error_naming_it(store: DbStore) {
+    one_call(&store).await;
+    let now = Timestamp::now().plus_millis(1);
+    let call = store
+        .claim(now, now.plus_millis(60_000), 10, &ClaimFilter::default())
+        .await
+        .unwrap()
+        .remove(0);
+    let failed = Completion {
+        call: call.id,
+        action: call.action,
+        deactivate_after: None,
+        deactivate_now: false,
+        lease_until: call.lease_until,
+        attempt: attempt(1, Some(500)),
+        next: Next::Failed,
+    };
+    store.complete(&[failed], Timestamp::now()).await.unwrap();
+    let alerts = store.list_alerts(None).await.unwrap();
+    assert_eq!(alerts[0].kind, "callFailed", "stored as it always was");
+    corrupt(&store, "UPDATE alerts SET kind = 'callExploded'").await;
+    names_corruption(store.list_alerts(None).await, "alerts.kind", "callExploded");
+}
+
+both_backends!(
+    a_negative_action_index_is_an_error_naming_it,
+    a_negative_action_index_is_an_error_naming_it_sqlite,
+    a_negative_action_index_is_an_error_naming_it_postgres
+);
+async fn a_negative_action_index_is_an_error_naming_it(store: DbStore) {
+    corrupt(
+        &store,
+        "INSERT INTO action_states (trigger_id, action_index, consecutive_failures, \
+         deactivated_at, deactivated_reason) VALUES (1, -1, 0, 5, 'by hand')",
+    )
+    .await;
+    names_corruption(
+        store.deactivated_actions().await,
+        "action_states.action_index",
+        "-1",
+    );
 }

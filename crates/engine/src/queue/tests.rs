@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::TriggerId;
 
 /// Actions of the model: 0 unique and ordered (the default for unique items), 1 ordered only,
 /// 2 neither. Each sends to its own endpoint.
@@ -20,6 +21,11 @@ const SLOTS: usize = 2;
 const LEASE: i64 = 50;
 const MAX_DELAY: i64 = 40;
 const WORKERS: usize = 2;
+
+/// Every call of the model belongs to trigger 1.
+fn action_ref(action: i32) -> ActionRef {
+    ActionRef::new(TriggerId(1), action as u16)
+}
 
 fn unique(action: i32) -> bool {
     action == 0
@@ -52,7 +58,7 @@ struct Call {
 
 impl Call {
     fn key(&self) -> EntityKey<'static> {
-        (TriggerId(1), self.action, self.entity)
+        (action_ref(self.action), self.entity)
     }
     fn unfinished(&self) -> bool {
         matches!(
@@ -119,7 +125,7 @@ impl Model {
         let policy_fresh: Vec<FreshCall<'static>> = fresh
             .iter()
             .map(|&(a, e, _)| FreshCall {
-                key: (TriggerId(1), a, e),
+                key: (action_ref(a), e),
                 unique: unique(a),
                 ordered: ordered(a),
                 queued: true,
@@ -163,7 +169,7 @@ impl Model {
                 attempts: 0,
                 coalesced,
             });
-            self.newest.insert((TriggerId(1), action, entity), event);
+            self.newest.insert((action_ref(action), entity), event);
         }
         for (old, j) in plan.supersede {
             let by = CallId(first + j as i64);
@@ -361,7 +367,7 @@ impl Model {
         // Calls of one ordered key are delivered in the order of their events (so a unique
         // item's receiver never gets an older payload after a newer one).
         for (key, events) in &self.delivered {
-            if ordered(key.1) {
+            if ordered(i32::from(key.0.index)) {
                 assert!(
                     events.windows(2).all(|w| w[0] < w[1]),
                     "{key:?} delivered out of order: {events:?}"
@@ -422,7 +428,7 @@ proptest! {
         // Unique items: the newest payload of every key was never superseded; it was the last
         // one delivered, unless its call failed for good.
         for (key, newest) in &m.newest {
-            if unique(key.1) {
+            if unique(i32::from(key.0.index)) {
                 let call = m.calls.iter().find(|c| c.event == *newest).unwrap();
                 let delivered = m.delivered.get(key).map(Vec::as_slice).unwrap_or_default();
                 match call.status {
@@ -437,7 +443,7 @@ proptest! {
 
 #[test]
 fn a_batch_of_unique_calls_keeps_the_newest_and_counts_the_rest() {
-    let key = (TriggerId(1), 0, "a");
+    let key = (action_ref(0), "a");
     let fresh = |coalesced| FreshCall {
         key,
         unique: true,

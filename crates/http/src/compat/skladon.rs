@@ -173,8 +173,8 @@ async fn webhook_json(
         .deactivated_actions()
         .await?
         .into_iter()
-        .find(|(t, a, _)| *t == trigger.id && *a == 0)
-        .map(|(_, _, at)| at);
+        .find(|(a, _)| a.trigger == trigger.id && a.index == 0)
+        .map(|(_, at)| at);
     let active = trigger.draft.enabled && deactivated.is_none();
     let mut out = json!({
         "id": trigger.id.0,

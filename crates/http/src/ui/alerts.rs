@@ -52,7 +52,7 @@ pub(crate) async fn list(
         .map(|a| {
             let down = deactivated
                 .iter()
-                .any(|(t, i, _)| *t == a.trigger_id && *i == a.action_index);
+                .any(|(d, _)| d.trigger == a.trigger_id && i32::from(d.index) == a.action_index);
             context! { alert => a, trigger_name => names.get(&a.trigger_id), deactivated => down }
         })
         .collect();

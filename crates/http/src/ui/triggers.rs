@@ -44,7 +44,7 @@ pub(crate) async fn list(
         .iter()
         .filter(|t| sees_trigger_shop(p, t.draft.shop_id))
         .map(|t| {
-            let down = deactivated.iter().filter(|(id, _, _)| *id == t.id).count();
+            let down = deactivated.iter().filter(|(a, _)| a.trigger == t.id).count();
             context! {
                 id => t.id.0,
                 name => t.draft.name.clone(),

@@ -1,4 +1,13 @@
+use hookflow_engine::notify::NoticeKind;
 use sea_orm::entity::prelude::*;
+
+stored_enum! {
+    /// `alerts.kind`: what the alert is about ([`NoticeKind`], whose notice it raises).
+    Kind <=> NoticeKind, stored in "alerts"."kind" {
+        CallFailed = "callFailed",
+        ActionDeactivated = "actionDeactivated",
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "alerts")]
@@ -9,7 +18,7 @@ pub struct Model {
     pub action_index: i32,
     pub shop_id: Option<i64>,
     pub call_id: Option<i64>,
-    pub kind: String,
+    pub kind: Kind,
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
     pub count: i32,

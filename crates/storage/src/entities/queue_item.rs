@@ -1,4 +1,26 @@
+use hookflow_engine::model::{CallStatus, Method as CallMethod};
 use sea_orm::entity::prelude::*;
+
+stored_enum! {
+    /// `queue_items.status`: [`CallStatus`] as stored.
+    Status <=> CallStatus, stored in "queue_items"."status" {
+        Pending = "pending",
+        InFlight = "in_flight",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+        Skipped = "skipped",
+        Superseded = "superseded",
+    }
+}
+
+stored_enum! {
+    /// `queue_items.method`: the call's HTTP method ([`CallMethod`]) as stored.
+    Method <=> CallMethod, stored in "queue_items"."method" {
+        Post = "POST",
+        Get = "GET",
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "queue_items")]
@@ -12,13 +34,13 @@ pub struct Model {
     pub shop_id: i64,
     pub event_type: String,
     pub entity_id: String,
-    pub method: String,
+    pub method: Method,
     pub url: String,
     /// Request headers as a JSON array of `[name, value]` pairs.
     pub headers: String,
     pub body: Option<String>,
     pub priority: i32,
-    pub status: String,
+    pub status: Status,
     pub attempts: i32,
     pub max_attempts: i32,
     pub next_attempt_at: i64,

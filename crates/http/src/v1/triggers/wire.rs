@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 
 use hookflow_engine::model::{
-    self as domain, Action, HmacSecret, Secret, ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
+    self as domain, Action, ActionRef, HmacSecret, Secret, ShopId, Timestamp, Trigger,
+    TriggerDraft, TriggerId,
 };
 use hookflow_templating::MimeType;
 use serde::{Deserialize, Serialize};
@@ -579,8 +580,8 @@ impl From<&domain::RetryPolicySpec> for RetryPolicySpec {
 
 // ---- the domain out to answers ----
 
-/// When each deactivated action went down, by (trigger, action index).
-pub type Deactivated = [(TriggerId, i32, Timestamp)];
+/// When each deactivated action went down.
+pub type Deactivated = [(ActionRef, Timestamp)];
 
 impl TriggerOut {
     /// `trigger` as answers show it at `now`, with each action's state from `deactivated`.
@@ -601,8 +602,8 @@ impl TriggerOut {
                 .map(|(index, Action::CallWebhook(call))| {
                     let down = deactivated
                         .iter()
-                        .find(|(t, a, _)| *t == trigger.id && *a == index as i32)
-                        .map(|(_, _, at)| *at);
+                        .find(|(a, _)| a.trigger == trigger.id && usize::from(a.index) == index)
+                        .map(|(_, at)| *at);
                     ActionOut::CallWebhook(CallWebhookOut::new(call, down, now))
                 })
                 .collect(),
@@ -778,7 +779,13 @@ mod tests {
         // After the window, and once generated.
         let mut later = TriggerOut::new(
             &trigger,
-            &[(TriggerId(3), 0, Timestamp(5))],
+            &[(
+                ActionRef {
+                    trigger: TriggerId(3),
+                    index: 0,
+                },
+                Timestamp(5),
+            )],
             Timestamp(3_000),
         );
         later.reveal_generated(&trigger, &[0]);
