@@ -156,10 +156,10 @@ pub(crate) fn check_type_in_shop(
     Err(EngineError::UnknownEventType {
         field: field.to_owned(),
         message: format!(
-            "event type {:?} belongs to the {} catalog, but shop {} uses the {} catalog; \
-             GET /api/v1/event-types?catalog={} lists its types",
-            ty.name, ty.catalog, shop.id, shop.catalog, shop.catalog
+            "event type {:?} belongs to the {} catalog, but shop {} uses the {} catalog",
+            ty.name, ty.catalog, shop.id, shop.catalog
         ),
+        catalog: Some(shop.catalog.clone()),
     })
 }
 
@@ -329,10 +329,11 @@ impl Engine {
                     return Err(EngineError::UnknownEventType {
                         field: format!("{prefix}eventType"),
                         message: format!(
-                            "event type {:?} belongs to the {} catalog, but shop {} uses the {shop_catalog} catalog; \
-                             GET /api/v1/event-types?catalog={shop_catalog} lists its types",
+                            "event type {:?} belongs to the {} catalog, but shop {} uses the \
+                             {shop_catalog} catalog",
                             ty.name, ty.catalog, event.shop_id
                         ),
+                        catalog: Some(shop_catalog),
                     });
                 }
             }

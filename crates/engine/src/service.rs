@@ -59,15 +59,23 @@ pub enum EngineError {
     /// A field of the request is invalid (422).
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
-    /// The event type is not in the catalog (422).
+    /// The event type is not in the catalog, or not in the shop's (422). `catalog` names the
+    /// catalog whose types the caller may use, when the event type's shop decides it.
     #[error("{field}: {message}")]
-    UnknownEventType { field: String, message: String },
+    UnknownEventType {
+        field: String,
+        message: String,
+        catalog: Option<String>,
+    },
     /// The shop does not exist (422).
-    #[error("shop {0} does not exist; create it with POST /api/v1/shops")]
+    #[error("shop {0} does not exist")]
     UnknownShop(i64),
     /// The thing asked for does not exist (404).
     #[error("{0}")]
     NotFound(String),
+    /// An event type named where a resource is addressed (a path) does not exist (404).
+    #[error("unknown event type {0:?}")]
+    NoSuchEventType(String),
     /// The request conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
@@ -85,6 +93,7 @@ impl From<InvalidEvent> for EngineError {
             EngineError::UnknownEventType {
                 field: e.field,
                 message: e.message,
+                catalog: None,
             }
         } else {
             EngineError::Invalid {
@@ -403,10 +412,8 @@ impl Engine {
         let Some(event_type) = self.catalog().shared(&draft.event_type) else {
             return Err(EngineError::UnknownEventType {
                 field: "eventType".into(),
-                message: format!(
-                    "unknown event type {:?}; GET /api/v1/event-types lists the known ones",
-                    draft.event_type
-                ),
+                message: format!("unknown event type {:?}", draft.event_type),
+                catalog: None,
             });
         };
         if let Some(shop) = draft.shop_id {

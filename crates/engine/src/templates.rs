@@ -88,11 +88,9 @@ pub struct Preview {
 impl Engine {
     /// An event type named in a path: unknown is a 404.
     fn path_event_type(&self, name: &str) -> Result<Arc<EventType>, EngineError> {
-        self.catalog().shared(name).ok_or_else(|| {
-            EngineError::NotFound(format!(
-                "unknown event type {name:?}; GET /api/v1/event-types lists the known ones"
-            ))
-        })
+        self.catalog()
+            .shared(name)
+            .ok_or_else(|| EngineError::NoSuchEventType(name.to_owned()))
     }
 
     /// Every merge field a template of `event_type` can read, with types and descriptions.
@@ -140,10 +138,8 @@ impl Engine {
         let Some(ty) = self.catalog().shared(&request.event_type) else {
             return Err(EngineError::UnknownEventType {
                 field: "eventType".into(),
-                message: format!(
-                    "unknown event type {:?}; GET /api/v1/event-types lists the known ones",
-                    request.event_type
-                ),
+                message: format!("unknown event type {:?}", request.event_type),
+                catalog: None,
             });
         };
         let entity_id = request.entity_id.map(EntityIdParam::into_string);

@@ -48,7 +48,9 @@ impl ApiError {
                     (StatusCode::UNPROCESSABLE_ENTITY, "unknown_event_type")
                 }
                 EngineError::UnknownShop(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_shop"),
-                EngineError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                EngineError::NotFound(_) | EngineError::NoSuchEventType(_) => {
+                    (StatusCode::NOT_FOUND, "not_found")
+                }
                 EngineError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
                 EngineError::Store(e) if e.unavailable => {
                     (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
@@ -56,6 +58,30 @@ impl ApiError {
                 EngineError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
                 EngineError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             },
+        }
+    }
+}
+
+impl ApiError {
+    /// Where the API helps further: the engine states what is wrong, the API names the route
+    /// that lists or makes what was missing.
+    fn hint(&self) -> Option<String> {
+        match self {
+            ApiError::Engine(EngineError::UnknownEventType { catalog, .. }) => {
+                Some(match catalog {
+                    Some(catalog) => {
+                        format!("GET /api/v1/event-types?catalog={catalog} lists its types")
+                    }
+                    None => "GET /api/v1/event-types lists the known ones".to_owned(),
+                })
+            }
+            ApiError::Engine(EngineError::NoSuchEventType(_)) => {
+                Some("GET /api/v1/event-types lists the known ones".to_owned())
+            }
+            ApiError::Engine(EngineError::UnknownShop(_)) => {
+                Some("create it with POST /api/v1/shops".to_owned())
+            }
+            _ => None,
         }
     }
 }
@@ -71,7 +97,10 @@ impl IntoResponse for ApiError {
             warn!(error = %self, "request failed: the database cannot be reached");
             "the database cannot be reached right now; nothing was stored: retry later".to_owned()
         } else {
-            self.to_string()
+            match self.hint() {
+                Some(hint) => format!("{self}; {hint}"),
+                None => self.to_string(),
+            }
         };
         // The field a validation error concerns, so a form can show the message beside it.
         let body = match &self {

@@ -108,7 +108,9 @@ impl From<EngineError> for Problem {
                 Problem::invalid("event", message.clone())
             }
             EngineError::UnknownShop(_) => Problem::new(StatusCode::BAD_REQUEST, e.to_string()),
-            EngineError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
+            EngineError::NotFound(_) | EngineError::NoSuchEventType(_) => {
+                Problem::new(StatusCode::NOT_FOUND, e.to_string())
+            }
             EngineError::Conflict(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
             EngineError::Unavailable => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())

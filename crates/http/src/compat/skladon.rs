@@ -91,7 +91,7 @@ impl From<EngineError> for SkladonError {
             EngineError::Invalid { .. }
             | EngineError::UnknownEventType { .. }
             | EngineError::UnknownShop(_) => StatusCode::BAD_REQUEST,
-            EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+            EngineError::NotFound(_) | EngineError::NoSuchEventType(_) => StatusCode::NOT_FOUND,
             EngineError::Conflict(_) => StatusCode::CONFLICT,
             EngineError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::Store(_) => {

@@ -249,7 +249,7 @@ async fn shops_page(
 fn field_error(e: EngineError) -> Result<(String, String, StatusCode), UiError> {
     match e {
         EngineError::Invalid { field, message }
-        | EngineError::UnknownEventType { field, message } => {
+        | EngineError::UnknownEventType { field, message, .. } => {
             Ok((field, message, StatusCode::UNPROCESSABLE_ENTITY))
         }
         EngineError::Conflict(message) => Ok((String::new(), message, StatusCode::CONFLICT)),

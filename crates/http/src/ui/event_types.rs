@@ -67,7 +67,7 @@ impl FormValues {
 fn refusal(e: EngineError) -> Result<(String, String, StatusCode), UiError> {
     match e {
         EngineError::Invalid { field, message }
-        | EngineError::UnknownEventType { field, message } => {
+        | EngineError::UnknownEventType { field, message, .. } => {
             Ok((field, message, StatusCode::UNPROCESSABLE_ENTITY))
         }
         EngineError::Conflict(message) => {

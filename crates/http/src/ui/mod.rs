@@ -163,6 +163,7 @@ impl IntoResponse for UiError {
                 | EngineError::UnknownEventType { .. }
                 | EngineError::UnknownShop(_) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
                 EngineError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+                EngineError::NoSuchEventType(_) => (StatusCode::NOT_FOUND, e.to_string()),
                 EngineError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
                 EngineError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
                 EngineError::Store(_) => {
