@@ -26,8 +26,7 @@ pub struct DashboardStats {
 }
 
 /// The dashboard of a user: [`DashboardStats`] plus the open alerts of their shops.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Dashboard {
     /// The chart's first minute (Unix minutes); the chart has `CHART_HOURS * 60` minutes.
     pub first_minute: i64,

@@ -159,17 +159,14 @@ impl IngestResult {
 }
 
 /// An alert: an action's calls fail for good. One open alert per action counts them.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Alert {
     pub id: i64,
-    pub trigger_id: TriggerId,
-    pub action_index: i32,
+    pub action: ActionRef,
     pub shop_id: Option<ShopId>,
     /// The latest call that failed.
     pub call_id: Option<CallId>,
-    /// `callFailed` or `actionDeactivated`.
-    pub kind: String,
+    pub kind: crate::notify::NoticeKind,
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
     /// How many failures this alert stands for.

@@ -277,7 +277,7 @@ macro_rules! list_schema {
 }
 
 list_schema!(
-    AlertList of hookflow_engine::store::Alert,
+    AlertList of crate::v1::alerts::AlertOut,
     ApiTokenList of hookflow_engine::accounts::ApiToken,
     CatalogInfoList of hookflow_templating::CatalogInfo,
     UserList of hookflow_engine::accounts::User,

@@ -1,7 +1,7 @@
 //! Alerts and action states: calls that failed for good are counted on one open alert per
 //! action, and an action whose policy says so is deactivated.
 
-use hookflow_engine::model::{ActionRef, CallId, Completion, ShopId, Timestamp, TriggerId};
+use hookflow_engine::model::{ActionRef, CallId, Completion, ShopId, Timestamp};
 use hookflow_engine::notify::NoticeKind;
 use hookflow_engine::store::{Alert, CompleteOutcome, FailedCall, StoreError};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
@@ -13,21 +13,20 @@ use sea_orm::{
 use crate::entities::{action_state, alert, queue_item};
 use crate::{action_ref, db_err};
 
-fn to_alert(m: alert::Model) -> Alert {
-    Alert {
+fn to_alert(m: alert::Model) -> Result<Alert, StoreError> {
+    Ok(Alert {
         id: m.id,
-        trigger_id: TriggerId(m.trigger_id),
-        action_index: m.action_index,
+        action: action_ref("alerts", m.trigger_id, m.action_index)?,
         shop_id: m.shop_id.map(ShopId),
         call_id: m.call_id.map(CallId),
-        kind: m.kind.as_str().to_owned(),
+        kind: m.kind.into(),
         last_status_code: m.last_status_code,
         last_error: m.last_error,
         count: m.count,
         acknowledged: m.acknowledged,
         created_at: Timestamp(m.created_at),
         updated_at: Timestamp(m.updated_at),
-    }
+    })
 }
 
 /// Adds a failure to the action's open alert of `kind`, or opens one.
@@ -210,7 +209,7 @@ pub(crate) async fn list(
         .all(db)
         .await
         .map_err(db_err)?;
-    Ok(rows.into_iter().map(to_alert).collect())
+    rows.into_iter().map(to_alert).collect()
 }
 
 pub(crate) async fn ack(
@@ -228,7 +227,7 @@ pub(crate) async fn ack(
     let mut model: alert::ActiveModel = found.into();
     model.acknowledged = Set(true);
     model.updated_at = Set(now.0);
-    Ok(Some(to_alert(model.update(db).await.map_err(db_err)?)))
+    to_alert(model.update(db).await.map_err(db_err)?).map(Some)
 }
 
 pub(crate) async fn deactivated(

@@ -860,7 +860,10 @@ async fn an_unknown_alert_kind_is_an_error_naming_it(store: DbStore) {
     };
     store.complete(&[failed], Timestamp::now()).await.unwrap();
     let alerts = store.list_alerts(None).await.unwrap();
-    assert_eq!(alerts[0].kind, "callFailed", "stored as it always was");
+    assert_eq!(
+        alerts[0].kind,
+        hookflow_engine::notify::NoticeKind::CallFailed
+    );
     corrupt(&store, "UPDATE alerts SET kind = 'callExploded'").await;
     names_corruption(store.list_alerts(None).await, "alerts.kind", "callExploded");
 }

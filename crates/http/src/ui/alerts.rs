@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::auth::Session;
 use crate::ui::{path_id, redirect_with_notice, render, require_write, UiError};
+use crate::v1::alerts::AlertOut;
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -52,8 +53,8 @@ pub(crate) async fn list(
         .map(|a| {
             let down = deactivated
                 .iter()
-                .any(|(d, _)| d.trigger == a.trigger_id && i32::from(d.index) == a.action_index);
-            context! { alert => a, trigger_name => names.get(&a.trigger_id), deactivated => down }
+                .any(|(d, _)| *d == a.action);
+            context! { alert => AlertOut::from(a), trigger_name => names.get(&a.action.trigger), deactivated => down }
         })
         .collect();
     render::page(

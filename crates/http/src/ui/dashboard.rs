@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::auth::Session;
 use crate::ui::{render, UiError};
+use crate::v1::alerts::AlertOut;
 use crate::AppState;
 
 /// The chart's series, bottom to top: calls answered 2xx, and the others (an error status,
@@ -111,10 +112,10 @@ pub(crate) async fn show(
         .failing
         .iter()
         .map(|a| {
-            let trigger = names.get(&a.trigger_id);
+            let trigger = names.get(&a.action.trigger);
             context! {
-                alert => a,
-                trigger_name => trigger.map(|(name, _)| name.clone()).unwrap_or_else(|| format!("trigger {}", a.trigger_id)),
+                alert => AlertOut::from(a),
+                trigger_name => trigger.map(|(name, _)| name.clone()).unwrap_or_else(|| format!("trigger {}", a.action.trigger)),
                 event_type => trigger.map(|(_, event_type)| event_type.clone()),
             }
         })

@@ -2,9 +2,11 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use hookflow_engine::model::{CallId, ShopId, Timestamp, TriggerId};
+use hookflow_engine::notify::NoticeKind;
 use hookflow_engine::store::Alert;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -13,6 +15,59 @@ use crate::error::ApiError;
 use crate::params::Int;
 use crate::v1::Items;
 use crate::AppState;
+
+/// An alert as the API shows it: an action's calls fail for good. One open alert per action
+/// counts them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertOut {
+    pub id: i64,
+    pub trigger_id: TriggerId,
+    pub action_index: u16,
+    pub shop_id: Option<ShopId>,
+    /// The latest call that failed.
+    pub call_id: Option<CallId>,
+    pub kind: AlertKind,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    /// How many failures this alert stands for.
+    pub count: i32,
+    pub acknowledged: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AlertKind {
+    /// A call ran out of attempts (or failed without retry).
+    CallFailed,
+    /// The action stopped receiving calls until an admin reactivates it.
+    ActionDeactivated,
+}
+
+impl From<&Alert> for AlertOut {
+    fn from(a: &Alert) -> AlertOut {
+        AlertOut {
+            id: a.id,
+            trigger_id: a.action.trigger,
+            action_index: a.action.index,
+            shop_id: a.shop_id,
+            call_id: a.call_id,
+            kind: match a.kind {
+                NoticeKind::CallFailed => AlertKind::CallFailed,
+                NoticeKind::ActionDeactivated => AlertKind::ActionDeactivated,
+            },
+            last_status_code: a.last_status_code,
+            last_error: a.last_error.clone(),
+            count: a.count,
+            acknowledged: a.acknowledged,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -35,10 +90,14 @@ async fn list_alerts(
     State(state): State<AppState>,
     auth: Auth,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Items<Alert>>, ApiError> {
+) -> Result<Json<Items<AlertOut>>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let mut items = state.engine.list_alerts(p.acknowledged).await?;
-    items.retain(|a| auth.sees(a.shop_id));
+    let alerts = state.engine.list_alerts(p.acknowledged).await?;
+    let items = alerts
+        .iter()
+        .filter(|a| auth.sees(a.shop_id))
+        .map(AlertOut::from)
+        .collect();
     Ok(Json(Items { items }))
 }
 
@@ -49,13 +108,13 @@ async fn list_alerts(
     operation_id = "ack_alert",
     summary = "Acknowledge an alert",
     params(("id" = i64, Path, description = "The alert's id.")),
-    responses((status = 200, description = "The alert, acknowledged.", body = Alert), (status = 404, description = "No such alert.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The alert, acknowledged.", body = AlertOut), (status = 404, description = "No such alert.", body = crate::openapi::ErrorBody)),
 )]
 async fn ack_alert(
     State(state): State<AppState>,
     auth: Auth,
     Path(Int(id)): Path<Int<i64>>,
-) -> Result<Json<Alert>, ApiError> {
+) -> Result<Json<AlertOut>, ApiError> {
     auth.require_write()?;
     // Alerts are few (one open per action): finding one among them costs less than a query
     // of its own.
@@ -68,7 +127,7 @@ async fn ack_alert(
     if !alert.is_some_and(|a| auth.sees(a.shop_id)) {
         return Err(ApiError::NotFound(format!("alert {id} does not exist")));
     }
-    Ok(Json(state.engine.ack_alert(id).await?))
+    Ok(Json(AlertOut::from(&state.engine.ack_alert(id).await?)))
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {

@@ -1,6 +1,6 @@
 //! `/api/v1`: one module per resource.
 
-mod alerts;
+pub(crate) mod alerts;
 mod event_types;
 mod events;
 mod payloads;
