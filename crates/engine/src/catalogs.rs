@@ -274,7 +274,7 @@ impl Engine {
             .set_shop_api_key(id, &hash_api_key(&key), &key[..SHOWN_PREFIX])
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("shop {id} does not exist")))?;
-        shop.api_key.key = Some(key.clone());
+        shop.api_key.key = Some(crate::model::Secret::new(key.clone()));
         Ok((shop, key))
     }
 

@@ -119,13 +119,12 @@ impl Serialize for Timestamp {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// A shop: the tenant events, triggers and calls belong to.
+#[derive(Debug, Clone)]
 pub struct Shop {
     pub id: ShopId,
     pub name: String,
     /// Where failure and deactivation notices for this shop go.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_email: Option<String>,
     pub created_at: Timestamp,
     /// The event catalog its events, triggers and subscriptions use (`shopctrl`, `skladon`,
@@ -137,14 +136,12 @@ pub struct Shop {
 
 /// What reads show of a shop's API key: whether it is set, and its first characters so an
 /// admin can tell keys apart. The key itself is shown once, when it is made.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiKeyInfo {
     pub set: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     /// The key itself: only in the answer that made it (shop creation, rotation).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
+    pub key: Option<Secret>,
 }
 
 /// An event type an admin added to a catalog at run time.

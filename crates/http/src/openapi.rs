@@ -282,7 +282,7 @@ list_schema!(
     CatalogInfoList of hookflow_templating::CatalogInfo,
     UserList of hookflow_engine::accounts::User,
     EventTypeList of hookflow_templating::EventType,
-    ShopList of hookflow_engine::model::Shop,
+    ShopList of crate::v1::shops::ShopOut,
     TriggerList of crate::v1::triggers::TriggerOut,
 );
 

@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::auth::Session;
 use crate::ui::{path_id, redirect_with_notice, render, require_admin, FormData, UiError};
+use crate::v1::shops::ShopOut;
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -41,6 +42,17 @@ fn role_choices() -> Vec<(&'static str, &'static str)> {
             )
         })
         .collect()
+}
+
+/// Every shop, as the API shows it (the pages render the same shape).
+async fn shops_shown(state: &AppState) -> Result<Vec<ShopOut>, UiError> {
+    Ok(state
+        .engine
+        .list_shops()
+        .await?
+        .iter()
+        .map(ShopOut::from)
+        .collect())
 }
 
 fn shops_of(form: &FormData) -> Result<Vec<ShopId>, UiError> {
@@ -82,7 +94,7 @@ async fn users_page(
     refused: Option<(StatusCode, String)>,
 ) -> Result<Response, UiError> {
     let users = state.engine.list_users().await?;
-    let shops = state.engine.list_shops().await?;
+    let shops = shops_shown(state).await?;
     let status = refused.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
     let mut response = render::page(
         session,
@@ -219,7 +231,7 @@ async fn shops_page(
     session: &Session,
     page: ShopsPage,
 ) -> Result<Response, UiError> {
-    let shops = state.engine.list_shops().await?;
+    let shops = shops_shown(state).await?;
     let catalogs = state.engine.catalogs();
     let status = match &page.error {
         Some(_) => StatusCode::UNPROCESSABLE_ENTITY,

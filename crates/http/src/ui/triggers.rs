@@ -15,6 +15,7 @@ use crate::auth::Session;
 use crate::ui::notice::Notice;
 use crate::ui::{path_id, redirect_with_notice, render, require_write, sees_trigger_shop};
 use crate::ui::{FormData, UiError};
+use crate::v1::shops::ShopOut;
 use crate::v1::triggers::{for_reader, trigger_out};
 use crate::AppState;
 
@@ -190,6 +191,7 @@ async fn editor(
         .await?
         .into_iter()
         .filter(|s| p.sees_shop(s.id))
+        .map(|s| ShopOut::from(&s))
         .collect();
     // By catalog: a shop's triggers use its catalog's event types.
     let mut catalogs: Vec<(String, Vec<minijinja::Value>)> = Vec::new();

@@ -6,7 +6,7 @@ mod events;
 mod payloads;
 mod queue;
 mod send_test;
-mod shops;
+pub(crate) mod shops;
 pub(crate) mod triggers;
 mod users;
 

@@ -5,8 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hookflow_engine::model::{Shop, ShopId};
-use serde::Deserialize;
+use hookflow_engine::model::{Shop, ShopId, Timestamp};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,6 +19,55 @@ use crate::v1::Items;
 use crate::AppState;
 
 /// A shop as an admin writes it.
+
+/// A shop as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShopOut {
+    pub id: ShopId,
+    pub name: String,
+    /// Where failure and deactivation notices for this shop go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_email: Option<String>,
+    pub created_at: Timestamp,
+    /// The event catalog its events, triggers and subscriptions use (`shopctrl`, `skladon`,
+    /// `flowretail`, `frontsystems`).
+    pub catalog: String,
+    /// Whether the shop has an API key for the compat APIs (never the key itself, except in
+    /// the answer that made it).
+    pub api_key: ApiKeyOut,
+}
+
+/// What reads show of a shop's API key: whether it is set, and its first characters so an
+/// admin can tell keys apart. The key itself is shown once, when it is made.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiKeyInfo)]
+pub struct ApiKeyOut {
+    pub set: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The key itself: only in the answer that made it (shop creation, rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl From<&Shop> for ShopOut {
+    fn from(shop: &Shop) -> ShopOut {
+        ShopOut {
+            id: shop.id,
+            name: shop.name.clone(),
+            notification_email: shop.notification_email.clone(),
+            created_at: shop.created_at,
+            catalog: shop.catalog.clone(),
+            api_key: ApiKeyOut {
+                set: shop.api_key.set,
+                prefix: shop.api_key.prefix.clone(),
+                key: shop.api_key.key.as_ref().map(|k| k.expose().to_owned()),
+            },
+        }
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
@@ -46,19 +95,19 @@ struct ShopIn {
     operation_id = "create_shop",
     summary = "Create a shop",
     request_body(content = ShopIn, example = json!({"name": "Main shop", "notificationEmail": "ops@example.com"})),
-    responses((status = 201, description = "The shop.", body = Shop), (status = 422, description = "An invalid field.", body = crate::openapi::ErrorBody)),
+    responses((status = 201, description = "The shop.", body = ShopOut), (status = 422, description = "An invalid field.", body = crate::openapi::ErrorBody)),
 )]
 async fn create_shop(
     State(state): State<AppState>,
     auth: Auth,
     body: Bytes,
-) -> Result<(StatusCode, Json<Shop>), ApiError> {
+) -> Result<(StatusCode, Json<ShopOut>), ApiError> {
     auth.require_admin()?;
     let shop: ShopIn = parse(&body)?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            state
+        Json(ShopOut::from(
+            &state
                 .engine
                 .create_shop_with_key(
                     &shop.name,
@@ -67,7 +116,7 @@ async fn create_shop(
                 )
                 .await?
                 .0,
-        ),
+        )),
     ))
 }
 
@@ -82,9 +131,13 @@ async fn create_shop(
 async fn list_shops(
     State(state): State<AppState>,
     auth: Auth,
-) -> Result<Json<Items<Shop>>, ApiError> {
-    let mut items = state.engine.list_shops().await?;
-    items.retain(|s| auth.0.sees_shop(s.id));
+) -> Result<Json<Items<ShopOut>>, ApiError> {
+    let shops = state.engine.list_shops().await?;
+    let items = shops
+        .iter()
+        .filter(|s| auth.0.sees_shop(s.id))
+        .map(ShopOut::from)
+        .collect();
     Ok(Json(Items { items }))
 }
 
@@ -95,15 +148,17 @@ async fn list_shops(
     operation_id = "get_shop",
     summary = "Get a shop",
     params(("id" = i64, Path, description = "The shop's id.")),
-    responses((status = 200, description = "The shop.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The shop.", body = ShopOut), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody)),
 )]
 async fn get_shop(
     State(state): State<AppState>,
     auth: Auth,
     Path(Int(id)): Path<Int<i64>>,
-) -> Result<Json<Shop>, ApiError> {
+) -> Result<Json<ShopOut>, ApiError> {
     auth.require_shop(ShopId(id), || format!("shop {id} does not exist"))?;
-    Ok(Json(state.engine.get_shop(ShopId(id)).await?))
+    Ok(Json(ShopOut::from(
+        &state.engine.get_shop(ShopId(id)).await?,
+    )))
 }
 
 #[utoipa::path(
@@ -114,14 +169,14 @@ async fn get_shop(
     summary = "Update a shop",
     params(("id" = i64, Path, description = "The shop's id.")),
     request_body(content = ShopIn, example = json!({"name": "Main shop", "notificationEmail": "ops@example.com"})),
-    responses((status = 200, description = "The shop.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody), (status = 409, description = "A new catalog while triggers of the old one exist.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The shop.", body = ShopOut), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody), (status = 409, description = "A new catalog while triggers of the old one exist.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field.", body = crate::openapi::ErrorBody)),
 )]
 async fn update_shop(
     State(state): State<AppState>,
     auth: Auth,
     Path(Int(id)): Path<Int<i64>>,
     body: Bytes,
-) -> Result<Json<Shop>, ApiError> {
+) -> Result<Json<ShopOut>, ApiError> {
     auth.require_admin()?;
     let shop: ShopIn = parse(&body)?;
     let updated = state
@@ -129,10 +184,10 @@ async fn update_shop(
         .update_shop(ShopId(id), &shop.name, shop.notification_email.as_deref())
         .await?;
     match &shop.catalog {
-        Some(catalog) if *catalog != updated.catalog => Ok(Json(
-            state.engine.set_shop_catalog(ShopId(id), catalog).await?,
-        )),
-        _ => Ok(Json(updated)),
+        Some(catalog) if *catalog != updated.catalog => Ok(Json(ShopOut::from(
+            &state.engine.set_shop_catalog(ShopId(id), catalog).await?,
+        ))),
+        _ => Ok(Json(ShopOut::from(&updated))),
     }
 }
 
@@ -146,16 +201,18 @@ async fn update_shop(
     summary = "Make a new API key for the compat APIs",
     description = "The old key stops working; the answer is the only place the new one is shown (`apiKey.key`). A body is ignored.",
     params(("id" = i64, Path, description = "The shop's id.")),
-    responses((status = 200, description = "The shop, with its new key.", body = Shop), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The shop, with its new key.", body = ShopOut), (status = 404, description = "No such shop.", body = crate::openapi::ErrorBody)),
 )]
 async fn rotate_api_key(
     State(state): State<AppState>,
     auth: Auth,
     Path(Int(id)): Path<Int<i64>>,
-) -> Result<Json<Shop>, ApiError> {
+) -> Result<Json<ShopOut>, ApiError> {
     auth.require_shop(ShopId(id), || format!("shop {id} does not exist"))?;
     auth.require_write()?;
-    Ok(Json(state.engine.rotate_api_key(ShopId(id)).await?.0))
+    Ok(Json(ShopOut::from(
+        &state.engine.rotate_api_key(ShopId(id)).await?.0,
+    )))
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
