@@ -2,6 +2,15 @@
 //! benchmark and the tests use this), or just apply migrations.
 //!
 //! The crates under `crates/` hold the logic; this file only wires them together.
+//!
+//! # Layout
+//! - [`defaults`]: the shipped defaults of `hookflow serve`, shared by the CLI and the bench.
+//! - [`bench`]: `hookflow bench`, end-to-end throughput and latency against the raw HTTP limit.
+//! - [`start`] and [`Running`]: the whole service in-process (migrations, engine, delivery,
+//!   API); [`open_store`]: migrations alone.
+//!
+//! The binary (`src/main.rs`, with the configuration file in `src/config.rs`) only parses the
+//! command line and calls these.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
