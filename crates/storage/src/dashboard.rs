@@ -45,12 +45,28 @@ pub(crate) async fn dashboard_stats(
     since: Timestamp,
     shops: Option<&[ShopId]>,
 ) -> Result<DashboardStats, StoreError> {
-    let backend = db.get_database_backend();
-    let pg = backend == DbBackend::Postgres;
-    let mut stats = DashboardStats::default();
+    let per_minute = calls_per_minute(db, since, shops).await?;
+    let (depth, oldest) = queue_depth(db, shops).await?;
+    let oldest_pending = match oldest {
+        Some(id) => created_at(db, id).await?.map(|at| (CallId(id), at)),
+        None => None,
+    };
+    Ok(DashboardStats {
+        per_minute,
+        depth,
+        oldest_pending,
+    })
+}
 
+/// Attempts per minute since `since`, answered 2xx and not: `(minute, succeeded, calls)`.
+async fn calls_per_minute(
+    db: &DatabaseConnection,
+    since: Timestamp,
+    shops: Option<&[ShopId]>,
+) -> Result<Vec<(i64, bool, u64)>, StoreError> {
+    let backend = db.get_database_backend();
     let mut p = Params {
-        pg,
+        pg: backend == DbBackend::Postgres,
         values: Vec::new(),
     };
     let since_ph = p.add(since.0 / 60_000);
@@ -78,21 +94,30 @@ pub(crate) async fn dashboard_stats(
         .query_all(Statement::from_sql_and_values(backend, sql, p.values))
         .await
         .map_err(db_err)?;
+    let mut per_minute = Vec::new();
     for row in rows {
         let minute: i64 = row.try_get_by_index(0).map_err(db_err)?;
         let calls: i64 = row.try_get_by_index(1).map_err(db_err)?;
         let ok: i64 = row.try_get_by_index(2).map_err(db_err)?;
         let (calls, ok) = (calls.max(0) as u64, ok.clamp(0, calls) as u64);
         if ok > 0 {
-            stats.per_minute.push((minute, true, ok));
+            per_minute.push((minute, true, ok));
         }
         if calls > ok {
-            stats.per_minute.push((minute, false, calls - ok));
+            per_minute.push((minute, false, calls - ok));
         }
     }
+    Ok(per_minute)
+}
 
+/// Unfinished calls by status, and the id of the oldest pending one.
+async fn queue_depth(
+    db: &DatabaseConnection,
+    shops: Option<&[ShopId]>,
+) -> Result<(Vec<(CallStatus, u64)>, Option<i64>), StoreError> {
+    let backend = db.get_database_backend();
     let mut p = Params {
-        pg,
+        pg: backend == DbBackend::Postgres,
         values: Vec::new(),
     };
     let scope = p.shops(shops);
@@ -104,6 +129,7 @@ pub(crate) async fn dashboard_stats(
         .query_all(Statement::from_sql_and_values(backend, sql, p.values))
         .await
         .map_err(db_err)?;
+    let mut depth = Vec::new();
     let mut oldest = None;
     for row in rows {
         let status: String = row.try_get_by_index(0).map_err(db_err)?;
@@ -115,25 +141,29 @@ pub(crate) async fn dashboard_stats(
         if status == CallStatus::Pending {
             oldest = min_id;
         }
-        stats.depth.push((status, calls.max(0) as u64));
+        depth.push((status, calls.max(0) as u64));
     }
-    if let Some(id) = oldest {
-        let mut p = Params {
-            pg,
-            values: Vec::new(),
-        };
-        let id_ph = p.add(id);
-        let sql = format!("SELECT created_at FROM queue_items WHERE id = {id_ph}");
-        if let Some(row) = db
-            .query_one(Statement::from_sql_and_values(backend, sql, p.values))
-            .await
-            .map_err(db_err)?
-        {
-            let created: i64 = row.try_get_by_index(0).map_err(db_err)?;
-            stats.oldest_pending = Some((CallId(id), Timestamp(created)));
-        }
-    }
-    Ok(stats)
+    Ok((depth, oldest))
+}
+
+/// When a call was created, if it still exists.
+async fn created_at(db: &DatabaseConnection, id: i64) -> Result<Option<Timestamp>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut p = Params {
+        pg: backend == DbBackend::Postgres,
+        values: Vec::new(),
+    };
+    let id_ph = p.add(id);
+    let sql = format!("SELECT created_at FROM queue_items WHERE id = {id_ph}");
+    let Some(row) = db
+        .query_one(Statement::from_sql_and_values(backend, sql, p.values))
+        .await
+        .map_err(db_err)?
+    else {
+        return Ok(None);
+    };
+    let created: i64 = row.try_get_by_index(0).map_err(db_err)?;
+    Ok(Some(Timestamp(created)))
 }
 
 /// The latest call of every trigger: one statement, each trigger's latest id found by a seek
