@@ -287,19 +287,7 @@ async fn hookflow_phase(
     let n = args.events.max(1);
     let epoch = Instant::now();
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
-    // The measured endpoints: one, or `--endpoints` for fanout.
-    let measured = if args.scenario == Scenario::Fanout {
-        args.endpoints.max(1)
-    } else {
-        1
-    };
-    let mut receivers = Vec::with_capacity(measured);
-    let mut endpoints = Vec::new();
-    for _ in 0..measured {
-        let rx = Arc::new(Receiver::new(n, sent_at.clone(), epoch, Duration::ZERO));
-        endpoints.push(format!("http://{}/hook", start_receiver(rx.clone()).await?));
-        receivers.push(rx);
-    }
+    let (receivers, mut endpoints) = measured_receivers(args, n, &sent_at, epoch).await?;
     let backlog = args.scenario == Scenario::Backlog;
     if backlog {
         receivers[0].go_down();
@@ -314,14 +302,7 @@ async fn hookflow_phase(
     });
     let running = crate::start(serve_config(args, url, dir.path())?).await?;
     let api = format!("http://{}/api/v1", running.addr);
-    let shop: Value = http
-        .post(format!("{api}/shops"))
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let shop_id = shop["id"].as_i64().context("shop id")?;
+    let shop_id = create_shop(http, &api).await?;
     let unique = args.unique_entities.is_some();
     if slow {
         let slow = Arc::new(Receiver::new(
@@ -332,6 +313,102 @@ async fn hookflow_phase(
         ));
         endpoints.push(format!("http://{}/hook", start_receiver(slow).await?));
     }
+    create_triggers(http, &api, shop_id, &endpoints, unique).await?;
+
+    let start = Instant::now();
+    let ingest = send_events(args, http, &api, shop_id, &sent_at, epoch).await?;
+    println!(
+        "{label}: {n} events ingested in {:.2}s = {:.0}/s",
+        ingest.as_secs_f64(),
+        n as f64 / ingest.as_secs_f64()
+    );
+    let start = if backlog {
+        // Every call is queued (or on the wire, unanswered); the endpoint comes back now.
+        receivers[0].come_back();
+        Instant::now()
+    } else {
+        start
+    };
+    wait_for_calls(args, http, &api, &receivers, n * receivers.len()).await?;
+    let elapsed = start.elapsed();
+    let delivered = received(&receivers);
+    println!(
+        "{label}: {delivered} calls delivered {:.2}s after {} = {:.0}/s{}",
+        elapsed.as_secs_f64(),
+        if backlog {
+            "the endpoint came back"
+        } else {
+            "the first event"
+        },
+        delivered as f64 / elapsed.as_secs_f64(),
+        if unique {
+            format!(" ({} events coalesced)", n - delivered)
+        } else {
+            String::new()
+        }
+    );
+    running.shutdown();
+    running.wait().await?;
+    Ok(Phase {
+        delivered,
+        elapsed,
+        latencies_us: latencies_us(&receivers),
+    })
+}
+
+/// Every delivery's latency the measured receivers saw, in microseconds, sorted.
+fn latencies_us(receivers: &[Arc<Receiver>]) -> Vec<u64> {
+    let mut latencies_us: Vec<u64> = receivers
+        .iter()
+        .flat_map(|r| r.latency_us.iter().map(|a| a.load(Ordering::Relaxed)))
+        .filter(|l| *l > 0)
+        .collect();
+    latencies_us.sort_unstable();
+    latencies_us
+}
+
+/// The measured receivers, started, and their URLs: one, or `--endpoints` for fanout.
+async fn measured_receivers(
+    args: &BenchArgs,
+    n: usize,
+    sent_at: &Arc<Vec<AtomicU64>>,
+    epoch: Instant,
+) -> anyhow::Result<(Vec<Arc<Receiver>>, Vec<String>)> {
+    let measured = if args.scenario == Scenario::Fanout {
+        args.endpoints.max(1)
+    } else {
+        1
+    };
+    let mut receivers = Vec::with_capacity(measured);
+    let mut endpoints = Vec::new();
+    for _ in 0..measured {
+        let rx = Arc::new(Receiver::new(n, sent_at.clone(), epoch, Duration::ZERO));
+        endpoints.push(format!("http://{}/hook", start_receiver(rx.clone()).await?));
+        receivers.push(rx);
+    }
+    Ok((receivers, endpoints))
+}
+
+/// Creates the shop the bench's events are for; returns its id.
+async fn create_shop(http: &reqwest::Client, api: &str) -> anyhow::Result<i64> {
+    let shop: Value = http
+        .post(format!("{api}/shops"))
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    shop["id"].as_i64().context("shop id")
+}
+
+/// One trigger per endpoint, each calling it on every `OrderChanged` of the shop.
+async fn create_triggers(
+    http: &reqwest::Client,
+    api: &str,
+    shop_id: i64,
+    endpoints: &[String],
+    unique: bool,
+) -> anyhow::Result<()> {
     for (i, endpoint) in endpoints.iter().enumerate() {
         let trigger = http
             .post(format!("{api}/triggers"))
@@ -346,47 +423,56 @@ async fn hookflow_phase(
             );
         }
     }
+    Ok(())
+}
 
+/// POSTs the bench's events, noting when each was sent; returns how long ingest took.
+async fn send_events(
+    args: &BenchArgs,
+    http: &reqwest::Client,
+    api: &str,
+    shop_id: i64,
+    sent_at: &Arc<Vec<AtomicU64>>,
+    epoch: Instant,
+) -> anyhow::Result<Duration> {
+    let n = args.events.max(1);
     let events_url = format!("{api}/events");
     let entities = args.unique_entities.unwrap_or(n).max(1);
-    let start = Instant::now();
-    let ingest = {
-        let http = http.clone();
-        let sent_at = sent_at.clone();
-        blast(n, args.concurrency.max(1), move |i| {
-            sent_at[i].store(
-                (epoch.elapsed().as_nanos() as u64).max(1),
-                Ordering::Relaxed,
-            );
-            let body =
-                json!({"eventType": "OrderChanged", "shopId": shop_id, "entityId": i % entities,
-                "entityData": {"OrderId": i, "OrderCode": format!("ORD-{i:07}")}})
-                .to_string();
-            http.post(&events_url)
-                .header("content-type", "application/json")
-                .body(body)
-        })
-        .await?
-    };
-    println!(
-        "{label}: {n} events ingested in {:.2}s = {:.0}/s",
-        ingest.as_secs_f64(),
-        n as f64 / ingest.as_secs_f64()
-    );
-    let start = if backlog {
-        // Every call is queued (or on the wire, unanswered); the endpoint comes back now.
-        receivers[0].come_back();
-        Instant::now()
-    } else {
-        start
-    };
-    let expected = n * measured;
-    let received = || {
-        receivers
-            .iter()
-            .map(|r| r.received.load(Ordering::Relaxed))
-            .sum::<usize>()
-    };
+    let http = http.clone();
+    let sent_at = sent_at.clone();
+    blast(n, args.concurrency.max(1), move |i| {
+        sent_at[i].store(
+            (epoch.elapsed().as_nanos() as u64).max(1),
+            Ordering::Relaxed,
+        );
+        let body = json!({"eventType": "OrderChanged", "shopId": shop_id, "entityId": i % entities,
+            "entityData": {"OrderId": i, "OrderCode": format!("ORD-{i:07}")}})
+        .to_string();
+        http.post(&events_url)
+            .header("content-type", "application/json")
+            .body(body)
+    })
+    .await
+}
+
+/// Calls the measured receivers got so far.
+fn received(receivers: &[Arc<Receiver>]) -> usize {
+    receivers
+        .iter()
+        .map(|r| r.received.load(Ordering::Relaxed))
+        .sum::<usize>()
+}
+
+/// Waits until the measured receivers got `expected` calls or, with coalescing, the fast
+/// trigger has nothing left to send; fails at `--timeout-secs`.
+async fn wait_for_calls(
+    args: &BenchArgs,
+    http: &reqwest::Client,
+    api: &str,
+    receivers: &[Arc<Receiver>],
+    expected: usize,
+) -> anyhow::Result<()> {
+    let unique = args.unique_entities.is_some();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let fast_trigger_idle = || async {
         // With coalescing the number of calls is not known up front: done when the fast
@@ -405,9 +491,9 @@ async fn hookflow_phase(
         Ok(true)
     };
     loop {
-        let got = received();
+        let got = received(receivers);
         if got >= expected || (unique && fast_trigger_idle().await?) {
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!(
@@ -417,54 +503,11 @@ async fn hookflow_phase(
         }
         tokio::time::sleep(Duration::from_millis(if unique { 50 } else { 5 })).await;
     }
-    let elapsed = start.elapsed();
-    let delivered = received();
-    println!(
-        "{label}: {delivered} calls delivered {:.2}s after {} = {:.0}/s{}",
-        elapsed.as_secs_f64(),
-        if backlog {
-            "the endpoint came back"
-        } else {
-            "the first event"
-        },
-        delivered as f64 / elapsed.as_secs_f64(),
-        if unique {
-            format!(" ({} events coalesced)", n - delivered)
-        } else {
-            String::new()
-        }
-    );
-    running.shutdown();
-    running.wait().await?;
-    let mut latencies_us: Vec<u64> = receivers
-        .iter()
-        .flat_map(|r| r.latency_us.iter().map(|a| a.load(Ordering::Relaxed)))
-        .filter(|l| *l > 0)
-        .collect();
-    latencies_us.sort_unstable();
-    Ok(Phase {
-        delivered,
-        elapsed,
-        latencies_us,
-    })
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let n = args.events.max(1);
-    let c = args.concurrency.max(1);
-    // Both phases send the bearer token hookflow needs, so they carry the same headers.
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        reqwest::header::HeaderValue::from_str(&format!("Bearer {BENCH_TOKEN}"))?,
-    );
-    let http = reqwest::Client::builder()
-        .default_headers(headers)
-        .pool_max_idle_per_host(c)
-        .tcp_nodelay(true)
-        .build()?;
-
-    // Phase 1: the raw limit, with a body shaped like hookflow's default payload.
+/// Phase 1: the raw limit, with a body shaped like hookflow's default payload; returns the
+/// POSTs per second.
+async fn raw_phase(http: &reqwest::Client, n: usize, c: usize) -> anyhow::Result<f64> {
     let raw_rx = Arc::new(Receiver::new(
         0,
         Arc::new(Vec::new()),
@@ -490,6 +533,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "raw http: {n} POSTs in {:.2}s = {raw_rate:.0}/s",
         raw.as_secs_f64()
     );
+    Ok(raw_rate)
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let n = args.events.max(1);
+    let c = args.concurrency.max(1);
+    // Both phases send the bearer token hookflow needs, so they carry the same headers.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {BENCH_TOKEN}"))?,
+    );
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .pool_max_idle_per_host(c)
+        .tcp_nodelay(true)
+        .build()?;
+
+    let raw_rate = raw_phase(&http, n, c).await?;
 
     let config = serve_config(&args, String::new(), std::path::Path::new("."))?;
     println!(

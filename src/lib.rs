@@ -4,10 +4,15 @@
 //! The crates under `crates/` hold the logic; this file only wires them together.
 //!
 //! # Layout
-//! - [`cli`]: the `serve` flags and how they become a [`ServeConfig`].
-//! - [`defaults`]: the shipped defaults of those flags.
-//! - [`bench`]: `hookflow bench`.
-//! - [`start`], [`start_with`]: run hookflow; [`Running`] stops it.
+//! - [`cli`]: the `serve` flags and how they become a [`ServeConfig`] (the binary and the
+//!   tests parse them the same way).
+//! - [`defaults`]: the shipped defaults of `hookflow serve`, shared by the CLI and the bench.
+//! - [`bench`]: `hookflow bench`, end-to-end throughput and latency against the raw HTTP limit.
+//! - [`start`], [`start_with`] and [`Running`]: the whole service in-process (migrations,
+//!   engine, delivery, API); [`open_store`]: migrations alone.
+//!
+//! The binary (`src/main.rs`, with the configuration file in `src/config.rs`) only parses the
+//! command line and calls these.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

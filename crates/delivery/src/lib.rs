@@ -6,14 +6,14 @@
 //! - [`HttpTransport`]: sends a claimed call, no redirects, with a timeout, and captures the
 //!   response (status, headers, body capped at [`MAX_RESPONSE_BODY`]); adds basic auth and
 //!   signatures, and presents client certificates.
-//! - [`signing`]: Standard Webhooks and hub-style HMAC signatures.
+//! - `signing`: Standard Webhooks and hub-style HMAC signatures.
 //! - [`notify`]: notices to people (email over SMTP, an operator's webhook), off the hot path.
-//! - [`tls`]: checking client certificates and CA bundles.
+//! - `tls`: checking client certificates and CA bundles.
 
 pub mod guard;
 pub mod notify;
-pub mod signing;
-pub mod tls;
+mod signing;
+mod tls;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -155,6 +155,18 @@ impl HttpTransport {
         Ok(client)
     }
 
+    /// IP literals never reach the resolver, so the guard checks them here.
+    fn check_ip_literal(&self, url: &reqwest::Url) -> Result<(), (FailureKind, String)> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+            Some(url::Host::Domain(_)) | None => return Ok(()),
+        };
+        self.policy
+            .check(ip)
+            .map_err(|b| (FailureKind::Refused, b.to_string()))
+    }
+
     async fn send(
         &self,
         call: &ClaimedCall,
@@ -164,85 +176,21 @@ impl HttpTransport {
     ) -> Result<reqwest::Response, (FailureKind, String)> {
         let url = reqwest::Url::parse(&call.url)
             .map_err(|e| (FailureKind::Refused, format!("invalid URL: {e}")))?;
-        // IP literals never reach the resolver, so they are checked here.
-        if let Some(host) = url.host() {
-            let ip = match host {
-                url::Host::Ipv4(ip) => Some(std::net::IpAddr::V4(ip)),
-                url::Host::Ipv6(ip) => Some(std::net::IpAddr::V6(ip)),
-                url::Host::Domain(_) => None,
-            };
-            if let Some(ip) = ip {
-                self.policy
-                    .check(ip)
-                    .map_err(|b| (FailureKind::Refused, b.to_string()))?;
-            }
-        }
+        self.check_ip_literal(&url)?;
         let method = match call.method {
             Method::Post => reqwest::Method::POST,
             Method::Get => reqwest::Method::GET,
         };
-        let mut headers = HeaderMap::with_capacity(call.headers.len() + 6);
-        for (name, value) in &call.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
-                (
-                    FailureKind::Refused,
-                    format!("invalid header name {name:?}: {e}"),
-                )
-            })?;
-            let value = HeaderValue::from_str(value).map_err(|e| {
-                (
-                    FailureKind::Refused,
-                    format!("invalid header value for {name}: {e}"),
-                )
-            })?;
-            headers.append(name, value);
-        }
-        // The client's defaults, unless the action sets its own; set here rather than left to
-        // the client, so that the attempt log records every header the receiver gets.
-        for (name, value) in [
-            (reqwest::header::ACCEPT, "*/*"),
-            (reqwest::header::USER_AGENT, USER_AGENT),
-        ] {
-            if !headers.contains_key(&name) {
-                headers.insert(name, HeaderValue::from_static(value));
-            }
-        }
-        // Stable across retries, so receivers can de-duplicate (Standard Webhooks).
-        headers.insert(
-            HeaderName::from_static("webhook-id"),
-            HeaderValue::from_str(&call.webhook_id)
-                .map_err(|e| (FailureKind::Refused, e.to_string()))?,
-        );
+        let mut headers = call_headers(call)?;
         let now = Timestamp::now();
         let timestamp = now.0 / 1000;
         headers.insert(
             HeaderName::from_static("webhook-timestamp"),
             HeaderValue::from(timestamp),
         );
-        let body = call.body.as_deref().unwrap_or("");
         if let Some(security) = security {
-            if let Some((user, password)) = &security.basic_auth {
-                let token = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{user}:{}", password.expose()));
-                let mut value = HeaderValue::from_str(&format!("Basic {token}"))
-                    .map_err(|e| (FailureKind::Refused, format!("invalid basic auth: {e}")))?;
-                value.set_sensitive(true);
-                headers.insert(reqwest::header::AUTHORIZATION, value);
-            }
-            if let Some(signing) = &security.signing {
-                // GET calls are signed too, over an empty body.
-                for (name, value) in signing::signature_headers(
-                    signing,
-                    &call.webhook_id,
-                    timestamp,
-                    body.as_bytes(),
-                    now,
-                ) {
-                    let value = HeaderValue::from_str(&value)
-                        .map_err(|e| (FailureKind::Refused, e.to_string()))?;
-                    headers.insert(HeaderName::from_static(name), value);
-                }
-            }
+            let body = call.body.as_deref().unwrap_or("");
+            add_credentials(&mut headers, security, &call.webhook_id, body, now)?;
         }
         *sent = sent_headers(&url, &headers, call.body.as_deref());
         let client = self.client_for(security)?;
@@ -260,6 +208,73 @@ impl HttpTransport {
             .await
             .map_err(|e| classify_error(&e.without_url()))
     }
+}
+
+/// The call's own headers, then the client's defaults unless the call sets its own, and the
+/// `webhook-id`.
+fn call_headers(call: &ClaimedCall) -> Result<HeaderMap, (FailureKind, String)> {
+    let mut headers = HeaderMap::with_capacity(call.headers.len() + 6);
+    for (name, value) in &call.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
+            (
+                FailureKind::Refused,
+                format!("invalid header name {name:?}: {e}"),
+            )
+        })?;
+        let value = HeaderValue::from_str(value).map_err(|e| {
+            (
+                FailureKind::Refused,
+                format!("invalid header value for {name}: {e}"),
+            )
+        })?;
+        headers.append(name, value);
+    }
+    // The client's defaults, unless the action sets its own; set here rather than left to
+    // the client, so that the attempt log records every header the receiver gets.
+    for (name, value) in [
+        (reqwest::header::ACCEPT, "*/*"),
+        (reqwest::header::USER_AGENT, USER_AGENT),
+    ] {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    // Stable across retries, so receivers can de-duplicate (Standard Webhooks).
+    headers.insert(
+        HeaderName::from_static("webhook-id"),
+        HeaderValue::from_str(&call.webhook_id)
+            .map_err(|e| (FailureKind::Refused, e.to_string()))?,
+    );
+    Ok(headers)
+}
+
+/// An action's basic auth (marked sensitive, so the attempt log masks it) and signatures.
+fn add_credentials(
+    headers: &mut HeaderMap,
+    security: &ActionSecurity,
+    webhook_id: &str,
+    body: &str,
+    now: Timestamp,
+) -> Result<(), (FailureKind, String)> {
+    if let Some((user, password)) = &security.basic_auth {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{user}:{}", password.expose()));
+        let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+            .map_err(|e| (FailureKind::Refused, format!("invalid basic auth: {e}")))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    if let Some(signing) = &security.signing {
+        // GET calls are signed too, over an empty body.
+        for (name, value) in
+            signing::signature_headers(signing, webhook_id, now.0 / 1000, body.as_bytes(), now)
+        {
+            let value =
+                HeaderValue::from_str(&value).map_err(|e| (FailureKind::Refused, e.to_string()))?;
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    Ok(())
 }
 
 /// The headers of a request as the receiver gets them, for the attempt log: `host` and

@@ -74,102 +74,28 @@ fn parse_event(
     now: Timestamp,
     prefix: &str,
 ) -> Result<NewEvent, InvalidEvent> {
-    let field = |name: &str| format!("{prefix}{name}");
     let Value::Object(mut obj) = value else {
         return Err(invalid(
             prefix.trim_end_matches('.'),
             "an event must be a JSON object",
         ));
     };
-    for key in obj.keys() {
-        if !matches!(
-            key.as_str(),
-            "eventType" | "shopId" | "entityId" | "entityData" | "occurredAt" | "idempotencyKey"
-        ) {
-            return Err(invalid(
-                &field(key),
-                "unknown field; an event has eventType, shopId, entityId, entityData, occurredAt and idempotencyKey",
-            ));
-        }
-    }
-    let event_type = match obj.remove("eventType") {
-        Some(Value::String(s)) => s,
-        None | Some(Value::Null) => return Err(invalid(&field("eventType"), "is required")),
-        Some(_) => return Err(invalid(&field("eventType"), "must be a string")),
-    };
-    if catalog.get(&event_type).is_none() {
-        return Err(InvalidEvent {
-            field: field("eventType"),
-            message: format!(
-                "unknown event type {event_type:?}; GET /api/v1/event-types lists the known ones"
-            ),
-            unknown_event_type: true,
-        });
-    }
-    let shop_id = match obj.remove("shopId") {
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .filter(|id| *id > 0)
-            .ok_or_else(|| invalid(&field("shopId"), "must be a positive integer"))?,
-        None | Some(Value::Null) => return Err(invalid(&field("shopId"), "is required")),
-        Some(_) => return Err(invalid(&field("shopId"), "must be a positive integer")),
-    };
-    let entity_id = match obj.remove("entityId") {
-        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_ENTITY_ID => s,
-        Some(Value::String(_)) => {
-            return Err(invalid(&field("entityId"), "must be 1 to 255 characters"))
-        }
-        // An int64, as the document says (the API rewrites `6.0` as 6 before this).
-        Some(Value::Number(n)) if n.is_i64() => n.to_string(),
-        None | Some(Value::Null) => return Err(invalid(&field("entityId"), "is required")),
-        Some(_) => {
-            return Err(invalid(
-                &field("entityId"),
-                "must be a string or an integer from -2^63 to 2^63-1",
-            ))
-        }
-    };
-    let entity = match obj.remove("entityData") {
-        Some(Value::Object(map)) => map,
-        None | Some(Value::Null) => serde_json::Map::new(),
-        Some(_) => return Err(invalid(&field("entityData"), "must be a JSON object")),
-    };
-    let occurred_at = match obj.remove("occurredAt") {
-        Some(Value::String(s)) => Timestamp::parse_rfc3339(&s).ok_or_else(|| {
-            invalid(
-                &field("occurredAt"),
-                "must be an RFC 3339 date-time such as 2026-11-27T10:00:00Z",
-            )
-        })?,
-        None | Some(Value::Null) => now,
-        Some(_) => {
-            return Err(invalid(
-                &field("occurredAt"),
-                "must be an RFC 3339 date-time string",
-            ))
-        }
-    };
-    let idempotency_key = match obj.remove("idempotencyKey") {
-        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_IDEMPOTENCY_KEY => {
-            Some(s)
-        }
-        Some(Value::String(_)) => {
-            return Err(invalid(
-                &field("idempotencyKey"),
-                "must be 1 to 255 characters",
-            ))
-        }
-        None | Some(Value::Null) => None,
-        Some(_) => return Err(invalid(&field("idempotencyKey"), "must be a string")),
-    };
+    check_known_fields(&obj, prefix)?;
+    let at = |name| Field { prefix, name };
+    let event_type = event_type(obj.remove("eventType"), catalog, at("eventType"))?;
+    let shop_id = shop_id(obj.remove("shopId"), at("shopId"))?;
+    let entity_id = entity_id(obj.remove("entityId"), at("entityId"))?;
+    let entity = entity_data(obj.remove("entityData"), at("entityData"))?;
+    let occurred_at = occurred_at(obj.remove("occurredAt"), now, at("occurredAt"))?;
+    let idempotency_key = idempotency_key(obj.remove("idempotencyKey"), at("idempotencyKey"))?;
     // What a database would refuse is refused here, naming the field, so one bad event never
     // fails the group commit it would have joined. (Invalid Unicode never gets this far: the
     // JSON parser refuses it. Lengths are checked above.)
     if entity_id.contains('\0') {
-        return Err(invalid(&field("entityId"), NUL_MESSAGE));
+        return Err(at("entityId").invalid(NUL_MESSAGE));
     }
     if idempotency_key.as_deref().is_some_and(|k| k.contains('\0')) {
-        return Err(invalid(&field("idempotencyKey"), NUL_MESSAGE));
+        return Err(at("idempotencyKey").invalid(NUL_MESSAGE));
     }
     for (key, value) in &entity {
         check_text(value, &mut format!("{prefix}entityData.{key}"), key)?;
@@ -182,6 +108,119 @@ fn parse_event(
         occurred_at,
         idempotency_key,
     })
+}
+
+/// One field of one event, named in its errors with the event's place in a batch
+/// (`[3].shopId`); the name is only built when there is an error to report.
+#[derive(Clone, Copy)]
+struct Field<'a> {
+    prefix: &'a str,
+    name: &'static str,
+}
+
+impl Field<'_> {
+    fn path(self) -> String {
+        format!("{}{}", self.prefix, self.name)
+    }
+
+    fn invalid(self, message: &str) -> InvalidEvent {
+        invalid(&self.path(), message)
+    }
+}
+
+/// Refuses a field an event does not have, naming it.
+fn check_known_fields(
+    obj: &serde_json::Map<String, Value>,
+    prefix: &str,
+) -> Result<(), InvalidEvent> {
+    for key in obj.keys() {
+        if !matches!(
+            key.as_str(),
+            "eventType" | "shopId" | "entityId" | "entityData" | "occurredAt" | "idempotencyKey"
+        ) {
+            return Err(invalid(
+                &format!("{prefix}{key}"),
+                "unknown field; an event has eventType, shopId, entityId, entityData, occurredAt and idempotencyKey",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `eventType`: required, and a type of the catalog.
+fn event_type(value: Option<Value>, catalog: &Catalog, at: Field) -> Result<String, InvalidEvent> {
+    let event_type = match value {
+        Some(Value::String(s)) => s,
+        None | Some(Value::Null) => return Err(at.invalid("is required")),
+        Some(_) => return Err(at.invalid("must be a string")),
+    };
+    if catalog.get(&event_type).is_none() {
+        return Err(InvalidEvent {
+            field: at.path(),
+            message: format!("unknown event type {event_type:?}"),
+            unknown_event_type: true,
+        });
+    }
+    Ok(event_type)
+}
+
+/// `shopId`: required, a positive integer.
+fn shop_id(value: Option<Value>, at: Field) -> Result<i64, InvalidEvent> {
+    match value {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| at.invalid("must be a positive integer")),
+        None | Some(Value::Null) => Err(at.invalid("is required")),
+        Some(_) => Err(at.invalid("must be a positive integer")),
+    }
+}
+
+/// `entityId`: required, a string of [`MAX_ENTITY_ID`] characters at most or an int64.
+fn entity_id(value: Option<Value>, at: Field) -> Result<String, InvalidEvent> {
+    match value {
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_ENTITY_ID => Ok(s),
+        Some(Value::String(_)) => Err(at.invalid("must be 1 to 255 characters")),
+        // An int64, as the document says (the API rewrites `6.0` as 6 before this).
+        Some(Value::Number(n)) if n.is_i64() => Ok(n.to_string()),
+        None | Some(Value::Null) => Err(at.invalid("is required")),
+        Some(_) => Err(at.invalid("must be a string or an integer from -2^63 to 2^63-1")),
+    }
+}
+
+/// `entityData`: an object, empty when left out.
+fn entity_data(
+    value: Option<Value>,
+    at: Field,
+) -> Result<serde_json::Map<String, Value>, InvalidEvent> {
+    match value {
+        Some(Value::Object(map)) => Ok(map),
+        None | Some(Value::Null) => Ok(serde_json::Map::new()),
+        Some(_) => Err(at.invalid("must be a JSON object")),
+    }
+}
+
+/// `occurredAt`: an RFC 3339 date-time, `now` when left out.
+fn occurred_at(value: Option<Value>, now: Timestamp, at: Field) -> Result<Timestamp, InvalidEvent> {
+    match value {
+        Some(Value::String(s)) => Timestamp::parse_rfc3339(&s).ok_or_else(|| {
+            at.invalid("must be an RFC 3339 date-time such as 2026-11-27T10:00:00Z")
+        }),
+        None | Some(Value::Null) => Ok(now),
+        Some(_) => Err(at.invalid("must be an RFC 3339 date-time string")),
+    }
+}
+
+/// `idempotencyKey`: optional, [`MAX_IDEMPOTENCY_KEY`] characters at most.
+fn idempotency_key(value: Option<Value>, at: Field) -> Result<Option<String>, InvalidEvent> {
+    match value {
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_IDEMPOTENCY_KEY => {
+            Ok(Some(s))
+        }
+        Some(Value::String(_)) => Err(at.invalid("must be 1 to 255 characters")),
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => Err(at.invalid("must be a string")),
+    }
 }
 
 const NUL_MESSAGE: &str = "contains a NUL character (U+0000), which cannot be stored";

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use hookflow_templating::{EventType, RenderContext, TemplateSet};
+use hookflow_templating::{ContextValue, EventType, RenderContext, TemplateSet};
 
 use crate::model::{Action, ActionRef, EventId, Shop, ShopId, Timestamp, Trigger, TriggerId};
 use crate::service::{Engine, EngineError};
@@ -99,18 +99,7 @@ pub fn explain(
         .filter(|t| t.draft.event_type == event.event_type)
         .collect();
     mine.sort_by_key(|t| (-t.draft.priority, t.id));
-    let context = event_type.map(|event_type| {
-        RenderContext {
-            event_id: event.id.0,
-            event_type,
-            occurred_at: event.occurred_at.to_rfc3339(),
-            entity_id: event.entity_id.clone(),
-            shop_id: shop.id.0,
-            shop_name: shop.name.clone(),
-            entity: Arc::new(event.entity.clone().unwrap_or_default()),
-        }
-        .into_value()
-    });
+    let context = event_type.map(|event_type| event_context(event, shop, event_type));
     let mut templates = TemplateSet::new();
     mine.into_iter()
         .map(|trigger| {
@@ -120,61 +109,90 @@ pub fn explain(
                 .as_deref()
                 .map(str::trim)
                 .filter(|c| !c.is_empty());
-            let mut holds = || -> Result<bool, String> {
-                let Some(source) = condition else {
-                    return Ok(true);
-                };
-                let Some(ctx) = &context else {
-                    return Err(format!(
-                        "the event type {} is no longer in the catalog",
-                        event.event_type
-                    ));
-                };
-                let id = templates
-                    .add_condition(&format!("explain{}", trigger.id), source)
-                    .map_err(|e| e.to_string())?;
-                templates
-                    .condition_holds(&id, ctx)
-                    .map_err(|e| e.to_string())
-            };
-            let verdict = match trigger.draft.shop_id {
-                Some(shop_id) if shop_id != event.shop_id => Verdict::OtherShop { shop_id },
-                _ if !trigger.draft.enabled => Verdict::Disabled {
-                    condition_holds: holds().ok(),
-                },
-                _ => match holds() {
-                    Ok(true) => Verdict::Matches,
-                    Ok(false) => Verdict::ConditionFalse,
-                    Err(message) => Verdict::ConditionError { message },
-                },
-            };
-            let actions = trigger
-                .draft
-                .actions
-                .iter()
-                .enumerate()
-                .map(|(index, action)| {
-                    let Action::CallWebhook(call) = action;
-                    let index = index as i32;
-                    ActionState {
-                        index,
-                        // The Events page is open to viewers: the URL template without its
-                        // credentials.
-                        url: crate::redact::url_template(&call.url),
-                        deactivated_at: deactivated
-                            .iter()
-                            .find(|(a, _)| a.trigger == trigger.id && i32::from(a.index) == index)
-                            .map(|(_, at)| *at),
-                    }
-                })
-                .collect();
             TriggerVerdict {
                 trigger_id: trigger.id,
                 name: trigger.draft.name.clone(),
                 shop_id: trigger.draft.shop_id,
                 condition: condition.map(str::to_owned),
-                verdict,
-                actions,
+                verdict: verdict(trigger, condition, event, context.as_ref(), &mut templates),
+                actions: action_states(trigger, deactivated),
+            }
+        })
+        .collect()
+}
+
+/// The merge fields the event's conditions see, as ingest builds them.
+fn event_context(event: &LoggedEvent, shop: &Shop, event_type: Arc<EventType>) -> ContextValue {
+    RenderContext {
+        event_id: event.id.0,
+        event_type,
+        occurred_at: event.occurred_at.to_rfc3339(),
+        entity_id: event.entity_id.clone(),
+        shop_id: shop.id.0,
+        shop_name: shop.name.clone(),
+        entity: Arc::new(event.entity.clone().unwrap_or_default()),
+    }
+    .into_value()
+}
+
+/// Why a trigger fires for the event or not; its condition is compiled into `templates` only
+/// when the verdict needs it. `context` is `None` when the event's type left the catalog.
+fn verdict(
+    trigger: &Trigger,
+    condition: Option<&str>,
+    event: &LoggedEvent,
+    context: Option<&ContextValue>,
+    templates: &mut TemplateSet,
+) -> Verdict {
+    let mut holds = || -> Result<bool, String> {
+        let Some(source) = condition else {
+            return Ok(true);
+        };
+        let Some(ctx) = context else {
+            return Err(format!(
+                "the event type {} is no longer in the catalog",
+                event.event_type
+            ));
+        };
+        let id = templates
+            .add_condition(&format!("explain{}", trigger.id), source)
+            .map_err(|e| e.to_string())?;
+        templates
+            .condition_holds(&id, ctx)
+            .map_err(|e| e.to_string())
+    };
+    match trigger.draft.shop_id {
+        Some(shop_id) if shop_id != event.shop_id => Verdict::OtherShop { shop_id },
+        _ if !trigger.draft.enabled => Verdict::Disabled {
+            condition_holds: holds().ok(),
+        },
+        _ => match holds() {
+            Ok(true) => Verdict::Matches,
+            Ok(false) => Verdict::ConditionFalse,
+            Err(message) => Verdict::ConditionError { message },
+        },
+    }
+}
+
+/// Each action of the trigger, with when it was deactivated if it was.
+fn action_states(trigger: &Trigger, deactivated: &[(ActionRef, Timestamp)]) -> Vec<ActionState> {
+    trigger
+        .draft
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(index, action)| {
+            let Action::CallWebhook(call) = action;
+            let index = index as i32;
+            ActionState {
+                index,
+                // The Events page is open to viewers: the URL template without its
+                // credentials.
+                url: crate::redact::url_template(&call.url),
+                deactivated_at: deactivated
+                    .iter()
+                    .find(|(a, _)| a.trigger == trigger.id && i32::from(a.index) == index)
+                    .map(|(_, at)| *at),
             }
         })
         .collect()

@@ -86,6 +86,7 @@ fn register<M: Collector + Clone + 'static>(
 }
 
 impl Metrics {
+    // Long on purpose: a declarative table of every exported metric (name, help, buckets).
     fn new() -> Metrics {
         let r = Registry::new();
         let events = register(

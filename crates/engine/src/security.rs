@@ -205,6 +205,97 @@ pub fn check_secret_for(scheme: SignatureScheme, secret: &str) -> Result<(), Str
     }
 }
 
+/// Checks a basic-auth username; a missing password is kept from the stored action.
+fn keep_basic_auth_password(
+    call: &mut CallWebhook,
+    before: Option<&CallWebhook>,
+    field: &impl Fn(&str) -> String,
+) -> Result<(), EngineError> {
+    let Some(auth) = &mut call.basic_auth else {
+        return Ok(());
+    };
+    if auth.username.is_empty() || auth.username.contains(':') {
+        return Err(invalid(
+            field("basicAuth.username"),
+            "must be non-empty and contain no colon",
+        ));
+    }
+    let stored = before
+        .and_then(|b| b.basic_auth.as_ref())
+        .and_then(|b| b.password.as_ref());
+    keep_stored(&mut auth.password, stored, field, "basicAuth.password")
+}
+
+/// A write-only field the editor left out keeps its stored value; with none stored, it is
+/// required.
+fn keep_stored(
+    value: &mut Option<Secret>,
+    stored: Option<&Secret>,
+    field: &impl Fn(&str) -> String,
+    name: &str,
+) -> Result<(), EngineError> {
+    if value.is_none() {
+        *value = stored.cloned();
+        if value.is_none() {
+            return Err(invalid(field(name), "is required"));
+        }
+    }
+    Ok(())
+}
+
+/// The HMAC secret to store for what a draft asks: nothing keeps the stored one (if it suits
+/// the scheme), `Remove` removes it, `Generate` or a new one rotates, and keys given whole (a
+/// saved trigger's, as the platform APIs pass them back) are checked.
+fn resolve_hmac_secret(
+    scheme: SignatureScheme,
+    sent: Option<HmacSecret>,
+    before: Option<&CallWebhook>,
+    now: Timestamp,
+    field: &impl Fn(&str) -> String,
+) -> Result<Option<HmacSecret>, EngineError> {
+    let previous_keys = before.and_then(|b| match &b.hmac_secret {
+        Some(HmacSecret::Keys(k)) => Some(k.clone()),
+        _ => None,
+    });
+    let check = |secret: &str, name: &str| {
+        check_secret_for(scheme, secret).map_err(|m| invalid(field(name), m))
+    };
+    Ok(match sent {
+        None => match previous_keys {
+            Some(keys) => Some(kept_keys(scheme, keys, field)?),
+            None => None,
+        },
+        Some(HmacSecret::Remove) => None,
+        Some(HmacSecret::Generate) => Some(rotate(scheme, previous_keys, generate_secret(), now)),
+        Some(HmacSecret::Set(secret)) => {
+            check(secret.expose(), "hmacSecret")?;
+            Some(rotate(scheme, previous_keys, secret, now))
+        }
+        Some(HmacSecret::Keys(keys)) => {
+            check(keys.current.expose(), "hmacSecret.current")?;
+            if let Some(previous) = &keys.previous {
+                check(previous.expose(), "hmacSecret.previous")?;
+            }
+            Some(HmacSecret::Keys(for_scheme(scheme, keys)))
+        }
+    })
+}
+
+/// The stored keys, kept as they are: they must suit the scheme the action now signs with.
+fn kept_keys(
+    scheme: SignatureScheme,
+    keys: SigningKeys,
+    field: &impl Fn(&str) -> String,
+) -> Result<HmacSecret, EngineError> {
+    check_secret_for(scheme, keys.current.expose()).map_err(|m| {
+        invalid(
+            field("hmacSecret"),
+            format!("the stored secret {m}; generate or enter a new one for this scheme"),
+        )
+    })?;
+    Ok(HmacSecret::Keys(for_scheme(scheme, keys)))
+}
+
 fn invalid(field: String, message: impl Into<String>) -> EngineError {
     EngineError::Invalid {
         field,
@@ -235,90 +326,51 @@ impl Engine {
                 .check_url(&call.url)
                 .map_err(|m| invalid(field("url"), m))?;
 
-            if let Some(auth) = &mut call.basic_auth {
-                if auth.username.is_empty() || auth.username.contains(':') {
-                    return Err(invalid(
-                        field("basicAuth.username"),
-                        "must be non-empty and contain no colon",
-                    ));
-                }
-                if auth.password.is_none() {
-                    auth.password = before
-                        .and_then(|b| b.basic_auth.as_ref())
-                        .and_then(|b| b.password.clone());
-                    if auth.password.is_none() {
-                        return Err(invalid(field("basicAuth.password"), "is required"));
-                    }
-                }
-            }
-
-            let previous_keys = before.and_then(|b| match &b.hmac_secret {
-                Some(HmacSecret::Keys(k)) => Some(k.clone()),
-                _ => None,
-            });
-            let scheme = call.signature_scheme;
-            let check = |secret: &str, name: &str| {
-                check_secret_for(scheme, secret).map_err(|m| invalid(field(name), m))
-            };
-            call.hmac_secret = match call.hmac_secret.take() {
-                None => match previous_keys {
-                    // The kept secret must suit the scheme the action now signs with.
-                    Some(keys) => {
-                        check_secret_for(scheme, keys.current.expose()).map_err(|m| {
-                            invalid(
-                                field("hmacSecret"),
-                                format!("the stored secret {m}; generate or enter a new one for this scheme"),
-                            )
-                        })?;
-                        Some(HmacSecret::Keys(for_scheme(scheme, keys)))
-                    }
-                    None => None,
-                },
-                Some(HmacSecret::Remove) => None,
-                Some(HmacSecret::Generate) => {
-                    Some(rotate(scheme, previous_keys, generate_secret(), now))
-                }
-                Some(HmacSecret::Set(secret)) => {
-                    check(secret.expose(), "hmacSecret")?;
-                    Some(rotate(scheme, previous_keys, secret, now))
-                }
-                Some(HmacSecret::Keys(keys)) => {
-                    check(keys.current.expose(), "hmacSecret.current")?;
-                    if let Some(previous) = &keys.previous {
-                        check(previous.expose(), "hmacSecret.previous")?;
-                    }
-                    Some(HmacSecret::Keys(for_scheme(scheme, keys)))
-                }
-            };
-
-            if let Some(cert) = &mut call.client_certificate {
-                if cert.key_pem.is_none() {
-                    cert.key_pem = before
-                        .and_then(|b| b.client_certificate.as_ref())
-                        .and_then(|c| c.key_pem.clone());
-                    if cert.key_pem.is_none() {
-                        return Err(invalid(field("clientCertificate.keyPem"), "is required"));
-                    }
-                }
-                let key = cert
-                    .key_pem
-                    .as_ref()
-                    .map(Secret::expose)
-                    .unwrap_or_default();
-                let info = self
-                    .transport
-                    .inspect_identity(&cert.cert_pem, key)
-                    .map_err(|m| invalid(field("clientCertificate"), m))?;
-                cert.subject = Some(info.subject);
-                cert.issuer = Some(info.issuer);
-                cert.not_after = Some(info.not_after);
-            }
+            keep_basic_auth_password(call, before, &field)?;
+            call.hmac_secret = resolve_hmac_secret(
+                call.signature_scheme,
+                call.hmac_secret.take(),
+                before,
+                now,
+                &field,
+            )?;
+            self.describe_client_certificate(call, before, &field)?;
             if let Some(ca) = &call.ca_pem {
                 self.transport
                     .check_ca(ca)
                     .map_err(|m| invalid(field("caPem"), m))?;
             }
         }
+        Ok(())
+    }
+
+    /// Checks a client certificate and describes it (subject, issuer, expiry); a missing key
+    /// is kept from the stored action.
+    fn describe_client_certificate(
+        &self,
+        call: &mut CallWebhook,
+        before: Option<&CallWebhook>,
+        field: &impl Fn(&str) -> String,
+    ) -> Result<(), EngineError> {
+        let Some(cert) = &mut call.client_certificate else {
+            return Ok(());
+        };
+        let stored = before
+            .and_then(|b| b.client_certificate.as_ref())
+            .and_then(|c| c.key_pem.as_ref());
+        keep_stored(&mut cert.key_pem, stored, field, "clientCertificate.keyPem")?;
+        let key = cert
+            .key_pem
+            .as_ref()
+            .map(Secret::expose)
+            .unwrap_or_default();
+        let info = self
+            .transport
+            .inspect_identity(&cert.cert_pem, key)
+            .map_err(|m| invalid(field("clientCertificate"), m))?;
+        cert.subject = Some(info.subject);
+        cert.issuer = Some(info.issuer);
+        cert.not_after = Some(info.not_after);
         Ok(())
     }
 

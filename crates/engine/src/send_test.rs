@@ -7,6 +7,7 @@
 //! the SSRF guard, signing and client certificates apply as they do to queued calls. Nothing
 //! is recorded: no event, no queue item, no attempt.
 
+use hookflow_templating::EventType;
 use serde::Serialize;
 
 use crate::model::{
@@ -17,6 +18,7 @@ use crate::security::ActionIndex;
 use crate::service::sample_entity;
 use crate::store::{PlannedEvent, Planner};
 use crate::templates::EntityIdParam;
+use crate::transport::Delivery;
 use crate::triggers::CompiledTriggers;
 use crate::{Engine, EngineError};
 
@@ -84,101 +86,20 @@ impl Engine {
         self.check_queue_settings(&draft)?;
         // Before narrowing to one action: stored credentials are matched by position.
         self.resolve_credentials(&mut draft, existing.as_ref())?;
-        let index = request.action_index;
-        if index >= draft.actions.len() {
-            return Err(EngineError::Invalid {
-                field: "actionIndex".into(),
-                message: format!("the trigger has {} action(s)", draft.actions.len()),
-            });
-        }
-        let action = draft.actions.swap_remove(index);
-        let Action::CallWebhook(_) = &action;
+        let action = take_action(&mut draft, request.action_index)?;
         let event_type = self
             .catalog()
             .shared(&draft.event_type)
             .expect("validate_trigger checked the event type");
-
-        // The entity: a stored one when asked for, else the type's sample.
         let entity_id = request.entity_id.map(|e| match e {
             EntityIdParam::Text(s) => s,
             EntityIdParam::Number(n) => n.to_string(),
         });
         let shop_id = draft.shop_id.or(request.shop_id);
-        let (shop, entity_id, entity, occurred_at) = match (shop_id, entity_id) {
-            (Some(shop_id), Some(entity_id)) => {
-                let shop = self.get_shop(shop_id).await?;
-                let event = self
-                    .store
-                    .latest_event(shop_id, &entity_id)
-                    .await?
-                    .ok_or_else(|| {
-                        EngineError::NotFound(format!(
-                            "no event about {} {entity_id:?} is stored for shop {shop_id}",
-                            event_type.entity
-                        ))
-                    })?;
-                (shop, event.entity_id, event.entity, event.occurred_at)
-            }
-            (shop_id, entity_id) => {
-                let shop = match shop_id {
-                    Some(id) => self.get_shop(id).await?,
-                    None => Shop {
-                        id: ShopId(SAMPLE_SHOP.0),
-                        name: SAMPLE_SHOP.1.to_owned(),
-                        notification_email: None,
-                        created_at: Timestamp::now(),
-                        catalog: "shopctrl".into(),
-                        api_key: Default::default(),
-                    },
-                };
-                let entity_id = entity_id.unwrap_or_else(|| SAMPLE_ENTITY_ID.to_owned());
-                (
-                    shop,
-                    entity_id,
-                    sample_entity(&event_type),
-                    Timestamp::now(),
-                )
-            }
-        };
-
-        // The trigger as it would run: this one action, enabled, no condition (a test is sent
-        // whatever the condition says), for the event's shop.
+        let subject = self.test_subject(&event_type, shop_id, entity_id).await?;
         let now = Timestamp::now();
-        let trigger = Trigger {
-            id: request.trigger_id.unwrap_or(TriggerId(0)),
-            draft: TriggerDraft {
-                enabled: true,
-                condition: None,
-                shop_id: Some(shop.id),
-                actions: vec![action],
-                ..draft
-            },
-            created_at: now,
-            updated_at: now,
-        };
-        let retry = self.config.dispatch.retry;
-        let compiled =
-            CompiledTriggers::build(std::slice::from_ref(&trigger), self.catalog(), retry, &[]);
-        let event = NewEvent {
-            event_type: trigger.draft.event_type.clone(),
-            shop_id: shop.id,
-            entity_id,
-            entity,
-            occurred_at,
-            idempotency_key: None,
-        };
-        let mut calls: Vec<NewCall> = Vec::with_capacity(1);
-        compiled.plan(
-            &PlannedEvent {
-                id: crate::model::EventId(0),
-                event: &event,
-                shop: &shop,
-            },
-            &mut calls,
-        );
-        let call = calls
-            .pop()
-            .ok_or_else(|| EngineError::Conflict("the trigger did not produce a call".into()))?;
+        let trigger = test_trigger(request.trigger_id, draft, action, subject.shop.id, now);
+        let call = self.plan_test_call(&trigger, subject)?;
         let sent = SentRequest {
             method: call.method.as_str(),
             url: call.url.clone(),
@@ -186,17 +107,95 @@ impl Engine {
             body: call.body.clone(),
         };
         if call.status == CallStatus::Failed {
-            return Ok(SendTestResult {
-                request: sent,
-                status: None,
-                duration_ms: 0,
-                response_headers: Vec::new(),
-                response_body: String::new(),
-                error: call.last_error,
-                success: false,
+            return Ok(unanswered(sent, call.last_error));
+        }
+        let delivery = self.deliver_test_call(&trigger, call, now).await;
+        Ok(answered(sent, delivery))
+    }
+
+    /// The entity a test renders: a stored one when asked for (the latest event about it),
+    /// else the type's sample.
+    async fn test_subject(
+        &self,
+        event_type: &EventType,
+        shop_id: Option<ShopId>,
+        entity_id: Option<String>,
+    ) -> Result<TestSubject, EngineError> {
+        if let (Some(shop_id), Some(entity_id)) = (shop_id, &entity_id) {
+            let shop = self.get_shop(shop_id).await?;
+            let event = self
+                .store
+                .latest_event(shop_id, entity_id)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::NotFound(format!(
+                        "no event about {} {entity_id:?} is stored for shop {shop_id}",
+                        event_type.entity
+                    ))
+                })?;
+            return Ok(TestSubject {
+                shop,
+                entity_id: event.entity_id,
+                entity: event.entity,
+                occurred_at: event.occurred_at,
             });
         }
-        let index = ActionIndex::build(std::slice::from_ref(&trigger), retry);
+        let shop = match shop_id {
+            Some(id) => self.get_shop(id).await?,
+            None => sample_shop(),
+        };
+        Ok(TestSubject {
+            shop,
+            entity_id: entity_id.unwrap_or_else(|| SAMPLE_ENTITY_ID.to_owned()),
+            entity: sample_entity(event_type),
+            occurred_at: Timestamp::now(),
+        })
+    }
+
+    /// The one call the test trigger plans for its subject, rendered as a real event's would
+    /// be.
+    fn plan_test_call(
+        &self,
+        trigger: &Trigger,
+        subject: TestSubject,
+    ) -> Result<NewCall, EngineError> {
+        let compiled = CompiledTriggers::build(
+            std::slice::from_ref(trigger),
+            self.catalog(),
+            self.config.dispatch.retry,
+            &[],
+        );
+        let event = NewEvent {
+            event_type: trigger.draft.event_type.clone(),
+            shop_id: subject.shop.id,
+            entity_id: subject.entity_id,
+            entity: subject.entity,
+            occurred_at: subject.occurred_at,
+            idempotency_key: None,
+        };
+        let mut calls: Vec<NewCall> = Vec::with_capacity(1);
+        compiled.plan(
+            &PlannedEvent {
+                id: crate::model::EventId(0),
+                event: &event,
+                shop: &subject.shop,
+            },
+            &mut calls,
+        );
+        calls
+            .pop()
+            .ok_or_else(|| EngineError::Conflict("the trigger did not produce a call".into()))
+    }
+
+    /// Sends the planned call as the dispatcher would, with the action's credentials and
+    /// timeout, but as a claim of nothing queued.
+    async fn deliver_test_call(
+        &self,
+        trigger: &Trigger,
+        call: NewCall,
+        now: Timestamp,
+    ) -> Delivery {
+        let index = ActionIndex::build(std::slice::from_ref(trigger), self.config.dispatch.retry);
         let policy = index.policy(trigger.id, 0);
         let claimed = ClaimedCall {
             id: CallId(0),
@@ -214,24 +213,97 @@ impl Engine {
             lease_until: now,
         };
         let security = index.get(trigger.id, 0);
-        let delivery = self
-            .transport
+        self.transport
             .deliver(&claimed, security.as_deref(), policy.timeout)
-            .await;
-        let mut response_body = delivery.response_body;
-        if let Some((cut, _)) = response_body.char_indices().nth(MAX_BODY_CHARS) {
-            response_body.truncate(cut);
-        }
-        Ok(SendTestResult {
-            request: sent,
-            success: delivery.status.is_some_and(|s| (200..300).contains(&s)),
-            status: delivery.status,
-            duration_ms: delivery.duration.as_millis() as u64,
-            response_headers: delivery.response_headers,
-            response_body,
-            error: delivery
-                .failure
-                .map(|(_, message)| crate::redact::urls_in(&message).into_owned()),
-        })
+            .await
+    }
+}
+
+/// The shop, entity and time a test call is rendered for.
+struct TestSubject {
+    shop: Shop,
+    entity_id: String,
+    entity: serde_json::Map<String, serde_json::Value>,
+    occurred_at: Timestamp,
+}
+
+/// The action at `index`, taken out of the draft; an index past the last action is refused.
+fn take_action(draft: &mut TriggerDraft, index: usize) -> Result<Action, EngineError> {
+    if index >= draft.actions.len() {
+        return Err(EngineError::Invalid {
+            field: "actionIndex".into(),
+            message: format!("the trigger has {} action(s)", draft.actions.len()),
+        });
+    }
+    let action = draft.actions.swap_remove(index);
+    let Action::CallWebhook(_) = &action;
+    Ok(action)
+}
+
+/// The shop a test without one is rendered for.
+fn sample_shop() -> Shop {
+    Shop {
+        id: ShopId(SAMPLE_SHOP.0),
+        name: SAMPLE_SHOP.1.to_owned(),
+        notification_email: None,
+        created_at: Timestamp::now(),
+        catalog: "shopctrl".into(),
+        api_key: Default::default(),
+    }
+}
+
+/// The trigger as it would run: this one action, enabled, no condition (a test is sent
+/// whatever the condition says), for the event's shop.
+fn test_trigger(
+    id: Option<TriggerId>,
+    draft: TriggerDraft,
+    action: Action,
+    shop: ShopId,
+    now: Timestamp,
+) -> Trigger {
+    Trigger {
+        id: id.unwrap_or(TriggerId(0)),
+        draft: TriggerDraft {
+            enabled: true,
+            condition: None,
+            shop_id: Some(shop),
+            actions: vec![action],
+            ..draft
+        },
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A call that failed to render: nothing was sent, the render error says why.
+fn unanswered(sent: SentRequest, error: Option<String>) -> SendTestResult {
+    SendTestResult {
+        request: sent,
+        status: None,
+        duration_ms: 0,
+        response_headers: Vec::new(),
+        response_body: String::new(),
+        error,
+        success: false,
+    }
+}
+
+/// What the receiver answered, its body cut to [`MAX_BODY_CHARS`] and URLs in a failure's
+/// message redacted.
+fn answered(sent: SentRequest, delivery: Delivery) -> SendTestResult {
+    let mut response_body = delivery.response_body;
+    if let Some((cut, _)) = response_body.char_indices().nth(MAX_BODY_CHARS) {
+        response_body.truncate(cut);
+    }
+    SendTestResult {
+        request: sent,
+        success: delivery.status.is_some_and(|s| (200..300).contains(&s)),
+        status: delivery.status,
+        duration_ms: delivery.duration.as_millis() as u64,
+        response_headers: delivery.response_headers,
+        response_body,
+        error: delivery
+            .failure
+            .map(|(_, message)| crate::redact::urls_in(&message).into_owned()),
     }
 }

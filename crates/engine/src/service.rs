@@ -159,6 +159,38 @@ impl EngineTasks {
     }
 }
 
+/// The task that reloads custom event types and triggers: when another node says it changed
+/// them (PostgreSQL), at once when an action was deactivated here, and periodically.
+/// (Correctness does not rest on this: ingest checks the generation in its transaction; this
+/// keeps reloads off the ingest path.) It ends with the engine.
+fn spawn_refresh(
+    weak: std::sync::Weak<Engine>,
+    reload_wanted: Arc<Notify>,
+    changes: Option<Arc<Notify>>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(TRIGGER_REFRESH) => {}
+                _ = reload_wanted.notified() => {}
+                _ = async {
+                    match &changes {
+                        Some(changes) => changes.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+            }
+            let Some(engine) = weak.upgrade() else { break };
+            if let Err(err) = engine.reload_catalog().await {
+                error!(error = %err, "could not refresh custom event types");
+            }
+            if let Err(err) = engine.reload_triggers().await {
+                error!(error = %err, "could not refresh triggers");
+            }
+        }
+    })
+}
+
 impl Engine {
     /// Loads the triggers and starts the ingest loop.
     pub async fn start(
@@ -220,32 +252,7 @@ impl Engine {
         });
         let weak = Arc::downgrade(&engine);
         let _ = reloader.set(weak.clone());
-        let changes = engine.store.trigger_changes();
-        let refresh = tokio::spawn(async move {
-            loop {
-                // When another node says it changed them (PostgreSQL), at once when an action
-                // was deactivated here, and periodically. (Correctness does not rest on this:
-                // ingest checks the generation in its transaction; this keeps reloads off the
-                // ingest path.)
-                tokio::select! {
-                    _ = tokio::time::sleep(TRIGGER_REFRESH) => {}
-                    _ = reload_wanted.notified() => {}
-                    _ = async {
-                        match &changes {
-                            Some(changes) => changes.notified().await,
-                            None => std::future::pending().await,
-                        }
-                    } => {}
-                }
-                let Some(engine) = weak.upgrade() else { break };
-                if let Err(err) = engine.reload_catalog().await {
-                    error!(error = %err, "could not refresh custom event types");
-                }
-                if let Err(err) = engine.reload_triggers().await {
-                    error!(error = %err, "could not refresh triggers");
-                }
-            }
-        });
+        let refresh = spawn_refresh(weak, reload_wanted, engine.store.trigger_changes());
         Ok((engine, EngineTasks { ingest, refresh }))
     }
 

@@ -268,24 +268,57 @@ impl Planner for CompiledTriggers {
     }
 
     fn plan(&self, planned: &PlannedEvent<'_>, out: &mut Vec<NewCall>) {
-        let event = planned.event;
         let Some(TypeTriggers {
             event_type,
             triggers: candidates,
-        }) = self.by_type.get(&event.event_type)
+        }) = self.by_type.get(&planned.event.event_type)
         else {
             return;
         };
-        let occurred_at = event.occurred_at.to_rfc3339();
-        // The merge-field context is built at most once per event, and only if a condition or
-        // template needs it. It is lazy: entity fields convert only when a template reads them.
-        let mut ctx: Option<ContextValue> = None;
-        let context = |ctx: &mut Option<ContextValue>| -> ContextValue {
-            ctx.get_or_insert_with(|| {
+        let mut shared = EventRender::new(planned, event_type);
+        for trigger in candidates {
+            if self.fires(trigger, &mut shared) {
+                for action in &trigger.actions {
+                    out.push(self.plan_call(trigger, action, &mut shared));
+                }
+            }
+        }
+    }
+}
+
+/// What the calls planned for one event share, each part made at most once per event and only
+/// when a condition or a template needs it.
+struct EventRender<'a> {
+    planned: &'a PlannedEvent<'a>,
+    event_type: &'a Arc<EventType>,
+    /// When the event occurred, in RFC 3339 as templates and the default payload show it.
+    occurred_at: String,
+    /// The merge-field context. It is lazy: entity fields convert only when a template reads
+    /// them.
+    context: Option<ContextValue>,
+    /// The catalog's default payload, for actions without a body template of their own.
+    default_body: Option<String>,
+}
+
+impl<'a> EventRender<'a> {
+    fn new(planned: &'a PlannedEvent<'a>, event_type: &'a Arc<EventType>) -> Self {
+        EventRender {
+            planned,
+            event_type,
+            occurred_at: planned.event.occurred_at.to_rfc3339(),
+            context: None,
+            default_body: None,
+        }
+    }
+
+    fn context(&mut self) -> ContextValue {
+        let (planned, event) = (self.planned, self.planned.event);
+        self.context
+            .get_or_insert_with(|| {
                 RenderContext {
                     event_id: planned.id.0,
-                    event_type: event_type.clone(),
-                    occurred_at: occurred_at.clone(),
+                    event_type: self.event_type.clone(),
+                    occurred_at: self.occurred_at.clone(),
                     entity_id: event.entity_id.clone(),
                     shop_id: planned.shop.id.0,
                     shop_name: planned.shop.name.clone(),
@@ -294,87 +327,100 @@ impl Planner for CompiledTriggers {
                 .into_value()
             })
             .clone()
-        };
-        let mut default_body: Option<String> = None;
-        for trigger in candidates {
-            if trigger.shop_id.is_some_and(|s| s != event.shop_id) {
-                continue;
-            }
-            if let Some(condition) = &trigger.condition {
-                match self
-                    .templates
-                    .condition_holds(condition, &context(&mut ctx))
-                {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(err) => {
-                        warn!(trigger_id = %trigger.id, event_id = %planned.id, error = %err, "condition failed to evaluate; trigger not fired");
-                        continue;
-                    }
-                }
-            }
-            for action in &trigger.actions {
-                let mut call = NewCall {
-                    webhook_id: new_webhook_id(),
-                    event_id: planned.id,
-                    action: ActionRef::new(trigger.id, action.index),
-                    shop_id: event.shop_id,
-                    event_type: event.event_type.clone(),
-                    entity_id: event.entity_id.clone(),
-                    method: action.method,
-                    url: String::new(),
-                    headers: Vec::new(),
-                    body: None,
-                    priority: trigger.priority,
-                    status: CallStatus::Pending,
-                    max_attempts: action.max_attempts,
-                    last_error: None,
-                    unique: action.unique,
-                    ordered: action.ordered,
-                    target_host: String::new(),
-                    coalesced: 0,
-                };
-                let ctx = if action.needs_context() {
-                    Some(context(&mut ctx))
-                } else {
-                    None
-                };
-                let rendered = self.render_action(action, ctx.as_ref(), &mut call, || {
-                    default_body
-                        .get_or_insert_with(|| {
-                            default_payload(
-                                planned.id.0,
-                                event_type,
-                                event.shop_id.0,
-                                &occurred_at,
-                                &event.entity,
-                            )
-                        })
-                        .clone()
-                });
-                if let Err(problem) = rendered {
-                    // Never send a request that is not what the receiver was promised.
-                    call.status = CallStatus::Failed;
-                    call.last_error = Some(problem);
-                    call.body = None;
-                    if call.url.is_empty() {
-                        call.url = action.url_source.clone();
-                    }
-                } else if action.deactivated {
-                    call.status = CallStatus::Skipped;
-                    call.last_error = Some("not sent: the action is deactivated".into());
-                }
-                call.target_host = match &action.host {
-                    Some(host) => host.clone(),
-                    None => target_host(&call.url),
-                };
-                out.push(call);
-            }
-        }
+    }
+
+    fn default_body(&mut self) -> String {
+        let (planned, event) = (self.planned, self.planned.event);
+        self.default_body
+            .get_or_insert_with(|| {
+                default_payload(
+                    planned.id.0,
+                    self.event_type,
+                    event.shop_id.0,
+                    &self.occurred_at,
+                    &event.entity,
+                )
+            })
+            .clone()
     }
 }
 
 impl CompiledTriggers {
+    /// Whether a trigger fires for the event: it is for the event's shop (or every shop) and
+    /// its condition holds. A condition that fails to evaluate does not fire.
+    fn fires(&self, trigger: &CompiledTrigger, shared: &mut EventRender<'_>) -> bool {
+        let planned = shared.planned;
+        if trigger.shop_id.is_some_and(|s| s != planned.event.shop_id) {
+            return false;
+        }
+        let Some(condition) = &trigger.condition else {
+            return true;
+        };
+        match self.templates.condition_holds(condition, &shared.context()) {
+            Ok(holds) => holds,
+            Err(err) => {
+                warn!(trigger_id = %trigger.id, event_id = %planned.id, error = %err, "condition failed to evaluate; trigger not fired");
+                false
+            }
+        }
+    }
+
+    /// One action's call for the event: rendered, or failed with the reason when it could not
+    /// be, or skipped when the action is deactivated.
+    fn plan_call(
+        &self,
+        trigger: &CompiledTrigger,
+        action: &CompiledAction,
+        shared: &mut EventRender<'_>,
+    ) -> NewCall {
+        let planned = shared.planned;
+        let event = planned.event;
+        let mut call = NewCall {
+            webhook_id: new_webhook_id(),
+            event_id: planned.id,
+            action: ActionRef::new(trigger.id, action.index),
+            shop_id: event.shop_id,
+            event_type: event.event_type.clone(),
+            entity_id: event.entity_id.clone(),
+            method: action.method,
+            url: String::new(),
+            headers: Vec::new(),
+            body: None,
+            priority: trigger.priority,
+            status: CallStatus::Pending,
+            max_attempts: action.max_attempts,
+            last_error: None,
+            unique: action.unique,
+            ordered: action.ordered,
+            target_host: String::new(),
+            coalesced: 0,
+        };
+        let ctx = if action.needs_context() {
+            Some(shared.context())
+        } else {
+            None
+        };
+        let rendered =
+            self.render_action(action, ctx.as_ref(), &mut call, || shared.default_body());
+        if let Err(problem) = rendered {
+            // Never send a request that is not what the receiver was promised.
+            call.status = CallStatus::Failed;
+            call.last_error = Some(problem);
+            call.body = None;
+            if call.url.is_empty() {
+                call.url = action.url_source.clone();
+            }
+        } else if action.deactivated {
+            call.status = CallStatus::Skipped;
+            call.last_error = Some("not sent: the action is deactivated".into());
+        }
+        call.target_host = match &action.host {
+            Some(host) => host.clone(),
+            None => target_host(&call.url),
+        };
+        call
+    }
+
     /// Fills in the call's URL, headers and body; the error says which part failed and why.
     fn render_action(
         &self,

@@ -3,15 +3,16 @@
 //! # Layout
 //! - [`auth`]: who is asking (tokens, sessions), CSRF, signing in and out.
 //! - [`client`]: the client address of a request (the peer, or what a trusted proxy forwards).
-//! - [`sign_in_limits`]: failed sign-ins counted per account and per client address.
-//! - [`error`]: [`ApiError`], the one place engine errors become status codes.
+//! - `sign_in_limits`: failed sign-ins counted per account and per client address.
+//! - [`rate`]: per-caller rate limits on costly requests (template previews).
+//! - `error`: [`ApiError`], the one place engine errors become status codes.
 //! - `json`: request-body parsing with messages that say what and where; integers as JSON
 //!   Schema reads them (`6.0`).
 //! - `params`: integers in paths and query strings, read the same way.
 //! - `v1`: one module per resource, each with its handlers and a `router()`.
 //! - [`metrics`]: `GET /metrics` and the per-request log event.
-//! - [`openapi`]: the OpenAPI document, served at `/api/v1/openapi.json`; `reference`: the
-//!   page at `/docs` rendered from it.
+//! - [`openapi`]: the OpenAPI document, served at `/api/v1/openapi.json`.
+//! - `reference`: the API reference page at `/docs`, rendered from the OpenAPI document.
 //! - `ui`: the web UI, server-rendered pages from `templates/ui/` with `web/` as `/static/`.
 //! - `compat`: the platforms' own subscription APIs (`/compat/skladon/v21`,
 //!   `/compat/frontsystems/api`), thin adapters over the same engine calls.
@@ -23,7 +24,7 @@
 pub mod auth;
 pub mod client;
 mod compat;
-pub mod error;
+mod error;
 mod json;
 pub mod metrics;
 pub mod openapi;
@@ -31,7 +32,7 @@ mod params;
 pub mod rate;
 mod reference;
 mod security_headers;
-pub mod sign_in_limits;
+mod sign_in_limits;
 mod ui;
 mod v1;
 

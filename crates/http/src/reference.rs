@@ -25,55 +25,13 @@ pub(crate) fn render(document: &Value) -> String {
         v = crate::ui::render::ASSET_VERSION.as_str(),
     );
     let operations = operations(document);
-    let mut tags: Vec<(String, String)> = document["tags"]
-        .as_array()
-        .map(|tags| {
-            tags.iter()
-                .map(|t| (text(&t["name"]), text(&t["description"])))
-                .collect()
-        })
-        .unwrap_or_default();
-    // An operation whose tag the document does not list still gets a section.
-    for op in &operations {
-        if !tags.iter().any(|(name, _)| *name == op.tag) {
-            tags.push((op.tag.clone(), String::new()));
-        }
-    }
+    let tags = tags(document, &operations);
     let schemas = document["components"]["schemas"]
         .as_object()
         .cloned()
         .unwrap_or_default();
 
-    // Contents.
-    page.push_str("<nav><p class=\"brand\"><a href=\"#top\">");
-    page.push_str(&esc(&title));
-    page.push_str("</a></p>");
-    for (tag, _) in &tags {
-        let _ = write!(page, "<h4>{}</h4><ul>", esc(tag));
-        for op in operations.iter().filter(|o| &o.tag == tag) {
-            let label = op.op["summary"].as_str().unwrap_or(&op.path);
-            let _ = write!(
-                page,
-                "<li><a href=\"#{}\" title=\"{}\"><span class=\"m {m}\">{M}</span> {}</a></li>",
-                esc(&op.anchor()),
-                esc(&op.path),
-                esc(label),
-                m = op.method,
-                M = op.method.to_uppercase()
-            );
-        }
-        page.push_str("</ul>");
-    }
-    page.push_str("<h4>Schemas</h4><ul>");
-    for name in schemas.keys() {
-        let _ = write!(
-            page,
-            "<li><a href=\"#schema-{n}\">{n}</a></li>",
-            n = esc(name)
-        );
-    }
-    page.push_str("</ul></nav><main id=\"top\">");
-
+    render_contents(&mut page, &title, &tags, &operations, &schemas);
     let _ = write!(
         page,
         "<h1>{} <small>{}</small></h1>{}\
@@ -110,6 +68,63 @@ pub(crate) fn render(document: &Value) -> String {
     }
     page.push_str("</section></main></body></html>\n");
     page
+}
+
+/// The document's tags with their descriptions, in its order; an operation whose tag the
+/// document does not list still gets a section.
+fn tags(document: &Value, operations: &[Operation<'_>]) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = document["tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .map(|t| (text(&t["name"]), text(&t["description"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    for op in operations {
+        if !tags.iter().any(|(name, _)| *name == op.tag) {
+            tags.push((op.tag.clone(), String::new()));
+        }
+    }
+    tags
+}
+
+/// The contents: every operation by tag, then every schema.
+fn render_contents(
+    page: &mut String,
+    title: &str,
+    tags: &[(String, String)],
+    operations: &[Operation<'_>],
+    schemas: &serde_json::Map<String, Value>,
+) {
+    page.push_str("<nav><p class=\"brand\"><a href=\"#top\">");
+    page.push_str(&esc(title));
+    page.push_str("</a></p>");
+    for (tag, _) in tags {
+        let _ = write!(page, "<h4>{}</h4><ul>", esc(tag));
+        for op in operations.iter().filter(|o| &o.tag == tag) {
+            let label = op.op["summary"].as_str().unwrap_or(&op.path);
+            let _ = write!(
+                page,
+                "<li><a href=\"#{}\" title=\"{}\"><span class=\"m {m}\">{M}</span> {}</a></li>",
+                esc(&op.anchor()),
+                esc(&op.path),
+                esc(label),
+                m = op.method,
+                M = op.method.to_uppercase()
+            );
+        }
+        page.push_str("</ul>");
+    }
+    page.push_str("<h4>Schemas</h4><ul>");
+    for name in schemas.keys() {
+        let _ = write!(
+            page,
+            "<li><a href=\"#schema-{n}\">{n}</a></li>",
+            n = esc(name)
+        );
+    }
+    page.push_str("</ul></nav><main id=\"top\">");
 }
 
 /// One operation of the document.
@@ -165,6 +180,15 @@ fn render_operation(page: &mut String, op: &Operation<'_>) {
         page.push_str(&prose(description));
     }
 
+    render_parameters(page, o);
+    let example_body = render_request_body(page, o);
+    render_responses(page, o);
+    render_curl(page, op, example_body);
+    page.push_str("</article>");
+}
+
+/// The operation's parameters as a table.
+fn render_parameters(page: &mut String, o: &Value) {
     if let Some(params) = o["parameters"].as_array().filter(|p| !p.is_empty()) {
         page.push_str(
             "<h4>Parameters</h4><table><tr><th>name</th><th>in</th><th>type</th><th></th></tr>",
@@ -186,7 +210,11 @@ fn render_operation(page: &mut String, op: &Operation<'_>) {
         }
         page.push_str("</table>");
     }
+}
 
+/// The operation's request body per content type, with its example; returns the last
+/// example as one line of JSON, for the curl command.
+fn render_request_body(page: &mut String, o: &Value) -> Option<String> {
     let mut example_body = None;
     if let Some(content) = o["requestBody"]["content"].as_object() {
         page.push_str("<h4>Request body</h4>");
@@ -213,7 +241,11 @@ fn render_operation(page: &mut String, op: &Operation<'_>) {
             }
         }
     }
+    example_body
+}
 
+/// The operation's responses as a table.
+fn render_responses(page: &mut String, o: &Value) {
     if let Some(responses) = o["responses"].as_object() {
         page.push_str("<h4>Responses</h4><table><tr><th>status</th><th></th><th>body</th></tr>");
         for (status, response) in responses {
@@ -236,8 +268,10 @@ fn render_operation(page: &mut String, op: &Operation<'_>) {
         }
         page.push_str("</table>");
     }
+}
 
-    // A request to copy: the path's parameters stay as `{name}` placeholders.
+/// A request to copy: the path's parameters stay as `{name}` placeholders.
+fn render_curl(page: &mut String, op: &Operation<'_>, example_body: Option<String>) {
     let mut curl = format!(
         "curl -X {} 'http://127.0.0.1:8080{}' -H \"Authorization: Bearer $HOOKFLOW_ADMIN_TOKEN\"",
         op.method.to_uppercase(),
@@ -251,7 +285,6 @@ fn render_operation(page: &mut String, op: &Operation<'_>) {
         "<details><summary>curl</summary><pre>{}</pre></details>",
         esc(&curl)
     );
-    page.push_str("</article>");
 }
 
 fn render_schema(page: &mut String, schema: &Value) {

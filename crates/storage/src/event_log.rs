@@ -140,6 +140,25 @@ async fn load(
     }
 
     let event_ids: Vec<i64> = events.iter().map(|e| e.id.0).collect();
+    let (mut calls_by_event, call_ids) = calls_of(db, &event_ids).await?;
+    if detail.attempts {
+        let mut log = attempts_of(db, &call_ids).await?;
+        for call in calls_by_event.values_mut().flatten() {
+            call.attempt_log = Some(log.remove(&call.id.0).unwrap_or_default());
+        }
+    }
+    for event in &mut events {
+        event.calls = calls_by_event.remove(&event.id.0).unwrap_or_default();
+    }
+    Ok(events)
+}
+
+/// The calls of the events, by event id, and all their ids (`queue_items_event`).
+async fn calls_of(
+    db: &DatabaseConnection,
+    event_ids: &[i64],
+) -> Result<(HashMap<i64, Vec<LoggedCall>>, Vec<i64>), StoreError> {
+    let backend = db.get_database_backend();
     let mut calls_by_event: HashMap<i64, Vec<LoggedCall>> = HashMap::new();
     let mut call_ids: Vec<i64> = Vec::new();
     for chunk in event_ids.chunks(IN_CHUNK) {
@@ -163,30 +182,29 @@ async fn load(
             calls_by_event.entry(event_id).or_default().push(call);
         }
     }
+    Ok((calls_by_event, call_ids))
+}
 
-    if detail.attempts {
-        let mut log: HashMap<i64, Vec<Attempt>> = HashMap::new();
-        for chunk in call_ids.chunks(IN_CHUNK) {
-            let rows = attempt::Entity::find()
-                .filter(attempt::Column::QueueItemId.is_in(chunk.iter().copied()))
-                .order_by_asc(attempt::Column::Id)
-                .all(db)
-                .await
-                .map_err(db_err)?;
-            for m in rows {
-                log.entry(m.queue_item_id)
-                    .or_default()
-                    .push(crate::queue::to_attempt(m)?);
-            }
-        }
-        for call in calls_by_event.values_mut().flatten() {
-            call.attempt_log = Some(log.remove(&call.id.0).unwrap_or_default());
+/// The attempts of the calls, by call id, oldest first (`attempts_queue_item`).
+async fn attempts_of(
+    db: &DatabaseConnection,
+    call_ids: &[i64],
+) -> Result<HashMap<i64, Vec<Attempt>>, StoreError> {
+    let mut log: HashMap<i64, Vec<Attempt>> = HashMap::new();
+    for chunk in call_ids.chunks(IN_CHUNK) {
+        let rows = attempt::Entity::find()
+            .filter(attempt::Column::QueueItemId.is_in(chunk.iter().copied()))
+            .order_by_asc(attempt::Column::Id)
+            .all(db)
+            .await
+            .map_err(db_err)?;
+        for m in rows {
+            log.entry(m.queue_item_id)
+                .or_default()
+                .push(crate::queue::to_attempt(m)?);
         }
     }
-    for event in &mut events {
-        event.calls = calls_by_event.remove(&event.id.0).unwrap_or_default();
-    }
-    Ok(events)
+    Ok(log)
 }
 
 fn to_event(row: &QueryResult, with_payload: bool) -> Result<LoggedEvent, StoreError> {

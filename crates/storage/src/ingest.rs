@@ -20,9 +20,37 @@ use crate::entities::{event, queue_item, shop};
 use crate::{action_ref, db_err, json_err};
 
 /// Rows per multi-row INSERT: stays under SQLite's 32 766 bound parameters (events have 7
-/// columns, calls 21).
+/// columns, calls 24).
 const EVENT_CHUNK: usize = 1000;
 const CALL_CHUNK: usize = 500;
+
+/// The columns a new call is inserted with, in the order `insert_calls` gives the values.
+const CALL_COLUMNS: [queue_item::Column; 24] = [
+    queue_item::Column::WebhookId,
+    queue_item::Column::EventId,
+    queue_item::Column::TriggerId,
+    queue_item::Column::ActionIndex,
+    queue_item::Column::ShopId,
+    queue_item::Column::EventType,
+    queue_item::Column::EntityId,
+    queue_item::Column::Method,
+    queue_item::Column::Url,
+    queue_item::Column::Headers,
+    queue_item::Column::Body,
+    queue_item::Column::Priority,
+    queue_item::Column::Status,
+    queue_item::Column::Attempts,
+    queue_item::Column::MaxAttempts,
+    queue_item::Column::NextAttemptAt,
+    queue_item::Column::LastError,
+    queue_item::Column::LeaseUntil,
+    queue_item::Column::Coalesced,
+    queue_item::Column::TargetHost,
+    queue_item::Column::Ordered,
+    queue_item::Column::UniqueItem,
+    queue_item::Column::CreatedAt,
+    queue_item::Column::UpdatedAt,
+];
 
 /// Where an event of a request ends up.
 enum Slot {
@@ -33,6 +61,9 @@ enum Slot {
     /// The key was committed before.
     Known(EventId),
 }
+
+/// A request's events placed, or the request refused.
+type RequestSlots = Result<Vec<Slot>, IngestRejection>;
 
 pub(crate) async fn ingest(
     db: &DatabaseConnection,
@@ -45,6 +76,60 @@ pub(crate) async fn ingest(
     // Reads first, outside the transaction: on SQLite a transaction that reads before it writes
     // can fail to upgrade its lock. Shops are never deleted, and idempotency keys are serialised
     // by the single ingest task of this process (and by the unique index across processes).
+    let shops = shops_of(db, shop_cache, requests).await?;
+    let known = known_keys(db, requests).await?;
+    let (fresh, plans) = slot_events(requests, &shops, &known);
+
+    let txn = db.begin().await.map_err(db_err)?;
+    let backend = txn.get_database_backend();
+    // Match against the triggers as committed: if they moved on since the planner was built,
+    // write nothing and let the engine reload. On PostgreSQL the share lock keeps a change from
+    // committing until this transaction has (see `generation`). (On SQLite the write turn keeps
+    // every other writer out, so reading before writing cannot fail to upgrade.)
+    if let Some(ours) = planner.generation() {
+        let committed = crate::generation::read(&txn, true).await?;
+        if committed != ours {
+            txn.rollback().await.map_err(db_err)?;
+            return Ok(IngestResult::TriggersMoved {
+                generation: committed,
+            });
+        }
+    }
+    let event_ids = insert_events(&txn, backend, &fresh, now).await?;
+    // Match and render inside the transaction: the calls commit with their event or not at all.
+    let (mut calls, queued_per_event) = plan_calls(planner, &fresh, &event_ids, &shops);
+    // Where each call goes (unique items, order): the queue policy decides.
+    let plan = arrange(&txn, backend, &calls).await?;
+    let (blocked, coalesced) = place(&mut calls, &plan);
+    let blocked_calls = blocked.iter().filter(|b| **b).count() as u64;
+    let handed = hand_over(&mut calls, &blocked, &handoff);
+    // Ids are needed for the calls handed over and for links to superseding calls.
+    let need_ids = handed > 0 || coalesced > 0;
+    let call_ids = insert_calls(&txn, backend, &calls, need_ids, handoff.lease_until, now).await?;
+    supersede(&txn, backend, &plan, &call_ids, now).await?;
+    let replay_counts = replay_counts(&txn, backend, &plans).await?;
+    txn.commit().await.map_err(db_err)?;
+
+    let handed_off = if handed == 0 {
+        Vec::new()
+    } else {
+        claimed_calls(calls, call_ids, handoff.lease_until, now)
+    };
+    Ok(IngestResult::Committed(IngestOutcome {
+        results: answers(plans, &event_ids, &queued_per_event, &replay_counts),
+        handed_off,
+        coalesced,
+        blocked: blocked_calls,
+    }))
+}
+
+/// The shops the batch's events are for: from the cache, and those it lacks from the
+/// database (which then fill the cache).
+async fn shops_of(
+    db: &DatabaseConnection,
+    shop_cache: &RwLock<HashMap<ShopId, Shop>>,
+    requests: &[Vec<NewEvent>],
+) -> Result<HashMap<ShopId, Shop>, StoreError> {
     let mut shops: HashMap<ShopId, Shop> = HashMap::new();
     let mut missing: HashSet<i64> = HashSet::new();
     {
@@ -77,6 +162,14 @@ pub(crate) async fn ingest(
             shops.insert(shop.id, shop);
         }
     }
+    Ok(shops)
+}
+
+/// The events committed before under the batch's idempotency keys.
+async fn known_keys(
+    db: &DatabaseConnection,
+    requests: &[Vec<NewEvent>],
+) -> Result<HashMap<(ShopId, String), EventId>, StoreError> {
     let keys: HashSet<&str> = requests
         .iter()
         .flatten()
@@ -98,11 +191,19 @@ pub(crate) async fn ingest(
             }
         }
     }
+    Ok(known)
+}
 
-    // Decide per request: rejected, or where each of its events goes.
+/// Decides per request: rejected (an unknown shop), or where each of its events goes. Returns
+/// the fresh events to insert, and each request's slots.
+fn slot_events<'r>(
+    requests: &'r [Vec<NewEvent>],
+    shops: &HashMap<ShopId, Shop>,
+    known: &HashMap<(ShopId, String), EventId>,
+) -> (Vec<&'r NewEvent>, Vec<RequestSlots>) {
     let mut fresh: Vec<&NewEvent> = Vec::new();
     let mut in_batch: HashMap<(ShopId, &str), usize> = HashMap::new();
-    let mut plans: Vec<Result<Vec<Slot>, IngestRejection>> = Vec::with_capacity(requests.len());
+    let mut plans: Vec<RequestSlots> = Vec::with_capacity(requests.len());
     for request in requests {
         if let Some(unknown) = request.iter().find(|e| !shops.contains_key(&e.shop_id)) {
             plans.push(Err(IngestRejection::UnknownShop(unknown.shop_id)));
@@ -131,25 +232,17 @@ pub(crate) async fn ingest(
         }
         plans.push(Ok(slots));
     }
+    (fresh, plans)
+}
 
-    let txn = db.begin().await.map_err(db_err)?;
-    let backend = txn.get_database_backend();
-    // Match against the triggers as committed: if they moved on since the planner was built,
-    // write nothing and let the engine reload. On PostgreSQL the share lock keeps a change from
-    // committing until this transaction has (see `generation`). (On SQLite the write turn keeps
-    // every other writer out, so reading before writing cannot fail to upgrade.)
-    if let Some(ours) = planner.generation() {
-        let committed = crate::generation::read(&txn, true).await?;
-        if committed != ours {
-            txn.rollback().await.map_err(db_err)?;
-            return Ok(IngestResult::TriggersMoved {
-                generation: committed,
-            });
-        }
-    }
-
-    // Insert the fresh events; ids come back through RETURNING. Ids of one multi-row INSERT
-    // are assigned in VALUES order on both databases, so sorted ids line up with the rows.
+/// Inserts the fresh events; ids come back through RETURNING. Ids of one multi-row INSERT
+/// are assigned in VALUES order on both databases, so sorted ids line up with the rows.
+async fn insert_events(
+    txn: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    fresh: &[&NewEvent],
+    now: Timestamp,
+) -> Result<Vec<EventId>, StoreError> {
     let mut event_ids: Vec<EventId> = Vec::with_capacity(fresh.len());
     for chunk in fresh.chunks(EVENT_CHUNK) {
         let mut insert = Query::insert();
@@ -194,8 +287,16 @@ pub(crate) async fn ingest(
             event_ids.len()
         )));
     }
+    Ok(event_ids)
+}
 
-    // Match and render inside the transaction: the calls commit with their event or not at all.
+/// The calls the triggers plan for the fresh events, and how many each event queued.
+fn plan_calls(
+    planner: &dyn Planner,
+    fresh: &[&NewEvent],
+    event_ids: &[EventId],
+    shops: &HashMap<ShopId, Shop>,
+) -> (Vec<NewCall>, Vec<u32>) {
     let mut calls: Vec<NewCall> = Vec::new();
     let mut queued_per_event = vec![0u32; fresh.len()];
     for (i, event) in fresh.iter().enumerate() {
@@ -211,8 +312,12 @@ pub(crate) async fn ingest(
         );
         queued_per_event[i] = (calls.len() - before) as u32;
     }
-    // Where each call goes (unique items, order): the queue policy decides.
-    let plan = arrange(&txn, backend, &calls).await?;
+    (calls, queued_per_event)
+}
+
+/// Applies the queue policy's placements to the calls: which wait behind an earlier call of
+/// their key (`blocked`), and how many calls were folded into others (`coalesced`).
+fn place(calls: &mut [NewCall], plan: &IngestPlan) -> (Vec<bool>, u64) {
     let mut blocked = vec![false; calls.len()];
     let mut coalesced = plan.supersede.len() as u64;
     for (i, placement) in plan.placements.iter().enumerate() {
@@ -230,10 +335,12 @@ pub(crate) async fn ingest(
             }
         }
     }
-    let blocked_calls = blocked.iter().filter(|b| **b).count() as u64;
+    (blocked, coalesced)
+}
 
-    // Calls handed straight to this process's workers are stored already claimed, while the
-    // workers and the call's endpoint have room.
+/// Marks the calls handed straight to this process's workers, which are stored already
+/// claimed, while the workers and the call's endpoint have room; returns how many.
+fn hand_over(calls: &mut [NewCall], blocked: &[bool], handoff: &Handoff) -> usize {
     let mut handed = 0;
     let mut room: HashMap<String, usize> = HashMap::new();
     for (i, call) in calls.iter_mut().enumerate() {
@@ -256,39 +363,25 @@ pub(crate) async fn ingest(
         call.status = CallStatus::InFlight;
         handed += 1;
     }
-    // Ids are needed for the calls handed over and for links to superseding calls.
-    let need_ids = handed > 0 || coalesced > 0;
+    handed
+}
+
+/// Inserts the calls, the handed-over ones leased until `lease_until`; with `need_ids`, their
+/// ids come back in order (else none do, and the statement is cheaper).
+async fn insert_calls(
+    txn: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    calls: &[NewCall],
+    need_ids: bool,
+    lease_until: Timestamp,
+    now: Timestamp,
+) -> Result<Vec<i64>, StoreError> {
     let mut call_ids: Vec<i64> = Vec::with_capacity(if need_ids { calls.len() } else { 0 });
     for chunk in calls.chunks(CALL_CHUNK) {
         let mut insert = Query::insert();
-        insert.into_table(queue_item::Entity).columns([
-            queue_item::Column::WebhookId,
-            queue_item::Column::EventId,
-            queue_item::Column::TriggerId,
-            queue_item::Column::ActionIndex,
-            queue_item::Column::ShopId,
-            queue_item::Column::EventType,
-            queue_item::Column::EntityId,
-            queue_item::Column::Method,
-            queue_item::Column::Url,
-            queue_item::Column::Headers,
-            queue_item::Column::Body,
-            queue_item::Column::Priority,
-            queue_item::Column::Status,
-            queue_item::Column::Attempts,
-            queue_item::Column::MaxAttempts,
-            queue_item::Column::NextAttemptAt,
-            queue_item::Column::LastError,
-            queue_item::Column::LeaseUntil,
-            queue_item::Column::Coalesced,
-            queue_item::Column::TargetHost,
-            queue_item::Column::Ordered,
-            queue_item::Column::UniqueItem,
-            queue_item::Column::CreatedAt,
-            queue_item::Column::UpdatedAt,
-        ]);
+        insert.into_table(queue_item::Entity).columns(CALL_COLUMNS);
         for c in chunk {
-            let lease = (c.status == CallStatus::InFlight).then_some(handoff.lease_until.0);
+            let lease = (c.status == CallStatus::InFlight).then_some(lease_until.0);
             let headers = serde_json::to_string(&c.headers).map_err(json_err)?;
             insert.values_panic([
                 c.webhook_id.as_str().into(),
@@ -318,7 +411,7 @@ pub(crate) async fn ingest(
             ]);
         }
         if need_ids {
-            // Ids come back in VALUES order once sorted (see the events insert above).
+            // Ids come back in VALUES order once sorted (see `insert_events`).
             insert.returning_col(queue_item::Column::Id);
             let rows = txn
                 .query_all(backend.build(&insert))
@@ -340,9 +433,16 @@ pub(crate) async fn ingest(
             call_ids.len()
         )));
     }
-    supersede(&txn, backend, &plan, &call_ids, now).await?;
+    Ok(call_ids)
+}
 
-    // Replays of keys committed earlier answer with the calls their first delivery queued.
+/// How many calls the first delivery of each replayed key queued: replays of keys committed
+/// earlier answer with those.
+async fn replay_counts(
+    txn: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    plans: &[RequestSlots],
+) -> Result<HashMap<EventId, u32>, StoreError> {
     let replayed: Vec<i64> = plans
         .iter()
         .flatten()
@@ -368,32 +468,45 @@ pub(crate) async fn ingest(
             replay_counts.insert(EventId(id), n as u32);
         }
     }
-    txn.commit().await.map_err(db_err)?;
+    Ok(replay_counts)
+}
 
-    let handed_off = if handed == 0 {
-        Vec::new()
-    } else {
-        calls
-            .into_iter()
-            .zip(call_ids)
-            .filter(|(c, _)| c.status == CallStatus::InFlight)
-            .map(|(c, id)| ClaimedCall {
-                id: CallId(id),
-                action: c.action,
-                target_host: c.target_host,
-                webhook_id: c.webhook_id,
-                method: c.method,
-                url: c.url,
-                headers: c.headers,
-                body: c.body,
-                attempts: 0,
-                max_attempts: c.max_attempts,
-                created_at: now,
-                lease_until: handoff.lease_until,
-            })
-            .collect()
-    };
-    let results = plans
+/// The calls stored already claimed, as the workers take them.
+fn claimed_calls(
+    calls: Vec<NewCall>,
+    call_ids: Vec<i64>,
+    lease_until: Timestamp,
+    now: Timestamp,
+) -> Vec<ClaimedCall> {
+    calls
+        .into_iter()
+        .zip(call_ids)
+        .filter(|(c, _)| c.status == CallStatus::InFlight)
+        .map(|(c, id)| ClaimedCall {
+            id: CallId(id),
+            action: c.action,
+            target_host: c.target_host,
+            webhook_id: c.webhook_id,
+            method: c.method,
+            url: c.url,
+            headers: c.headers,
+            body: c.body,
+            attempts: 0,
+            max_attempts: c.max_attempts,
+            created_at: now,
+            lease_until,
+        })
+        .collect()
+}
+
+/// Each request's answer: rejected, or each event's id and the calls it queued.
+fn answers(
+    plans: Vec<RequestSlots>,
+    event_ids: &[EventId],
+    queued_per_event: &[u32],
+    replay_counts: &HashMap<EventId, u32>,
+) -> Vec<Result<Vec<Ingested>, IngestRejection>> {
+    plans
         .into_iter()
         .map(|plan| {
             plan.map(|slots| {
@@ -419,13 +532,7 @@ pub(crate) async fn ingest(
                     .collect()
             })
         })
-        .collect();
-    Ok(IngestResult::Committed(IngestOutcome {
-        results,
-        handed_off,
-        coalesced,
-        blocked: blocked_calls,
-    }))
+        .collect()
 }
 
 /// Reads what the queue policy needs about the unfinished calls of the batch's keys and asks
@@ -457,7 +564,34 @@ async fn arrange(
         return Ok(plan_ingest(&fresh, &[]));
     }
     crate::queue::lock_keys(txn, keyed.iter().map(|&i| fresh[i].key)).await?;
-    // Unfinished calls already queued for these actions and entities (`queue_items_entity`).
+    let rows = unfinished_rows(txn, backend, calls, &keyed).await?;
+    let unfinished: Vec<Unfinished<'_>> = rows
+        .iter()
+        .map(
+            |(id, action, entity, status, unique, coalesced)| Unfinished {
+                id: CallId(*id),
+                key: (*action, entity.as_str()),
+                pending: *status == queue_item::Status::Pending,
+                unique: *unique,
+                coalesced: *coalesced,
+            },
+        )
+        .collect();
+    Ok(plan_ingest(&fresh, &unfinished))
+}
+
+/// A stored unfinished call as `arrange` reads it: id, action, entity id, status, unique,
+/// coalesced.
+type UnfinishedRow = (i64, ActionRef, String, queue_item::Status, bool, i32);
+
+/// The unfinished calls already queued for the keyed calls' actions and entities
+/// (`queue_items_entity`), row-locked on PostgreSQL.
+async fn unfinished_rows(
+    txn: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    calls: &[NewCall],
+    keyed: &[usize],
+) -> Result<Vec<UnfinishedRow>, StoreError> {
     let triggers: HashSet<i64> = keyed.iter().map(|&i| calls[i].action.trigger.0).collect();
     let actions: HashSet<i32> = keyed
         .iter()
@@ -469,7 +603,7 @@ async fn arrange(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let mut rows: Vec<(i64, ActionRef, String, queue_item::Status, bool, i32)> = Vec::new();
+    let mut rows: Vec<UnfinishedRow> = Vec::new();
     for chunk in entities.chunks(EVENT_CHUNK) {
         let mut query = Query::select()
             .columns([
@@ -510,19 +644,7 @@ async fn arrange(
             ));
         }
     }
-    let unfinished: Vec<Unfinished<'_>> = rows
-        .iter()
-        .map(
-            |(id, action, entity, status, unique, coalesced)| Unfinished {
-                id: CallId(*id),
-                key: (*action, entity.as_str()),
-                pending: *status == queue_item::Status::Pending,
-                unique: *unique,
-                coalesced: *coalesced,
-            },
-        )
-        .collect();
-    Ok(plan_ingest(&fresh, &unfinished))
+    Ok(rows)
 }
 
 /// Links superseded calls to the calls that replaced them: those of this batch (stored as

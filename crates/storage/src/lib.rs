@@ -4,9 +4,16 @@
 //! # Layout
 //! - [`entities`]: one sea-orm entity per table.
 //! - `shops`, `triggers`: plain CRUD.
+//! - `event_types`: admins' custom event types, plain CRUD.
 //! - `accounts`: users and their shops, API tokens, sessions.
+//! - `secrets`: [`SecretBox`], which seals credentials before they reach the database.
+//! - `generation`: the trigger generation every change to what events match moves, so an
+//!   ingest never commits calls planned from triggers that changed under it.
 //! - `ingest`: the group-commit transaction (events + their calls).
+//! - `events`: stored events read beyond ingest (the latest about an entity).
 //! - `queue`: claiming with leases, recording attempts, listing, retry and cancel.
+//! - `alerts`: calls that failed for good counted on one open alert per action, and actions
+//!   deactivated by their policy.
 //! - `event_log`: events with the state of their calls; resending one event's or many calls.
 //! - `retention`: pruning old finished calls, their attempts and old events, batch by batch.
 //! - `stats`: queue depth for the metrics scrape.
@@ -26,7 +33,7 @@ mod generation;
 mod ingest;
 mod queue;
 mod retention;
-pub mod secrets;
+mod secrets;
 mod shops;
 mod stats;
 mod triggers;

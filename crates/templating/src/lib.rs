@@ -3,8 +3,8 @@
 //! # Layout
 //! - [`catalog`]: the event catalogs (ShopCtrl, Skladon, Flow Retail, Front Systems), loaded
 //!   from data under `templates/catalogs/`, plus admins' custom types; entity schemas.
-//! - [`payload`]: mime types and the default payload in each catalog's shape.
-//! - [`context`]: the merge fields a template sees (`event`, `shop`, `entity`, `entityData`,
+//! - `payload`: mime types and the default payload in each catalog's shape.
+//! - `context`: the merge fields a template sees (`event`, `shop`, `entity`, `entityData`,
 //!   `entityId`), as lazy minijinja objects over the entity's JSON.
 //! - [`render`]: the minijinja environment that compiles trigger conditions and templates
 //!   (payload bodies, URLs, header values), renders them under a fuel budget and an output cap,
@@ -13,20 +13,23 @@
 //! - `filters`: `tojson`, `xml_escape`, `datetimeformat`, `numberformat`, `default`, ...
 //! - `validate`: JSON and XML well-formedness, header values.
 //! - `locate`: which template line produced an invalid byte of output.
+//! - `budget`: what one render may spend (bytes of values it creates, loop iterations, time),
+//!   which minijinja's fuel and the output cap cannot see.
+//! - `rewrite`: a template's source rewritten so operators and loops charge the budget.
 //! - [`fields`]: merge-field discovery for an event type or a real entity.
 //! - [`schema`]: the JSON Schema of an event type's default payload.
 //!
 //! This crate does no I/O besides parsing the catalog text it is handed; it knows nothing
 //! about storage, HTTP or queues.
 
-pub mod budget;
+mod budget;
 pub mod catalog;
-pub mod context;
+mod context;
 mod escape;
 pub mod fields;
 mod filters;
 mod locate;
-pub mod payload;
+mod payload;
 pub mod render;
 mod rewrite;
 pub mod schema;

@@ -1,7 +1,7 @@
 //! Rendered output must be what its kind promises: a receiver never gets broken JSON or XML,
 //! and a header value never smuggles in a second header.
 
-use quick_xml::events::Event;
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 
 use crate::escape::is_xml_char;
@@ -89,24 +89,7 @@ pub(crate) fn xml(out: &str) -> Result<(), Invalid> {
                     ));
                 }
                 root_seen = true;
-                for attr in e.attributes() {
-                    let attr = attr.map_err(|e| invalid_xml(start, e.to_string()))?;
-                    if attr.value.contains('<') {
-                        return Err(invalid_xml(start, "`<` in an attribute value".into()));
-                    }
-                    let value = attr
-                        .normalized_value(XmlVersion::Implicit1_0)
-                        .map_err(|e| invalid_xml(start, e.to_string()))?;
-                    if let Some(c) = value.chars().find(|c| !is_xml_char(*c)) {
-                        return Err(invalid_xml(
-                            start,
-                            format!(
-                                "character reference to U+{:04X}, which XML does not allow",
-                                c as u32
-                            ),
-                        ));
-                    }
-                }
+                check_attributes(e, start)?;
                 if matches!(event, Event::Start(_)) {
                     depth += 1;
                 }
@@ -119,28 +102,7 @@ pub(crate) fn xml(out: &str) -> Result<(), Invalid> {
                 if depth == 0 {
                     return Err(invalid_xml(start, "text outside the root element".into()));
                 }
-                match r.resolve_char_ref() {
-                    Ok(Some(c)) if is_xml_char(c) => {}
-                    Ok(Some(c)) => {
-                        return Err(invalid_xml(
-                            start,
-                            format!(
-                                "character reference to U+{:04X}, which XML does not allow",
-                                c as u32
-                            ),
-                        ))
-                    }
-                    Ok(None) => {
-                        let name: &str = r;
-                        if !matches!(name, "amp" | "lt" | "gt" | "quot" | "apos") {
-                            return Err(invalid_xml(
-                                start,
-                                format!("unknown entity &{name}; (only &amp; &lt; &gt; &quot; &apos; and character references)"),
-                            ));
-                        }
-                    }
-                    Err(e) => return Err(invalid_xml(start, e.to_string())),
-                }
+                check_reference(r, start)?;
             }
             Event::CData(_) if depth == 0 => {
                 return Err(invalid_xml(start, "CDATA outside the root element".into()))
@@ -159,6 +121,54 @@ pub(crate) fn xml(out: &str) -> Result<(), Invalid> {
             }
             _ => {}
         }
+    }
+}
+
+/// An element's attributes: no `<` in a value, and no character reference XML does not allow.
+fn check_attributes(e: &BytesStart<'_>, start: usize) -> Result<(), Invalid> {
+    for attr in e.attributes() {
+        let attr = attr.map_err(|e| invalid_xml(start, e.to_string()))?;
+        if attr.value.contains('<') {
+            return Err(invalid_xml(start, "`<` in an attribute value".into()));
+        }
+        let value = attr
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|e| invalid_xml(start, e.to_string()))?;
+        if let Some(c) = value.chars().find(|c| !is_xml_char(*c)) {
+            return Err(invalid_xml(
+                start,
+                format!(
+                    "character reference to U+{:04X}, which XML does not allow",
+                    c as u32
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A reference in text: a character XML allows, or one of the five predefined entities.
+fn check_reference(r: &BytesRef<'_>, start: usize) -> Result<(), Invalid> {
+    match r.resolve_char_ref() {
+        Ok(Some(c)) if is_xml_char(c) => Ok(()),
+        Ok(Some(c)) => Err(invalid_xml(
+            start,
+            format!(
+                "character reference to U+{:04X}, which XML does not allow",
+                c as u32
+            ),
+        )),
+        Ok(None) => {
+            let name: &str = r;
+            if !matches!(name, "amp" | "lt" | "gt" | "quot" | "apos") {
+                return Err(invalid_xml(
+                    start,
+                    format!("unknown entity &{name}; (only &amp; &lt; &gt; &quot; &apos; and character references)"),
+                ));
+            }
+            Ok(())
+        }
+        Err(e) => Err(invalid_xml(start, e.to_string())),
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use axum::extract::State;
 use axum::response::Response;
-use hookflow_engine::dashboard::CHART_HOURS;
+use hookflow_engine::dashboard::{Dashboard, CHART_HOURS};
 use hookflow_engine::model::Timestamp;
 use minijinja::context;
 use serde::Serialize;
@@ -43,62 +43,16 @@ pub(crate) async fn show(
     let dash = state.engine.dashboard(now, scope.as_deref()).await?;
     let minutes = (CHART_HOURS * 60) as usize;
 
-    // Counts per minute and series.
-    let mut counts = vec![[0u64; SERIES.len()]; minutes];
-    for m in &dash.per_minute {
-        let Some(offset) = usize::try_from(m.minute - dash.first_minute)
-            .ok()
-            .filter(|o| *o < minutes)
-        else {
-            continue;
-        };
-        counts[offset][usize::from(!m.succeeded)] += m.calls;
-    }
+    let counts = counts_per_minute(&dash, minutes);
     let peak = counts
         .iter()
         .map(|c| c.iter().sum::<u64>())
         .max()
         .unwrap_or(0)
         .max(1);
-    let scale = CHART_HEIGHT / peak as f64;
-    let mut paths = vec![String::new(); SERIES.len()];
-    let mut totals = [0u64; SERIES.len()];
-    for (x, minute) in counts.iter().enumerate() {
-        let mut base = CHART_HEIGHT;
-        for (i, calls) in minute.iter().enumerate() {
-            if *calls == 0 {
-                continue;
-            }
-            totals[i] += calls;
-            let h = *calls as f64 * scale;
-            let _ = write!(paths[i], "M{x} {:.2}h1v{:.2}h-1z", base - h, h);
-            base -= h;
-        }
-    }
-    let series: Vec<Series> = SERIES
-        .iter()
-        .zip(paths)
-        .zip(totals)
-        .map(|(((key, label), path), total)| Series {
-            key,
-            label,
-            path,
-            total,
-        })
-        .collect();
-    // Marks at every third hour of the day (UTC), placed along the chart in percent.
-    let start_ms = dash.first_minute * 60_000;
-    let span_ms = CHART_HOURS * 3_600_000;
-    let first_hour = start_ms.div_euclid(3_600_000) + 1;
-    let ticks: Vec<_> = (first_hour..)
-        .map(|h| h * 3_600_000)
-        .take_while(|at| *at < start_ms + span_ms)
-        .filter(|at| (at / 3_600_000).rem_euclid(24) % 3 == 0)
-        .map(|at| {
-            let label = format!("{:02}:00", (at / 3_600_000).rem_euclid(24));
-            context! { left => (at - start_ms) as f64 * 100.0 / span_ms as f64, label }
-        })
-        .collect();
+    let series = chart_series(&counts, peak);
+    let total = series.iter().map(|s| s.total).sum::<u64>();
+    let ticks = hour_ticks(dash.first_minute);
 
     // Names and event types of the failing actions' triggers, from one read.
     let names: HashMap<_, _> = state
@@ -140,9 +94,70 @@ pub(crate) async fn show(
             oldest => dash.oldest_pending,
             oldest_age,
             failing,
-            total => totals.iter().sum::<u64>(),
+            total,
         },
     )
+}
+
+/// Calls per minute of the chart and series (succeeded, failed), oldest minute first.
+fn counts_per_minute(dash: &Dashboard, minutes: usize) -> Vec<[u64; SERIES.len()]> {
+    let mut counts = vec![[0u64; SERIES.len()]; minutes];
+    for m in &dash.per_minute {
+        let Some(offset) = usize::try_from(m.minute - dash.first_minute)
+            .ok()
+            .filter(|o| *o < minutes)
+        else {
+            continue;
+        };
+        counts[offset][usize::from(!m.succeeded)] += m.calls;
+    }
+    counts
+}
+
+/// Each series as SVG path data, the minutes stacked and scaled so `peak` fills the chart.
+fn chart_series(counts: &[[u64; SERIES.len()]], peak: u64) -> Vec<Series> {
+    let scale = CHART_HEIGHT / peak as f64;
+    let mut paths = vec![String::new(); SERIES.len()];
+    let mut totals = [0u64; SERIES.len()];
+    for (x, minute) in counts.iter().enumerate() {
+        let mut base = CHART_HEIGHT;
+        for (i, calls) in minute.iter().enumerate() {
+            if *calls == 0 {
+                continue;
+            }
+            totals[i] += calls;
+            let h = *calls as f64 * scale;
+            let _ = write!(paths[i], "M{x} {:.2}h1v{:.2}h-1z", base - h, h);
+            base -= h;
+        }
+    }
+    SERIES
+        .iter()
+        .zip(paths)
+        .zip(totals)
+        .map(|(((key, label), path), total)| Series {
+            key,
+            label,
+            path,
+            total,
+        })
+        .collect()
+}
+
+/// Marks at every third hour of the day (UTC), placed along the chart in percent.
+fn hour_ticks(first_minute: i64) -> Vec<minijinja::Value> {
+    let start_ms = first_minute * 60_000;
+    let span_ms = CHART_HOURS * 3_600_000;
+    let first_hour = start_ms.div_euclid(3_600_000) + 1;
+    (first_hour..)
+        .map(|h| h * 3_600_000)
+        .take_while(|at| *at < start_ms + span_ms)
+        .filter(|at| (at / 3_600_000).rem_euclid(24) % 3 == 0)
+        .map(|at| {
+            let label = format!("{:02}:00", (at / 3_600_000).rem_euclid(24));
+            context! { left => (at - start_ms) as f64 * 100.0 / span_ms as f64, label }
+        })
+        .collect()
 }
 
 /// `3 h 12 min`, `5 min`, `40 s`.

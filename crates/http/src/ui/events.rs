@@ -11,7 +11,8 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use hookflow_engine::explain::Verdict;
+use hookflow_engine::accounts::Principal;
+use hookflow_engine::explain::{TriggerVerdict, Verdict};
 use hookflow_engine::model::{CallStatus, EventId, ShopId};
 use hookflow_engine::store::{EventDetail, EventFilter, LoggedEvent};
 use minijinja::context;
@@ -200,84 +201,7 @@ pub(crate) async fn detail(
         .triggers
         .iter()
         .filter(|t| sees_trigger_shop(p, t.shop_id))
-        .map(|t| {
-            let made: Vec<_> = event
-                .calls
-                .iter()
-                .filter(|c| c.trigger_id == t.trigger_id)
-                .collect();
-            let all_deactivated =
-                !t.actions.is_empty() && t.actions.iter().all(|a| a.deactivated_at.is_some());
-            let (fires, reason) = match &t.verdict {
-                Verdict::Matches if all_deactivated => (
-                    false,
-                    Some(if t.actions.len() == 1 {
-                        "its action is deactivated: its calls are skipped, not sent".to_owned()
-                    } else {
-                        "its actions are deactivated: their calls are skipped, not sent".to_owned()
-                    }),
-                ),
-                Verdict::Matches => (true, None),
-                Verdict::OtherShop { shop_id } => (
-                    false,
-                    Some(format!(
-                        "it is for another shop ({})",
-                        shop_name(*shop_id)
-                            .filter(|_| p.sees_shop(*shop_id))
-                            .unwrap_or_else(|| format!("shop {shop_id}"))
-                    )),
-                ),
-                Verdict::Disabled { condition_holds } => (
-                    false,
-                    Some(match condition_holds {
-                        Some(true) if t.condition.is_some() => "the trigger is disabled (its condition holds for this event: it would fire once enabled)".to_owned(),
-                        Some(false) => "the trigger is disabled (and its condition is false for this event)".to_owned(),
-                        _ => "the trigger is disabled".to_owned(),
-                    }),
-                ),
-                Verdict::ConditionFalse => (
-                    false,
-                    Some("its condition is false for this event".to_owned()),
-                ),
-                Verdict::ConditionError { message } => (
-                    false,
-                    Some(format!("its condition could not be evaluated: {message}")),
-                ),
-            };
-            let actions: Vec<_> = t
-                .actions
-                .iter()
-                .map(|a| {
-                    context! {
-                        number => a.index + 1,
-                        url => a.url.clone(),
-                        deactivated_at => a.deactivated_at,
-                        calls => made.iter().filter(|c| c.action_index == a.index).map(|c| context! { id => c.id, status => c.status }).collect::<Vec<_>>(),
-                    }
-                })
-                .collect();
-            let verdict = match &t.verdict {
-                Verdict::Matches if all_deactivated => "action-deactivated",
-                Verdict::Matches => "matches",
-                Verdict::OtherShop { .. } => "other-shop",
-                Verdict::Disabled { .. } => "disabled",
-                Verdict::ConditionFalse => "condition-false",
-                Verdict::ConditionError { .. } => "condition-error",
-            };
-            context! {
-                id => t.trigger_id,
-                name => t.name.clone(),
-                fires,
-                verdict,
-                reason,
-                actions,
-                condition => t.condition.clone(),
-                // Calls the trigger made when the event arrived although it would not now.
-                changed_since => !made.is_empty() && !matches!(t.verdict, Verdict::Matches),
-                made_calls => !made.is_empty(),
-                show_actions => matches!(t.verdict, Verdict::Matches),
-            }
-        })
+        .map(|t| trigger_row(t, event, p, &shop_name))
         .collect();
     let entity = event
         .entity
@@ -301,6 +225,103 @@ pub(crate) async fn detail(
             back => params.get("back").filter(|b| b.starts_with("/events")),
         },
     )
+}
+
+/// One trigger of the event's type as the event's page shows it: whether it fires and why
+/// not, and its actions with the calls they made for the event.
+fn trigger_row(
+    t: &TriggerVerdict,
+    event: &LoggedEvent,
+    p: &Principal,
+    shop_name: &impl Fn(ShopId) -> Option<String>,
+) -> minijinja::Value {
+    let made: Vec<_> = event
+        .calls
+        .iter()
+        .filter(|c| c.trigger_id == t.trigger_id)
+        .collect();
+    let all_deactivated =
+        !t.actions.is_empty() && t.actions.iter().all(|a| a.deactivated_at.is_some());
+    let (fires, reason) = verdict_reason(t, all_deactivated, p, shop_name);
+    let actions: Vec<_> = t
+        .actions
+        .iter()
+        .map(|a| {
+            context! {
+                number => a.index + 1,
+                url => a.url.clone(),
+                deactivated_at => a.deactivated_at,
+                calls => made.iter().filter(|c| c.action_index == a.index).map(|c| context! { id => c.id, status => c.status }).collect::<Vec<_>>(),
+            }
+        })
+        .collect();
+    let verdict = match &t.verdict {
+        Verdict::Matches if all_deactivated => "action-deactivated",
+        Verdict::Matches => "matches",
+        Verdict::OtherShop { .. } => "other-shop",
+        Verdict::Disabled { .. } => "disabled",
+        Verdict::ConditionFalse => "condition-false",
+        Verdict::ConditionError { .. } => "condition-error",
+    };
+    context! {
+        id => t.trigger_id,
+        name => t.name.clone(),
+        fires,
+        verdict,
+        reason,
+        actions,
+        condition => t.condition.clone(),
+        // Calls the trigger made when the event arrived although it would not now.
+        changed_since => !made.is_empty() && !matches!(t.verdict, Verdict::Matches),
+        made_calls => !made.is_empty(),
+        show_actions => matches!(t.verdict, Verdict::Matches),
+    }
+}
+
+/// Whether a trigger fires for the event, and if not, why, in a sentence. Another shop is
+/// named only to those who may see it.
+fn verdict_reason(
+    t: &TriggerVerdict,
+    all_deactivated: bool,
+    p: &Principal,
+    shop_name: &impl Fn(ShopId) -> Option<String>,
+) -> (bool, Option<String>) {
+    match &t.verdict {
+        Verdict::Matches if all_deactivated => (
+            false,
+            Some(if t.actions.len() == 1 {
+                "its action is deactivated: its calls are skipped, not sent".to_owned()
+            } else {
+                "its actions are deactivated: their calls are skipped, not sent".to_owned()
+            }),
+        ),
+        Verdict::Matches => (true, None),
+        Verdict::OtherShop { shop_id } => (
+            false,
+            Some(format!(
+                "it is for another shop ({})",
+                shop_name(*shop_id)
+                    .filter(|_| p.sees_shop(*shop_id))
+                    .unwrap_or_else(|| format!("shop {shop_id}"))
+            )),
+        ),
+        Verdict::Disabled { condition_holds } => (
+            false,
+            Some(match condition_holds {
+                Some(true) if t.condition.is_some() => "the trigger is disabled (its condition holds for this event: it would fire once enabled)".to_owned(),
+                Some(false) => "the trigger is disabled (and its condition is false for this event)".to_owned(),
+                _ => "the trigger is disabled".to_owned(),
+            }),
+        ),
+        Verdict::ConditionFalse => (
+            false,
+            Some("its condition is false for this event".to_owned()),
+        ),
+        Verdict::ConditionError { message } => (
+            false,
+            Some(format!("its condition could not be evaluated: {message}")),
+        ),
+    }
 }
 
 /// `POST /events/{id}/resend`: the API's resend — every call of the event queued again,

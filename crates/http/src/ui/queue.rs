@@ -15,7 +15,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use hookflow_engine::event_log::ResendRequest;
-use hookflow_engine::model::{CallId, CallStatus, QueueFilter, ShopId, Timestamp, TriggerId};
+use hookflow_engine::model::{
+    Attempt, CallId, CallStatus, QueueFilter, ShopId, Timestamp, TriggerId,
+};
 use hookflow_engine::transport::MASKED;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -298,12 +300,6 @@ pub(crate) async fn detail(
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| v.clone());
-    let masked = |headers: &[(String, String)]| -> Vec<(String, String)> {
-        headers
-            .iter()
-            .map(|(k, v)| (k.clone(), mask_header(k, v)))
-            .collect()
-    };
     // What went out last: the latest attempt that recorded its headers; before the first
     // attempt (or for attempts logged before headers were recorded), the stored request.
     let sent = attempts
@@ -326,25 +322,7 @@ pub(crate) async fn detail(
         item.body.as_deref(),
     );
     let last_duration = attempts.last().map(|a| a.duration_ms);
-    let attempts: Vec<_> = attempts
-        .iter()
-        .rev()
-        .map(|a| {
-            let ct = a
-                .response_headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-                .map(|(_, v)| v.as_str());
-            context! {
-                attempt => a,
-                plain_error => a.error.as_deref().and_then(|e| plain::plain_error(e, &item.url, Some(a.duration_ms))),
-                status_text => a.status_code.map(plain::status_text),
-                body => pretty_body(ct, &a.response_body),
-                request_headers => masked(&a.request_headers),
-                headers => masked(&a.response_headers),
-            }
-        })
-        .collect();
+    let attempts = attempt_rows(&attempts, &item.url);
     let last_plain_error = item
         .last_error
         .as_deref()
@@ -375,6 +353,38 @@ pub(crate) async fn detail(
             back => params.get("back").filter(|b| b.starts_with("/queue")),
         },
     )
+}
+
+/// Headers as the call's page shows them, credentials masked.
+fn masked(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.clone(), mask_header(k, v)))
+        .collect()
+}
+
+/// The call's attempts, newest first, each with its answer's body pretty-printed and its
+/// error in plain words.
+fn attempt_rows(attempts: &[Attempt], url: &str) -> Vec<minijinja::Value> {
+    attempts
+        .iter()
+        .rev()
+        .map(|a| {
+            let ct = a
+                .response_headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.as_str());
+            context! {
+                attempt => a,
+                plain_error => a.error.as_deref().and_then(|e| plain::plain_error(e, url, Some(a.duration_ms))),
+                status_text => a.status_code.map(plain::status_text),
+                body => pretty_body(ct, &a.response_body),
+                request_headers => masked(&a.request_headers),
+                headers => masked(&a.response_headers),
+            }
+        })
+        .collect()
 }
 
 /// `GET /queue/{id}/body`: the body exactly as stored and sent, byte for byte, with the

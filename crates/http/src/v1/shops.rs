@@ -18,8 +18,6 @@ use crate::params::Int;
 use crate::v1::Items;
 use crate::AppState;
 
-/// A shop as an admin writes it.
-
 /// A shop as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -68,6 +66,7 @@ impl From<&Shop> for ShopOut {
     }
 }
 
+/// A shop as an admin writes it.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
