@@ -118,10 +118,7 @@ fn check_address(ip: IpAddr) {
 fn check_url(url: &str) {
     let ty = event_type(url);
     let ctx = sample(&ty);
-    let call: CallWebhook = match serde_json::from_value(serde_json::json!({ "url": url })) {
-        Ok(call) => call,
-        Err(_) => return,
-    };
+    let call = CallWebhook::to(url);
     let _ = check_action(&SET, &call, &ty, &ctx);
     let verdict = TRANSPORT.check_url(url);
     if url.contains("{{") {
