@@ -18,7 +18,7 @@ const POSTGRES_SECRET_KEY: &str = "dGVzdCBrZXkgZm9yIGhvb2tmbG93IGUyZSB0ZXN0cyE="
 
 /// Runs an async test body on both backends. Each test becomes a module with two tests,
 /// `<name>::sqlite` and `<name>::postgres`; the PostgreSQL one returns early (and says so) when
-/// `HOOKFLOW_TEST_POSTGRES_URL` is unset. Attributes (`#[ignore = "..."]`) apply to both.
+/// `HOOKFLOW_TEST_POSTGRES_URL` is unset. Attributes written on the function apply to both tests.
 ///
 /// ```ignore
 /// both_backends! {

@@ -67,6 +67,25 @@ fn draft_from(body: &Bytes) -> Result<(TriggerDraft, Vec<usize>), ApiError> {
     Ok((input.into(), generating))
 }
 
+/// The example body of create and replace in the OpenAPI document.
+fn trigger_example() -> Value {
+    json!({
+        "name": "Orders to ERP",
+        "eventType": "OrderChanged",
+        "shopId": 1,
+        "enabled": true,
+        "priority": 5,
+        "condition": "entity.Status == \"Shipped\" and entity.Total > 100",
+        "actions": [{
+            "type": "callWebhook",
+            "url": "https://erp.example.com/hooks/orders",
+            "method": "POST",
+            "hmacSecret": "generate",
+            "payload": {"mimeType": "application/json", "body": "{\"order\": {{ entity.OrderCode }}}"}
+        }]
+    })
+}
+
 /// The trigger, when the caller sees its shop (404 as if it did not exist otherwise).
 pub(crate) async fn visible_trigger(
     state: &AppState,
@@ -120,21 +139,7 @@ async fn list_triggers(State(state): State<AppState>, auth: Auth) -> Result<Json
     operation_id = "create_trigger",
     summary = "Create a trigger",
     description = "Templates and the condition are compiled and checked against a sample event of the type.",
-    request_body(content = TriggerIn, example = json!({
-        "name": "Orders to ERP",
-        "eventType": "OrderChanged",
-        "shopId": 1,
-        "enabled": true,
-        "priority": 5,
-        "condition": "entity.Status == \"Shipped\" and entity.Total > 100",
-        "actions": [{
-            "type": "callWebhook",
-            "url": "https://erp.example.com/hooks/orders",
-            "method": "POST",
-            "hmacSecret": "generate",
-            "payload": {"mimeType": "application/json", "body": "{\"order\": {{ entity.OrderCode }}}"}
-        }]
-    })),
+    request_body(content = TriggerIn, example = trigger_example),
     responses((status = 201, description = "The trigger; secrets show as `{\"set\": true}`.", body = TriggerOut), (status = 422, description = "An invalid field, template or condition (with line and column), or an unknown event type or shop.", body = crate::openapi::ErrorBody)),
 )]
 async fn create_trigger(
@@ -185,21 +190,7 @@ async fn get_trigger(
     summary = "Replace a trigger",
     description = "Secrets left out, or sent back as `{\"set\": true}`, keep their stored values.",
     params(("id" = i64, Path, description = "The trigger's id.")),
-    request_body(content = TriggerIn, example = json!({
-        "name": "Orders to ERP",
-        "eventType": "OrderChanged",
-        "shopId": 1,
-        "enabled": true,
-        "priority": 5,
-        "condition": "entity.Status == \"Shipped\" and entity.Total > 100",
-        "actions": [{
-            "type": "callWebhook",
-            "url": "https://erp.example.com/hooks/orders",
-            "method": "POST",
-            "hmacSecret": "generate",
-            "payload": {"mimeType": "application/json", "body": "{\"order\": {{ entity.OrderCode }}}"}
-        }]
-    })),
+    request_body(content = TriggerIn, example = trigger_example),
     responses((status = 200, description = "The trigger.", body = TriggerOut), (status = 404, description = "No such trigger.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field, template or condition, or an unknown event type or shop.", body = crate::openapi::ErrorBody)),
 )]
 async fn update_trigger(
