@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hookflow_engine::model::{CallId, ShopId, Timestamp, TriggerId};
 use hookflow_engine::notify::{Notice, NoticeKind, Notifier};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -424,7 +426,7 @@ impl Sender for WebhookSender {
         let response = self
             .client
             .post(self.url.clone())
-            .json(notice)
+            .json(&NoticeOut::from(notice))
             .send()
             .await
             // The operator's URL may carry a credential; the error is logged.
@@ -433,6 +435,46 @@ impl Sender for WebhookSender {
             return Err(SendError::Status(response.status().as_u16()));
         }
         Ok(())
+    }
+}
+
+/// A notice as the operator's webhook receives it (JSON, camelCase).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoticeOut<'a> {
+    /// `callFailed` or `actionDeactivated`.
+    pub kind: &'static str,
+    pub shop_id: Option<ShopId>,
+    /// The shop's notification address, if it has one.
+    pub shop_email: Option<&'a str>,
+    pub trigger_id: TriggerId,
+    pub trigger_name: &'a str,
+    pub action_index: i32,
+    pub url: &'a str,
+    pub call_id: Option<CallId>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<&'a str>,
+    pub at: Timestamp,
+}
+
+impl<'a> From<&'a Notice> for NoticeOut<'a> {
+    fn from(n: &'a Notice) -> NoticeOut<'a> {
+        NoticeOut {
+            kind: match n.kind {
+                NoticeKind::CallFailed => "callFailed",
+                NoticeKind::ActionDeactivated => "actionDeactivated",
+            },
+            shop_id: n.shop_id,
+            shop_email: n.shop_email.as_deref(),
+            trigger_id: n.trigger_id,
+            trigger_name: &n.trigger_name,
+            action_index: n.action_index,
+            url: &n.url,
+            call_id: n.call_id,
+            last_status_code: n.last_status_code,
+            last_error: n.last_error.as_deref(),
+            at: n.at,
+        }
     }
 }
 

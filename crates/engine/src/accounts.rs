@@ -17,7 +17,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::Engine as _;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+
 use sha2::{Digest, Sha256};
 
 use crate::model::{ApiTokenId, ShopId, Timestamp, UserId};
@@ -25,8 +25,7 @@ use crate::store::{Store, StoreError};
 use crate::EngineError;
 
 /// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Every shop, users and settings.
     Admin,
@@ -65,8 +64,7 @@ impl FromStr for Role {
 }
 
 /// A user account.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: UserId,
     pub email: String,
@@ -80,8 +78,7 @@ pub struct User {
 }
 
 /// A user's API token as listed: never the token itself, which is shown once at creation.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct ApiToken {
     pub id: ApiTokenId,
     pub user_id: UserId,
@@ -89,10 +86,8 @@ pub struct ApiToken {
     /// The first characters of the token, so its owner can tell tokens apart.
     pub prefix: String,
     pub created_at: Timestamp,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<Timestamp>,
-    /// After this the token is refused; absent: it does not expire.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// After this the token is refused; `None`: it does not expire.
     pub expires_at: Option<Timestamp>,
 }
 

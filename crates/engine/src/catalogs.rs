@@ -14,7 +14,6 @@ use hookflow_templating::{
     DEFAULT_CATALOG,
 };
 use rand::RngCore;
-use serde::Deserialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -32,33 +31,19 @@ const SHOWN_PREFIX: usize = 8;
 /// Longest custom event type name.
 const MAX_NAME: usize = 100;
 
-/// A custom event type as an admin writes it (`POST/PUT /api/v1/event-types`).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// A custom event type as an admin writes it.
+#[derive(Debug, Clone, Default)]
 pub struct EventTypeDraft {
     /// Required on create; on update it must be absent or the same. 1 to 100 letters, digits,
     /// `_`, `-` or `.`, starting with a letter.
-    #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = "^[A-Za-z][A-Za-z0-9_.-]*$"
-    )]
     pub name: Option<String>,
     /// Default `shopctrl`.
-    #[serde(default)]
-    #[schema(pattern = "^(shopctrl|skladon|flowretail|frontsystems)$")]
     pub catalog: Option<String>,
     /// At most 1000 characters.
-    #[serde(default)]
-    #[schema(max_length = 1000)]
     pub description: String,
     /// JSON Schema of the entity backends send; checked to be a valid schema.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
     /// Default payload template (JSON with merge fields).
-    #[serde(default)]
     pub payload_template: Option<String>,
 }
 

@@ -3,8 +3,6 @@
 //! holds now, and the failing actions — each one index-backed query, scoped to the shops a
 //! user may see.
 
-use serde::Serialize;
-
 use crate::model::{CallId, CallStatus, ShopId, Timestamp, TriggerId};
 use crate::store::Alert;
 use crate::{Engine, EngineError};
@@ -38,8 +36,7 @@ pub struct Dashboard {
     pub failing: Vec<Alert>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct MinuteCount {
     pub minute: i64,
     /// Answered 2xx.
@@ -47,16 +44,14 @@ pub struct MinuteCount {
     pub calls: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct OldestPending {
     pub id: CallId,
     pub created_at: Timestamp,
 }
 
 /// A trigger's latest call, for the trigger list's "last delivery" column.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct LastCall {
     pub trigger_id: TriggerId,
     pub call_id: CallId,

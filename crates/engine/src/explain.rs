@@ -16,8 +16,7 @@ use crate::service::{Engine, EngineError};
 use crate::store::{EventDetail, LoggedEvent};
 
 /// Whether a trigger fires for an event, and if not, why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// It fires: its shop, its switch and its condition (if any) agree.
     Matches,
@@ -33,8 +32,7 @@ pub enum Verdict {
 }
 
 /// One action of a trigger, as it stands now.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionState {
     pub index: i32,
     pub url: String,
@@ -43,8 +41,7 @@ pub struct ActionState {
 }
 
 /// One trigger of the event's type and what it makes of the event.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TriggerVerdict {
     pub trigger_id: TriggerId,
     pub name: String,

@@ -8,14 +8,11 @@ use hookflow_templating::MimeType;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
-use utoipa::openapi::{RefOr, Schema};
-use utoipa::{PartialSchema, ToSchema};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
@@ -100,19 +97,8 @@ impl Timestamp {
     }
 }
 
-/// In the API a timestamp is an RFC 3339 date-time string (see the `Serialize` impl).
-impl PartialSchema for Timestamp {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-            .examples([serde_json::json!("2026-11-27T10:20:30.123Z")])
-            .into()
-    }
-}
-
-impl ToSchema for Timestamp {}
-
+/// Serialised as an RFC 3339 date-time with milliseconds, its one readable form (logs,
+/// pages and the API alike).
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_rfc3339())
@@ -145,25 +131,21 @@ pub struct ApiKeyInfo {
 }
 
 /// An event type an admin added to a catalog at run time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CustomEventType {
     pub name: String,
     pub catalog: String,
     pub description: String,
     /// JSON Schema of the entity; events are validated against it at ingest.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub schema: Option<serde_json::Value>,
     /// Default payload template (JSON) for actions without a payload of their own.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_template: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 /// HTTP method of a Call Webhook action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Method {
     #[default]
     Post,
@@ -459,8 +441,7 @@ pub struct NewEvent {
 }
 
 /// What ingest answers for one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ingested {
     pub event_id: EventId,
     pub calls_queued: u32,
@@ -469,8 +450,7 @@ pub struct Ingested {
 }
 
 /// The state of a queued call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallStatus {
     Pending,
     InFlight,
@@ -572,8 +552,7 @@ pub struct ClaimedCall {
 }
 
 /// One delivery attempt, as logged.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Attempt {
     pub attempt: i32,
     pub started_at: Timestamp,
@@ -582,10 +561,8 @@ pub struct Attempt {
     /// The request headers as sent by this attempt, `[name, value]` pairs (`webhook-id`,
     /// `webhook-timestamp` and signatures included; credentials masked). Empty for attempts
     /// logged before hookflow recorded them, and for attempts that sent nothing.
-    #[schema(value_type = Vec<Vec<String>>)]
     pub request_headers: Vec<(String, String)>,
     /// `[name, value]` pairs.
-    #[schema(value_type = Vec<Vec<String>>)]
     pub response_headers: Vec<(String, String)>,
     pub response_body: String,
     pub error: Option<String>,
@@ -623,8 +600,7 @@ pub struct Completion {
 }
 
 /// A queue item as operators see it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct QueueItem {
     pub id: CallId,
     pub webhook_id: String,
@@ -637,7 +613,6 @@ pub struct QueueItem {
     pub method: Method,
     pub url: String,
     /// `[name, value]` pairs, as sent.
-    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
     pub priority: i32,

@@ -2,13 +2,11 @@
 //! engine decides when; a [`Notifier`] (email, operator webhook) decides how.
 
 use async_trait::async_trait;
-use serde::Serialize;
 
 use crate::model::{CallId, ShopId, Timestamp, TriggerId};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoticeKind {
     /// A call ran out of attempts (or failed without retry).
     CallFailed,
@@ -17,8 +15,7 @@ pub enum NoticeKind {
 }
 
 /// One notice, with what a person needs to act on it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Notice {
     pub kind: NoticeKind,
     pub shop_id: Option<ShopId>,

@@ -8,7 +8,6 @@
 //! is recorded: no event, no queue item, no attempt.
 
 use hookflow_templating::EventType;
-use serde::Serialize;
 
 use crate::model::{
     Action, ActionRef, CallId, CallStatus, ClaimedCall, NewCall, NewEvent, Shop, ShopId, Timestamp,
@@ -17,7 +16,6 @@ use crate::model::{
 use crate::security::ActionIndex;
 use crate::service::sample_entity;
 use crate::store::{PlannedEvent, Planner};
-use crate::templates::EntityIdParam;
 use crate::transport::Delivery;
 use crate::triggers::CompiledTriggers;
 use crate::{Engine, EngineError};
@@ -39,19 +37,17 @@ pub struct SendTestRequest {
     pub action_index: usize,
     /// With `entity_id`: render against the latest stored event about that entity.
     pub shop_id: Option<ShopId>,
-    pub entity_id: Option<EntityIdParam>,
+    pub entity_id: Option<String>,
 }
 
 /// What was sent and what came back.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct SendTestResult {
     pub request: SentRequest,
     /// The receiver's HTTP status; `None` when there was no answer.
     pub status: Option<u16>,
     pub duration_ms: u64,
     /// `[name, value]` pairs.
-    #[schema(value_type = Vec<Vec<String>>)]
     pub response_headers: Vec<(String, String)>,
     pub response_body: String,
     /// Why there was no answer (timeout, refused target, connection error), or why the call
@@ -63,13 +59,11 @@ pub struct SendTestResult {
 
 /// The request as hookflow built it (credentials and signatures are added by the transport
 /// and not shown).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct SentRequest {
     pub method: &'static str,
     pub url: String,
     /// `[name, value]` pairs.
-    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
 }
@@ -91,10 +85,7 @@ impl Engine {
             .catalog()
             .shared(&draft.event_type)
             .expect("validate_trigger checked the event type");
-        let entity_id = request.entity_id.map(|e| match e {
-            EntityIdParam::Text(s) => s,
-            EntityIdParam::Number(n) => n.to_string(),
-        });
+        let entity_id = request.entity_id;
         let shop_id = draft.shop_id.or(request.shop_id);
         let subject = self.test_subject(&event_type, shop_id, entity_id).await?;
         let now = Timestamp::now();

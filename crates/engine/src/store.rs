@@ -494,8 +494,7 @@ pub struct EventFilter {
 }
 
 /// An event as the event log shows it: what came in, and what became of each call it queued.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct LoggedEvent {
     pub id: EventId,
     pub event_type: String,
@@ -503,16 +502,13 @@ pub struct LoggedEvent {
     pub entity_id: String,
     pub occurred_at: Timestamp,
     pub received_at: Timestamp,
-    /// Only with `includePayload` ([`EventDetail::payload`]).
-    #[serde(rename = "entityData", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    /// Only with [`EventDetail::payload`].
     pub entity: Option<serde_json::Map<String, serde_json::Value>>,
     pub calls: Vec<LoggedCall>,
 }
 
 /// One call of a logged event.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct LoggedCall {
     pub id: CallId,
     pub trigger_id: TriggerId,
@@ -522,8 +518,7 @@ pub struct LoggedCall {
     pub status_code: Option<i32>,
     pub success: bool,
     pub attempts: i32,
-    /// Only with `includeAttempts` ([`EventDetail::attempts`]).
-    #[serde(rename = "attemptLog", skip_serializing_if = "Option::is_none")]
+    /// Only with [`EventDetail::attempts`].
     pub attempt_log: Option<Vec<Attempt>>,
 }
 

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use hookflow_templating::fields::{self, MergeField};
 use hookflow_templating::schema::default_payload_schema;
 use hookflow_templating::{EventType, MimeType, RenderContext, TemplateKind, TemplateSet};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::model::{EventId, ShopId};
@@ -23,61 +22,33 @@ const SAMPLE_SHOP_NAME: &str = "Sample shop";
 const SAMPLE_OCCURRED_AT: &str = "2026-01-01T00:00:00Z";
 
 /// The merge fields of an event type, or of one real entity (then with values).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct MergeFields {
     pub event_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub shop_id: Option<ShopId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub entity_id: Option<String>,
     /// The stored event the values come from.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<EventId>,
     pub fields: Vec<MergeField>,
     /// The entity has more fields than are listed (2000); the rest are left out.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
 
-/// An entity id as backends send it: a string or an integer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum EntityIdParam {
-    Text(String),
-    Number(i64),
-}
-
-impl EntityIdParam {
-    fn into_string(self) -> String {
-        match self {
-            EntityIdParam::Text(s) => s,
-            EntityIdParam::Number(n) => n.to_string(),
-        }
-    }
-}
-
-/// `POST /api/v1/payloads/preview`: render `body` as a trigger of `event_type` would.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// Render `body` as a trigger of `event_type` would.
+#[derive(Debug, Clone)]
 pub struct PreviewRequest {
     pub event_type: String,
     pub mime_type: MimeType,
     pub body: String,
-    /// With `entityId`: render against the latest stored event about that entity.
-    #[serde(default)]
+    /// With `entity_id`: render against the latest stored event about that entity.
     pub shop_id: Option<ShopId>,
-    #[serde(default)]
-    pub entity_id: Option<EntityIdParam>,
+    pub entity_id: Option<String>,
     /// Without a stored entity: render against this one (else the type's sample entity).
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub entity: Option<Map<String, Value>>,
 }
 
 /// A rendered preview.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Preview {
     pub mime_type: MimeType,
     /// The `Content-Type` the call would carry.
@@ -142,8 +113,7 @@ impl Engine {
                 catalog: None,
             });
         };
-        let entity_id = request.entity_id.map(EntityIdParam::into_string);
-        let ctx = match (request.shop_id, entity_id) {
+        let ctx = match (request.shop_id, request.entity_id) {
             (Some(shop), Some(entity_id)) => self.stored_context(&ty, shop, &entity_id).await?.0,
             (shop_id, entity_id) => {
                 let (shop_id, shop_name) = match shop_id {
@@ -224,26 +194,5 @@ impl Engine {
             entity: Arc::new(event.entity),
         };
         Ok((ctx, event.id))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn preview_requests_read_the_documented_shape() {
-        let request: PreviewRequest = serde_json::from_value(serde_json::json!({
-            "eventType": "OrderChanged", "mimeType": "application/xml", "body": "<a/>",
-            "shopId": 1, "entityId": 42
-        }))
-        .unwrap();
-        assert_eq!(request.mime_type, MimeType::Xml);
-        assert_eq!(request.shop_id, Some(ShopId(1)));
-        assert_eq!(request.entity_id, Some(EntityIdParam::Number(42)));
-        assert!(serde_json::from_value::<PreviewRequest>(serde_json::json!({
-            "eventType": "OrderChanged", "mimeType": "image/png", "body": ""
-        }))
-        .is_err());
     }
 }

@@ -15,9 +15,9 @@
 
 use std::sync::OnceLock;
 
+use crate::v1::events::IngestedOut;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse, Response};
-use hookflow_engine::model::{Ingested, Timestamp};
 use serde::Serialize;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -134,7 +134,8 @@ pub struct EventIn {
     #[schema(value_type = Option<Object>)]
     pub entity_data: Option<serde_json::Value>,
     /// When it happened; default: when it was received.
-    pub occurred_at: Option<Timestamp>,
+    #[schema(value_type = Option<crate::v1::schema::Timestamp>)]
+    pub occurred_at: Option<String>,
     /// A repeated key in the same shop returns the first answer and queues nothing.
     #[schema(min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
@@ -188,7 +189,7 @@ impl ToSchema for EventsIn {
 #[serde(rename_all = "camelCase")]
 pub struct BatchIngested {
     /// One per event, in order.
-    pub events: Vec<Ingested>,
+    pub events: Vec<IngestedOut>,
     pub calls_queued: u32,
 }
 
@@ -197,7 +198,7 @@ pub struct BatchIngested {
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum IngestAnswer {
-    One(Ingested),
+    One(IngestedOut),
     Batch(BatchIngested),
 }
 
@@ -238,9 +239,11 @@ pub struct TriggerActivated {
 #[serde(rename_all = "camelCase")]
 pub struct Me {
     /// `null` for the `--admin-token`, which belongs to no user.
+    #[schema(value_type = Option<crate::v1::schema::UserId>)]
     pub id: Option<hookflow_engine::model::UserId>,
     pub email: String,
-    pub role: hookflow_engine::accounts::Role,
+    pub role: crate::v1::users::RoleWire,
+    #[schema(value_type = Vec<crate::v1::schema::ShopId>)]
     pub shops: Vec<hookflow_engine::model::ShopId>,
     /// Whether the role may write.
     pub can_write: bool,
@@ -250,7 +253,7 @@ pub struct Me {
 #[derive(Serialize, ToSchema)]
 pub struct CreatedUser {
     #[serde(flatten)]
-    pub user: hookflow_engine::accounts::User,
+    pub user: crate::v1::users::UserOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
 }
@@ -259,7 +262,7 @@ pub struct CreatedUser {
 #[derive(Serialize, ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
-    pub api_token: hookflow_engine::accounts::ApiToken,
+    pub api_token: crate::v1::users::ApiTokenOut,
     /// `hf_…`: send it as `Authorization: Bearer <token>`.
     pub token: String,
 }
@@ -278,9 +281,9 @@ macro_rules! list_schema {
 
 list_schema!(
     AlertList of crate::v1::alerts::AlertOut,
-    ApiTokenList of hookflow_engine::accounts::ApiToken,
+    ApiTokenList of crate::v1::users::ApiTokenOut,
     CatalogInfoList of hookflow_templating::CatalogInfo,
-    UserList of hookflow_engine::accounts::User,
+    UserList of crate::v1::users::UserOut,
     EventTypeList of hookflow_templating::EventType,
     ShopList of crate::v1::shops::ShopOut,
     TriggerList of crate::v1::triggers::TriggerOut,

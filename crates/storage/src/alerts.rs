@@ -114,6 +114,37 @@ pub(crate) async fn call_failed(
             .or_else(|| c.attempt.status_code.map(|s| format!("HTTP {s}"))),
     };
     raise(txn, NoticeKind::CallFailed, &failed, now).await?;
+    let (failures, deactivated_at) = count_failure(txn, c.action).await?;
+    let threshold = c.deactivate_after.is_some_and(|n| failures >= n as i32);
+    if deactivated_at.is_none() && (c.deactivate_now || threshold) {
+        let reason = if c.deactivate_now {
+            "its retry policy ran out".to_owned()
+        } else {
+            format!("{failures} calls in a row failed")
+        };
+        action_state::Entity::update_many()
+            .col_expr(action_state::Column::DeactivatedAt, Expr::value(now.0))
+            .col_expr(action_state::Column::DeactivatedReason, Expr::value(reason))
+            .filter(action_state::Column::TriggerId.eq(c.action.trigger.0))
+            .filter(action_state::Column::ActionIndex.eq(i32::from(c.action.index)))
+            .exec(txn)
+            .await
+            .map_err(db_err)?;
+        // What events match changed: every node's ingest sees it (see `generation`).
+        crate::generation::bump(txn).await?;
+        raise(txn, NoticeKind::ActionDeactivated, &failed, now).await?;
+        outcome.deactivated.push(failed.clone());
+    }
+    outcome.failed.push(failed);
+    Ok(())
+}
+
+/// Counts a failure for good against the action, making its state row if it has none, in one
+/// statement; answers the failures in a row and when the action was deactivated (if it is).
+async fn count_failure(
+    txn: &impl ConnectionTrait,
+    action: ActionRef,
+) -> Result<(i32, Option<i64>), StoreError> {
     // One statement both creates the state row and counts the failure.
     let count = Query::insert()
         .into_table(action_state::Entity)
@@ -123,8 +154,8 @@ pub(crate) async fn call_failed(
             action_state::Column::ConsecutiveFailures,
         ])
         .values_panic([
-            c.action.trigger.0.into(),
-            i32::from(c.action.index).into(),
+            action.trigger.0.into(),
+            i32::from(action.index).into(),
             1i32.into(),
         ])
         .on_conflict(
@@ -155,28 +186,7 @@ pub(crate) async fn call_failed(
         .ok_or_else(|| StoreError::new("counting a failure returned nothing"))?;
     let failures: i32 = row.try_get_by_index(0).map_err(db_err)?;
     let deactivated_at: Option<i64> = row.try_get_by_index(1).map_err(db_err)?;
-    let threshold = c.deactivate_after.is_some_and(|n| failures >= n as i32);
-    if deactivated_at.is_none() && (c.deactivate_now || threshold) {
-        let reason = if c.deactivate_now {
-            "its retry policy ran out".to_owned()
-        } else {
-            format!("{failures} calls in a row failed")
-        };
-        action_state::Entity::update_many()
-            .col_expr(action_state::Column::DeactivatedAt, Expr::value(now.0))
-            .col_expr(action_state::Column::DeactivatedReason, Expr::value(reason))
-            .filter(action_state::Column::TriggerId.eq(c.action.trigger.0))
-            .filter(action_state::Column::ActionIndex.eq(i32::from(c.action.index)))
-            .exec(txn)
-            .await
-            .map_err(db_err)?;
-        // What events match changed: every node's ingest sees it (see `generation`).
-        crate::generation::bump(txn).await?;
-        raise(txn, NoticeKind::ActionDeactivated, &failed, now).await?;
-        outcome.deactivated.push(failed.clone());
-    }
-    outcome.failed.push(failed);
-    Ok(())
+    Ok((failures, deactivated_at))
 }
 
 /// A call of the action succeeded: its run of failures is over.

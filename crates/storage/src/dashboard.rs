@@ -8,7 +8,7 @@ use hookflow_engine::dashboard::DashboardStats;
 use hookflow_engine::model::{CallId, CallStatus, ShopId, Timestamp};
 use hookflow_engine::store::StoreError;
 use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SimpleExpr};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::db_err;
 use crate::entities::{attempt, queue_item};
@@ -34,8 +34,37 @@ pub(crate) async fn dashboard_stats(
     shops: Option<&[ShopId]>,
 ) -> Result<DashboardStats, StoreError> {
     let backend = db.get_database_backend();
-    let mut stats = DashboardStats::default();
+    let mut stats = DashboardStats {
+        per_minute: calls_per_minute(db, backend, since, shops).await?,
+        ..DashboardStats::default()
+    };
+    let oldest = queue_depth(db, backend, shops, &mut stats).await?;
+    if let Some(id) = oldest {
+        let created = Query::select()
+            .column(queue_item::Column::CreatedAt)
+            .from(queue_item::Entity)
+            .and_where(Expr::col(queue_item::Column::Id).eq(id))
+            .to_owned();
+        if let Some(row) = db
+            .query_one(backend.build(&created))
+            .await
+            .map_err(db_err)?
+        {
+            let created: i64 = row.try_get_by_index(0).map_err(db_err)?;
+            stats.oldest_pending = Some((CallId(id), Timestamp(created)));
+        }
+    }
+    Ok(stats)
+}
 
+/// Attempts per minute since `since`, split into 2xx and the rest: `(minute, ok, count)`.
+async fn calls_per_minute(
+    db: &DatabaseConnection,
+    backend: DbBackend,
+    since: Timestamp,
+    shops: Option<&[ShopId]>,
+) -> Result<Vec<(i64, bool, u64)>, StoreError> {
+    let mut out = Vec::new();
     // `attempts_minute` is an index on the minute itself: the range and the grouping follow
     // it, with no sort. The admin's chart reads the index alone; a user's shops need the
     // call's shop.
@@ -70,13 +99,23 @@ pub(crate) async fn dashboard_stats(
         let ok: i64 = row.try_get_by_index(2).map_err(db_err)?;
         let (calls, ok) = (calls.max(0) as u64, ok.clamp(0, calls) as u64);
         if ok > 0 {
-            stats.per_minute.push((minute, true, ok));
+            out.push((minute, true, ok));
         }
         if calls > ok {
-            stats.per_minute.push((minute, false, calls - ok));
+            out.push((minute, false, calls - ok));
         }
     }
 
+    Ok(out)
+}
+
+/// Unfinished calls per state into `stats.depth`; answers the oldest pending call's id.
+async fn queue_depth(
+    db: &DatabaseConnection,
+    backend: DbBackend,
+    shops: Option<&[ShopId]>,
+    stats: &mut DashboardStats,
+) -> Result<Option<i64>, StoreError> {
     let mut depth = Query::select();
     depth
         .column(queue_item::Column::Status)
@@ -106,22 +145,7 @@ pub(crate) async fn dashboard_stats(
         }
         stats.depth.push((status, calls.max(0) as u64));
     }
-    if let Some(id) = oldest {
-        let created = Query::select()
-            .column(queue_item::Column::CreatedAt)
-            .from(queue_item::Entity)
-            .and_where(Expr::col(queue_item::Column::Id).eq(id))
-            .to_owned();
-        if let Some(row) = db
-            .query_one(backend.build(&created))
-            .await
-            .map_err(db_err)?
-        {
-            let created: i64 = row.try_get_by_index(0).map_err(db_err)?;
-            stats.oldest_pending = Some((CallId(id), Timestamp(created)));
-        }
-    }
-    Ok(stats)
+    Ok(oldest)
 }
 
 /// The latest call of every trigger: one statement, each trigger's latest id found by a seek

@@ -90,21 +90,18 @@ pub(crate) async fn claim(
 }
 
 /// The claim as one statement (see [`claim`]); its RETURNING columns are read by position.
-fn claim_statement(
+/// Due pending calls, best first, that are not held back by an earlier unfinished call of
+/// their entity (ordered actions) nor meant for an endpoint the filter leaves out; a few per
+/// call to claim, so each endpoint's share can be taken from them. Locked on PostgreSQL
+/// (`SKIP LOCKED`: another node's claim passes them by).
+fn candidates(
     backend: DbBackend,
     now: Timestamp,
-    lease_until: Timestamp,
     limit: u32,
     filter: &ClaimFilter,
-) -> UpdateStatement {
+) -> sea_orm::sea_query::SelectStatement {
     use queue_item::Column as Q;
-    let (q, e, c, r) = (
-        Alias::new("q"),
-        Alias::new("e"),
-        Alias::new("c"),
-        Alias::new("r"),
-    );
-    let rn = Alias::new("rn");
+    let (q, e) = (Alias::new("q"), Alias::new("e"));
     // An earlier unfinished call of the same action and entity (`queue_items_entity`).
     let earlier = Query::select()
         .expr(Expr::cust("1"))
@@ -153,6 +150,42 @@ fn claim_statement(
     if backend == DbBackend::Postgres {
         candidates.lock_with_tables_behavior(LockType::Update, [q], LockBehavior::SkipLocked);
     }
+    candidates
+}
+
+/// How many calls each endpoint may get from this claim: its free slots where calls for it
+/// are on the wire in this process, the per-endpoint limit elsewhere.
+fn endpoint_share(filter: &ClaimFilter, limit: u32, r: &Alias) -> SimpleExpr {
+    use queue_item::Column as Q;
+    let cap = i64::from(if filter.per_host == 0 {
+        limit
+    } else {
+        filter.per_host
+    });
+    if filter.room.is_empty() {
+        return Expr::val(cap).into();
+    }
+    let mut case = CaseStatement::new();
+    for (host, room) in &filter.room {
+        case = case.case(
+            Expr::col((r.clone(), Q::TargetHost)).eq(host.as_str()),
+            Expr::val(i64::from(*room)),
+        );
+    }
+    case.finally(Expr::val(cap)).into()
+}
+
+fn claim_statement(
+    backend: DbBackend,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+    filter: &ClaimFilter,
+) -> UpdateStatement {
+    use queue_item::Column as Q;
+    let (c, r) = (Alias::new("c"), Alias::new("r"));
+    let rn = Alias::new("rn");
+    let candidates = candidates(backend, now, limit, filter);
     let mut ranked = Query::select();
     ranked
         .columns([
@@ -171,24 +204,7 @@ fn claim_statement(
             rn.clone(),
         )
         .from_subquery(candidates, c);
-    let cap = i64::from(if filter.per_host == 0 {
-        limit
-    } else {
-        filter.per_host
-    });
-    // Endpoints partly busy in this process get only their free slots.
-    let per_host: SimpleExpr = if filter.room.is_empty() {
-        Expr::val(cap).into()
-    } else {
-        let mut case = CaseStatement::new();
-        for (host, room) in &filter.room {
-            case = case.case(
-                Expr::col((r.clone(), Q::TargetHost)).eq(host.as_str()),
-                Expr::val(i64::from(*room)),
-            );
-        }
-        case.finally(Expr::val(cap)).into()
-    };
+    let per_host = endpoint_share(filter, limit, &r);
     let chosen = Query::select()
         .column((r.clone(), Q::Id))
         .from_subquery(ranked, r.clone())
@@ -237,28 +253,7 @@ pub(crate) async fn complete(
     let txn = db.begin().await.map_err(db_err)?;
     let backend = txn.get_database_backend();
     // The attempt log is written first: on SQLite the first statement takes the write lock.
-    for chunk in done.chunks(ATTEMPT_CHUNK) {
-        let mut insert = attempt_insert();
-        for c in chunk {
-            let a = &c.attempt;
-            insert.values_panic([
-                c.call.0.into(),
-                a.attempt.into(),
-                a.started_at.0.into(),
-                a.duration_ms.into(),
-                a.status_code.into(),
-                serde_json::to_string(&a.response_headers)
-                    .map_err(json_err)?
-                    .into(),
-                a.response_body.as_str().into(),
-                a.error.clone().into(),
-                serde_json::to_string(&a.request_headers)
-                    .map_err(json_err)?
-                    .into(),
-            ]);
-        }
-        txn.execute(backend.build(&insert)).await.map_err(db_err)?;
-    }
+    log_attempts(&txn, backend, done).await?;
 
     // A unique item due for a retry is superseded instead when a newer call of its key exists.
     let retrying: Vec<i64> = done
@@ -298,28 +293,73 @@ pub(crate) async fn complete(
         }
     }
     for ((code, lease_until), ids) in succeeded {
-        let update = Query::update()
-            .table(queue_item::Entity)
-            .value(queue_item::Column::Status, queue_item::Status::Succeeded)
-            .value(
-                queue_item::Column::Attempts,
-                Expr::col(queue_item::Column::Attempts).add(1),
-            )
-            .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
-            .value(queue_item::Column::LastStatusCode, code)
-            .value(queue_item::Column::LastError, Option::<String>::None)
-            .value(queue_item::Column::UpdatedAt, now.0)
-            .and_where(Expr::col(queue_item::Column::Id).is_in(ids))
-            .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
-            .and_where(Expr::col(queue_item::Column::LeaseUntil).eq(lease_until))
-            .to_owned();
-        txn.execute(backend.build(&update)).await.map_err(db_err)?;
+        mark_succeeded(&txn, backend, ids, code, lease_until, now).await?;
     }
     for action in healthy {
         alerts::action_succeeded(&txn, action).await?;
     }
     txn.commit().await.map_err(db_err)?;
     Ok(outcome)
+}
+
+/// Writes the attempts of a batch of completions to the attempt log.
+async fn log_attempts(
+    txn: &impl ConnectionTrait,
+    backend: DbBackend,
+    done: &[Completion],
+) -> Result<(), StoreError> {
+    for chunk in done.chunks(ATTEMPT_CHUNK) {
+        let mut insert = attempt_insert();
+        for c in chunk {
+            let a = &c.attempt;
+            insert.values_panic([
+                c.call.0.into(),
+                a.attempt.into(),
+                a.started_at.0.into(),
+                a.duration_ms.into(),
+                a.status_code.into(),
+                serde_json::to_string(&a.response_headers)
+                    .map_err(json_err)?
+                    .into(),
+                a.response_body.as_str().into(),
+                a.error.clone().into(),
+                serde_json::to_string(&a.request_headers)
+                    .map_err(json_err)?
+                    .into(),
+            ]);
+        }
+        txn.execute(backend.build(&insert)).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Calls that succeeded with the same status code under the same lease: one UPDATE, which
+/// touches only those still held under that lease.
+async fn mark_succeeded(
+    txn: &impl ConnectionTrait,
+    backend: DbBackend,
+    ids: Vec<i64>,
+    code: Option<i32>,
+    lease_until: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let update = Query::update()
+        .table(queue_item::Entity)
+        .value(queue_item::Column::Status, queue_item::Status::Succeeded)
+        .value(
+            queue_item::Column::Attempts,
+            Expr::col(queue_item::Column::Attempts).add(1),
+        )
+        .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
+        .value(queue_item::Column::LastStatusCode, code)
+        .value(queue_item::Column::LastError, Option::<String>::None)
+        .value(queue_item::Column::UpdatedAt, now.0)
+        .and_where(Expr::col(queue_item::Column::Id).is_in(ids))
+        .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
+        .and_where(Expr::col(queue_item::Column::LeaseUntil).eq(lease_until))
+        .to_owned();
+    txn.execute(backend.build(&update)).await.map_err(db_err)?;
+    Ok(())
 }
 
 async fn transition(
@@ -378,6 +418,83 @@ fn attempt_insert() -> sea_orm::sea_query::InsertStatement {
     insert
 }
 
+/// One line in the attempt log per interrupted call: `(id, attempts, claimed_at)`.
+async fn log_interrupted(
+    txn: &impl ConnectionTrait,
+    backend: DbBackend,
+    calls: &[(i64, i32, i64)],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut insert = attempt_insert();
+    for &(id, attempts, claimed_at) in calls {
+        insert.values_panic([
+            id.into(),
+            (attempts + 1).into(),
+            claimed_at.into(),
+            (now.0 - claimed_at).max(0).into(),
+            Option::<i32>::None.into(),
+            "[]".into(),
+            "".into(),
+            Some(INTERRUPTED).into(),
+            // Whatever went out is not known after the fact.
+            Option::<String>::None.into(),
+        ]);
+    }
+    txn.execute(backend.build(&insert)).await.map_err(db_err)?;
+    Ok(())
+}
+
+/// An interrupted unique call whose key has a newer call: superseded by it, not sent again.
+async fn supersede_interrupted(
+    txn: &impl ConnectionTrait,
+    backend: DbBackend,
+    id: i64,
+    by: CallId,
+    attempts: i32,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let update = Query::update()
+        .table(queue_item::Entity)
+        .value(queue_item::Column::Status, queue_item::Status::Superseded)
+        .value(queue_item::Column::SupersededBy, by.0)
+        .value(queue_item::Column::Attempts, attempts)
+        .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
+        .value(queue_item::Column::LastError, INTERRUPTED)
+        .value(queue_item::Column::UpdatedAt, now.0)
+        .and_where(Expr::col(queue_item::Column::Id).eq(id))
+        .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
+        .to_owned();
+    txn.execute(backend.build(&update)).await.map_err(db_err)?;
+    Ok(())
+}
+
+/// Interrupted calls back in the queue, due at once.
+async fn requeue_interrupted(
+    txn: &impl ConnectionTrait,
+    backend: DbBackend,
+    ids: Vec<i64>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let update = Query::update()
+        .table(queue_item::Entity)
+        .value(queue_item::Column::Status, queue_item::Status::Pending)
+        // The interrupted attempt counts (it may have reached the receiver), as its line in
+        // the attempt log says.
+        .value(
+            queue_item::Column::Attempts,
+            Expr::col(queue_item::Column::Attempts).add(1),
+        )
+        .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
+        .value(queue_item::Column::NextAttemptAt, now.0)
+        .value(queue_item::Column::LastError, INTERRUPTED)
+        .value(queue_item::Column::UpdatedAt, now.0)
+        .and_where(Expr::col(queue_item::Column::Id).is_in(ids))
+        .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
+        .to_owned();
+    txn.execute(backend.build(&update)).await.map_err(db_err)?;
+    Ok(())
+}
+
 /// What the attempt log says of an attempt that was on the wire when its worker went away.
 const INTERRUPTED: &str = "interrupted: hookflow stopped (or lost its lease) while this \
      attempt was on the wire; whether the receiver got it is unknown, so it is sent again";
@@ -411,22 +528,7 @@ pub(crate) async fn release(
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     let successors = successors(&txn, &ids).await?;
     for chunk in rows.chunks(ATTEMPT_CHUNK) {
-        let mut insert = attempt_insert();
-        for &(id, attempts, claimed_at) in chunk {
-            insert.values_panic([
-                id.into(),
-                (attempts + 1).into(),
-                claimed_at.into(),
-                (now.0 - claimed_at).max(0).into(),
-                Option::<i32>::None.into(),
-                "[]".into(),
-                "".into(),
-                Some(INTERRUPTED).into(),
-                // Whatever went out is not known after the fact.
-                Option::<String>::None.into(),
-            ]);
-        }
-        txn.execute(backend.build(&insert)).await.map_err(db_err)?;
+        log_interrupted(&txn, backend, chunk, now).await?;
         // Due at once, or superseded by a newer call of its unique key (see `queue::recover`).
         let mut again = Vec::with_capacity(chunk.len());
         for &(id, attempts, _) in chunk {
@@ -439,41 +541,12 @@ pub(crate) async fn release(
             );
             match recovered.next {
                 Settled::SupersededBy(by) => {
-                    let update = Query::update()
-                        .table(queue_item::Entity)
-                        .value(queue_item::Column::Status, queue_item::Status::Superseded)
-                        .value(queue_item::Column::SupersededBy, by.0)
-                        .value(queue_item::Column::Attempts, recovered.attempts)
-                        .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
-                        .value(queue_item::Column::LastError, INTERRUPTED)
-                        .value(queue_item::Column::UpdatedAt, now.0)
-                        .and_where(Expr::col(queue_item::Column::Id).eq(id))
-                        .and_where(
-                            Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight),
-                        )
-                        .to_owned();
-                    txn.execute(backend.build(&update)).await.map_err(db_err)?;
+                    supersede_interrupted(&txn, backend, id, by, recovered.attempts, now).await?
                 }
                 _ => again.push(id),
             }
         }
-        let update = Query::update()
-            .table(queue_item::Entity)
-            .value(queue_item::Column::Status, queue_item::Status::Pending)
-            // The interrupted attempt counts (it may have reached the receiver), as its line in
-            // the attempt log says.
-            .value(
-                queue_item::Column::Attempts,
-                Expr::col(queue_item::Column::Attempts).add(1),
-            )
-            .value(queue_item::Column::LeaseUntil, Option::<i64>::None)
-            .value(queue_item::Column::NextAttemptAt, now.0)
-            .value(queue_item::Column::LastError, INTERRUPTED)
-            .value(queue_item::Column::UpdatedAt, now.0)
-            .and_where(Expr::col(queue_item::Column::Id).is_in(again))
-            .and_where(Expr::col(queue_item::Column::Status).eq(queue_item::Status::InFlight))
-            .to_owned();
-        txn.execute(backend.build(&update)).await.map_err(db_err)?;
+        requeue_interrupted(&txn, backend, again, now).await?;
     }
     txn.commit().await.map_err(db_err)?;
     Ok(rows.len() as u64)

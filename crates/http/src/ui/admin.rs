@@ -19,6 +19,7 @@ use serde::Deserialize;
 use crate::auth::Session;
 use crate::ui::{path_id, redirect_with_notice, render, require_admin, FormData, UiError};
 use crate::v1::shops::ShopOut;
+use crate::v1::users::{ApiTokenOut, UserOut};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -101,7 +102,7 @@ async fn users_page(
         "users.html",
         "users",
         context! {
-            users,
+            users => users.into_iter().map(UserOut::from).collect::<Vec<_>>(),
             shops,
             roles => role_choices(),
             notice,
@@ -436,7 +437,7 @@ async fn tokens_page(
         .iter()
         .map(|t| {
             context! {
-                token => t,
+                token => ApiTokenOut::from(t.clone()),
                 owner => emails.get(&t.user_id.0).cloned().unwrap_or_else(|| p.email.clone()),
                 mine => p.user == Some(t.user_id),
                 expired => t.expires_at.is_some_and(|e| e <= now),

@@ -91,7 +91,7 @@ pub(crate) async fn show(
             chart_height => CHART_HEIGHT,
             pending => dash.pending,
             in_flight => dash.in_flight,
-            oldest => dash.oldest_pending,
+            oldest => dash.oldest_pending.as_ref().map(|o| context! { id => o.id, createdAt => o.created_at }),
             oldest_age,
             failing,
             total,

@@ -24,6 +24,7 @@ use crate::ui::queue::{
 };
 use crate::ui::{path_id, redirect_with_notice, render, require_write, sees_trigger_shop};
 use crate::ui::{queue, UiError};
+use crate::v1::events::{LoggedCallOut, LoggedEventOut};
 use crate::AppState;
 
 /// Events per page.
@@ -138,7 +139,7 @@ pub(crate) async fn list(
         .iter()
         .map(|e| {
             context! {
-                event => e,
+                event => LoggedEventOut::from(e.clone()),
                 shop_name => shop_names.get(&e.shop_id).copied(),
                 calls => call_summary(e),
             }
@@ -190,7 +191,7 @@ pub(crate) async fn detail(
         .map(|c| {
             let last = c.attempt_log.as_ref().and_then(|log| log.last());
             context! {
-                call => c,
+                call => LoggedCallOut::from(c.clone()),
                 trigger_name => trigger_names.get(&c.trigger_id).copied(),
                 last_sent => last.map(|a| a.started_at),
                 response => c.status_code.map(crate::ui::plain::status_text),
@@ -215,7 +216,7 @@ pub(crate) async fn detail(
         "events",
         context! {
             event_names => render::event_names(state.engine.catalog()),
-            event,
+            event => LoggedEventOut::from(event.clone()),
             shop_name => shop_name(event.shop_id),
             entity,
             calls,
@@ -251,7 +252,7 @@ fn trigger_row(
                 number => a.index + 1,
                 url => a.url.clone(),
                 deactivated_at => a.deactivated_at,
-                calls => made.iter().filter(|c| c.action_index == a.index).map(|c| context! { id => c.id, status => c.status }).collect::<Vec<_>>(),
+                calls => made.iter().filter(|c| c.action_index == a.index).map(|c| context! { id => c.id, status => c.status.as_str() }).collect::<Vec<_>>(),
             }
         })
         .collect();

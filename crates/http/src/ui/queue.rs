@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Session;
 use crate::ui::{path_id, plain, redirect_with_notice, render, require_write, sees_trigger_shop};
 use crate::ui::{FormData, UiError};
+use crate::v1::calls::{AttemptOut, QueueItemOut};
 use crate::AppState;
 
 /// Calls per page.
@@ -196,7 +197,7 @@ pub(crate) async fn list(
                 .as_deref()
                 .map(|e| plain::plain_error(e, &i.url, None).unwrap_or_else(|| e.to_owned()));
             context! {
-                call => i,
+                call => QueueItemOut::from(i.clone()),
                 trigger_name => trigger_names.get(&i.trigger_id.0).copied(),
                 shop_name => shop_names.get(&i.shop_id.0).copied(),
                 last_sent => last_sent.get(&i.id),
@@ -335,7 +336,7 @@ pub(crate) async fn detail(
         "queue",
         context! {
             event_names => render::event_names(state.engine.catalog()),
-            call => &item,
+            call => QueueItemOut::from(item.clone()),
             trigger_name,
             shop_name,
             headers,
@@ -376,7 +377,7 @@ fn attempt_rows(attempts: &[Attempt], url: &str) -> Vec<minijinja::Value> {
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
                 .map(|(_, v)| v.as_str());
             context! {
-                attempt => a,
+                attempt => AttemptOut::from(a.clone()),
                 plain_error => a.error.as_deref().and_then(|e| plain::plain_error(e, url, Some(a.duration_ms))),
                 status_text => a.status_code.map(plain::status_text),
                 body => pretty_body(ct, &a.response_body),

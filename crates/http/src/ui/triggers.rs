@@ -55,7 +55,12 @@ pub(crate) async fn list(
                 priority => t.draft.priority,
                 actions => t.draft.actions.len(),
                 deactivated => down,
-                last => last.get(&t.id),
+                last => last.get(&t.id).map(|c| context! {
+                    callId => c.call_id,
+                    status => c.status.as_str(),
+                    statusCode => c.status_code,
+                    at => c.at,
+                }),
             }
         })
         .collect();

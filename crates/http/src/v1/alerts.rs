@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::params::Int;
-use crate::v1::Items;
+use crate::v1::{schema, Items};
 use crate::AppState;
 
 /// An alert as the API shows it: an action's calls fail for good. One open alert per action
@@ -22,10 +22,13 @@ use crate::AppState;
 #[serde(rename_all = "camelCase")]
 pub struct AlertOut {
     pub id: i64,
+    #[schema(value_type = schema::TriggerId)]
     pub trigger_id: TriggerId,
     pub action_index: u16,
+    #[schema(value_type = Option<schema::ShopId>)]
     pub shop_id: Option<ShopId>,
     /// The latest call that failed.
+    #[schema(value_type = Option<schema::CallId>)]
     pub call_id: Option<CallId>,
     pub kind: AlertKind,
     pub last_status_code: Option<i32>,
@@ -33,7 +36,9 @@ pub struct AlertOut {
     /// How many failures this alert stands for.
     pub count: i32,
     pub acknowledged: bool,
+    #[schema(value_type = schema::Timestamp)]
     pub created_at: Timestamp,
+    #[schema(value_type = schema::Timestamp)]
     pub updated_at: Timestamp,
 }
 

@@ -8,12 +8,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookflow_engine::catalogs::EventTypeDraft;
+use hookflow_engine::model::EventId;
 use hookflow_engine::model::ShopId;
 use hookflow_engine::templates::MergeFields;
+use hookflow_templating::fields::MergeField;
 use hookflow_templating::{CatalogInfo, EventType};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -82,7 +84,7 @@ async fn list_catalogs(State(state): State<AppState>) -> Json<Items<CatalogInfo>
     tag = "event-types",
     operation_id = "create_event_type",
     summary = "Add a custom event type",
-    request_body(content = EventTypeDraft, example = json!({"name": "LoyaltyPointsChanged", "catalog": "shopctrl", "description": "A customer's loyalty points changed.", "schema": {"type": "object", "properties": {"CustomerId": {"type": "integer"}, "Points": {"type": "integer"}}}})),
+    request_body(content = EventTypeIn, example = json!({"name": "LoyaltyPointsChanged", "catalog": "shopctrl", "description": "A customer's loyalty points changed.", "schema": {"type": "object", "properties": {"CustomerId": {"type": "integer"}, "Points": {"type": "integer"}}}})),
     responses((status = 201, description = "The event type.", body = EventType), (status = 409, description = "The name is taken.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field, schema or template.", body = crate::openapi::ErrorBody)),
 )]
 async fn create_event_type(
@@ -91,10 +93,10 @@ async fn create_event_type(
     body: Bytes,
 ) -> Result<(StatusCode, Json<EventType>), ApiError> {
     auth.require_admin()?;
-    let draft: EventTypeDraft = parse(&body)?;
+    let draft: EventTypeIn = parse(&body)?;
     Ok((
         StatusCode::CREATED,
-        Json(state.engine.create_event_type(draft).await?),
+        Json(state.engine.create_event_type(draft.into()).await?),
     ))
 }
 
@@ -105,7 +107,7 @@ async fn create_event_type(
     operation_id = "update_event_type",
     summary = "Change a custom event type",
     params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`.")),
-    request_body(content = EventTypeDraft, example = json!({"description": "A customer's loyalty points changed.", "schema": {"type": "object", "properties": {"CustomerId": {"type": "integer"}, "Points": {"type": "integer"}}}})),
+    request_body(content = EventTypeIn, example = json!({"description": "A customer's loyalty points changed.", "schema": {"type": "object", "properties": {"CustomerId": {"type": "integer"}, "Points": {"type": "integer"}}}})),
     responses((status = 200, description = "The event type.", body = EventType), (status = 404, description = "No such custom event type.", body = crate::openapi::ErrorBody), (status = 409, description = "A shipped event type cannot be changed.", body = crate::openapi::ErrorBody), (status = 422, description = "An invalid field, schema or template.", body = crate::openapi::ErrorBody)),
 )]
 async fn update_event_type(
@@ -115,8 +117,10 @@ async fn update_event_type(
     body: Bytes,
 ) -> Result<Json<EventType>, ApiError> {
     auth.require_admin()?;
-    let draft: EventTypeDraft = parse(&body)?;
-    Ok(Json(state.engine.update_event_type(&name, draft).await?))
+    let draft: EventTypeIn = parse(&body)?;
+    Ok(Json(
+        state.engine.update_event_type(&name, draft.into()).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -180,14 +184,14 @@ struct EntityParams {
     summary = "List merge fields",
     description = "The merge fields a template of the type can read, with types and descriptions; with `shopId` and `entityId`, a stored entity's fields and current values (from the latest event about it).",
     params(("name" = String, Path, description = "An event type of the catalog, e.g. `OrderChanged`."), EntityParams),
-    responses((status = 200, description = "The merge fields.", body = MergeFields), (status = 404, description = "No such event type, or no stored event about the entity.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The merge fields.", body = MergeFieldsOut), (status = 404, description = "No such event type, or no stored event about the entity.", body = crate::openapi::ErrorBody)),
 )]
 async fn merge_fields(
     State(state): State<AppState>,
     auth: Auth,
     Path(name): Path<String>,
     params: Result<Query<EntityParams>, QueryRejection>,
-) -> Result<Json<MergeFields>, ApiError> {
+) -> Result<Json<MergeFieldsOut>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     // A stored entity is shop data: only for callers who see the shop.
     if let Some(shop) = params.shop_id {
@@ -209,7 +213,7 @@ async fn merge_fields(
             ))
         }
     };
-    Ok(Json(fields))
+    Ok(Json(fields.into()))
 }
 
 #[utoipa::path(
@@ -226,6 +230,83 @@ async fn schema(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(state.engine.payload_schema(&name)?))
+}
+
+/// A custom event type as an admin writes it (`POST/PUT /api/v1/event-types`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = EventTypeDraft)]
+pub struct EventTypeIn {
+    /// Required on create; on update it must be absent or the same. 1 to 100 letters, digits,
+    /// `_`, `-` or `.`, starting with a letter.
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[A-Za-z][A-Za-z0-9_.-]*$"
+    )]
+    pub name: Option<String>,
+    /// Default `shopctrl`.
+    #[serde(default)]
+    #[schema(pattern = "^(shopctrl|skladon|flowretail|frontsystems)$")]
+    pub catalog: Option<String>,
+    /// At most 1000 characters.
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    pub description: String,
+    /// JSON Schema of the entity backends send; checked to be a valid schema.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+    /// Default payload template (JSON with merge fields).
+    #[serde(default)]
+    pub payload_template: Option<String>,
+}
+
+impl From<EventTypeIn> for EventTypeDraft {
+    fn from(d: EventTypeIn) -> EventTypeDraft {
+        EventTypeDraft {
+            name: d.name,
+            catalog: d.catalog,
+            description: d.description,
+            schema: d.schema,
+            payload_template: d.payload_template,
+        }
+    }
+}
+
+/// The merge fields of an event type, or of one real entity (then with values).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = MergeFields)]
+pub struct MergeFieldsOut {
+    pub event_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::v1::schema::ShopId>)]
+    pub shop_id: Option<ShopId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+    /// The stored event the values come from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::v1::schema::EventId>)]
+    pub event_id: Option<EventId>,
+    pub fields: Vec<MergeField>,
+    /// The entity has more fields than are listed (2000); the rest are left out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl From<MergeFields> for MergeFieldsOut {
+    fn from(m: MergeFields) -> MergeFieldsOut {
+        MergeFieldsOut {
+            event_type: m.event_type,
+            shop_id: m.shop_id,
+            entity_id: m.entity_id,
+            event_id: m.event_id,
+            fields: m.fields,
+            truncated: m.truncated,
+        }
+    }
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {

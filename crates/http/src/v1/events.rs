@@ -7,8 +7,8 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hookflow_engine::model::{EventId, ShopId};
-use hookflow_engine::store::{EventDetail, EventFilter, LoggedEvent};
+use hookflow_engine::model::{CallId, EventId, Ingested, ShopId, Timestamp, TriggerId};
+use hookflow_engine::store::{EventDetail, EventFilter, LoggedCall, LoggedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +19,8 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::{integers_as_documented, parse_value};
 use crate::params::Int;
-use crate::v1::time_param;
+use crate::v1::calls::{AttemptOut, CallStatusWire};
+use crate::v1::{schema, time_param};
 use crate::AppState;
 
 /// A batch of up to 1000 events with sizeable entities fits.
@@ -57,9 +58,10 @@ async fn create_events(
         .await?;
     let answer: Value = if batch {
         let total: u32 = ingested.iter().map(|i| i.calls_queued).sum();
-        json!({"events": ingested, "callsQueued": total})
+        let events: Vec<IngestedOut> = ingested.into_iter().map(IngestedOut::from).collect();
+        json!({"events": events, "callsQueued": total})
     } else {
-        json!(ingested[0])
+        json!(IngestedOut::from(ingested[0]))
     };
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
@@ -118,7 +120,7 @@ struct DetailParams {
 #[derive(Serialize, ToSchema)]
 #[schema(as = EventPage)]
 struct Page {
-    items: Vec<LoggedEvent>,
+    items: Vec<LoggedEventOut>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
     next: Option<String>,
 }
@@ -164,6 +166,7 @@ async fn list_events(
     let next = (items.len() as u32 == limit)
         .then(|| items.last().map(|e| e.id.to_string()))
         .flatten();
+    let items = items.into_iter().map(LoggedEventOut::from).collect();
     Ok(Json(Page { items, next }))
 }
 
@@ -174,14 +177,14 @@ async fn list_events(
     operation_id = "get_event",
     summary = "Get an event",
     params(("id" = i64, Path, description = "The event's id."), DetailParams),
-    responses((status = 200, description = "The event with its calls.", body = LoggedEvent), (status = 404, description = "No such event.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The event with its calls.", body = LoggedEventOut), (status = 404, description = "No such event.", body = crate::openapi::ErrorBody)),
 )]
 async fn get_event(
     State(state): State<AppState>,
     auth: Auth,
     Path(Int(id)): Path<Int<i64>>,
     params: Result<Query<DetailParams>, QueryRejection>,
-) -> Result<Json<LoggedEvent>, ApiError> {
+) -> Result<Json<LoggedEventOut>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let detail = EventDetail {
         payload: p.include_payload,
@@ -189,7 +192,7 @@ async fn get_event(
     };
     let event = state.engine.get_event(EventId(id), detail).await?;
     auth.require_shop(event.shop_id, || format!("event {id} does not exist"))?;
-    Ok(Json(event))
+    Ok(Json(event.into()))
 }
 
 /// Queues all the event's calls again (those in flight, and those of a deactivated action,
@@ -230,4 +233,98 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(get_event))
         .routes(routes!(resend_event))
+}
+
+/// What ingest answers for one event.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Ingested)]
+pub struct IngestedOut {
+    #[schema(value_type = schema::EventId)]
+    pub event_id: EventId,
+    pub calls_queued: u32,
+    /// The idempotency key was seen before: this is the first result and nothing was queued.
+    pub duplicate: bool,
+}
+
+impl From<Ingested> for IngestedOut {
+    fn from(i: Ingested) -> IngestedOut {
+        IngestedOut {
+            event_id: i.event_id,
+            calls_queued: i.calls_queued,
+            duplicate: i.duplicate,
+        }
+    }
+}
+
+/// An event as the event log shows it: what came in, and what became of each call it queued.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LoggedEvent)]
+pub struct LoggedEventOut {
+    #[schema(value_type = schema::EventId)]
+    pub id: EventId,
+    pub event_type: String,
+    #[schema(value_type = schema::ShopId)]
+    pub shop_id: ShopId,
+    pub entity_id: String,
+    #[schema(value_type = schema::Timestamp)]
+    pub occurred_at: Timestamp,
+    #[schema(value_type = schema::Timestamp)]
+    pub received_at: Timestamp,
+    /// Only with `includePayload`.
+    #[serde(rename = "entityData", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub entity: Option<serde_json::Map<String, Value>>,
+    pub calls: Vec<LoggedCallOut>,
+}
+
+impl From<LoggedEvent> for LoggedEventOut {
+    fn from(e: LoggedEvent) -> LoggedEventOut {
+        LoggedEventOut {
+            id: e.id,
+            event_type: e.event_type,
+            shop_id: e.shop_id,
+            entity_id: e.entity_id,
+            occurred_at: e.occurred_at,
+            received_at: e.received_at,
+            entity: e.entity,
+            calls: e.calls.into_iter().map(LoggedCallOut::from).collect(),
+        }
+    }
+}
+
+/// One call of a logged event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LoggedCall)]
+pub struct LoggedCallOut {
+    #[schema(value_type = schema::CallId)]
+    pub id: CallId,
+    #[schema(value_type = schema::TriggerId)]
+    pub trigger_id: TriggerId,
+    pub action_index: i32,
+    pub status: CallStatusWire,
+    /// The HTTP status of the last attempt.
+    pub status_code: Option<i32>,
+    pub success: bool,
+    pub attempts: i32,
+    /// Only with `includeAttempts`.
+    #[serde(rename = "attemptLog", skip_serializing_if = "Option::is_none")]
+    pub attempt_log: Option<Vec<AttemptOut>>,
+}
+
+impl From<LoggedCall> for LoggedCallOut {
+    fn from(c: LoggedCall) -> LoggedCallOut {
+        LoggedCallOut {
+            id: c.id,
+            trigger_id: c.trigger_id,
+            action_index: c.action_index,
+            status: c.status.into(),
+            status_code: c.status_code,
+            success: c.success,
+            attempts: c.attempts,
+            attempt_log: c.attempt_log.map(crate::v1::calls::attempts_out),
+        }
+    }
 }

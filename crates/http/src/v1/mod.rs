@@ -1,14 +1,16 @@
 //! `/api/v1`: one module per resource.
 
 pub(crate) mod alerts;
+pub(crate) mod calls;
 mod event_types;
-mod events;
-mod payloads;
+pub(crate) mod events;
+pub(crate) mod payloads;
 mod queue;
+pub(crate) mod schema;
 mod send_test;
 pub(crate) mod shops;
 pub(crate) mod triggers;
-mod users;
+pub(crate) mod users;
 
 use utoipa_axum::router::OpenApiRouter;
 

@@ -3,6 +3,8 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use hookflow_engine::model::{Attempt, CallId, QueueFilter, QueueItem, ShopId, TriggerId};
+
+use crate::v1::calls::{attempts_out, AttemptOut, CallStatusWire, QueueItemOut};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -22,7 +24,7 @@ const MAX_LIMIT: u32 = 500;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListParams {
     /// Calls in this state.
-    #[param(value_type = Option<hookflow_engine::model::CallStatus>)]
+    #[param(value_type = Option<CallStatusWire>)]
     status: Option<String>,
     /// Calls of this trigger.
     #[serde(default, deserialize_with = "crate::params::optional")]
@@ -53,7 +55,7 @@ struct ListParams {
 #[derive(Serialize, ToSchema)]
 #[schema(as = QueuePage)]
 struct Page {
-    items: Vec<QueueItem>,
+    items: Vec<QueueItemOut>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
     next: Option<String>,
 }
@@ -63,9 +65,9 @@ struct Page {
 #[schema(as = QueueItemDetail)]
 struct ItemWithAttempts {
     #[serde(flatten)]
-    item: QueueItem,
+    item: QueueItemOut,
     #[serde(rename = "attemptLog")]
-    attempts: Vec<Attempt>,
+    attempts: Vec<AttemptOut>,
 }
 
 #[utoipa::path(
@@ -109,6 +111,7 @@ async fn list_queue(
     let next = (items.len() as u32 == limit)
         .then(|| items.last().map(|i| i.id.to_string()))
         .flatten();
+    let items = items.into_iter().map(QueueItemOut::from).collect();
     Ok(Json(Page { items, next }))
 }
 
@@ -139,7 +142,10 @@ async fn get_item(
     Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<ItemWithAttempts>, ApiError> {
     let (item, attempts) = visible_call(&state, &auth, CallId(id)).await?;
-    Ok(Json(ItemWithAttempts { item, attempts }))
+    Ok(Json(ItemWithAttempts {
+        item: item.into(),
+        attempts: attempts_out(attempts),
+    }))
 }
 
 #[utoipa::path(
@@ -150,16 +156,16 @@ async fn get_item(
     summary = "Send a call again",
     description = "Queues the call again (a succeeded one too), due now, with a fresh set of attempts.",
     params(("id" = i64, Path, description = "The call's id.")),
-    responses((status = 200, description = "The call, queued.", body = QueueItem), (status = 404, description = "No such call.", body = crate::openapi::ErrorBody), (status = 409, description = "The call is being delivered right now.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The call, queued.", body = QueueItemOut), (status = 404, description = "No such call.", body = crate::openapi::ErrorBody), (status = 409, description = "The call is being delivered right now.", body = crate::openapi::ErrorBody)),
 )]
 async fn retry_item(
     State(state): State<AppState>,
     auth: Auth,
     Path(Int(id)): Path<Int<i64>>,
-) -> Result<Json<QueueItem>, ApiError> {
+) -> Result<Json<QueueItemOut>, ApiError> {
     auth.require_write()?;
     visible_call(&state, &auth, CallId(id)).await?;
-    Ok(Json(state.engine.retry_call(CallId(id)).await?))
+    Ok(Json(state.engine.retry_call(CallId(id)).await?.into()))
 }
 
 #[utoipa::path(
@@ -169,16 +175,16 @@ async fn retry_item(
     operation_id = "cancel_call",
     summary = "Cancel a call",
     params(("id" = i64, Path, description = "The call's id.")),
-    responses((status = 200, description = "The call, cancelled.", body = QueueItem), (status = 404, description = "No such call.", body = crate::openapi::ErrorBody), (status = 409, description = "The call has already finished.", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The call, cancelled.", body = QueueItemOut), (status = 404, description = "No such call.", body = crate::openapi::ErrorBody), (status = 409, description = "The call has already finished.", body = crate::openapi::ErrorBody)),
 )]
 async fn cancel_item(
     State(state): State<AppState>,
     auth: Auth,
     Path(Int(id)): Path<Int<i64>>,
-) -> Result<Json<QueueItem>, ApiError> {
+) -> Result<Json<QueueItemOut>, ApiError> {
     auth.require_write()?;
     visible_call(&state, &auth, CallId(id)).await?;
-    Ok(Json(state.engine.cancel_call(CallId(id)).await?))
+    Ok(Json(state.engine.cancel_call(CallId(id)).await?.into()))
 }
 
 /// `POST /queue/resend`: which calls to queue again. The status defaults to `failed`.
@@ -188,7 +194,7 @@ struct ResendIn {
     /// Calls of this trigger.
     trigger_id: Option<i64>,
     /// Calls in this state (default `failed`; `in_flight` cannot be resent).
-    #[schema(value_type = Option<hookflow_engine::model::CallStatus>)]
+    #[schema(value_type = Option<CallStatusWire>)]
     status: Option<String>,
     /// Calls for events of this type.
     event_type: Option<String>,

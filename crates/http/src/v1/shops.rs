@@ -15,18 +15,20 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::parse;
 use crate::params::Int;
-use crate::v1::Items;
+use crate::v1::{schema, Items};
 use crate::AppState;
 
 /// A shop as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShopOut {
+    #[schema(value_type = schema::ShopId)]
     pub id: ShopId,
     pub name: String,
     /// Where failure and deactivation notices for this shop go.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_email: Option<String>,
+    #[schema(value_type = schema::Timestamp)]
     pub created_at: Timestamp,
     /// The event catalog its events, triggers and subscriptions use (`shopctrl`, `skladon`,
     /// `flowretail`, `frontsystems`).

@@ -8,8 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookflow_engine::accounts::{ApiToken, Role, User};
-use hookflow_engine::model::{ApiTokenId, ShopId, UserId};
-use serde::Deserialize;
+use hookflow_engine::model::{ApiTokenId, ShopId, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::json::parse;
 use crate::openapi::ErrorBody;
 use crate::params::Int;
-use crate::v1::Items;
+use crate::v1::{schema, Items};
 use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -36,17 +36,19 @@ struct UserIn {
     #[serde(default)]
     #[schema(min_length = 10, max_length = 1024)]
     password: Option<String>,
-    role: Role,
+    role: RoleWire,
     /// The shops a shop owner admin (or a restricted viewer) acts for.
     #[serde(default)]
+    #[schema(value_type = Vec<schema::ShopId>)]
     shops: Vec<ShopId>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UserPatch {
-    role: Role,
+    role: RoleWire,
     #[serde(default)]
+    #[schema(value_type = Vec<schema::ShopId>)]
     shops: Vec<ShopId>,
 }
 
@@ -66,6 +68,7 @@ struct TokenIn {
     name: String,
     /// Admins may make a token for another user.
     #[serde(default)]
+    #[schema(value_type = Option<schema::UserId>)]
     user_id: Option<UserId>,
     /// Days until the token expires (1 to 3650); absent: it lasts until revoked.
     #[serde(default)]
@@ -95,7 +98,7 @@ async fn me(auth: Auth) -> Json<Value> {
     Json(json!({
         "id": p.user,
         "email": p.email,
-        "role": p.role,
+        "role": RoleWire::from(p.role),
         "shops": p.shops,
         "canWrite": p.can_write(),
     }))
@@ -112,10 +115,11 @@ async fn me(auth: Auth) -> Json<Value> {
 async fn list_users(
     State(state): State<AppState>,
     auth: Auth,
-) -> Result<Json<Items<User>>, ApiError> {
+) -> Result<Json<Items<UserOut>>, ApiError> {
     auth.require_admin()?;
+    let users = state.engine.list_users().await?;
     Ok(Json(Items {
-        items: state.engine.list_users().await?,
+        items: users.into_iter().map(UserOut::from).collect(),
     }))
 }
 
@@ -140,11 +144,11 @@ async fn create_user(
         .create_user(
             &input.email,
             input.password.as_deref(),
-            input.role,
+            input.role.into(),
             &input.shops,
         )
         .await?;
-    let mut out = serde_json::to_value(&user).unwrap_or(Value::Null);
+    let mut out = serde_json::to_value(UserOut::from(user)).unwrap_or(Value::Null);
     if let Some(password) = generated {
         // Shown once: only its hash is kept.
         out["password"] = json!(password);
@@ -168,15 +172,15 @@ fn may_read_user(auth: &Auth, id: UserId) -> Result<(), ApiError> {
     operation_id = "get_user",
     summary = "Get a user",
     params(("id" = i64, Path, description = "The user's id.")),
-    responses((status = 200, description = "The user.", body = User), (status = 404, description = "No such user (or not yours to see).", body = ErrorBody)),
+    responses((status = 200, description = "The user.", body = UserOut), (status = 404, description = "No such user (or not yours to see).", body = ErrorBody)),
 )]
 async fn get_user(
     State(state): State<AppState>,
     auth: Auth,
     Path(Int(id)): Path<Int<i64>>,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<UserOut>, ApiError> {
     may_read_user(&auth, UserId(id))?;
-    Ok(Json(state.engine.get_user(UserId(id)).await?))
+    Ok(Json(state.engine.get_user(UserId(id)).await?.into()))
 }
 
 #[utoipa::path(
@@ -187,23 +191,23 @@ async fn get_user(
     summary = "Change a user's role and shops",
     params(("id" = i64, Path, description = "The user's id.")),
     request_body(content = UserPatch, example = json!({"role": "viewer", "shops": [1, 2]})),
-    responses((status = 200, description = "The user.", body = User), (status = 404, description = "No such user.", body = ErrorBody), (status = 409, description = "The last admin cannot be demoted.", body = ErrorBody), (status = 422, description = "An invalid field.", body = ErrorBody)),
+    responses((status = 200, description = "The user.", body = UserOut), (status = 404, description = "No such user.", body = ErrorBody), (status = 409, description = "The last admin cannot be demoted.", body = ErrorBody), (status = 422, description = "An invalid field.", body = ErrorBody)),
 )]
 async fn update_user(
     State(state): State<AppState>,
     auth: Auth,
     Path(Int(id)): Path<Int<i64>>,
     body: Bytes,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<UserOut>, ApiError> {
     auth.require_admin()?;
     let patch: UserPatch = parse(&body)?;
     let user = state
         .engine
-        .update_user(UserId(id), patch.role, &patch.shops)
+        .update_user(UserId(id), patch.role.into(), &patch.shops)
         .await?;
     // Cached tokens of this user carry the old role.
     state.auth.forget_tokens();
-    Ok(Json(user))
+    Ok(Json(user.into()))
 }
 
 #[utoipa::path(
@@ -266,7 +270,7 @@ async fn list_tokens(
     State(state): State<AppState>,
     auth: Auth,
     params: Result<Query<TokenParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Items<ApiToken>>, ApiError> {
+) -> Result<Json<Items<ApiTokenOut>>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let owner = if params.all {
         auth.require_admin()?;
@@ -278,8 +282,9 @@ async fn list_tokens(
             None => return Ok(Json(Items { items: Vec::new() })),
         }
     };
+    let tokens = state.engine.list_api_tokens(owner).await?;
     Ok(Json(Items {
-        items: state.engine.list_api_tokens(owner).await?,
+        items: tokens.into_iter().map(ApiTokenOut::from).collect(),
     }))
 }
 
@@ -316,7 +321,7 @@ async fn create_token(
         .engine
         .create_api_token(owner, &input.name, input.expires_in_days)
         .await?;
-    let mut out = serde_json::to_value(&token).unwrap_or(Value::Null);
+    let mut out = serde_json::to_value(ApiTokenOut::from(token)).unwrap_or(Value::Null);
     // Shown once: only its digest is kept.
     out["token"] = json!(secret);
     Ok((StatusCode::CREATED, Json(out)))
@@ -341,6 +346,108 @@ async fn revoke_token(
     state.engine.revoke_api_token(ApiTokenId(id), owner).await?;
     state.auth.forget_tokens();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = Role)]
+pub enum RoleWire {
+    /// Every shop, users and settings.
+    Admin,
+    /// Triggers, queue and alerts of the shops assigned to them.
+    ShopOwnerAdmin,
+    /// Read-only.
+    Viewer,
+}
+
+impl From<Role> for RoleWire {
+    fn from(role: Role) -> RoleWire {
+        match role {
+            Role::Admin => RoleWire::Admin,
+            Role::ShopOwnerAdmin => RoleWire::ShopOwnerAdmin,
+            Role::Viewer => RoleWire::Viewer,
+        }
+    }
+}
+
+impl From<RoleWire> for Role {
+    fn from(role: RoleWire) -> Role {
+        match role {
+            RoleWire::Admin => Role::Admin,
+            RoleWire::ShopOwnerAdmin => Role::ShopOwnerAdmin,
+            RoleWire::Viewer => Role::Viewer,
+        }
+    }
+}
+
+/// A user account.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = User)]
+pub struct UserOut {
+    #[schema(value_type = schema::UserId)]
+    pub id: UserId,
+    pub email: String,
+    pub role: RoleWire,
+    /// The shops a shop owner admin (or a restricted viewer) acts for.
+    #[schema(value_type = Vec<schema::ShopId>)]
+    pub shops: Vec<ShopId>,
+    #[schema(value_type = schema::Timestamp)]
+    pub created_at: Timestamp,
+    /// Its password was generated by hookflow (the first start's, or when an admin added the
+    /// user without one): the web UI asks for a new one before anything else.
+    pub must_change_password: bool,
+}
+
+impl From<User> for UserOut {
+    fn from(u: User) -> UserOut {
+        UserOut {
+            id: u.id,
+            email: u.email,
+            role: u.role.into(),
+            shops: u.shops,
+            created_at: u.created_at,
+            must_change_password: u.must_change_password,
+        }
+    }
+}
+
+/// A user's API token as listed: never the token itself, which is shown once at creation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ApiToken)]
+pub struct ApiTokenOut {
+    #[schema(value_type = schema::ApiTokenId)]
+    pub id: ApiTokenId,
+    #[schema(value_type = schema::UserId)]
+    pub user_id: UserId,
+    pub name: String,
+    /// The first characters of the token, so its owner can tell tokens apart.
+    pub prefix: String,
+    #[schema(value_type = schema::Timestamp)]
+    pub created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schema::Timestamp>)]
+    pub last_used_at: Option<Timestamp>,
+    /// After this the token is refused; absent: it does not expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schema::Timestamp>)]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<ApiToken> for ApiTokenOut {
+    fn from(t: ApiToken) -> ApiTokenOut {
+        ApiTokenOut {
+            id: t.id,
+            user_id: t.user_id,
+            name: t.name,
+            prefix: t.prefix,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            expires_at: t.expires_at,
+        }
+    }
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {

@@ -22,7 +22,7 @@ use crate::json::parse;
 use crate::params::Int;
 use crate::AppState;
 
-pub(crate) use wire::{Deactivated, TriggerIn, TriggerOut};
+pub(crate) use wire::{Deactivated, MethodWire, TriggerIn, TriggerOut};
 
 /// A trigger as the API shows it: secrets as `{"set": true}`, and each action's `active`
 /// state (an action is deactivated by its retry policy or an admin).

@@ -18,6 +18,8 @@ use hookflow_templating::MimeType;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::v1::schema;
+
 /// A trigger as an admin writes it (create, replace, send test).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -28,6 +30,7 @@ pub struct TriggerIn {
     pub event_type: String,
     /// Null: every shop.
     #[serde(default)]
+    #[schema(value_type = Option<schema::ShopId>)]
     pub shop_id: Option<ShopId>,
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -174,6 +177,7 @@ pub struct SecretSet {
     /// HMAC secrets only: after a rotation, the previous secret is still signed with until then
     /// (Standard Webhooks; a hub signature switches to the new secret at once).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schema::Timestamp>)]
     pub previous_valid_until: Option<Timestamp>,
     /// HMAC secrets only, and only in the answer of the save that sent `"generate"`: the new
     /// secret, to configure the receiver with (later: `reveal-secret`).
@@ -316,10 +320,12 @@ fn four_xx_statuses() -> utoipa::openapi::schema::Array {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerOut {
+    #[schema(value_type = schema::TriggerId)]
     pub id: TriggerId,
     pub name: String,
     pub event_type: String,
     /// Null: every shop.
+    #[schema(value_type = Option<schema::ShopId>)]
     pub shop_id: Option<ShopId>,
     pub enabled: bool,
     /// 1 (lowest) to 10 (highest): when calls wait, higher priority goes first.
@@ -327,7 +333,9 @@ pub struct TriggerOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     pub actions: Vec<ActionOut>,
+    #[schema(value_type = schema::Timestamp)]
     pub created_at: Timestamp,
+    #[schema(value_type = schema::Timestamp)]
     pub updated_at: Timestamp,
 }
 
@@ -370,6 +378,7 @@ pub struct CallWebhookOut {
     pub active: bool,
     /// For a deactivated action: since when.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schema::Timestamp>)]
     pub deactivated_at: Option<Timestamp>,
 }
 
