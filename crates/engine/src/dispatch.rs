@@ -754,14 +754,7 @@ async fn record(
             }
         };
         if outcome.is_some() {
-            let mut due = retries_due
-                .lock()
-                .expect("retry heap lock is never poisoned: no panics while held");
-            for c in &batch {
-                if let Next::RetryAt(at) = c.next {
-                    due.push(Reverse(at.0));
-                }
-            }
+            remember_retries(&retries_due, &batch, Timestamp::now());
         }
         batch.clear();
         // A finished call may unblock the next call of its entity (ordered delivery).
@@ -773,6 +766,26 @@ async fn record(
             if let Some(notifier) = &notifier {
                 send_notices(store.as_ref(), notifier.as_ref(), outcome).await;
             }
+        }
+    }
+}
+
+/// Notes when the retries of a just-recorded batch can be claimed: once due and committed,
+/// whichever is later. A claim that began before the commit (`now`) did not see them, however
+/// late it ran, so each entry is kept past every claim begun until now (see `idle_wait`);
+/// recording that took longer than a retry's delay must not leave the retry for the next poll.
+fn remember_retries(
+    retries_due: &Mutex<BinaryHeap<Reverse<i64>>>,
+    batch: &[Completion],
+    now: Timestamp,
+) {
+    let visible = now.0 + 1;
+    let mut due = retries_due
+        .lock()
+        .expect("retry heap lock is never poisoned: no panics while held");
+    for c in batch {
+        if let Next::RetryAt(at) = c.next {
+            due.push(Reverse(at.0.max(visible)));
         }
     }
 }
@@ -858,6 +871,25 @@ mod tests {
             failure: failure.map(|k| (k, "boom".into())),
             retry_after: None,
         }
+    }
+
+    #[test]
+    fn a_retry_recorded_after_a_claim_began_is_not_left_for_the_next_poll() {
+        // The retry fell due at 1 000, while its attempt was still being recorded; a claim
+        // began at 1 010, before the recording committed at 1 020, so it could not see it.
+        let poll = Duration::from_millis(500);
+        let heap = Mutex::new(BinaryHeap::new());
+        let completion = conclude(&call(0), delivery(Some(503), None), &policy());
+        let recorded = Completion {
+            next: Next::RetryAt(Timestamp(1_000)),
+            ..completion
+        };
+        remember_retries(&heap, &[recorded], Timestamp(1_020));
+        // The dispatcher looks again at once, rather than after a poll interval.
+        let wait = idle_wait(&heap, Timestamp(1_010), poll);
+        assert!(wait < Duration::from_millis(5), "{wait:?}");
+        // A claim begun after the commit serves it; then it is forgotten.
+        assert_eq!(idle_wait(&heap, Timestamp(1_021), poll), poll);
     }
 
     fn policy() -> ActionPolicy {
