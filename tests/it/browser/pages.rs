@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::add_user;
 use super::timing::http_session;
-use crate::common::{event, id, spawn_app, Receiver, TestApp};
+use crate::common::{event, id, spawn_app, webhook_trigger, Receiver, Reply, TestApp};
 
 async fn page(app: &TestApp, session: &str, path: &str) -> (StatusCode, String) {
     let answer = reqwest::Client::builder()
@@ -80,5 +80,32 @@ both_backends! {
             .unwrap();
         assert_eq!(answer.status(), StatusCode::SEE_OTHER);
         app.wait_for_item(id(mine), "the call was sent again", |c| c["attempts"] == 2 && c["status"] == "succeeded").await;
+    }
+
+    async fn the_dashboard_links_the_oldest_pending_call_and_the_trigger_list_its_last_answer(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::always(Reply::status(503)).await;
+        let shop = app.create_shop("Main shop").await;
+        app.create_trigger(webhook_trigger("OrderChanged", &receiver.url("/erp"))).await;
+        app.post_event(event("OrderChanged", shop, "ORD-78", json!({"OrderId": 78}))).await;
+        // The first attempt failed; at the defaults the retry waits 10 s, so the call pends.
+        let item = app.only_item("").await;
+        let item = app
+            .wait_for_item(id(&item), "attempted once and pending", |c| {
+                c["attempts"] == 1 && c["status"] == "pending"
+            })
+            .await;
+        let password = add_user(&app, "admin@example.com", "admin", &[]).await;
+        let session = http_session(&app, "admin@example.com", &password).await;
+
+        let (_, html) = page(&app, &session, "/").await;
+        let link = format!("<a href=\"/queue/{0}\">#{0}</a>", id(&item));
+        assert!(html.contains(&link), "the oldest pending call is linked: {html}");
+        assert!(html.contains("waiting ") && html.contains("id=\"depth-pending\">1<"), "{html}");
+        assert!(html.contains("(queued 20"), "with the time it was queued: {html}");
+
+        let (_, html) = page(&app, &session, "/triggers").await;
+        let last = format!("<a href=\"/queue/{}\"><span class=\"badge badge-pending\">pending</span></a> HTTP 503", id(&item));
+        assert!(html.contains(&last), "the last delivery shows its state and answer: {html}");
     }
 }
