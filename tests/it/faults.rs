@@ -374,17 +374,23 @@ postgres_only! {
             })
             .collect();
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let killed_at = next.load(Ordering::Relaxed);
         b.kill9().await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let b = TestApp::spawn_binary_with(&db, &[]).await;
         *to_b.lock().unwrap() = b.url("/api/v1/events");
+        let restarted_at = next.load(Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(2)).await;
         stop.store(true, Ordering::Relaxed);
         for client in clients {
             client.await.unwrap();
         }
         let acked = acked.lock().unwrap().clone();
-        assert!(acked.len() > 100, "only {} events were acknowledged", acked.len());
+        // Traffic went on around the kill: events were acknowledged before it and after the
+        // restart (how many depends on the machine's load, not on hookflow).
+        let before = acked.iter().filter(|n| **n < killed_at).count();
+        let after = acked.iter().filter(|n| **n >= restarted_at).count();
+        assert!(before >= 10 && after >= 10, "acknowledged {before} events before the kill and {after} after the restart");
         // Calls the killed node had on the wire come back when their lease ends (30 s).
         assert_nothing_lost_and_repeats_explained(&a, &receiver, &acked).await;
     }

@@ -42,7 +42,10 @@ both_backends! {
     }
 
     async fn calls_for_one_entity_keep_their_order_across_retries(backend: Backend) {
-        let app = spawn_app(backend).await;
+        // Retries 1 s apart (at least 750 ms with jitter): far longer than posting the next
+        // events takes on a loaded machine, so an unordered call's later events overtake its
+        // retry however slowly they are posted.
+        let app = spawn_app_with(backend, &["--retry-base-ms", "1000", "--retry-max-ms", "1000"]).await;
         let receiver = Receiver::with_script(vec![Reply::status(500), Reply::status(500)]).await;
         let other = Receiver::with_script(vec![Reply::status(500)]).await;
         let shop = app.create_shop("Main").await;
