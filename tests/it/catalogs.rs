@@ -38,15 +38,7 @@ pub async fn compat_request(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request.send().await.expect("compat request");
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value)
+    answer(request.send().await.expect("compat request")).await
 }
 
 fn trigger_in(shop: i64, event_type: &str, url: &str) -> Value {

@@ -15,6 +15,18 @@ pub enum RequestBody {
     Raw(String),
 }
 
+/// A response's status and body: JSON, the text when it is not JSON, `null` when empty.
+pub async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
+}
+
 impl TestApp {
     /// `http://127.0.0.1:PORT<path>`.
     pub fn url(&self, path: &str) -> String {
@@ -58,14 +70,7 @@ impl TestApp {
             .send()
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        answer(response).await
     }
 
     pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {

@@ -27,7 +27,7 @@ mod in_process;
 mod receiver;
 mod wait;
 
-pub use api::RequestBody;
+pub use api::{answer, RequestBody};
 pub use app::{spawn_app, spawn_app_with, spawn_binary, TestApp, TEST_ADMIN_TOKEN};
 pub use db::{Backend, TestDb};
 pub use fixtures::{assert_error, event, id, parse_time, sorted, webhook_trigger, JsonExt};

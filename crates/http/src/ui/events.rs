@@ -136,12 +136,12 @@ pub(crate) async fn list(
     let shops = visible_shops(&state, &session).await?;
     let shop_names: HashMap<ShopId, &str> = shops.iter().map(|s| (s.id, s.name.as_str())).collect();
     let rows: Vec<_> = events
-        .iter()
+        .into_iter()
         .map(|e| {
             context! {
-                event => LoggedEventOut::from(e.clone()),
                 shop_name => shop_names.get(&e.shop_id).copied(),
-                calls => call_summary(e),
+                calls => call_summary(&e),
+                event => LoggedEventOut::from(e),
             }
         })
         .collect();

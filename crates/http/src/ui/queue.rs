@@ -190,19 +190,19 @@ pub(crate) async fn list(
     let shops = visible_shops(&state, &session).await?;
     let shop_names: HashMap<i64, &str> = shops.iter().map(|s| (s.id.0, s.name.as_str())).collect();
     let rows: Vec<_> = items
-        .iter()
+        .into_iter()
         .map(|i| {
             let message = i
                 .last_error
                 .as_deref()
                 .map(|e| plain::plain_error(e, &i.url, None).unwrap_or_else(|| e.to_owned()));
             context! {
-                call => QueueItemOut::from(i.clone()),
                 trigger_name => trigger_names.get(&i.trigger_id.0).copied(),
                 shop_name => shop_names.get(&i.shop_id.0).copied(),
                 last_sent => last_sent.get(&i.id),
                 response => i.last_status_code.map(plain::status_text),
                 message,
+                call => QueueItemOut::from(i),
             }
         })
         .collect();
@@ -307,6 +307,7 @@ pub(crate) async fn detail(
         .iter()
         .rev()
         .find(|a| !a.request_headers.is_empty());
+    let headers_sent = sent.is_some();
     let headers = match sent {
         Some(a) => masked(&a.request_headers),
         None => masked(&item.headers),
@@ -323,7 +324,7 @@ pub(crate) async fn detail(
         item.body.as_deref(),
     );
     let last_duration = attempts.last().map(|a| a.duration_ms);
-    let attempts = attempt_rows(&attempts, &item.url);
+    let attempts = attempt_rows(attempts, &item.url);
     let last_plain_error = item
         .last_error
         .as_deref()
@@ -340,7 +341,7 @@ pub(crate) async fn detail(
             trigger_name,
             shop_name,
             headers,
-            headers_sent => sent.is_some(),
+            headers_sent,
             body => item.body.as_deref(),
             body_bytes => item.body.as_ref().map(String::len),
             pretty,
@@ -366,9 +367,9 @@ fn masked(headers: &[(String, String)]) -> Vec<(String, String)> {
 
 /// The call's attempts, newest first, each with its answer's body pretty-printed and its
 /// error in plain words.
-fn attempt_rows(attempts: &[Attempt], url: &str) -> Vec<minijinja::Value> {
+fn attempt_rows(attempts: Vec<Attempt>, url: &str) -> Vec<minijinja::Value> {
     attempts
-        .iter()
+        .into_iter()
         .rev()
         .map(|a| {
             let ct = a
@@ -377,12 +378,12 @@ fn attempt_rows(attempts: &[Attempt], url: &str) -> Vec<minijinja::Value> {
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
                 .map(|(_, v)| v.as_str());
             context! {
-                attempt => AttemptOut::from(a.clone()),
                 plain_error => a.error.as_deref().and_then(|e| plain::plain_error(e, url, Some(a.duration_ms))),
                 status_text => a.status_code.map(plain::status_text),
                 body => pretty_body(ct, &a.response_body),
                 request_headers => masked(&a.request_headers),
                 headers => masked(&a.response_headers),
+                attempt => AttemptOut::from(a),
             }
         })
         .collect()

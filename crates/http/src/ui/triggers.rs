@@ -16,7 +16,7 @@ use crate::ui::notice::Notice;
 use crate::ui::{path_id, redirect_with_notice, render, require_write, sees_trigger_shop};
 use crate::ui::{FormData, UiError};
 use crate::v1::shops::ShopOut;
-use crate::v1::triggers::{for_reader, trigger_out};
+use crate::v1::triggers::trigger_out;
 use crate::AppState;
 
 /// `GET /triggers`.
@@ -175,10 +175,9 @@ pub(crate) async fn edit(
 ) -> Result<Response, UiError> {
     let id = TriggerId(path_id(id)?);
     let trigger = visible_trigger(&state, &session, id).await?;
-    let value = for_reader(
-        trigger_out(&trigger, &state.engine.deactivated_actions().await?),
-        &session.principal,
-    );
+    let value = trigger_out(&trigger, &state.engine.deactivated_actions().await?)
+        .for_reader(&session.principal)
+        .to_json();
     editor(&state, &session, Some(id), value, notice).await
 }
 

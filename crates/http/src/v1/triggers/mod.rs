@@ -9,7 +9,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hookflow_engine::accounts::Principal;
 use hookflow_engine::model::{Timestamp, Trigger, TriggerDraft, TriggerId};
 use serde_json::{json, Value};
 use utoipa::IntoParams;
@@ -26,29 +25,8 @@ pub(crate) use wire::{Deactivated, MethodWire, TriggerIn, TriggerOut};
 
 /// A trigger as the API shows it: secrets as `{"set": true}`, and each action's `active`
 /// state (an action is deactivated by its retry policy or an admin).
-pub(crate) fn trigger_out(trigger: &Trigger, deactivated: &Deactivated) -> Value {
-    TriggerOut::new(trigger, deactivated, Timestamp::now()).to_json()
-}
-
-/// A trigger as `principal` reads it: a read-only role sees each action's URL without its
-/// credentials (query values masked, merge fields kept; `redact::url_template`). A role that
-/// may write sees the URL as configured: it is what they edit, and what they send back is
-/// saved as it is, so a masked value would overwrite the secret; they could also change the
-/// host and keep the query, so hiding it from them would protect nothing.
-pub(crate) fn for_reader(mut trigger: Value, principal: &Principal) -> Value {
-    if principal.can_write() {
-        return trigger;
-    }
-    if let Some(actions) = trigger.get_mut("actions").and_then(Value::as_array_mut) {
-        for action in actions {
-            if let Some(url) = action.get_mut("url") {
-                if let Some(text) = url.as_str() {
-                    *url = Value::String(hookflow_engine::redact::url_template(text));
-                }
-            }
-        }
-    }
-    trigger
+pub(crate) fn trigger_out(trigger: &Trigger, deactivated: &Deactivated) -> TriggerOut {
+    TriggerOut::new(trigger, deactivated, Timestamp::now())
 }
 
 /// The answer to a save: the trigger as reads show it, plus the secrets it just generated, in
@@ -128,7 +106,7 @@ async fn list_triggers(State(state): State<AppState>, auth: Auth) -> Result<Json
     triggers.retain(|t| auth.sees(t.draft.shop_id));
     let down = state.engine.deactivated_actions().await?;
     Ok(Json(
-        json!({"items": triggers.iter().map(|t| for_reader(trigger_out(t, &down), &auth.0)).collect::<Vec<_>>()}),
+        json!({"items": triggers.iter().map(|t| trigger_out(t, &down).for_reader(&auth.0).to_json()).collect::<Vec<_>>()}),
     ))
 }
 
@@ -176,10 +154,11 @@ async fn get_trigger(
     Path(Int(id)): Path<Int<i64>>,
 ) -> Result<Json<Value>, ApiError> {
     let trigger = visible_trigger(&state, &auth, TriggerId(id)).await?;
-    Ok(Json(for_reader(
-        trigger_out(&trigger, &state.engine.deactivated_actions().await?),
-        &auth.0,
-    )))
+    Ok(Json(
+        trigger_out(&trigger, &state.engine.deactivated_actions().await?)
+            .for_reader(&auth.0)
+            .to_json(),
+    ))
 }
 
 #[utoipa::path(
@@ -301,7 +280,7 @@ async fn activate_trigger(
         .engine
         .set_trigger_active(TriggerId(id), true, p.requeue_failed)
         .await?;
-    let mut out = trigger_out(&trigger, &state.engine.deactivated_actions().await?);
+    let mut out = trigger_out(&trigger, &state.engine.deactivated_actions().await?).to_json();
     out["requeued"] = json!(requeued);
     Ok(Json(out))
 }
@@ -326,10 +305,9 @@ async fn deactivate_trigger(
         .engine
         .set_trigger_active(TriggerId(id), false, false)
         .await?;
-    Ok(Json(trigger_out(
-        &trigger,
-        &state.engine.deactivated_actions().await?,
-    )))
+    Ok(Json(
+        trigger_out(&trigger, &state.engine.deactivated_actions().await?).to_json(),
+    ))
 }
 
 #[utoipa::path(

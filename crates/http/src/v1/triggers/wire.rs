@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use hookflow_engine::accounts::Principal;
 use hookflow_engine::model::{
     self as domain, Action, ActionRef, HmacSecret, Secret, ShopId, Timestamp, Trigger,
     TriggerDraft, TriggerId,
@@ -619,6 +620,21 @@ impl TriggerOut {
             created_at: trigger.created_at,
             updated_at: trigger.updated_at,
         }
+    }
+
+    /// The trigger as `principal` reads it: a read-only role sees each action's URL without
+    /// its credentials (query values masked, merge fields kept; `redact::url_template`). A role
+    /// that may write sees the URL as configured: it is what they edit, and what they send back
+    /// is saved as it is, so a masked value would overwrite the secret; they could also change
+    /// the host and keep the query, so hiding it from them would protect nothing.
+    pub fn for_reader(mut self, principal: &Principal) -> TriggerOut {
+        if !principal.can_write() {
+            for action in &mut self.actions {
+                let ActionOut::CallWebhook(call) = action;
+                call.url = hookflow_engine::redact::url_template(&call.url);
+            }
+        }
+        self
     }
 
     /// Shows the secrets of the actions at `positions` (those a save just generated), once.
