@@ -146,6 +146,7 @@ pub fn sample(ty: &Arc<EventType>) -> ContextValue {
         shop_id: 1,
         shop_name: "Sample shop".to_owned(),
         entity: Arc::new(sample_entity(ty)),
+        previous: None,
     }
     .into_value()
 }

@@ -128,6 +128,7 @@ fn event_context(event: &LoggedEvent, shop: &Shop, event_type: Arc<EventType>) -
         shop_id: shop.id.0,
         shop_name: shop.name.clone(),
         entity: Arc::new(event.entity.clone().unwrap_or_default()),
+        previous: None,
     }
     .into_value()
 }

@@ -632,6 +632,7 @@ pub(crate) fn sample_context(
         shop_id: 1,
         shop_name: "Sample shop".to_owned(),
         entity,
+        previous: None,
     }
     .into_value()
 }

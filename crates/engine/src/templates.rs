@@ -128,6 +128,7 @@ impl Engine {
                     shop_id,
                     shop_name,
                     entity: Arc::new(request.entity.unwrap_or_else(|| sample_entity(&ty))),
+                    previous: None,
                 }
             }
         };
@@ -192,6 +193,7 @@ impl Engine {
             shop_id: shop.id.0,
             shop_name: shop.name,
             entity: Arc::new(event.entity),
+            previous: None,
         };
         Ok((ctx, event.id))
     }

@@ -323,6 +323,7 @@ impl<'a> EventRender<'a> {
                     shop_id: planned.shop.id.0,
                     shop_name: planned.shop.name.clone(),
                     entity: Arc::new(event.entity.clone()),
+                    previous: None,
                 }
                 .into_value()
             })

@@ -99,6 +99,7 @@ fn render_one(case: &Case, catalog: &Catalog, entity: &Arc<Map<String, Value>>) 
         shop_id: 1,
         shop_name: "Main shop".to_owned(),
         entity,
+        previous: None,
     }
     .into_value();
     case.set

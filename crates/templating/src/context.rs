@@ -17,7 +17,8 @@ use crate::payload::coerce_field;
 
 /// Everything a template or condition can read about one event:
 /// `event` (`id`, `type`, `occurredAt`, `entityId`), `shop` (`id`, `name`), `entity`,
-/// `entityData` and `entityId`.
+/// `entityData` and `entityId`; and, when the event carries the entity as it was before the
+/// change, `previousData` (with `hasPreviousData` true).
 #[derive(Debug, Clone)]
 pub struct RenderContext {
     pub event_id: i64,
@@ -29,6 +30,8 @@ pub struct RenderContext {
     pub shop_name: String,
     /// The entity as the backend sent it.
     pub entity: Arc<Map<String, Json>>,
+    /// The entity before the change (the event's `previousData`), when sent.
+    pub previous: Option<Arc<Map<String, Json>>>,
 }
 
 impl RenderContext {
@@ -56,6 +59,11 @@ impl RenderContext {
                 event_type: self.event_type,
             }),
             entity_id,
+            has_previous: Value::from(self.previous.is_some()),
+            previous: match self.previous {
+                Some(previous) => Value::from_object(JsonNode::root(previous)),
+                None => Value::UNDEFINED,
+            },
         })
     }
 }
@@ -68,9 +76,19 @@ struct Root {
     entity: Value,
     entity_data: Value,
     entity_id: Value,
+    previous: Value,
+    has_previous: Value,
 }
 
-const ROOT_KEYS: &[&str] = &["event", "shop", "entity", "entityData", "entityId"];
+const ROOT_KEYS: &[&str] = &[
+    "event",
+    "shop",
+    "entity",
+    "entityData",
+    "entityId",
+    "previousData",
+    "hasPreviousData",
+];
 
 impl Object for Root {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
@@ -84,6 +102,8 @@ impl Object for Root {
             "entity" => Some(self.entity.clone()),
             "entityData" => Some(self.entity_data.clone()),
             "entityId" => Some(self.entity_id.clone()),
+            "previousData" => Some(self.previous.clone()),
+            "hasPreviousData" => Some(self.has_previous.clone()),
             _ => None,
         }
     }
@@ -351,6 +371,7 @@ mod tests {
             shop_id: 2,
             shop_name: "Main".into(),
             entity: Arc::new(entity.as_object().unwrap().clone()),
+            previous: None,
         }
         .into_value()
     }

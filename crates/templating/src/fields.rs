@@ -172,7 +172,7 @@ fn schema_paths(schema: &Json, path: &str, depth: usize, out: &mut Vec<MergeFiel
 }
 
 /// The first non-null type a schema names (`object` when it names none).
-fn schema_type(schema: &Json) -> ValueType {
+pub(crate) fn schema_type(schema: &Json) -> ValueType {
     let names: Vec<&str> = match schema.get("type") {
         Some(Json::String(t)) => vec![t.as_str()],
         Some(Json::Array(ts)) => ts.iter().filter_map(Json::as_str).collect(),
@@ -338,6 +338,7 @@ mod tests {
             shop_id: 1,
             shop_name: "Main".into(),
             entity: Arc::new(entity.as_object().unwrap().clone()),
+            previous: None,
         };
         let (fields, truncated) = entity_fields(&ctx);
         assert!(!truncated);

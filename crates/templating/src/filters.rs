@@ -33,6 +33,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("default", default);
     env.add_filter("d", default);
     guarded::register(env);
+    crate::rules::register_tests(env);
 }
 
 fn invalid(message: String) -> Error {

@@ -16,6 +16,9 @@
 //! - `budget`: what one render may spend (bytes of values it creates, loop iterations, time),
 //!   which minijinja's fuel and the output cap cannot see.
 //! - `rewrite`: a template's source rewritten so operators and loops charge the budget.
+//! - [`rules`]: structured conditions (groups, typed operators, list and change operators),
+//!   checked against an event type, evaluated natively with a trace, and compiled to the
+//!   equivalent expression.
 //! - [`fields`]: merge-field discovery for an event type or a real entity.
 //! - [`schema`]: the JSON Schema of an event type's default payload.
 //!
@@ -32,6 +35,7 @@ mod locate;
 mod payload;
 pub mod render;
 mod rewrite;
+pub mod rules;
 pub mod schema;
 mod validate;
 

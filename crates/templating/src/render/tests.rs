@@ -31,6 +31,7 @@ fn ctx_for(event_type: &str, entity: serde_json::Value) -> Value {
         shop_id: 1,
         shop_name: "Main \"shop\" <&>".into(),
         entity: Arc::new(entity.as_object().unwrap().clone()),
+        previous: None,
     }
     .into_value()
 }
