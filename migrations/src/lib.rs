@@ -14,6 +14,7 @@ mod m20261201_000006_ui;
 mod m20261202_000007_queue_core;
 mod m20261203_000008_call_page;
 mod m20261203_000009_account_hygiene;
+mod m20261203_000010_rules;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_queue_core::Migration),
             Box::new(m20261203_000008_call_page::Migration),
             Box::new(m20261203_000009_account_hygiene::Migration),
+            Box::new(m20261203_000010_rules::Migration),
         ]
     }
 }

@@ -174,24 +174,12 @@ impl HttpTransport {
         timeout: Option<Duration>,
         sent: &mut Vec<(String, String)>,
     ) -> Result<reqwest::Response, (FailureKind, String)> {
-        let url = reqwest::Url::parse(&call.url)
-            .map_err(|e| (FailureKind::Refused, format!("invalid URL: {e}")))?;
+        let (url, headers) = prepare(call, security, Timestamp::now())?;
         self.check_ip_literal(&url)?;
         let method = match call.method {
             Method::Post => reqwest::Method::POST,
             Method::Get => reqwest::Method::GET,
         };
-        let mut headers = call_headers(call)?;
-        let now = Timestamp::now();
-        let timestamp = now.0 / 1000;
-        headers.insert(
-            HeaderName::from_static("webhook-timestamp"),
-            HeaderValue::from(timestamp),
-        );
-        if let Some(security) = security {
-            let body = call.body.as_deref().unwrap_or("");
-            add_credentials(&mut headers, security, &call.webhook_id, body, now)?;
-        }
         *sent = sent_headers(&url, &headers, call.body.as_deref());
         let client = self.client_for(security)?;
         let mut request = client.request(method, url).headers(headers);
@@ -208,6 +196,27 @@ impl HttpTransport {
             .await
             .map_err(|e| classify_error(&e.without_url()))
     }
+}
+
+/// The call's URL and every header it goes out with at `now`: its own, the client's
+/// defaults, `webhook-id`, `webhook-timestamp`, credentials and signatures.
+fn prepare(
+    call: &ClaimedCall,
+    security: Option<&ActionSecurity>,
+    now: Timestamp,
+) -> Result<(reqwest::Url, HeaderMap), (FailureKind, String)> {
+    let url = reqwest::Url::parse(&call.url)
+        .map_err(|e| (FailureKind::Refused, format!("invalid URL: {e}")))?;
+    let mut headers = call_headers(call)?;
+    headers.insert(
+        HeaderName::from_static("webhook-timestamp"),
+        HeaderValue::from(now.0 / 1000),
+    );
+    if let Some(security) = security {
+        let body = call.body.as_deref().unwrap_or("");
+        add_credentials(&mut headers, security, &call.webhook_id, body, now)?;
+    }
+    Ok((url, headers))
 }
 
 /// The call's own headers, then the client's defaults unless the call sets its own, and the
@@ -431,6 +440,16 @@ impl Transport for HttpTransport {
         }
         delivery.duration = start.elapsed();
         delivery
+    }
+
+    fn outgoing_headers(
+        &self,
+        call: &ClaimedCall,
+        security: Option<&ActionSecurity>,
+        now: Timestamp,
+    ) -> Result<Vec<(String, String)>, String> {
+        let (url, headers) = prepare(call, security, now).map_err(|(_, message)| message)?;
+        Ok(sent_headers(&url, &headers, call.body.as_deref()))
     }
 
     fn check_url(&self, url: &str) -> Result<(), String> {

@@ -86,6 +86,7 @@ fn parse_event(
     let shop_id = shop_id(obj.remove("shopId"), at("shopId"))?;
     let entity_id = entity_id(obj.remove("entityId"), at("entityId"))?;
     let entity = entity_data(obj.remove("entityData"), at("entityData"))?;
+    let previous = previous_data(obj.remove("previousData"), at("previousData"))?;
     let occurred_at = occurred_at(obj.remove("occurredAt"), now, at("occurredAt"))?;
     let idempotency_key = idempotency_key(obj.remove("idempotencyKey"), at("idempotencyKey"))?;
     // What a database would refuse is refused here, naming the field, so one bad event never
@@ -100,11 +101,15 @@ fn parse_event(
     for (key, value) in &entity {
         check_text(value, &mut format!("{prefix}entityData.{key}"), key)?;
     }
+    for (key, value) in previous.iter().flatten() {
+        check_text(value, &mut format!("{prefix}previousData.{key}"), key)?;
+    }
     Ok(NewEvent {
         event_type,
         shop_id: ShopId(shop_id),
         entity_id,
         entity,
+        previous,
         occurred_at,
         idempotency_key,
     })
@@ -136,11 +141,17 @@ fn check_known_fields(
     for key in obj.keys() {
         if !matches!(
             key.as_str(),
-            "eventType" | "shopId" | "entityId" | "entityData" | "occurredAt" | "idempotencyKey"
+            "eventType"
+                | "shopId"
+                | "entityId"
+                | "entityData"
+                | "previousData"
+                | "occurredAt"
+                | "idempotencyKey"
         ) {
             return Err(invalid(
                 &format!("{prefix}{key}"),
-                "unknown field; an event has eventType, shopId, entityId, entityData, occurredAt and idempotencyKey",
+                "unknown field; an event has eventType, shopId, entityId, entityData, previousData, occurredAt and idempotencyKey",
             ));
         }
     }
@@ -197,6 +208,19 @@ fn entity_data(
         Some(Value::Object(map)) => Ok(map),
         None | Some(Value::Null) => Ok(serde_json::Map::new()),
         Some(_) => Err(at.invalid("must be a JSON object")),
+    }
+}
+
+/// `previousData`: the entity before the change, optional (`null` is the same as leaving it
+/// out: the event carries no previous state).
+fn previous_data(
+    value: Option<Value>,
+    at: Field,
+) -> Result<Option<serde_json::Map<String, Value>>, InvalidEvent> {
+    match value {
+        Some(Value::Object(map)) => Ok(Some(map)),
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => Err(at.invalid("must be a JSON object (the entity before the change) or null")),
     }
 }
 

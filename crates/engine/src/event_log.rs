@@ -14,7 +14,10 @@ use tracing::{debug, error, info};
 
 use crate::model::{Attempt, CallStatus, EventId, ShopId, Timestamp, TriggerId};
 use crate::service::{Engine, EngineError};
-use crate::store::{EventDetail, EventFilter, LoggedEvent, ResendFilter, Store, StoreError};
+use crate::store::{
+    Activity, ActivityFilter, EventDetail, EventFilter, LoggedEvent, ResendFilter, Store,
+    StoreError,
+};
 
 /// How long finished calls and events are kept, and how pruning paces itself.
 #[derive(Debug, Clone)]
@@ -71,6 +74,17 @@ fn redacted(mut event: LoggedEvent) -> LoggedEvent {
 }
 
 impl Engine {
+    /// A trigger's activity (its evaluations, newest first, with the calls they made); kept
+    /// as long as the events are.
+    pub async fn trigger_activity(
+        &self,
+        id: TriggerId,
+        filter: &ActivityFilter,
+    ) -> Result<Vec<Activity>, EngineError> {
+        self.get_trigger(id).await?;
+        Ok(self.store.trigger_activity(id, filter).await?)
+    }
+
     /// The event log, newest first.
     pub async fn list_events(&self, filter: &EventFilter) -> Result<Vec<LoggedEvent>, EngineError> {
         let events = self.store.list_events(filter).await?;

@@ -96,22 +96,38 @@ pub fn explain(
         .filter(|t| t.draft.event_type == event.event_type)
         .collect();
     mine.sort_by_key(|t| (-t.draft.priority, t.id));
-    let context = event_type.map(|event_type| event_context(event, shop, event_type));
+    let context = event_type
+        .clone()
+        .map(|event_type| event_context(event, shop, event_type));
     let mut templates = TemplateSet::new();
     mine.into_iter()
         .map(|trigger| {
-            let condition = trigger
-                .draft
-                .condition
-                .as_deref()
-                .map(str::trim)
-                .filter(|c| !c.is_empty());
+            // Rules are judged by the expression they compile to, which gives their verdict.
+            let from_rules = match (&trigger.draft.rules, &event_type) {
+                (Some(rule), Some(ty)) => rule.check(ty, "rules").ok().map(|c| c.expression()),
+                _ => None,
+            };
+            let condition = from_rules.or_else(|| {
+                trigger
+                    .draft
+                    .condition
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+            });
             TriggerVerdict {
                 trigger_id: trigger.id,
                 name: trigger.draft.name.clone(),
                 shop_id: trigger.draft.shop_id,
-                condition: condition.map(str::to_owned),
-                verdict: verdict(trigger, condition, event, context.as_ref(), &mut templates),
+                verdict: verdict(
+                    trigger,
+                    condition.as_deref(),
+                    event,
+                    context.as_ref(),
+                    &mut templates,
+                ),
+                condition,
                 actions: action_states(trigger, deactivated),
             }
         })
@@ -128,7 +144,7 @@ fn event_context(event: &LoggedEvent, shop: &Shop, event_type: Arc<EventType>) -
         shop_id: shop.id.0,
         shop_name: shop.name.clone(),
         entity: Arc::new(event.entity.clone().unwrap_or_default()),
-        previous: None,
+        previous: event.previous.clone().map(Arc::new),
     }
     .into_value()
 }
@@ -233,6 +249,7 @@ mod tests {
             occurred_at: Timestamp(0),
             received_at: Timestamp(0),
             entity: entity.as_object().cloned(),
+            previous: None,
             calls: Vec::new(),
         };
         let shop = Shop {

@@ -23,6 +23,8 @@
 //! - [`explain`]: which triggers of its type an event fires, and why the others do not.
 //! - [`dashboard`]: calls per minute, queue depth and failing actions for the web UI.
 //! - [`send_test`]: one call of a trigger being edited, sent now and recorded nowhere.
+//! - [`dry_run`]: a trigger evaluated for one entity: its rule's trace and the calls it would
+//!   make as they would go out (or sent), recorded nowhere.
 //! - [`templates`]: template tooling for admins: merge fields, a payload's JSON Schema,
 //!   previews against the latest stored event about an entity.
 //! - [`accounts`]: users, roles, API tokens, sessions, and the [`accounts::Principal`] a
@@ -39,6 +41,7 @@ pub mod accounts;
 pub mod catalogs;
 pub mod dashboard;
 pub mod dispatch;
+pub mod dry_run;
 pub mod event;
 pub mod event_log;
 pub mod explain;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use hookflow_templating::rules::Rule;
 use hookflow_templating::MimeType;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -393,7 +394,10 @@ pub struct TriggerDraft {
     pub enabled: bool,
     /// 1 (lowest) to 10 (highest): when calls wait, higher priority goes first.
     pub priority: i32,
+    /// A minijinja expression; a trigger has this or `rules`, or neither.
     pub condition: Option<String>,
+    /// A structured rule (the builder's), checked against the event type when saved.
+    pub rules: Option<Rule>,
     /// 1 to 20 actions.
     pub actions: Vec<Action>,
 }
@@ -415,6 +419,7 @@ impl TriggerDraft {
             enabled: true,
             priority: TriggerDraft::DEFAULT_PRIORITY,
             condition: None,
+            rules: None,
             actions,
         }
     }
@@ -436,6 +441,8 @@ pub struct NewEvent {
     pub shop_id: ShopId,
     pub entity_id: String,
     pub entity: serde_json::Map<String, serde_json::Value>,
+    /// The entity before the change (`previousData`), for rules on what changed.
+    pub previous: Option<serde_json::Map<String, serde_json::Value>>,
     pub occurred_at: Timestamp,
     pub idempotency_key: Option<String>,
 }

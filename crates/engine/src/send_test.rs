@@ -10,8 +10,8 @@
 use hookflow_templating::EventType;
 
 use crate::model::{
-    Action, ActionRef, CallId, CallStatus, ClaimedCall, NewCall, NewEvent, Shop, ShopId, Timestamp,
-    Trigger, TriggerDraft, TriggerId,
+    Action, CallId, CallStatus, ClaimedCall, NewCall, NewEvent, Shop, ShopId, Timestamp, Trigger,
+    TriggerDraft, TriggerId,
 };
 use crate::security::ActionIndex;
 use crate::service::sample_entity;
@@ -21,7 +21,7 @@ use crate::triggers::CompiledTriggers;
 use crate::{Engine, EngineError};
 
 /// The sample event's entity id and shop (as in the save-time checks and previews).
-const SAMPLE_ENTITY_ID: &str = "1001";
+pub(crate) const SAMPLE_ENTITY_ID: &str = "1001";
 const SAMPLE_SHOP: (i64, &str) = (1, "Sample shop");
 /// Most response body characters shown.
 const MAX_BODY_CHARS: usize = 64 * 1024;
@@ -106,7 +106,7 @@ impl Engine {
 
     /// The entity a test renders: a stored one when asked for (the latest event about it),
     /// else the type's sample.
-    async fn test_subject(
+    pub(crate) async fn test_subject(
         &self,
         event_type: &EventType,
         shop_id: Option<ShopId>,
@@ -128,6 +128,7 @@ impl Engine {
                 shop,
                 entity_id: event.entity_id,
                 entity: event.entity,
+                previous: event.previous,
                 occurred_at: event.occurred_at,
             });
         }
@@ -139,6 +140,7 @@ impl Engine {
             shop,
             entity_id: entity_id.unwrap_or_else(|| SAMPLE_ENTITY_ID.to_owned()),
             entity: sample_entity(event_type),
+            previous: None,
             occurred_at: Timestamp::now(),
         })
     }
@@ -161,6 +163,7 @@ impl Engine {
             shop_id: subject.shop.id,
             entity_id: subject.entity_id,
             entity: subject.entity,
+            previous: subject.previous,
             occurred_at: subject.occurred_at,
             idempotency_key: None,
         };
@@ -172,50 +175,56 @@ impl Engine {
                 shop: &subject.shop,
             },
             &mut calls,
+            &mut Vec::new(),
         );
         calls
             .pop()
             .ok_or_else(|| EngineError::Conflict("the trigger did not produce a call".into()))
     }
 
-    /// Sends the planned call as the dispatcher would, with the action's credentials and
+    /// Sends the planned call as the dispatcher would, with its action's credentials and
     /// timeout, but as a claim of nothing queued.
-    async fn deliver_test_call(
+    pub(crate) async fn deliver_test_call(
         &self,
         trigger: &Trigger,
         call: NewCall,
         now: Timestamp,
     ) -> Delivery {
         let index = ActionIndex::build(std::slice::from_ref(trigger), self.config.dispatch.retry);
-        let policy = index.policy(trigger.id, 0);
-        let claimed = ClaimedCall {
-            id: CallId(0),
-            action: ActionRef::new(trigger.id, 0),
-            webhook_id: call.webhook_id,
-            method: call.method,
-            url: call.url,
-            headers: call.headers,
-            body: call.body,
-            attempts: 0,
-            max_attempts: 1,
-            created_at: now,
-            target_host: call.target_host,
-            // Not queued: nothing is recorded under it.
-            lease_until: now,
-        };
-        let security = index.get(trigger.id, 0);
+        let action = i32::from(call.action.index);
+        let policy = index.policy(trigger.id, action);
+        let security = index.get(trigger.id, action);
         self.transport
-            .deliver(&claimed, security.as_deref(), policy.timeout)
+            .deliver(&test_claim(call, now), security.as_deref(), policy.timeout)
             .await
     }
 }
 
+/// A planned call as a claim of nothing queued (nothing is recorded under it).
+pub(crate) fn test_claim(call: NewCall, now: Timestamp) -> ClaimedCall {
+    ClaimedCall {
+        id: CallId(0),
+        action: call.action,
+        webhook_id: call.webhook_id,
+        method: call.method,
+        url: call.url,
+        headers: call.headers,
+        body: call.body,
+        attempts: 0,
+        max_attempts: 1,
+        created_at: now,
+        target_host: call.target_host,
+        lease_until: now,
+    }
+}
+
 /// The shop, entity and time a test call is rendered for.
-struct TestSubject {
-    shop: Shop,
-    entity_id: String,
-    entity: serde_json::Map<String, serde_json::Value>,
-    occurred_at: Timestamp,
+pub(crate) struct TestSubject {
+    pub shop: Shop,
+    pub entity_id: String,
+    pub entity: serde_json::Map<String, serde_json::Value>,
+    pub previous: Option<serde_json::Map<String, serde_json::Value>>,
+    pub occurred_at: Timestamp,
 }
 
 /// The action at `index`, taken out of the draft; an index past the last action is refused.
@@ -232,7 +241,7 @@ fn take_action(draft: &mut TriggerDraft, index: usize) -> Result<Action, EngineE
 }
 
 /// The shop a test without one is rendered for.
-fn sample_shop() -> Shop {
+pub(crate) fn sample_shop() -> Shop {
     Shop {
         id: ShopId(SAMPLE_SHOP.0),
         name: SAMPLE_SHOP.1.to_owned(),
@@ -257,6 +266,7 @@ fn test_trigger(
         draft: TriggerDraft {
             enabled: true,
             condition: None,
+            rules: None,
             shop_id: Some(shop),
             actions: vec![action],
             ..draft
@@ -281,7 +291,7 @@ fn unanswered(sent: SentRequest, error: Option<String>) -> SendTestResult {
 
 /// What the receiver answered, its body cut to [`MAX_BODY_CHARS`] and URLs in a failure's
 /// message redacted.
-fn answered(sent: SentRequest, delivery: Delivery) -> SendTestResult {
+pub(crate) fn answered(sent: SentRequest, delivery: Delivery) -> SendTestResult {
     let mut response_body = delivery.response_body;
     if let Some((cut, _)) = response_body.char_indices().nth(MAX_BODY_CHARS) {
         response_body.truncate(cut);

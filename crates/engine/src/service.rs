@@ -410,6 +410,16 @@ impl Engine {
         self.reload_triggers().await
     }
 
+    /// The expression a trigger's rules compile to (`None`: it has none, or they no longer
+    /// fit its type).
+    pub fn rule_expression(&self, draft: &TriggerDraft) -> Option<String> {
+        let rule = draft.rules.as_ref()?;
+        let event_type = self.catalog().shared(&draft.event_type)?;
+        rule.check(&event_type, "rules")
+            .ok()
+            .map(|compiled| compiled.expression())
+    }
+
     /// Checks everything about a trigger that can be checked before an event arrives.
     pub(crate) async fn validate_trigger(
         &self,
@@ -443,6 +453,16 @@ impl Engine {
                         invalid("condition", message)
                     })?;
             }
+        }
+        if let Some(rule) = &draft.rules {
+            if draft.condition.is_some() {
+                return Err(invalid(
+                    "rules",
+                    "a trigger has rules or a condition, not both: clear one of them",
+                ));
+            }
+            rule.check(&event_type, "rules")
+                .map_err(|e| invalid(e.path, e.message))?;
         }
         if draft.actions.is_empty() {
             return Err(invalid("actions", "a trigger needs at least one action"));

@@ -48,7 +48,14 @@ pub struct PlannedEvent<'a> {
 /// Turns a stored event into the calls to queue (matching and rendering). Runs inside the
 /// ingest transaction, so what it returns is committed together with the event.
 pub trait Planner: Send + Sync {
-    fn plan(&self, event: &PlannedEvent<'_>, out: &mut Vec<NewCall>);
+    /// Appends the event's calls to `out`, and to `evaluations` one entry per trigger that
+    /// was evaluated for it (its activity).
+    fn plan(
+        &self,
+        event: &PlannedEvent<'_>,
+        out: &mut Vec<NewCall>,
+        evaluations: &mut Vec<Evaluation>,
+    );
 
     /// The trigger generation this planner was built from: the ingest transaction commits only
     /// while it is still the committed one (see [`IngestResult::TriggersMoved`]). `None`: a
@@ -56,6 +63,17 @@ pub trait Planner: Send + Sync {
     fn generation(&self) -> Option<i64> {
         None
     }
+}
+
+/// One evaluation of one trigger for one event: its activity, kept with the event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub event_id: EventId,
+    pub trigger_id: TriggerId,
+    pub matched: bool,
+    /// What decided: the path of the rule clause read last (`rules.all[1]`), `condition` for
+    /// an expression, `None` for a trigger without either (it always fires).
+    pub decided_by: Option<String>,
 }
 
 /// An event as stored.
@@ -66,6 +84,8 @@ pub struct StoredEvent {
     pub event_type: String,
     pub entity_id: String,
     pub entity: serde_json::Map<String, serde_json::Value>,
+    /// The entity before the change, when the event carried it.
+    pub previous: Option<serde_json::Map<String, serde_json::Value>>,
     pub occurred_at: Timestamp,
 }
 
@@ -435,8 +455,52 @@ pub trait EventLogStore: Send + Sync {
         budget: &AttemptBudget,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
-    /// Deletes up to `limit` events received before `before` that have no calls left.
+    /// Deletes up to `limit` events received before `before` that have no calls left (their
+    /// triggers' evaluations go with them).
     async fn prune_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+    /// A trigger's activity: its evaluations, newest event first, each with the calls it made.
+    async fn trigger_activity(
+        &self,
+        trigger: TriggerId,
+        filter: &ActivityFilter,
+    ) -> Result<Vec<Activity>, StoreError>;
+}
+
+/// Which of a trigger's evaluations to list.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    /// Only those that fired (`true`) or did not.
+    pub matched: Option<bool>,
+    /// Evaluated at or after.
+    pub from: Option<Timestamp>,
+    /// Evaluated before.
+    pub to: Option<Timestamp>,
+    /// Only events older than this one (the next page).
+    pub before: Option<EventId>,
+    pub limit: u32,
+}
+
+/// One evaluation of a trigger, with its event and the calls it made.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    pub event_id: EventId,
+    pub shop_id: ShopId,
+    pub entity_id: String,
+    pub evaluated_at: Timestamp,
+    pub matched: bool,
+    /// See [`Evaluation::decided_by`].
+    pub decided_by: Option<String>,
+    pub calls: Vec<ActivityCall>,
+}
+
+/// A call a trigger made for an event, as it stands.
+#[derive(Debug, Clone)]
+pub struct ActivityCall {
+    pub id: CallId,
+    pub action_index: i32,
+    pub status: CallStatus,
+    /// The HTTP status of the last attempt.
+    pub status_code: Option<i32>,
 }
 
 /// Everything the engine stores, by aggregate. Implemented for every type that implements
@@ -504,6 +568,8 @@ pub struct LoggedEvent {
     pub received_at: Timestamp,
     /// Only with [`EventDetail::payload`].
     pub entity: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Only with [`EventDetail::payload`], and when the event carried it.
+    pub previous: Option<serde_json::Map<String, serde_json::Value>>,
     pub calls: Vec<LoggedCall>,
 }
 

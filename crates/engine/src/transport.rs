@@ -59,6 +59,17 @@ pub trait Transport: Send + Sync + 'static {
         timeout: Option<Duration>,
     ) -> Delivery;
 
+    /// The headers `call` would go out with if sent at `now` (hookflow's own, signatures
+    /// included), credentials masked: what a dry run shows. Nothing is sent.
+    fn outgoing_headers(
+        &self,
+        call: &ClaimedCall,
+        _security: Option<&ActionSecurity>,
+        _now: Timestamp,
+    ) -> Result<Vec<(String, String)>, String> {
+        Ok(call.headers.clone())
+    }
+
     /// Refuses, at save time, a URL that can never be reached (a literal address the target
     /// policy forbids). Names are checked again on their resolved addresses when sent.
     fn check_url(&self, _url: &str) -> Result<(), String> {

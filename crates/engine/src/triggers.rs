@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use hookflow_templating::rules::{CompiledRule, Subject};
 use hookflow_templating::{
     default_payload, Catalog, ConditionId, ContextValue, EventType, MimeType, RenderContext,
     TemplateError, TemplateErrorKind, TemplateId, TemplateKind, TemplateSet,
@@ -26,7 +27,7 @@ use crate::model::{
 use crate::policy::ActionPolicy;
 use crate::retry::RetryPolicy;
 use crate::service::check_url;
-use crate::store::{PlannedEvent, Planner};
+use crate::store::{Evaluation, PlannedEvent, Planner};
 
 /// Headers an action may not set: hookflow's own (message id, timestamp, signatures), the
 /// payload's type, credentials (set through the action's authentication settings) and HTTP
@@ -90,6 +91,8 @@ struct CompiledTrigger {
     shop_id: Option<ShopId>,
     priority: i32,
     condition: Option<ConditionId>,
+    /// Checked against the event type and compiled when the set is built.
+    rule: Option<CompiledRule>,
     actions: Vec<CompiledAction>,
 }
 
@@ -124,13 +127,12 @@ impl CompiledTriggers {
                 warn!(trigger_id = %trigger.id, event_type = %trigger.draft.event_type, "trigger for an event type the catalog no longer has; skipped");
                 continue;
             };
-            let default_template = event_type.payload_template.as_deref();
             match compile(
                 &mut templates,
                 trigger,
                 retry_defaults,
                 &deactivated,
-                default_template,
+                &event_type,
             ) {
                 Ok(compiled) => by_type
                     .entry(trigger.draft.event_type.clone())
@@ -194,14 +196,46 @@ fn compile(
     trigger: &Trigger,
     retry_defaults: RetryPolicy,
     deactivated: &HashSet<ActionRef>,
-    default_template: Option<&str>,
-) -> Result<CompiledTrigger, TemplateError> {
+    event_type: &EventType,
+) -> Result<CompiledTrigger, String> {
+    let default_template = event_type.payload_template.as_deref();
     let condition = match trigger.draft.condition.as_deref().map(str::trim) {
-        Some(cond) if !cond.is_empty() => {
-            Some(templates.add_condition(&format!("t{}", trigger.id), cond)?)
-        }
+        Some(cond) if !cond.is_empty() => Some(
+            templates
+                .add_condition(&format!("t{}", trigger.id), cond)
+                .map_err(|e| e.to_string())?,
+        ),
         _ => None,
     };
+    let rule = match &trigger.draft.rules {
+        Some(rule) => Some(rule.check(event_type, "rules").map_err(|e| e.to_string())?),
+        None => None,
+    };
+    compile_actions(
+        templates,
+        trigger,
+        retry_defaults,
+        deactivated,
+        default_template,
+    )
+    .map_err(|e| e.to_string())
+    .map(|actions| CompiledTrigger {
+        id: trigger.id,
+        shop_id: trigger.draft.shop_id,
+        priority: trigger.draft.priority,
+        condition,
+        rule,
+        actions,
+    })
+}
+
+fn compile_actions(
+    templates: &mut TemplateSet,
+    trigger: &Trigger,
+    retry_defaults: RetryPolicy,
+    deactivated: &HashSet<ActionRef>,
+    default_template: Option<&str>,
+) -> Result<Vec<CompiledAction>, TemplateError> {
     let mut actions = Vec::with_capacity(trigger.draft.actions.len());
     for (index, action) in trigger.draft.actions.iter().enumerate() {
         let Action::CallWebhook(call) = action;
@@ -253,13 +287,7 @@ fn compile(
             deactivated: deactivated.contains(&ActionRef::new(trigger.id, index as u16)),
         });
     }
-    Ok(CompiledTrigger {
-        id: trigger.id,
-        shop_id: trigger.draft.shop_id,
-        priority: trigger.draft.priority,
-        condition,
-        actions,
-    })
+    Ok(actions)
 }
 
 impl Planner for CompiledTriggers {
@@ -267,7 +295,12 @@ impl Planner for CompiledTriggers {
         self.generation
     }
 
-    fn plan(&self, planned: &PlannedEvent<'_>, out: &mut Vec<NewCall>) {
+    fn plan(
+        &self,
+        planned: &PlannedEvent<'_>,
+        out: &mut Vec<NewCall>,
+        evaluations: &mut Vec<Evaluation>,
+    ) {
         let Some(TypeTriggers {
             event_type,
             triggers: candidates,
@@ -277,7 +310,18 @@ impl Planner for CompiledTriggers {
         };
         let mut shared = EventRender::new(planned, event_type);
         for trigger in candidates {
-            if self.fires(trigger, &mut shared) {
+            // A trigger for another shop is not evaluated for this event.
+            if trigger.shop_id.is_some_and(|s| s != planned.event.shop_id) {
+                continue;
+            }
+            let (matched, decided_by) = self.evaluate(trigger, &mut shared);
+            evaluations.push(Evaluation {
+                event_id: planned.id,
+                trigger_id: trigger.id,
+                matched,
+                decided_by,
+            });
+            if matched {
                 for action in &trigger.actions {
                     out.push(self.plan_call(trigger, action, &mut shared));
                 }
@@ -323,11 +367,26 @@ impl<'a> EventRender<'a> {
                     shop_id: planned.shop.id.0,
                     shop_name: planned.shop.name.clone(),
                     entity: Arc::new(event.entity.clone()),
-                    previous: None,
+                    previous: event.previous.clone().map(Arc::new),
                 }
                 .into_value()
             })
             .clone()
+    }
+
+    /// What a rule reads: the event as it came, nothing converted.
+    fn subject(&self) -> Subject<'_> {
+        let (planned, event) = (self.planned, self.planned.event);
+        Subject {
+            entity: &event.entity,
+            previous: event.previous.as_ref(),
+            event_id: planned.id.0,
+            event_type: &event.event_type,
+            occurred_at: &self.occurred_at,
+            entity_id: &event.entity_id,
+            shop_id: planned.shop.id.0,
+            shop_name: &planned.shop.name,
+        }
     }
 
     fn default_body(&mut self) -> String {
@@ -347,23 +406,28 @@ impl<'a> EventRender<'a> {
 }
 
 impl CompiledTriggers {
-    /// Whether a trigger fires for the event: it is for the event's shop (or every shop) and
-    /// its condition holds. A condition that fails to evaluate does not fire.
-    fn fires(&self, trigger: &CompiledTrigger, shared: &mut EventRender<'_>) -> bool {
-        let planned = shared.planned;
-        if trigger.shop_id.is_some_and(|s| s != planned.event.shop_id) {
-            return false;
+    /// Whether a trigger of the event's shop fires for the event (its rule or condition
+    /// holds), and what decided. A condition that fails to evaluate does not fire.
+    fn evaluate(
+        &self,
+        trigger: &CompiledTrigger,
+        shared: &mut EventRender<'_>,
+    ) -> (bool, Option<String>) {
+        if let Some(rule) = &trigger.rule {
+            let (matched, decided) = rule.matches_decided(&shared.subject());
+            return (matched, rule.clause_path(decided).map(str::to_owned));
         }
         let Some(condition) = &trigger.condition else {
-            return true;
+            return (true, None);
         };
-        match self.templates.condition_holds(condition, &shared.context()) {
+        let holds = match self.templates.condition_holds(condition, &shared.context()) {
             Ok(holds) => holds,
             Err(err) => {
-                warn!(trigger_id = %trigger.id, event_id = %planned.id, error = %err, "condition failed to evaluate; trigger not fired");
+                warn!(trigger_id = %trigger.id, event_id = %shared.planned.id, error = %err, "condition failed to evaluate; trigger not fired");
                 false
             }
-        }
+        };
+        (holds, Some("condition".to_owned()))
     }
 
     /// One action's call for the event: rendered, or failed with the reason when it could not
@@ -696,6 +760,7 @@ mod tests {
                 enabled: true,
                 priority: id as i32,
                 condition: condition.map(Into::into),
+                rules: None,
                 actions: vec![Action::CallWebhook(action)],
             },
             created_at: Timestamp(0),
@@ -724,6 +789,7 @@ mod tests {
             shop_id: ShopId(1),
             entity_id: "77".into(),
             entity: entity.as_object().unwrap().clone(),
+            previous: None,
             occurred_at: Timestamp(0),
             idempotency_key: None,
         };
@@ -743,6 +809,7 @@ mod tests {
                 shop: &shop,
             },
             &mut out,
+            &mut Vec::new(),
         );
         out
     }

@@ -133,6 +133,10 @@ pub struct EventIn {
     /// The entity as the backend sees it now; merge fields read it.
     #[schema(value_type = Option<Object>)]
     pub entity_data: Option<serde_json::Value>,
+    /// The entity before the change, when the backend knows it: rules on what changed
+    /// (`changed`, `changedTo`, `changedFrom`) compare with it, and are false without it.
+    #[schema(value_type = Option<Object>)]
+    pub previous_data: Option<serde_json::Value>,
     /// When it happened; default: when it was received.
     #[schema(value_type = Option<crate::v1::schema::Timestamp>)]
     pub occurred_at: Option<String>,

@@ -123,6 +123,7 @@ async fn load(
     // Entity data can be large; it is read only when it is shown.
     if detail.payload {
         select.column((event::Entity, event::Column::EntityData));
+        select.column((event::Entity, event::Column::PreviousData));
     }
     for condition in conditions {
         select.and_where(condition);
@@ -208,11 +209,19 @@ async fn attempts_of(
 }
 
 fn to_event(row: &QueryResult, with_payload: bool) -> Result<LoggedEvent, StoreError> {
-    let entity = if with_payload {
+    let (entity, previous) = if with_payload {
         let text: String = row.try_get_by_index(6).map_err(db_err)?;
-        Some(serde_json::from_str(&text).map_err(json_err)?)
+        let previous: Option<String> = row.try_get_by_index(7).map_err(db_err)?;
+        (
+            Some(serde_json::from_str(&text).map_err(json_err)?),
+            previous
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(json_err)?,
+        )
     } else {
-        None
+        (None, None)
     };
     Ok(LoggedEvent {
         id: EventId(row.try_get_by_index(0).map_err(db_err)?),
@@ -222,6 +231,7 @@ fn to_event(row: &QueryResult, with_payload: bool) -> Result<LoggedEvent, StoreE
         occurred_at: Timestamp(row.try_get_by_index(4).map_err(db_err)?),
         received_at: Timestamp(row.try_get_by_index(5).map_err(db_err)?),
         entity,
+        previous,
         calls: Vec::new(),
     })
 }

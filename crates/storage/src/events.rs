@@ -14,6 +14,12 @@ pub(crate) fn to_stored(m: event::Model) -> Result<StoredEvent, StoreError> {
         event_type: m.event_type,
         entity_id: m.entity_id,
         entity: serde_json::from_str(&m.entity_data).map_err(json_err)?,
+        previous: m
+            .previous_data
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(json_err)?,
         occurred_at: Timestamp(m.occurred_at),
     })
 }

@@ -9,20 +9,22 @@ use hookflow_engine::model::{
 };
 use hookflow_engine::queue::{plan_ingest, FreshCall, IngestPlan, Placement, Unfinished};
 use hookflow_engine::store::{
-    Handoff, IngestOutcome, IngestRejection, IngestResult, PlannedEvent, Planner, StoreError,
+    Evaluation, Handoff, IngestOutcome, IngestRejection, IngestResult, PlannedEvent, Planner,
+    StoreError,
 };
 use sea_orm::sea_query::{Alias, Expr, Func, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
 };
 
-use crate::entities::{event, queue_item, shop};
+use crate::entities::{event, queue_item, shop, trigger_evaluation};
 use crate::{action_ref, db_err, json_err};
 
-/// Rows per multi-row INSERT: stays under SQLite's 32 766 bound parameters (events have 7
-/// columns, calls 24).
+/// Rows per multi-row INSERT: stays under SQLite's 32 766 bound parameters (events have 8
+/// columns, calls 24, evaluations 5).
 const EVENT_CHUNK: usize = 1000;
 const CALL_CHUNK: usize = 500;
+const EVALUATION_CHUNK: usize = 2000;
 
 /// The columns a new call is inserted with, in the order `insert_calls` gives the values.
 const CALL_COLUMNS: [queue_item::Column; 24] = [
@@ -97,7 +99,9 @@ pub(crate) async fn ingest(
     }
     let event_ids = insert_events(&txn, backend, &fresh, now).await?;
     // Match and render inside the transaction: the calls commit with their event or not at all.
-    let (mut calls, queued_per_event) = plan_calls(planner, &fresh, &event_ids, &shops);
+    let (mut calls, queued_per_event, evaluations) =
+        plan_calls(planner, &fresh, &event_ids, &shops);
+    insert_evaluations(&txn, backend, &evaluations, now).await?;
     // Where each call goes (unique items, order): the queue policy decides.
     let plan = arrange(&txn, backend, &calls).await?;
     let (blocked, coalesced) = place(&mut calls, &plan);
@@ -251,17 +255,23 @@ async fn insert_events(
             event::Column::EventType,
             event::Column::EntityId,
             event::Column::EntityData,
+            event::Column::PreviousData,
             event::Column::OccurredAt,
             event::Column::ReceivedAt,
             event::Column::IdempotencyKey,
         ]);
         for e in chunk {
             let data = serde_json::to_string(&e.entity).map_err(json_err)?;
+            let previous = match &e.previous {
+                Some(previous) => Some(serde_json::to_string(previous).map_err(json_err)?),
+                None => None,
+            };
             insert.values_panic([
                 e.shop_id.0.into(),
                 e.event_type.as_str().into(),
                 e.entity_id.as_str().into(),
                 data.into(),
+                previous.into(),
                 e.occurred_at.0.into(),
                 now.0.into(),
                 e.idempotency_key.clone().into(),
@@ -290,14 +300,46 @@ async fn insert_events(
     Ok(event_ids)
 }
 
-/// The calls the triggers plan for the fresh events, and how many each event queued.
+/// Each trigger's evaluation of the fresh events (its activity), in one statement per chunk.
+async fn insert_evaluations(
+    txn: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    evaluations: &[Evaluation],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for chunk in evaluations.chunks(EVALUATION_CHUNK) {
+        let mut insert = Query::insert();
+        insert.into_table(trigger_evaluation::Entity).columns([
+            trigger_evaluation::Column::EventId,
+            trigger_evaluation::Column::TriggerId,
+            trigger_evaluation::Column::Matched,
+            trigger_evaluation::Column::DecidedBy,
+            trigger_evaluation::Column::EvaluatedAt,
+        ]);
+        for e in chunk {
+            insert.values_panic([
+                e.event_id.0.into(),
+                e.trigger_id.0.into(),
+                e.matched.into(),
+                e.decided_by.as_deref().into(),
+                now.0.into(),
+            ]);
+        }
+        txn.execute(backend.build(&insert)).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// The calls the triggers plan for the fresh events, how many each event queued, and each
+/// trigger's evaluation.
 fn plan_calls(
     planner: &dyn Planner,
     fresh: &[&NewEvent],
     event_ids: &[EventId],
     shops: &HashMap<ShopId, Shop>,
-) -> (Vec<NewCall>, Vec<u32>) {
+) -> (Vec<NewCall>, Vec<u32>, Vec<Evaluation>) {
     let mut calls: Vec<NewCall> = Vec::new();
+    let mut evaluations: Vec<Evaluation> = Vec::with_capacity(fresh.len());
     let mut queued_per_event = vec![0u32; fresh.len()];
     for (i, event) in fresh.iter().enumerate() {
         let before = calls.len();
@@ -309,10 +351,11 @@ fn plan_calls(
                 shop,
             },
             &mut calls,
+            &mut evaluations,
         );
         queued_per_event[i] = (calls.len() - before) as u32;
     }
-    (calls, queued_per_event)
+    (calls, queued_per_event, evaluations)
 }
 
 /// Applies the queue policy's placements to the calls: which wait behind an earlier call of

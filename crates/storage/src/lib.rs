@@ -9,7 +9,9 @@
 //! - `secrets`: [`SecretBox`], which seals credentials before they reach the database.
 //! - `generation`: the trigger generation every change to what events match moves, so an
 //!   ingest never commits calls planned from triggers that changed under it.
-//! - `ingest`: the group-commit transaction (events + their calls).
+//! - `ingest`: the group-commit transaction (events, their calls, and each trigger's
+//!   evaluation of them).
+//! - `activity`: a trigger's evaluations read back, with the calls they made.
 //! - `events`: stored events read beyond ingest (the latest about an entity).
 //! - `queue`: claiming with leases, recording attempts, listing, retry and cancel.
 //! - `alerts`: calls that failed for good counted on one open alert per action, and actions
@@ -23,6 +25,7 @@
 //! hundreds of rows is one round trip on either database.
 
 mod accounts;
+mod activity;
 mod alerts;
 mod dashboard;
 pub mod entities;
@@ -624,6 +627,14 @@ impl EventLogStore for DbStore {
 
     async fn prune_events(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
         retention::prune_events(&self.writer, before, limit).await
+    }
+
+    async fn trigger_activity(
+        &self,
+        trigger: hookflow_engine::model::TriggerId,
+        filter: &hookflow_engine::store::ActivityFilter,
+    ) -> Result<Vec<hookflow_engine::store::Activity>, StoreError> {
+        activity::list(&self.db, trigger, filter).await
     }
 }
 

@@ -28,7 +28,12 @@ const NO_HANDOFF: Handoff = Handoff {
 struct OneCallPerEvent;
 
 impl Planner for OneCallPerEvent {
-    fn plan(&self, p: &PlannedEvent<'_>, out: &mut Vec<NewCall>) {
+    fn plan(
+        &self,
+        p: &PlannedEvent<'_>,
+        out: &mut Vec<NewCall>,
+        _evaluations: &mut Vec<hookflow_engine::store::Evaluation>,
+    ) {
         let priority = p
             .event
             .entity
@@ -84,6 +89,7 @@ fn event(shop: i64, entity: &str, key: Option<&str>, priority: i64) -> NewEvent 
             .as_object()
             .unwrap()
             .clone(),
+        previous: None,
         occurred_at: Timestamp(1_000),
         idempotency_key: key.map(Into::into),
     }

@@ -331,6 +331,7 @@ async fn subscribe(
         enabled: true,
         priority: 5,
         condition: None,
+        rules: None,
         actions: vec![webhook_action(&url, hookflow_engine::model::Method::Post)],
     };
     let trigger = state

@@ -252,6 +252,7 @@ async fn create_webhook(
         enabled: input.active,
         priority: 5,
         condition: None,
+        rules: None,
         actions: vec![webhook_action(&input.url, method_of(&input.method))],
     };
     let trigger = state.engine.create_trigger(draft).await?;

@@ -175,7 +175,7 @@ pub(crate) async fn edit(
 ) -> Result<Response, UiError> {
     let id = TriggerId(path_id(id)?);
     let trigger = visible_trigger(&state, &session, id).await?;
-    let value = trigger_out(&trigger, &state.engine.deactivated_actions().await?)
+    let value = trigger_out(&state, &trigger, &state.engine.deactivated_actions().await?)
         .for_reader(&session.principal)
         .to_json();
     editor(&state, &session, Some(id), value, notice).await

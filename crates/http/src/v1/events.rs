@@ -276,6 +276,11 @@ pub struct LoggedEventOut {
     #[serde(rename = "entityData", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub entity: Option<serde_json::Map<String, Value>>,
+    /// Only with `includePayload`, and when the event carried it: the entity before the
+    /// change.
+    #[serde(rename = "previousData", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub previous: Option<serde_json::Map<String, Value>>,
     pub calls: Vec<LoggedCallOut>,
 }
 
@@ -289,6 +294,7 @@ impl From<LoggedEvent> for LoggedEventOut {
             occurred_at: e.occurred_at,
             received_at: e.received_at,
             entity: e.entity,
+            previous: e.previous,
             calls: e.calls.into_iter().map(LoggedCallOut::from).collect(),
         }
     }

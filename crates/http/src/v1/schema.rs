@@ -56,3 +56,91 @@ impl PartialSchema for Timestamp {
 }
 
 impl ToSchema for Timestamp {}
+
+/// A trigger's rule tree: a group (`all`, `any`: a list of rules; `not`: one rule) or a
+/// clause. Recursive, so written by hand.
+pub(crate) struct Rule;
+
+impl PartialSchema for Rule {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        use utoipa::openapi::Ref;
+        let rule = || RefOr::Ref(Ref::from_schema_name("Rule"));
+        let group = |key: &str, description: &str| {
+            ObjectBuilder::new()
+                .property(key, ArrayBuilder::new().items(rule()).min_items(Some(1)))
+                .required(key)
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ))
+                .description(Some(description))
+        };
+        let ops: Vec<&str> = hookflow_templating::rules::Op::ALL
+            .iter()
+            .map(|op| op.as_str())
+            .collect();
+        let kinds: Vec<&str> = hookflow_templating::rules::Kind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        let clause = ObjectBuilder::new()
+            .description(Some(
+                "A clause: `field` (`entity.Status`; inside a `where`, relative to the item), \
+                 `op`, and a `value` whose shape the operator decides (none for isEmpty, \
+                 isNotEmpty and changed; a list for in and notIn; `[low, high]` for between \
+                 and countBetween); `where` for anyItem, allItems and noItem; `type` for a \
+                 field the event type does not describe (or `date` for a text field of dates).",
+            ))
+            .property(
+                "field",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1)),
+            )
+            .required("field")
+            .property(
+                "op",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(ops)),
+            )
+            .required("op")
+            .property(
+                "value",
+                ObjectBuilder::new().description(Some("Any JSON value the operator takes.")),
+            )
+            .property("where", rule())
+            .property(
+                "type",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(kinds)),
+            )
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ));
+        let not = ObjectBuilder::new()
+            .property("not", rule())
+            .required("not")
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ))
+            .description(Some("Holds when its rule does not."));
+        OneOfBuilder::new()
+            .item(group("all", "Holds when every rule holds."))
+            .item(group("any", "Holds when at least one rule holds."))
+            .item(not)
+            .item(clause)
+            .examples([serde_json::json!({"all": [
+                {"field": "entity.Status", "op": "equals", "value": "Shipped"},
+                {"any": [
+                    {"field": "entity.Total", "op": "greaterThan", "value": 100},
+                    {"field": "entity.Lines", "op": "anyItem",
+                     "where": {"all": [{"field": "Sku", "op": "startsWith", "value": "GIFT-"}]}}
+                ]}
+            ]})])
+            .into()
+    }
+}
+
+impl ToSchema for Rule {}

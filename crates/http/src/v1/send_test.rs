@@ -44,15 +44,20 @@ pub struct SendTestIn {
     pub entity_id: Option<EntityIdIn>,
 }
 
-impl From<SendTestIn> for SendTestRequest {
-    fn from(input: SendTestIn) -> SendTestRequest {
-        SendTestRequest {
-            trigger: input.trigger.into(),
+impl TryFrom<SendTestIn> for SendTestRequest {
+    type Error = ApiError;
+
+    fn try_from(input: SendTestIn) -> Result<SendTestRequest, ApiError> {
+        Ok(SendTestRequest {
+            trigger: input
+                .trigger
+                .into_draft()
+                .map_err(crate::v1::triggers::rule_refused)?,
             trigger_id: input.trigger_id,
             action_index: input.action_index,
             shop_id: input.shop_id,
             entity_id: input.entity_id.map(String::from),
-        }
+        })
     }
 }
 
@@ -95,7 +100,7 @@ async fn send_test(
                 .into(),
         }));
     }
-    let request = SendTestRequest::from(input);
+    let request = SendTestRequest::try_from(input)?;
     auth.require_write()?;
     // A shop owner admin tests only triggers of their shops, and only their shops' entities.
     if !auth.sees(request.trigger.shop_id) || request.shop_id.is_some_and(|s| !auth.sees(Some(s))) {
@@ -185,7 +190,7 @@ mod tests {
             "triggerId": 3, "actionIndex": 0, "shopId": 1, "entityId": "42"
         }))
         .unwrap();
-        let request = SendTestRequest::from(input);
+        let request = SendTestRequest::try_from(input).unwrap();
         assert_eq!(request.trigger_id, Some(TriggerId(3)));
         assert_eq!(request.entity_id.as_deref(), Some("42"));
     }

@@ -10,6 +10,8 @@ pub struct Model {
     pub entity_id: String,
     /// The entity as the backend sent it (JSON).
     pub entity_data: String,
+    /// The entity before the change (JSON), when the event carried it.
+    pub previous_data: Option<String>,
     pub occurred_at: i64,
     pub received_at: i64,
     pub idempotency_key: Option<String>,

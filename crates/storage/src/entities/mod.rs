@@ -135,5 +135,6 @@ pub mod queue_item;
 pub mod session;
 pub mod shop;
 pub mod trigger;
+pub mod trigger_evaluation;
 pub mod user;
 pub mod user_shop;

@@ -11,6 +11,8 @@ pub struct Model {
     pub enabled: bool,
     pub priority: i32,
     pub condition: Option<String>,
+    /// The rule tree's canonical JSON.
+    pub rules: Option<String>,
     /// The actions as JSON (the API's shape).
     pub actions: String,
     pub created_at: i64,

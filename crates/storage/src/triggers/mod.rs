@@ -4,6 +4,7 @@ mod stored;
 
 use hookflow_engine::model::{ShopId, Timestamp, Trigger, TriggerDraft, TriggerId};
 use hookflow_engine::store::StoreError;
+use hookflow_templating::rules::Rule;
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Set,
 };
@@ -15,6 +16,18 @@ use stored::{Sealer, StoredAction};
 
 fn to_trigger(secrets: Option<&SecretBox>, m: trigger::Model) -> Result<Trigger, StoreError> {
     let stored: Vec<StoredAction> = serde_json::from_str(&m.actions).map_err(json_err)?;
+    let rules = match &m.rules {
+        Some(text) => {
+            let json = serde_json::from_str(text).map_err(json_err)?;
+            Some(Rule::parse(&json, "rules").map_err(|e| {
+                StoreError::new(format!(
+                    "trigger {}: its stored rules do not parse: {e}",
+                    m.id
+                ))
+            })?)
+        }
+        None => None,
+    };
     Ok(Trigger {
         id: TriggerId(m.id),
         draft: TriggerDraft {
@@ -24,6 +37,7 @@ fn to_trigger(secrets: Option<&SecretBox>, m: trigger::Model) -> Result<Trigger,
             enabled: m.enabled,
             priority: m.priority,
             condition: m.condition,
+            rules,
             actions: Sealer(secrets).open_actions(stored)?,
         },
         created_at: Timestamp(m.created_at),
@@ -43,6 +57,7 @@ fn fill(
     model.enabled = Set(draft.enabled);
     model.priority = Set(draft.priority);
     model.condition = Set(draft.condition.clone());
+    model.rules = Set(draft.rules.as_ref().map(|r| r.to_json().to_string()));
     model.actions = Set(serde_json::to_string(&actions).map_err(json_err)?);
     Ok(())
 }

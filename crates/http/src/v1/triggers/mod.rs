@@ -3,6 +3,8 @@
 //! Credentials are write-only: answers say `{"set": true}` where a password, HMAC secret or
 //! private key is stored, and a trigger read back and sent again keeps them (see `wire`).
 
+pub(crate) mod activity;
+mod dry_run;
 mod wire;
 
 use axum::body::Bytes;
@@ -25,14 +27,24 @@ pub(crate) use wire::{Deactivated, MethodWire, TriggerIn, TriggerOut};
 
 /// A trigger as the API shows it: secrets as `{"set": true}`, and each action's `active`
 /// state (an action is deactivated by its retry policy or an admin).
-pub(crate) fn trigger_out(trigger: &Trigger, deactivated: &Deactivated) -> TriggerOut {
-    TriggerOut::new(trigger, deactivated, Timestamp::now())
+pub(crate) fn trigger_out(
+    state: &AppState,
+    trigger: &Trigger,
+    deactivated: &Deactivated,
+) -> TriggerOut {
+    let expression = state.engine.rule_expression(&trigger.draft);
+    TriggerOut::new(trigger, deactivated, expression, Timestamp::now())
 }
 
 /// The answer to a save: the trigger as reads show it, plus the secrets it just generated, in
 /// `hmacSecret.secret` (shown this once, like a new shop's API key).
-fn saved_out(trigger: &Trigger, deactivated: &Deactivated, generated: &[usize]) -> Value {
-    let mut out = TriggerOut::new(trigger, deactivated, Timestamp::now());
+fn saved_out(
+    state: &AppState,
+    trigger: &Trigger,
+    deactivated: &Deactivated,
+    generated: &[usize],
+) -> Value {
+    let mut out = trigger_out(state, trigger, deactivated);
     out.reveal_generated(trigger, generated);
     out.to_json()
 }
@@ -42,7 +54,16 @@ fn saved_out(trigger: &Trigger, deactivated: &Deactivated, generated: &[usize]) 
 fn draft_from(body: &Bytes) -> Result<(TriggerDraft, Vec<usize>), ApiError> {
     let input: TriggerIn = parse(body)?;
     let generating = input.generating();
-    Ok((input.into(), generating))
+    let draft = input.into_draft().map_err(rule_refused)?;
+    Ok((draft, generating))
+}
+
+/// A rule tree that does not parse: 422 naming the clause.
+pub(crate) fn rule_refused(e: hookflow_templating::rules::RuleError) -> ApiError {
+    ApiError::Engine(hookflow_engine::EngineError::Invalid {
+        field: e.path,
+        message: e.message,
+    })
 }
 
 /// The example body of create and replace in the OpenAPI document.
@@ -106,7 +127,7 @@ async fn list_triggers(State(state): State<AppState>, auth: Auth) -> Result<Json
     triggers.retain(|t| auth.sees(t.draft.shop_id));
     let down = state.engine.deactivated_actions().await?;
     Ok(Json(
-        json!({"items": triggers.iter().map(|t| trigger_out(t, &down).for_reader(&auth.0).to_json()).collect::<Vec<_>>()}),
+        json!({"items": triggers.iter().map(|t| trigger_out(&state, t, &down).for_reader(&auth.0).to_json()).collect::<Vec<_>>()}),
     ))
 }
 
@@ -132,6 +153,7 @@ async fn create_trigger(
     Ok((
         StatusCode::CREATED,
         Json(saved_out(
+            &state,
             &trigger,
             &state.engine.deactivated_actions().await?,
             &generating,
@@ -155,7 +177,7 @@ async fn get_trigger(
 ) -> Result<Json<Value>, ApiError> {
     let trigger = visible_trigger(&state, &auth, TriggerId(id)).await?;
     Ok(Json(
-        trigger_out(&trigger, &state.engine.deactivated_actions().await?)
+        trigger_out(&state, &trigger, &state.engine.deactivated_actions().await?)
             .for_reader(&auth.0)
             .to_json(),
     ))
@@ -184,6 +206,7 @@ async fn update_trigger(
     check_draft_shop(&auth, &draft)?;
     let trigger = state.engine.update_trigger(TriggerId(id), draft).await?;
     Ok(Json(saved_out(
+        &state,
         &trigger,
         &state.engine.deactivated_actions().await?,
         &generating,
@@ -280,7 +303,8 @@ async fn activate_trigger(
         .engine
         .set_trigger_active(TriggerId(id), true, p.requeue_failed)
         .await?;
-    let mut out = trigger_out(&trigger, &state.engine.deactivated_actions().await?).to_json();
+    let mut out =
+        trigger_out(&state, &trigger, &state.engine.deactivated_actions().await?).to_json();
     out["requeued"] = json!(requeued);
     Ok(Json(out))
 }
@@ -306,7 +330,7 @@ async fn deactivate_trigger(
         .set_trigger_active(TriggerId(id), false, false)
         .await?;
     Ok(Json(
-        trigger_out(&trigger, &state.engine.deactivated_actions().await?).to_json(),
+        trigger_out(&state, &trigger, &state.engine.deactivated_actions().await?).to_json(),
     ))
 }
 
@@ -367,4 +391,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(deactivate_trigger))
         .routes(routes!(activate_action))
         .routes(routes!(deactivate_action))
+        .routes(routes!(dry_run::dry_run_draft))
+        .routes(routes!(dry_run::dry_run_trigger))
+        .routes(routes!(activity::trigger_activity))
 }

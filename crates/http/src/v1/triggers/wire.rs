@@ -15,6 +15,7 @@ use hookflow_engine::model::{
     self as domain, Action, ActionRef, HmacSecret, Secret, ShopId, Timestamp, Trigger,
     TriggerDraft, TriggerId,
 };
+use hookflow_templating::rules::{Rule, RuleError};
 use hookflow_templating::MimeType;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -39,8 +40,16 @@ pub struct TriggerIn {
     #[serde(default = "default_priority")]
     #[schema(minimum = 1, maximum = 10)]
     pub priority: i32,
+    /// A minijinja expression (`entity.Total > 100`); a trigger has this or `rules`, or
+    /// neither.
     #[serde(default)]
     pub condition: Option<String>,
+    /// The condition as a rule tree (what the web UI's builder makes): groups `all`, `any`,
+    /// `not` and clauses `{"field", "op", "value"}`. Checked against the event type's fields
+    /// when saved; a 422 names the clause (`rules.all[1].any[0]`).
+    #[serde(default)]
+    #[schema(value_type = Option<schema::Rule>)]
+    pub rules: Option<serde_json::Value>,
     /// 1 to 20 actions.
     #[schema(min_items = 1, max_items = 20)]
     pub actions: Vec<ActionIn>,
@@ -333,6 +342,14 @@ pub struct TriggerOut {
     pub priority: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// The rule tree, in its canonical form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schema::Rule>)]
+    pub rules: Option<serde_json::Value>,
+    /// Read-only: the expression `rules` compiles to (it gives the same verdict for every
+    /// event, and can be saved as a `condition`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_expression: Option<String>,
     pub actions: Vec<ActionOut>,
     #[schema(value_type = schema::Timestamp)]
     pub created_at: Timestamp,
@@ -416,21 +433,26 @@ fn yes() -> bool {
 
 // ---- requests into the domain ----
 
-impl From<TriggerIn> for TriggerDraft {
-    fn from(t: TriggerIn) -> TriggerDraft {
-        TriggerDraft {
-            name: t.name,
-            event_type: t.event_type,
-            shop_id: t.shop_id,
-            enabled: t.enabled,
-            priority: t.priority,
-            condition: t.condition,
-            actions: t.actions.into_iter().map(Action::from).collect(),
-        }
-    }
-}
-
 impl TriggerIn {
+    /// The draft it describes; a `rules` tree that does not parse is refused naming the
+    /// clause at fault.
+    pub fn into_draft(self) -> Result<TriggerDraft, RuleError> {
+        let rules = match self.rules {
+            None | Some(serde_json::Value::Null) => None,
+            Some(rules) => Some(Rule::parse(&rules, "rules")?),
+        };
+        Ok(TriggerDraft {
+            name: self.name,
+            event_type: self.event_type,
+            shop_id: self.shop_id,
+            enabled: self.enabled,
+            priority: self.priority,
+            condition: self.condition,
+            rules,
+            actions: self.actions.into_iter().map(Action::from).collect(),
+        })
+    }
+
     /// The positions of the actions that ask for a new HMAC secret: the answer to that save
     /// shows it once.
     pub fn generating(&self) -> Vec<usize> {
@@ -594,8 +616,14 @@ impl From<&domain::RetryPolicySpec> for RetryPolicySpec {
 pub type Deactivated = [(ActionRef, Timestamp)];
 
 impl TriggerOut {
-    /// `trigger` as answers show it at `now`, with each action's state from `deactivated`.
-    pub fn new(trigger: &Trigger, deactivated: &Deactivated, now: Timestamp) -> TriggerOut {
+    /// `trigger` as answers show it at `now`, with each action's state from `deactivated`
+    /// and the expression its rules compile to.
+    pub fn new(
+        trigger: &Trigger,
+        deactivated: &Deactivated,
+        rule_expression: Option<String>,
+        now: Timestamp,
+    ) -> TriggerOut {
         let draft = &trigger.draft;
         TriggerOut {
             id: trigger.id,
@@ -605,6 +633,8 @@ impl TriggerOut {
             enabled: draft.enabled,
             priority: draft.priority,
             condition: draft.condition.clone(),
+            rules: draft.rules.as_ref().map(Rule::to_json),
+            rule_expression,
             actions: draft
                 .actions
                 .iter()
@@ -717,7 +747,10 @@ mod tests {
     use super::*;
 
     fn parse(value: serde_json::Value) -> TriggerDraft {
-        crate::json::parse_from::<TriggerIn>(value).unwrap().into()
+        crate::json::parse_from::<TriggerIn>(value)
+            .unwrap()
+            .into_draft()
+            .unwrap()
     }
 
     #[test]
@@ -788,7 +821,7 @@ mod tests {
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         };
-        let out = TriggerOut::new(&trigger, &[], Timestamp(1_000)).to_json();
+        let out = TriggerOut::new(&trigger, &[], None, Timestamp(1_000)).to_json();
         let text = out.to_string();
         for secret in ["s3cret", "whsec_new", "whsec_old", "KEY"] {
             assert!(!text.contains(secret), "{secret} shown: {text}");
@@ -811,6 +844,7 @@ mod tests {
                 },
                 Timestamp(5),
             )],
+            None,
             Timestamp(3_000),
         );
         later.reveal_generated(&trigger, &[0]);

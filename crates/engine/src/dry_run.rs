@@ -1,0 +1,278 @@
+//! Dry run: a trigger (saved or being edited) evaluated for one entity, with every rule clause
+//! and the value it saw, and each call it would make exactly as it would go out — or, asked
+//! to, sent as *Send test* sends them.
+//!
+//! The verdict and the calls come from the code ingest runs ([`CompiledTriggers`] as a
+//! [`Planner`]), so a dry run cannot disagree with what an event would do; the trace comes
+//! from the rule's own evaluation. Nothing is recorded: no event, no queue item, no activity.
+
+use std::sync::Arc;
+
+use hookflow_templating::rules::TraceStep;
+use hookflow_templating::{MimeType, RenderContext, TemplateSet};
+use serde_json::{Map, Value};
+
+use crate::model::{
+    CallStatus, EventId, NewCall, NewEvent, ShopId, Timestamp, Trigger, TriggerDraft, TriggerId,
+};
+use crate::security::ActionIndex;
+use crate::send_test::{
+    answered, sample_shop, test_claim, SendTestResult, SentRequest, TestSubject,
+};
+use crate::service::sample_entity;
+use crate::store::{Evaluation, PlannedEvent, Planner};
+use crate::triggers::CompiledTriggers;
+use crate::{Engine, EngineError};
+
+/// What a dry run evaluates the trigger for.
+#[derive(Debug, Clone)]
+pub enum DryRunInput {
+    /// The latest stored event about an entity of a shop.
+    Stored { shop_id: ShopId, entity_id: String },
+    /// An entity given as it is (the type's sample when `None`), and optionally as it was
+    /// before the change; for the given shop, or a sample one.
+    Given {
+        entity: Option<Map<String, Value>>,
+        previous: Option<Map<String, Value>>,
+        shop_id: Option<ShopId>,
+        entity_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct DryRunRequest {
+    pub trigger: TriggerDraft,
+    /// The saved trigger: its stored credentials fill in the write-only fields the draft
+    /// leaves out.
+    pub trigger_id: Option<TriggerId>,
+    pub input: DryRunInput,
+    /// Also send the calls (when the trigger fires) and return the answers.
+    pub send: bool,
+}
+
+/// What the trigger would do.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    pub matched: bool,
+    /// Every rule clause with the value it saw; for a condition, one step for the whole
+    /// expression; empty for a trigger that always fires.
+    pub trace: Vec<TraceStep>,
+    /// The calls it would make (none when it does not fire), in action order.
+    pub calls: Vec<DryRunCall>,
+    /// The entity evaluated, when it was a stored event's.
+    pub event_id: Option<EventId>,
+}
+
+/// One call as it would go out.
+#[derive(Debug, Clone)]
+pub struct DryRunCall {
+    pub action_index: usize,
+    pub request: SentRequest,
+    pub mime_type: Option<MimeType>,
+    /// Why the call could not be rendered (it would be recorded as failed, not sent).
+    pub error: Option<String>,
+    /// With `send`: what the receiver answered.
+    pub sent: Option<SendTestResult>,
+}
+
+impl Engine {
+    /// Evaluates `request.trigger` for an entity and renders its calls; sends them too when
+    /// asked. A trigger that would not save is refused as saving refuses it.
+    pub async fn dry_run(&self, request: DryRunRequest) -> Result<DryRun, EngineError> {
+        let existing = match request.trigger_id {
+            Some(id) => Some(self.get_trigger(id).await?),
+            None => None,
+        };
+        let mut draft = self.validate_trigger(request.trigger).await?;
+        self.check_queue_settings(&draft)?;
+        self.resolve_credentials(&mut draft, existing.as_ref())?;
+        let event_type = self
+            .catalog()
+            .shared(&draft.event_type)
+            .expect("validate_trigger checked the event type");
+        let (subject, event_id) = match request.input {
+            DryRunInput::Stored { shop_id, entity_id } => {
+                if draft.shop_id.is_some_and(|s| s != shop_id) {
+                    return Err(EngineError::Invalid {
+                        field: "shopId".into(),
+                        message: format!(
+                            "the trigger is for shop {}, not shop {shop_id}",
+                            draft.shop_id.map_or(0, |s| s.0)
+                        ),
+                    });
+                }
+                let event = self.store.latest_event(shop_id, &entity_id).await?;
+                let event_id = event.as_ref().map(|e| e.id);
+                let subject = self
+                    .test_subject(&event_type, Some(shop_id), Some(entity_id))
+                    .await?;
+                (subject, event_id)
+            }
+            DryRunInput::Given {
+                entity,
+                previous,
+                shop_id,
+                entity_id,
+            } => {
+                let shop = match draft.shop_id.or(shop_id) {
+                    Some(id) => self.get_shop(id).await?,
+                    None => sample_shop(),
+                };
+                let subject = TestSubject {
+                    shop,
+                    entity_id: entity_id
+                        .unwrap_or_else(|| crate::send_test::SAMPLE_ENTITY_ID.to_owned()),
+                    entity: entity.unwrap_or_else(|| sample_entity(&event_type)),
+                    previous,
+                    occurred_at: Timestamp::now(),
+                };
+                (subject, None)
+            }
+        };
+        let now = Timestamp::now();
+        let trigger = Trigger {
+            id: request.trigger_id.unwrap_or(TriggerId(0)),
+            draft: TriggerDraft {
+                enabled: true,
+                shop_id: Some(subject.shop.id),
+                ..draft
+            },
+            created_at: now,
+            updated_at: now,
+        };
+        let event = NewEvent {
+            event_type: trigger.draft.event_type.clone(),
+            shop_id: subject.shop.id,
+            entity_id: subject.entity_id.clone(),
+            entity: subject.entity,
+            previous: subject.previous,
+            occurred_at: subject.occurred_at,
+            idempotency_key: None,
+        };
+        let planned = PlannedEvent {
+            id: event_id.unwrap_or(EventId(0)),
+            event: &event,
+            shop: &subject.shop,
+        };
+        // What ingest would decide and queue.
+        let compiled = CompiledTriggers::build(
+            std::slice::from_ref(&trigger),
+            self.catalog(),
+            self.config.dispatch.retry,
+            &[],
+        );
+        let mut planned_calls: Vec<NewCall> = Vec::new();
+        let mut evaluations: Vec<Evaluation> = Vec::with_capacity(1);
+        compiled.plan(&planned, &mut planned_calls, &mut evaluations);
+        let matched = evaluations.first().is_some_and(|e| e.matched);
+        let trace = trace(&trigger, &planned, &event_type);
+
+        let index = ActionIndex::build(std::slice::from_ref(&trigger), self.config.dispatch.retry);
+        let mut calls = Vec::with_capacity(planned_calls.len());
+        for call in planned_calls {
+            let action_index = usize::from(call.action.index);
+            let mime_type = call
+                .headers
+                .iter()
+                .find(|(name, _)| name == "content-type")
+                .and_then(|(_, value)| value.split(';').next()?.parse::<MimeType>().ok());
+            let error = (call.status == CallStatus::Failed)
+                .then(|| call.last_error.clone())
+                .flatten();
+            let security = index.get(trigger.id, action_index as i32);
+            // As the transport would send it now: signatures computed, credentials masked.
+            let headers = self
+                .transport
+                .outgoing_headers(&test_claim(call.clone(), now), security.as_deref(), now)
+                .unwrap_or_else(|_| call.headers.clone());
+            let shown = SentRequest {
+                method: call.method.as_str(),
+                url: call.url.clone(),
+                headers,
+                body: call.body.clone(),
+            };
+            let sent = if request.send && error.is_none() {
+                let delivery = self.deliver_test_call(&trigger, call, now).await;
+                Some(answered(shown.clone(), delivery))
+            } else {
+                None
+            };
+            calls.push(DryRunCall {
+                action_index,
+                request: shown,
+                mime_type,
+                error,
+                sent,
+            });
+        }
+        Ok(DryRun {
+            matched,
+            trace,
+            calls,
+            event_id,
+        })
+    }
+}
+
+/// How the trigger's rule or condition came to its verdict for the event.
+fn trace(
+    trigger: &Trigger,
+    planned: &PlannedEvent<'_>,
+    event_type: &Arc<hookflow_templating::EventType>,
+) -> Vec<TraceStep> {
+    let event = planned.event;
+    let occurred_at = event.occurred_at.to_rfc3339();
+    if let Some(rule) = &trigger.draft.rules {
+        let Ok(compiled) = rule.check(event_type, "rules") else {
+            return Vec::new();
+        };
+        let subject = hookflow_templating::rules::Subject {
+            entity: &event.entity,
+            previous: event.previous.as_ref(),
+            event_id: planned.id.0,
+            event_type: &event.event_type,
+            occurred_at: &occurred_at,
+            entity_id: &event.entity_id,
+            shop_id: planned.shop.id.0,
+            shop_name: &planned.shop.name,
+        };
+        return compiled.trace(&subject).1;
+    }
+    let Some(source) = trigger.draft.condition.as_deref() else {
+        return Vec::new();
+    };
+    let ctx = RenderContext {
+        event_id: planned.id.0,
+        event_type: event_type.clone(),
+        occurred_at,
+        entity_id: event.entity_id.clone(),
+        shop_id: planned.shop.id.0,
+        shop_name: planned.shop.name.clone(),
+        entity: Arc::new(event.entity.clone()),
+        previous: event.previous.clone().map(Arc::new),
+    }
+    .into_value();
+    let mut templates = TemplateSet::new();
+    let (result, note) = match templates
+        .add_condition("dry-run", source)
+        .and_then(|id| templates.condition_holds(&id, &ctx))
+    {
+        Ok(holds) => (holds, None),
+        Err(err) => (
+            false,
+            Some(format!(
+                "the condition could not be evaluated ({err}), so it does not fire"
+            )),
+        ),
+    };
+    vec![TraceStep {
+        path: "condition".into(),
+        field: String::new(),
+        op: "expression",
+        expected: Some(Value::from(source)),
+        actual: Value::Null,
+        previous: None,
+        result,
+        note,
+    }]
+}
