@@ -238,7 +238,7 @@ fn check_access(auth: &Auth, draft: &TriggerDraft, input: &DryRunInput) -> Resul
     summary = "Evaluate a saved trigger for one entity",
     description = "Evaluates the trigger's rules (or condition) for the latest stored event about `entityId` in `shopId`, or for `entityData` (and `previousData`) as given, or the type's sample entity, and answers every clause with the value it saw and each call it would make, exactly as it would go out (hookflow's headers and signatures included, credentials masked). Nothing is queued or logged. With `\"send\": true` the calls are also delivered, as *Send test* does, and each carries the receiver's answer.",
     params(("id" = i64, Path, description = "The trigger's id.")),
-    request_body(content = DryRunIn, example = serde_json::json!({"shopId": 1, "entityId": "42"})),
+    request_body(content = DryRunIn, example = json!({"shopId": 1, "entityId": "42"})),
     responses((status = 200, description = "The verdict, the trace and the calls.", body = DryRunOut), (status = 403, description = "The caller's role is read-only.", body = crate::openapi::ErrorBody), (status = 404, description = "No such trigger, shop or stored entity for the caller.", body = crate::openapi::ErrorBody), (status = 422, description = "The trigger no longer saves as it is, or the input is contradictory (the error names the field).", body = crate::openapi::ErrorBody)),
 )]
 pub(crate) async fn dry_run_trigger(
@@ -272,7 +272,7 @@ pub(crate) async fn dry_run_trigger(
     operation_id = "dry_run_draft",
     summary = "Evaluate a trigger being edited for one entity",
     description = "As `POST /triggers/{id}/dry-run`, for the trigger in the body (saved or not; with `triggerId` its stored credentials fill in what the editor leaves out). The trigger is checked as saving checks it.",
-    request_body(content = DraftDryRunIn, example = serde_json::json!({"trigger": {"name": "Shipped orders", "eventType": "OrderChanged", "shopId": 1, "rules": {"field": "entity.OrderCode", "op": "startsWith", "value": "ORD-"}, "actions": [{"type": "callWebhook", "url": "https://erp.example.com/hooks/orders"}]}, "entityData": {"OrderId": 42, "OrderCode": "ORD-42"}})),
+    request_body(content = DraftDryRunIn, example = json!({"trigger": {"name": "Shipped orders", "eventType": "OrderChanged", "shopId": 1, "rules": {"field": "entity.OrderCode", "op": "startsWith", "value": "ORD-"}, "actions": [{"type": "callWebhook", "url": "https://erp.example.com/hooks/orders"}]}, "entityData": {"OrderId": 42, "OrderCode": "ORD-42"}})),
     responses((status = 200, description = "The verdict, the trace and the calls.", body = DryRunOut), (status = 403, description = "The caller's role is read-only.", body = crate::openapi::ErrorBody), (status = 404, description = "No such trigger, shop or stored entity for the caller.", body = crate::openapi::ErrorBody), (status = 422, description = "The trigger would not save (the error names the field, a rule its clause), or the input is contradictory.", body = crate::openapi::ErrorBody)),
 )]
 pub(crate) async fn dry_run_draft(
