@@ -84,6 +84,14 @@ pub struct BenchArgs {
     /// second endpoint as fast as the first, so the cost of the extra calls alone shows).
     #[arg(long, default_value_t = 2000)]
     slow_endpoint_delay_ms: u64,
+    /// Put a five-clause rule with a list operator (the one `cargo bench --bench rules`
+    /// measures) on every trigger; every event matches it.
+    #[arg(long)]
+    rule: bool,
+    /// hookflow's `--trigger-activity` (default: the server's, on): `false` to measure what
+    /// keeping each trigger's activity costs.
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    trigger_activity: bool,
     /// Give up waiting for deliveries after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -275,6 +283,7 @@ fn serve_config(
         ),
         notify: hookflow_delivery::notify::NotifyConfig::default(),
         retention: hookflow_engine::event_log::RetentionPolicy::default(),
+        trigger_activity: args.trigger_activity,
     })
 }
 
@@ -313,7 +322,7 @@ async fn hookflow_phase(
         ));
         endpoints.push(format!("http://{}/hook", start_receiver(slow).await?));
     }
-    create_triggers(http, &api, shop_id, &endpoints, unique).await?;
+    create_triggers(http, &api, shop_id, &endpoints, unique, args.rule).await?;
 
     let start = Instant::now();
     let ingest = send_events(args, http, &api, shop_id, &sent_at, epoch).await?;
@@ -401,19 +410,39 @@ async fn create_shop(http: &reqwest::Client, api: &str) -> anyhow::Result<i64> {
     shop["id"].as_i64().context("shop id")
 }
 
-/// One trigger per endpoint, each calling it on every `OrderChanged` of the shop.
+/// The `--rule` rule: five clauses, one a list operator; every bench event matches it (the
+/// list clause finds the last line). OrderChanged's catalog describes none of these fields, so
+/// each clause declares its type, as an admin does for a ShopCtrl type.
+fn bench_rule() -> Value {
+    json!({"all": [
+        {"field": "entity.Status", "op": "in", "value": ["Shipped", "Delivered"], "type": "text"},
+        {"field": "entity.Total", "op": "greaterThan", "value": 100, "type": "number"},
+        {"field": "entity.Currency", "op": "equals", "value": "EUR", "type": "text"},
+        {"field": "entity.Paid", "op": "equals", "value": true, "type": "boolean"},
+        {"field": "entity.Lines", "op": "anyItem", "type": "list", "where":
+            {"field": "Sku", "op": "startsWith", "value": "SKU-3", "type": "text"}}
+    ]})
+}
+
+/// One trigger per endpoint, each calling it on every `OrderChanged` of the shop (that its
+/// rule, with `--rule`, lets through: all of them).
 async fn create_triggers(
     http: &reqwest::Client,
     api: &str,
     shop_id: i64,
     endpoints: &[String],
     unique: bool,
+    rule: bool,
 ) -> anyhow::Result<()> {
     for (i, endpoint) in endpoints.iter().enumerate() {
+        let mut body = json!({"name": format!("bench {i}"), "eventType": "OrderChanged", "shopId": shop_id,
+            "actions": [{"type": "callWebhook", "url": endpoint, "method": "POST", "uniqueQueueItems": unique}]});
+        if rule {
+            body["rules"] = bench_rule();
+        }
         let trigger = http
             .post(format!("{api}/triggers"))
-            .json(&json!({"name": format!("bench {i}"), "eventType": "OrderChanged", "shopId": shop_id,
-                "actions": [{"type": "callWebhook", "url": endpoint, "method": "POST", "uniqueQueueItems": unique}]}))
+            .json(&body)
             .send()
             .await?;
         if !trigger.status().is_success() {
@@ -445,8 +474,12 @@ async fn send_events(
             (epoch.elapsed().as_nanos() as u64).max(1),
             Ordering::Relaxed,
         );
+        // A realistic order: the default payload carries the catalog's two fields; the rest
+        // is what a rule reads.
         let body = json!({"eventType": "OrderChanged", "shopId": shop_id, "entityId": i % entities,
-            "entityData": {"OrderId": i, "OrderCode": format!("ORD-{i:07}")}})
+            "entityData": {"OrderId": i, "OrderCode": format!("ORD-{i:07}"), "Status": "Shipped",
+                "Total": 208.95, "Currency": "EUR", "Paid": true,
+                "Lines": [{"Sku": "SKU-1", "Qty": 1}, {"Sku": "SKU-2", "Qty": 2}, {"Sku": "SKU-3", "Qty": 3}]}})
         .to_string();
         http.post(&events_url)
             .header("content-type", "application/json")

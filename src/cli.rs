@@ -115,6 +115,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKFLOW_RETAIN_FAILED_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     retain_failed_days: u32,
+    /// Keep every trigger's activity: one row per trigger evaluated for an event (fired or
+    /// not, and the rule clause that decided), kept as long as the event. `false` stops
+    /// recording it (the Activity tab and `GET /api/v1/triggers/{id}/activity` then show
+    /// nothing new).
+    #[arg(long, env = "HOOKFLOW_TRIGGER_ACTIVITY", default_value_t = true, action = clap::ArgAction::Set)]
+    trigger_activity: bool,
 }
 
 impl DbArgs {
@@ -177,6 +183,7 @@ impl ServeArgs {
                 failed: days(self.retain_failed_days),
                 ..RetentionPolicy::default()
             },
+            trigger_activity: self.trigger_activity,
         };
         let options = ServeOptions {
             metrics_listen: self.metrics_listen,

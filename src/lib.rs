@@ -105,6 +105,8 @@ pub struct ServeConfig {
     pub notify: NotifyConfig,
     /// How long finished calls and events are kept.
     pub retention: RetentionPolicy,
+    /// Record each trigger's evaluations (its activity).
+    pub trigger_activity: bool,
 }
 
 /// Settings beyond [`ServeConfig`] that only `hookflow serve` and the tests set.
@@ -271,6 +273,7 @@ async fn start_engine(config: &ServeConfig) -> anyhow::Result<(Arc<Engine>, Engi
             ..config.dispatch.clone()
         },
         notifier: hookflow_delivery::notify::build(&config.notify)?,
+        trigger_activity: config.trigger_activity,
     };
     Ok(Engine::start(Arc::new(store), catalog, transport, engine_config).await?)
 }

@@ -26,6 +26,7 @@ mod openapi;
 mod queue;
 mod queue_policy;
 mod receivers;
+mod rules;
 mod security;
 mod sign_in;
 mod templates;

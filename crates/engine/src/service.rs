@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub dispatch: DispatchConfig,
     /// Where notices (failed calls, deactivated actions) go; none = alerts only.
     pub notifier: Option<Arc<dyn Notifier>>,
+    /// Record each trigger's evaluations (its activity) with the events.
+    pub trigger_activity: bool,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -49,6 +51,7 @@ impl std::fmt::Debug for EngineConfig {
         f.debug_struct("EngineConfig")
             .field("dispatch", &self.dispatch)
             .field("notifier", &self.notifier.is_some())
+            .field("trigger_activity", &self.trigger_activity)
             .finish()
     }
 }
@@ -217,6 +220,7 @@ impl Engine {
             config.dispatch.retry,
             &deactivated,
         )
+        .recording_activity(config.trigger_activity)
         .at_generation(generation);
         let triggers = Arc::new(RwLock::new(Arc::new(compiled)));
         let queued = Arc::new(Notify::new());
@@ -294,6 +298,7 @@ impl Engine {
         let deactivated = self.store.deactivated_actions().await?;
         let retry = self.config.dispatch.retry;
         let compiled = CompiledTriggers::build(&triggers, self.catalog(), retry, &deactivated)
+            .recording_activity(self.config.trigger_activity)
             .at_generation(generation);
         *self
             .triggers

@@ -108,6 +108,8 @@ pub struct CompiledTriggers {
     by_type: HashMap<String, TypeTriggers>,
     /// The trigger generation these were loaded at (`None`: not from the store).
     generation: Option<i64>,
+    /// Whether planning reports each trigger's evaluation (its activity).
+    record_activity: bool,
 }
 
 impl CompiledTriggers {
@@ -155,7 +157,14 @@ impl CompiledTriggers {
             templates,
             by_type,
             generation: None,
+            record_activity: true,
         }
+    }
+
+    /// Whether planning reports evaluations (on by default).
+    pub fn recording_activity(mut self, record: bool) -> CompiledTriggers {
+        self.record_activity = record;
+        self
     }
 
     /// Marks these as loaded at `generation`: ingest then commits only while it is current.
@@ -315,12 +324,14 @@ impl Planner for CompiledTriggers {
                 continue;
             }
             let (matched, decided_by) = self.evaluate(trigger, &mut shared);
-            evaluations.push(Evaluation {
-                event_id: planned.id,
-                trigger_id: trigger.id,
-                matched,
-                decided_by,
-            });
+            if self.record_activity {
+                evaluations.push(Evaluation {
+                    event_id: planned.id,
+                    trigger_id: trigger.id,
+                    matched,
+                    decided_by,
+                });
+            }
             if matched {
                 for action in &trigger.actions {
                     out.push(self.plan_call(trigger, action, &mut shared));
