@@ -51,7 +51,8 @@
     if (focus) tab.focus();
   }
   function setupTabs(root) {
-    for (const list of root.querySelectorAll("[role=tablist]")) {
+    // The condition's and the page's tabs are driven by rules.js.
+    for (const list of root.querySelectorAll("[role=tablist]:not([data-own-tabs])")) {
       const tabs = [...list.querySelectorAll("[role=tab]")];
       tabs.forEach((tab) => {
         tab.addEventListener("click", () => selectTab(tab, false));
@@ -293,7 +294,7 @@
       shopId: shop ? Number(shop) : null,
       enabled: field(form, "enabled").checked,
       priority: Number(value(form, "priority") || 5),
-      condition: value(form, "condition") || null,
+      ...(window.hookflowRules ? window.hookflowRules.collect() : { condition: value(form, "condition") || null }),
       actions: [...actionsBox.querySelectorAll("[data-action]")].map(collectAction),
     };
   }
@@ -318,7 +319,7 @@
     let message = err.message || "The request failed.";
     if (!fieldName) {
       const m = /^([A-Za-z0-9_.\[\]-]+): (.*)$/s.exec(message);
-      if (m && /^(name|eventType|shopId|priority|condition|actions|body|actionIndex)/.test(m[1])) { fieldName = m[1]; message = m[2]; }
+      if (m && /^(name|eventType|shopId|priority|condition|rules|actions|body|actionIndex)/.test(m[1])) { fieldName = m[1]; message = m[2]; }
     } else if (message.startsWith(fieldName + ": ")) {
       message = message.slice(fieldName.length + 2);
     }
@@ -337,6 +338,7 @@
       root = fs;
     }
     if (path === "actions") return document.getElementById("add-action");
+    if (/^rules(\.|$)/.test(path) && window.hookflowRules) return window.hookflowRules.find(path);
     if (path === "shopId" || path === "eventType" || path === "name" || path === "condition") return field(form, path);
     let parts = rest.split(".");
     while (parts.length) {
@@ -383,6 +385,15 @@
       el.focus();
     }
   }
+
+  // What the condition's script (rules.js) uses: the draft as it would be saved, and the
+  // errors shown beside their fields.
+  window.hookflowEditor = {
+    collect,
+    triggerId,
+    clearErrors,
+    showError: (err) => showError(errorOf({ error: err })),
+  };
 
   // ---- save ----
   const saveStatus = document.getElementById("save-status");

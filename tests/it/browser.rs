@@ -16,6 +16,7 @@ mod events;
 mod hardening;
 mod pages;
 mod phones;
+mod rules;
 mod send_test;
 mod timing;
 

@@ -415,6 +415,26 @@ impl Engine {
         self.reload_triggers().await
     }
 
+    /// Checks a rule against an event type as saving a trigger would, and answers the
+    /// expression it compiles to and how many clauses it has.
+    pub fn check_rule(
+        &self,
+        event_type: &str,
+        rule: &hookflow_templating::rules::Rule,
+    ) -> Result<(String, usize), EngineError> {
+        let Some(ty) = self.catalog().shared(event_type) else {
+            return Err(EngineError::UnknownEventType {
+                field: "eventType".into(),
+                message: format!("unknown event type {event_type:?}"),
+                catalog: None,
+            });
+        };
+        let compiled = rule
+            .check(&ty, "rules")
+            .map_err(|e| invalid(e.path, e.message))?;
+        Ok((compiled.expression(), compiled.clause_count()))
+    }
+
     /// The expression a trigger's rules compile to (`None`: it has none, or they no longer
     /// fit its type).
     pub fn rule_expression(&self, draft: &TriggerDraft) -> Option<String> {

@@ -475,6 +475,8 @@ pub struct ActivityFilter {
     pub from: Option<Timestamp>,
     /// Evaluated before.
     pub to: Option<Timestamp>,
+    /// Only events about this entity.
+    pub entity_id: Option<String>,
     /// Only events older than this one (the next page).
     pub before: Option<EventId>,
     pub limit: u32,

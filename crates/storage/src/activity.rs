@@ -46,6 +46,10 @@ pub(crate) async fn list(
     if let Some(to) = filter.to {
         select.and_where(Expr::col((te::Entity, te::Column::EvaluatedAt)).lt(to.0));
     }
+    if let Some(entity_id) = &filter.entity_id {
+        select
+            .and_where(Expr::col((event::Entity, event::Column::EntityId)).eq(entity_id.as_str()));
+    }
     if let Some(before) = filter.before {
         select.and_where(Expr::col((te::Entity, te::Column::EventId)).lt(before.0));
     }

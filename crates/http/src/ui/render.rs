@@ -111,6 +111,11 @@ pub(crate) const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/editor.js"),
     ),
+    (
+        "rules.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/rules.js"),
+    ),
     // The `/docs` page's (`reference`).
     (
         "docs.css",

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use hookflow_engine::model::{ShopId, TriggerId};
+use hookflow_templating::rules::Kind;
 use minijinja::context;
 use serde_json::json;
 
@@ -210,6 +211,19 @@ async fn editor(
         Some(_) => trigger["name"].as_str().unwrap_or_default().to_owned(),
         None => "New trigger".to_owned(),
     };
+    // The rule builder's data: the trigger's rules, and the operators each kind of field
+    // takes (the engine's own list, so the page offers exactly what saving accepts).
+    let rule_ops: serde_json::Map<String, serde_json::Value> = Kind::ALL
+        .iter()
+        .map(|k| {
+            let ops: Vec<&str> = k.ops().iter().map(|o| o.as_str()).collect();
+            (k.as_str().to_owned(), json!(ops))
+        })
+        .collect();
+    let rules_json = match trigger.get("rules") {
+        Some(rules) if !rules.is_null() => rules.to_string(),
+        _ => String::new(),
+    };
     render::page(
         session,
         "trigger_edit.html",
@@ -220,6 +234,8 @@ async fn editor(
             title,
             notice,
             trigger => minijinja::Value::from_serialize(&trigger),
+            rules_json,
+            rule_ops_json => serde_json::Value::Object(rule_ops).to_string(),
             shops,
             every_shop => p.shop_scope().is_none(),
             catalogs,

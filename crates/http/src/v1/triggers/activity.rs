@@ -32,6 +32,8 @@ pub(crate) struct ActivityParams {
     /// Evaluated before this RFC 3339 date-time.
     #[param(format = DateTime)]
     pub to: Option<String>,
+    /// Only events about this entity ("why didn't it fire for order 42?").
+    pub entity_id: Option<String>,
     /// `next` of the previous page.
     #[serde(default, deserialize_with = "crate::params::optional")]
     pub cursor: Option<i64>,
@@ -53,6 +55,7 @@ impl ActivityParams {
             matched: self.matched,
             from: time_param("from", self.from)?,
             to: time_param("to", self.to)?,
+            entity_id: self.entity_id.filter(|e| !e.trim().is_empty()),
             before: self.cursor.map(EventId),
             limit,
         })

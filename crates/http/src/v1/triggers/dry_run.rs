@@ -314,3 +314,49 @@ pub(crate) async fn dry_run_draft(
     };
     Ok(Json(state.engine.dry_run(request).await?.into()))
 }
+
+/// A rule to check against an event type.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuleCheckIn {
+    pub event_type: String,
+    #[schema(value_type = schema::Rule)]
+    pub rules: Value,
+}
+
+/// A rule that saves: the expression it compiles to.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = RuleCheck)]
+pub struct RuleCheckOut {
+    /// The minijinja expression with the same verdict for every event (it can be saved as a
+    /// trigger's `condition`).
+    pub expression: String,
+    /// Clauses, nested ones included.
+    pub clauses: usize,
+}
+
+#[utoipa::path(
+    post,
+    path = "/triggers/rules/check",
+    tag = "triggers",
+    operation_id = "check_rules",
+    summary = "Check a rule tree against an event type",
+    description = "Checks `rules` as saving a trigger of `eventType` would (every field known or typed, every operator and value fitting it) and answers the expression it compiles to. Nothing is stored.",
+    request_body(content = RuleCheckIn, example = json!({"eventType": "OrderChanged", "rules": {"field": "entity.OrderCode", "op": "startsWith", "value": "ORD-"}})),
+    responses((status = 200, description = "The rule saves; its expression.", body = RuleCheckOut), (status = 422, description = "The rule does not fit the type (the error names the clause, `rules.all[1].any[0]`), or the type is unknown.", body = crate::openapi::ErrorBody)),
+)]
+pub(crate) async fn check_rules(
+    State(state): State<AppState>,
+    _auth: Auth,
+    body: Bytes,
+) -> Result<Json<RuleCheckOut>, ApiError> {
+    let body: RuleCheckIn = parse_from(parse_value(&body)?)?;
+    let rule =
+        hookflow_templating::rules::Rule::parse(&body.rules, "rules").map_err(rule_refused)?;
+    let (expression, clauses) = state.engine.check_rule(&body.event_type, &rule)?;
+    Ok(Json(RuleCheckOut {
+        expression,
+        clauses,
+    }))
+}

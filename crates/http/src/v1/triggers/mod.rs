@@ -392,6 +392,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(activate_action))
         .routes(routes!(deactivate_action))
         .routes(routes!(dry_run::dry_run_draft))
+        .routes(routes!(dry_run::check_rules))
         .routes(routes!(dry_run::dry_run_trigger))
         .routes(routes!(activity::trigger_activity))
 }
