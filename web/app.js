@@ -9,6 +9,22 @@
 // 'self'`) refuses them, so every behaviour is wired here or in editor.js.
 "use strict";
 
+// The JSON API as the signed-in page calls it (the session's cookie and CSRF token): the
+// trigger editor's scripts (editor.js, rules.js) share it. `path` is below `/api/v1`.
+window.hookflowApi = async function api(method, path, body) {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  const response = await fetch("/api/v1" + path, {
+    method,
+    credentials: "same-origin",
+    headers: { "content-type": "application/json", "x-csrf-token": meta ? meta.content : "" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = { error: { message: text } }; }
+  return { ok: response.ok, status: response.status, data };
+};
+
 // The browser says most violations in the console itself, but not all (Chromium reports a
 // refused `eval` only among its developer tools' issues): every one is said here too, where
 // the browser tests, which fail on any, read the console.

@@ -22,18 +22,7 @@
   let lastTemplateField = null;
 
   // ---- API ----
-  async function api(method, path, body) {
-    const response = await fetch("/api/v1" + path, {
-      method,
-      credentials: "same-origin",
-      headers: { "content-type": "application/json", "x-csrf-token": csrf },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    let data = null;
-    const text = await response.text();
-    try { data = text ? JSON.parse(text) : null; } catch (_) { data = { error: { message: text } }; }
-    return { ok: response.ok, status: response.status, data };
-  }
+  const api = window.hookflowApi;
 
   const $ = (root, sel) => root.querySelector(sel);
   const field = (root, path) => root.querySelector('[data-path="' + path + '"]');

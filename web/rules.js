@@ -14,7 +14,6 @@
   if (!box) return;
   const form = document.getElementById("trigger-form");
   const readonly = form.hasAttribute("data-readonly");
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const root = document.getElementById("rule-root");
   const textarea = document.getElementById("t-condition");
   const compiledHint = document.getElementById("cond-compiled");
@@ -24,18 +23,7 @@
   const OPS = JSON.parse(box.dataset.ops);
   const KINDS = ["text", "number", "date", "boolean", "list", "object"];
 
-  async function api(method, path, body) {
-    const response = await fetch("/api/v1" + path, {
-      method,
-      credentials: "same-origin",
-      headers: { "content-type": "application/json", "x-csrf-token": csrf },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch (_) { data = { error: { message: text } }; }
-    return { ok: response.ok, status: response.status, data };
-  }
+  const api = window.hookflowApi;
   const el = (tag, attrs, ...children) => {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::common::*;
 
 /// A custom order type whose schema describes a status, a total and lines with SKUs.
-async fn order_type(app: &TestApp) {
+pub(crate) async fn order_type(app: &TestApp) {
     let schema = json!({"type": "object", "properties": {
         "Status": {"type": "string"},
         "Total": {"type": "number"},

@@ -79,13 +79,9 @@ impl Engine {
     /// Evaluates `request.trigger` for an entity and renders its calls; sends them too when
     /// asked. A trigger that would not save is refused as saving refuses it.
     pub async fn dry_run(&self, request: DryRunRequest) -> Result<DryRun, EngineError> {
-        let existing = match request.trigger_id {
-            Some(id) => Some(self.get_trigger(id).await?),
-            None => None,
-        };
-        let mut draft = self.validate_trigger(request.trigger).await?;
-        self.check_queue_settings(&draft)?;
-        self.resolve_credentials(&mut draft, existing.as_ref())?;
+        let draft = self
+            .draft_as_saved(request.trigger, request.trigger_id)
+            .await?;
         let event_type = self
             .catalog()
             .shared(&draft.event_type)

@@ -72,14 +72,10 @@ impl Engine {
     /// Renders one action of `request.trigger` for a stored or sample entity and delivers it
     /// now. A trigger that would not save is refused as saving refuses it (422 with the field).
     pub async fn send_test(&self, request: SendTestRequest) -> Result<SendTestResult, EngineError> {
-        let existing = match request.trigger_id {
-            Some(id) => Some(self.get_trigger(id).await?),
-            None => None,
-        };
-        let mut draft = self.validate_trigger(request.trigger).await?;
-        self.check_queue_settings(&draft)?;
         // Before narrowing to one action: stored credentials are matched by position.
-        self.resolve_credentials(&mut draft, existing.as_ref())?;
+        let mut draft = self
+            .draft_as_saved(request.trigger, request.trigger_id)
+            .await?;
         let action = take_action(&mut draft, request.action_index)?;
         let event_type = self
             .catalog()
@@ -102,6 +98,24 @@ impl Engine {
         }
         let delivery = self.deliver_test_call(&trigger, call, now).await;
         Ok(answered(sent, delivery))
+    }
+
+    /// A trigger being edited as saving would store it: checked as saving checks it, with the
+    /// saved trigger's stored credentials (`trigger_id`) filling in what the editor leaves
+    /// out. For tests and dry runs, which run what would be saved.
+    pub(crate) async fn draft_as_saved(
+        &self,
+        draft: TriggerDraft,
+        trigger_id: Option<TriggerId>,
+    ) -> Result<TriggerDraft, EngineError> {
+        let existing = match trigger_id {
+            Some(id) => Some(self.get_trigger(id).await?),
+            None => None,
+        };
+        let mut draft = self.validate_trigger(draft).await?;
+        self.check_queue_settings(&draft)?;
+        self.resolve_credentials(&mut draft, existing.as_ref())?;
+        Ok(draft)
     }
 
     /// The entity a test renders: a stored one when asked for (the latest event about it),

@@ -8,12 +8,13 @@ mod common;
 
 use common::{postgres, sqlite};
 use hookflow_engine::model::{
-    ActionRef, CallId, CallStatus, EventId, ShopId, Timestamp, TriggerId,
+    ActionRef, CallId, CallStatus, EventId, ShopId, Timestamp, TriggerDraft, TriggerId,
 };
 use hookflow_engine::store::{
-    AttemptBudget, CatalogStore, EventDetail, EventFilter, EventLogStore, QueueStore, ResendFilter,
+    ActivityFilter, AttemptBudget, CatalogStore, EventDetail, EventFilter, EventLogStore,
+    QueueStore, ResendFilter,
 };
-use hookflow_storage::entities::{attempt, event, queue_item};
+use hookflow_storage::entities::{attempt, event, queue_item, trigger_evaluation};
 use hookflow_storage::DbStore;
 use sea_orm::sea_query::{Expr, Func, Query};
 use sea_orm::ConnectionTrait;
@@ -66,6 +67,31 @@ async fn insert_event(store: &DbStore, shop: ShopId, received_at: Timestamp) -> 
         .unwrap()
         .unwrap();
     EventId(row.try_get_by_index(0).unwrap())
+}
+
+/// Records that `trigger` was evaluated for `event` (and did not fire).
+async fn insert_evaluation(store: &DbStore, event: EventId, trigger: TriggerId) {
+    let mut insert = Query::insert();
+    insert
+        .into_table(trigger_evaluation::Entity)
+        .columns([
+            trigger_evaluation::Column::EventId,
+            trigger_evaluation::Column::TriggerId,
+            trigger_evaluation::Column::Matched,
+            trigger_evaluation::Column::DecidedBy,
+            trigger_evaluation::Column::EvaluatedAt,
+        ])
+        .values_panic([
+            event.0.into(),
+            trigger.0.into(),
+            false.into(),
+            "rules.all[0]".into(),
+            Timestamp::now().0.into(),
+        ]);
+    let db = store.connection();
+    db.execute(db.get_database_backend().build(&insert))
+        .await
+        .unwrap();
 }
 
 /// A call of `event` in `status`, created at `created` and last changed at `updated`.
@@ -347,6 +373,19 @@ async fn retention_prunes_only_what_is_older_than_its_bound(store: &DbStore) {
     )
     .await;
 
+    // A trigger's activity: evaluations of events to be pruned go with them.
+    let trigger = store
+        .create_trigger(
+            &TriggerDraft::new("t", "OrderChanged", Vec::new()),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap()
+        .id;
+    for evaluated in [ancient, quiet_old, quiet_recent, fresh] {
+        insert_evaluation(store, evaluated, trigger).await;
+    }
+
     // Batches of 2 so that every kind takes more than one.
     let pruned = prune(store, now, 2).await;
     // Succeeded: old_ok, middle_ok. Others: failed, cancelled, skipped of `ancient`.
@@ -377,6 +416,22 @@ async fn retention_prunes_only_what_is_older_than_its_bound(store: &DbStore) {
             "event {kept} should be kept"
         );
     }
+    let activity = store
+        .trigger_activity(
+            trigger,
+            &ActivityFilter {
+                limit: 50,
+                ..ActivityFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    let events: Vec<EventId> = activity.iter().map(|a| a.event_id).collect();
+    assert_eq!(
+        events,
+        [fresh, quiet_recent],
+        "activity is kept as long as its event"
+    );
 
     // A second run finds nothing more.
     assert_eq!(prune(store, now, 2).await, (0, 0, 0));

@@ -10,25 +10,10 @@ use serde_json::{json, Value};
 use super::add_user;
 use super::driver::Browser;
 use crate::common::{event, spawn_app, Backend, Receiver, TestApp, WAIT};
+use crate::rules::order_type;
 
 /// WebDriver's Tab key: leaving a field fires its `change`, as a person moving on does.
 const TAB: &str = "\u{e004}";
-
-/// A custom order type whose schema describes a status, a total and lines with SKUs.
-async fn order_type(app: &TestApp) {
-    let schema = json!({"type": "object", "properties": {
-        "Status": {"type": "string"}, "Total": {"type": "number"},
-        "Lines": {"type": "array", "items": {"type": "object", "properties": {
-            "Sku": {"type": "string"}, "Qty": {"type": "integer"}}}}
-    }});
-    let (status, body) = app
-        .post_json(
-            "/api/v1/event-types",
-            json!({"name": "OrderUpdated", "description": "An order changed", "schema": schema}),
-        )
-        .await;
-    assert!(status.is_success(), "{body}");
-}
 
 fn example_rule() -> Value {
     json!({"all": [

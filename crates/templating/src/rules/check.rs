@@ -695,6 +695,9 @@ impl CompiledRule {
     /// The path of clause `id` (`rules.all[1]`), as [`CompiledRule::matches_decided`] names
     /// the clause that decided.
     pub fn clause_path(&self, id: u32) -> Option<&str> {
+        if id == crate::rules::eval::OVER_LIMIT {
+            return Some("rules (more clause tests than allowed)");
+        }
         self.clauses.get(id as usize).map(|c| c.path.as_str())
     }
 }

@@ -12,6 +12,15 @@ use crate::rules::Segment;
 
 /// Most items of one list whose clauses a trace shows (the verdict still reads them all).
 const TRACED_ITEMS: usize = 20;
+/// Most steps one trace shows.
+const TRACED_STEPS: usize = 1000;
+/// Most clause tests one evaluation may make. Lists nested in lists multiply them (a `where`
+/// in a `where` over lists of a thousand items is a million tests), and an event's entity is
+/// the sender's: past this the rule does not hold, rather than hold up ingest.
+pub const MAX_TESTS: u32 = 100_000;
+/// What [`CompiledRule::matches_decided`] answers as the deciding clause when the evaluation
+/// ran out of [`MAX_TESTS`].
+pub const OVER_LIMIT: u32 = u32::MAX;
 /// Longest value a trace shows whole; a longer one is summarised.
 const TRACED_VALUE_BYTES: usize = 2048;
 
@@ -58,50 +67,73 @@ struct Scope<'a> {
     item: Option<&'a Json>,
 }
 
+/// One evaluation's bookkeeping: the clause read last, and the tests left.
+struct Run {
+    last: u32,
+    left: u32,
+}
+
+impl Run {
+    fn new() -> Run {
+        Run {
+            last: 0,
+            left: MAX_TESTS,
+        }
+    }
+}
+
 impl CompiledRule {
-    /// Whether the rule holds for the event.
+    /// Whether the rule holds for the event. A rule that needs more than [`MAX_TESTS`]
+    /// clause tests for it does not.
     pub fn matches(&self, subject: &Subject<'_>) -> bool {
-        let mut last = 0;
-        eval(
-            &self.root,
-            Scope {
-                subject,
-                item: None,
-            },
-            &mut last,
-        )
+        self.matches_decided(subject).0
     }
 
     /// Whether the rule holds, and the id of the clause that decided it: the last one read
-    /// before the verdict was certain (see [`CompiledRule::clause_path`]).
+    /// before the verdict was certain (see [`CompiledRule::clause_path`]), or [`OVER_LIMIT`].
     pub fn matches_decided(&self, subject: &Subject<'_>) -> (bool, u32) {
-        let mut last = 0;
-        let result = eval(
-            &self.root,
-            Scope {
-                subject,
-                item: None,
-            },
-            &mut last,
-        );
-        (result, last)
+        let mut run = Run::new();
+        let scope = Scope {
+            subject,
+            item: None,
+        };
+        let result = eval(&self.root, scope, &mut run);
+        if run.left == 0 {
+            return (false, OVER_LIMIT);
+        }
+        (result, run.last)
     }
 
-    /// Whether the rule holds, and every clause (none skipped) with the value it saw.
+    /// Whether the rule holds, and every clause (none skipped, up to 1000 steps) with the
+    /// value it saw.
     pub fn trace(&self, subject: &Subject<'_>) -> (bool, Vec<TraceStep>) {
         let mut steps = Vec::with_capacity(self.clauses.len());
         let mut tracer = Tracer {
             rule: self,
             steps: &mut steps,
+            truncated: false,
         };
-        let result = tracer.node(
-            &self.root,
-            Scope {
-                subject,
-                item: None,
-            },
-            None,
-        );
+        let scope = Scope {
+            subject,
+            item: None,
+        };
+        tracer.node(&self.root, scope, None);
+        if tracer.truncated {
+            if let Some(last) = steps.last_mut() {
+                last.note = Some(format!(
+                    "the trace stops here: at most {TRACED_STEPS} steps are shown"
+                ));
+            }
+        }
+        let (result, decided) = self.matches_decided(subject);
+        if decided == OVER_LIMIT {
+            if let Some(first) = steps.first_mut() {
+                first.note = Some(format!(
+                    "the rule needs more than {MAX_TESTS} clause tests for this entity, so it \
+                     does not hold"
+                ));
+            }
+        }
         (result, steps)
     }
 }
@@ -120,28 +152,34 @@ impl CompiledRule {
             shop_id: 0,
             shop_name: "",
         };
-        let mut ignored = 0;
-        eval(
+        let mut run = Run::new();
+        let holds = eval(
             node,
             Scope {
                 subject: &subject,
                 item: Some(item),
             },
-            &mut ignored,
-        )
+            &mut run,
+        );
+        holds && run.left > 0
     }
 }
 
-fn eval(node: &Node, scope: Scope<'_>, last: &mut u32) -> bool {
+fn eval(node: &Node, scope: Scope<'_>, run: &mut Run) -> bool {
     match node {
-        Node::All(nodes) => nodes.iter().all(|n| eval(n, scope, last)),
-        Node::Any(nodes) => nodes.iter().any(|n| eval(n, scope, last)),
-        Node::Not(node) => !eval(node, scope, last),
+        Node::All(nodes) => nodes.iter().all(|n| eval(n, scope, run)),
+        Node::Any(nodes) => nodes.iter().any(|n| eval(n, scope, run)),
+        Node::Not(node) => !eval(node, scope, run),
         Node::Leaf(leaf) => {
-            if scope.item.is_none() {
-                *last = leaf.id;
+            if run.left == 0 {
+                // Out of tests: the verdict is void (`matches_decided` says so); stop reading.
+                return false;
             }
-            test(leaf, scope)
+            run.left -= 1;
+            if scope.item.is_none() {
+                run.last = leaf.id;
+            }
+            test(leaf, scope, run)
         }
     }
 }
@@ -195,7 +233,7 @@ fn read_previous<'a>(target: &Target, subject: &Subject<'a>) -> Option<Option<&'
     })
 }
 
-fn test(leaf: &Leaf, scope: Scope<'_>) -> bool {
+fn test(leaf: &Leaf, scope: Scope<'_>, run: &mut Run) -> bool {
     match &leaf.test {
         Test::Changed | Test::ChangedTo(_) | Test::ChangedFrom(_) => {
             let Some(previous) = read_previous(&leaf.target, scope.subject) else {
@@ -210,22 +248,24 @@ fn test(leaf: &Leaf, scope: Scope<'_>) -> bool {
                 Some(Json::Array(items)) => items.as_slice(),
                 _ => &[],
             };
-            let holds = |item: &Json| {
-                let mut ignored = 0;
+            let last = run.last;
+            let mut holds = |item: &Json| {
                 eval(
                     node,
                     Scope {
                         subject: scope.subject,
                         item: Some(item),
                     },
-                    &mut ignored,
+                    run,
                 )
             };
-            match quantifier {
-                Quantifier::Any => items.iter().any(holds),
-                Quantifier::All => items.iter().all(holds),
-                Quantifier::None => !items.iter().any(holds),
-            }
+            let result = match quantifier {
+                Quantifier::Any => items.iter().any(&mut holds),
+                Quantifier::All => items.iter().all(&mut holds),
+                Quantifier::None => !items.iter().any(&mut holds),
+            };
+            run.last = last;
+            result
         }
         other => value_test(other, read(&leaf.target, scope).as_deref()),
     }
@@ -361,6 +401,8 @@ fn compare(cmp: Cmp, expected: &Expected, value: &Json) -> bool {
 struct Tracer<'r, 's> {
     rule: &'r CompiledRule,
     steps: &'s mut Vec<TraceStep>,
+    /// More steps than [`TRACED_STEPS`] were left out.
+    truncated: bool,
 }
 
 /// Inside a `where`: the list's field, the item's index, and the item path prefix for steps.
@@ -402,7 +444,12 @@ impl Tracer<'_, '_> {
             None => info.path.clone(),
         };
         let actual = read(&leaf.target, scope);
-        let result = test(leaf, scope);
+        let mut run = Run::new();
+        let result = test(leaf, scope, &mut run) && run.left > 0;
+        if self.steps.len() >= TRACED_STEPS {
+            self.truncated = true;
+            return result;
+        }
         let mut step = TraceStep {
             path,
             field,

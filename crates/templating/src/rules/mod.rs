@@ -28,6 +28,8 @@
 //! - `anyItem` is false for an empty or missing list, `allItems` and `noItem` true.
 //! - `changed`, `changedTo`, `changedFrom` compare with the event's `previousData` and are
 //!   false when the event carries none; a field absent from `previousData` had no value.
+//! - A rule that needs more than [`MAX_TESTS`] clause tests for an event (lists nested in
+//!   lists) does not hold for it.
 
 mod check;
 mod eval;
@@ -38,7 +40,7 @@ use std::fmt;
 use serde_json::{Map, Value as Json};
 
 pub use check::CompiledRule;
-pub use eval::{Subject, TraceStep};
+pub use eval::{Subject, TraceStep, MAX_TESTS, OVER_LIMIT};
 pub(crate) use expr::register_tests;
 
 /// Most nested groups (and `where` rules) in one rule.

@@ -827,3 +827,53 @@ fn the_expression_reads_like_the_rule() {
          (hasPreviousData and entity.Status is changedFrom(\"Open\", previousData.Status))"
     );
 }
+
+#[test]
+fn lists_nested_in_lists_cannot_hold_up_ingest() {
+    let rule = json!({"field": "entity.Lines", "op": "anyItem", "where":
+        {"field": "Parts", "op": "anyItem", "where": {"field": "Code", "op": "equals", "value": "X"}}});
+    let compiled = compile(rule.clone());
+    // n lines of n parts; with `hit`, the very last part is the one sought.
+    let lines = |n: usize, hit: bool| {
+        let lines: Vec<Json> = (0..n)
+            .map(|line| {
+                let parts: Vec<Json> = (0..n)
+                    .map(|i| {
+                        let last = hit && line == n - 1 && i == n - 1;
+                        json!({"Code": if last { "X" } else { "A" }})
+                    })
+                    .collect();
+                json!({"Parts": parts})
+            })
+            .collect();
+        map(json!({"Lines": lines}))
+    };
+    // 20 × 20 tests: evaluated.
+    assert!(verdict(rule, Json::Object(lines(20, true)), None));
+    // 400 × 400 tests, more than allowed: it does not hold, and says why, quickly.
+    let big = lines(400, false);
+    let start = std::time::Instant::now();
+    let (matched, decided) = compiled.matches_decided(&subject(&big, None));
+    assert!(!matched);
+    assert_eq!(decided, OVER_LIMIT);
+    assert!(compiled
+        .clause_path(decided)
+        .unwrap()
+        .contains("more clause tests"));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let (matched, steps) = compiled.trace(&subject(&big, None));
+    assert!(!matched);
+    assert!(steps.len() <= 1000);
+    assert!(steps[0]
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("more than 100000"));
+    // Even when the very last part matches: the verdict is the limit's.
+    let hit = lines(400, true);
+    assert!(!compiled.matches(&subject(&hit, None)));
+}
