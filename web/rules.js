@@ -183,6 +183,7 @@
     index.clear();
     const datalists = [];
     root.replaceChildren(groupView(tree, null, "", 0, datalists));
+    root.querySelectorAll("[data-move-to]").forEach(fillTargets);
     const holder = document.getElementById("rule-fields");
     holder.replaceChildren(...datalists);
     if (focusKey) {
@@ -214,7 +215,7 @@
     }
     g.children.forEach((n, i) => {
       const row = n.kind === "group" ? groupView(n, g, scope, depth + 1, datalists) : clauseView(n, g, scope, depth, datalists);
-      row.append(moveControls(n, g, i, scope));
+      row.append(moveControls(n, g, i));
       body.append(row);
     });
     if (!g.children.length) body.append(el("p", { class: "hint", text: isRoot ? "No conditions yet: the trigger fires on every event." : "An empty group: add a condition." }));
@@ -368,14 +369,9 @@
   // Groups a node may move into: those reading the same items (a where rule's fields mean
   // nothing elsewhere), other than its own parent and its own inside.
   function targets(n, parent, scope) {
-    const out = [];
-    let count = 0;
-    for (const [id, e] of index) {
-      if (e.node.kind !== "group" || e.scope !== scope || e.node === parent || contains(n, e.node)) continue;
-      count++;
-      out.push([id, label(e.node)]);
-    }
-    return count ? out : [];
+    return [...index]
+      .filter(([, e]) => e.node.kind === "group" && e.scope === scope && e.node !== parent && !contains(n, e.node))
+      .map(([id, e]) => [id, label(e.node)]);
   }
   function label(g) {
     const where = [];
@@ -388,23 +384,20 @@
     const name = { all: "All of", any: "Any of", none: "None of", notAll: "Not all of" }[g.mode];
     return name + " (" + (where.length ? "group " + where.join(" › ") : "top") + ")";
   }
-  function moveControls(n, parent, i, scope) {
+  function moveControls(n, parent, i) {
     if (readonly) return null;
     const bar = el("span", { class: "rule-move" });
     bar.append(el("button", { type: "button", class: "link", "aria-label": "Move up", "data-move-up": n.id, disabled: i === 0, text: "↑", onclick: () => { const l = parent.children; [l[i - 1], l[i]] = [l[i], l[i - 1]]; changed(); } }));
     bar.append(el("button", { type: "button", class: "link", "aria-label": "Move down", "data-move-down": n.id, disabled: i === parent.children.length - 1, text: "↓", onclick: () => { const l = parent.children; [l[i + 1], l[i]] = [l[i], l[i + 1]]; changed(); } }));
-    // Filled once the whole tree is indexed.
+    // Its groups are filled in by `render` once the whole tree is indexed.
     const select = el("select", { "aria-label": "Move to group", "data-move-to": n.id });
-    select.append(el("option", { value: "", text: "Move to…" }));
-    select.addEventListener("focus", () => fillTargets(select, n, parent, scope));
-    select.addEventListener("pointerdown", () => fillTargets(select, n, parent, scope));
     select.addEventListener("change", () => { if (select.value) moveInto(n.id, Number(select.value)); });
-    queueMicrotask(() => fillTargets(select, n, parent, scope));
     bar.append(select);
     return bar;
   }
-  function fillTargets(select, n, parent, scope) {
-    const options = targets(n, parent, scope);
+  function fillTargets(select) {
+    const e = index.get(Number(select.dataset.moveTo));
+    const options = targets(e.node, e.parent, e.scope);
     select.replaceChildren(el("option", { value: "", text: "Move to…" }), ...options.map(([id, text]) => el("option", { value: id, text })));
     select.hidden = !options.length;
   }

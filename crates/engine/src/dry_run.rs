@@ -4,12 +4,11 @@
 //!
 //! The verdict and the calls come from the code ingest runs ([`CompiledTriggers`] as a
 //! [`Planner`]), so a dry run cannot disagree with what an event would do; the trace comes
-//! from the rule's own evaluation. Nothing is recorded: no event, no queue item, no activity.
-
-use std::sync::Arc;
+//! from the same compiled rule or condition (`CompiledTriggers::trace`). Nothing is
+//! recorded: no event, no queue item, no activity.
 
 use hookflow_templating::rules::TraceStep;
-use hookflow_templating::{MimeType, RenderContext, TemplateSet};
+use hookflow_templating::MimeType;
 use serde_json::{Map, Value};
 
 use crate::model::{
@@ -161,7 +160,7 @@ impl Engine {
         let mut evaluations: Vec<Evaluation> = Vec::with_capacity(1);
         compiled.plan(&planned, &mut planned_calls, &mut evaluations);
         let matched = evaluations.first().is_some_and(|e| e.matched);
-        let trace = trace(&trigger, &planned, &event_type);
+        let trace = compiled.trace(trigger.id, &planned, trigger.draft.condition.as_deref());
 
         let index = ActionIndex::build(std::slice::from_ref(&trigger), self.config.dispatch.retry);
         let mut calls = Vec::with_capacity(planned_calls.len());
@@ -208,67 +207,4 @@ impl Engine {
             event_id,
         })
     }
-}
-
-/// How the trigger's rule or condition came to its verdict for the event.
-fn trace(
-    trigger: &Trigger,
-    planned: &PlannedEvent<'_>,
-    event_type: &Arc<hookflow_templating::EventType>,
-) -> Vec<TraceStep> {
-    let event = planned.event;
-    let occurred_at = event.occurred_at.to_rfc3339();
-    if let Some(rule) = &trigger.draft.rules {
-        let Ok(compiled) = rule.check(event_type, "rules") else {
-            return Vec::new();
-        };
-        let subject = hookflow_templating::rules::Subject {
-            entity: &event.entity,
-            previous: event.previous.as_ref(),
-            event_id: planned.id.0,
-            event_type: &event.event_type,
-            occurred_at: &occurred_at,
-            entity_id: &event.entity_id,
-            shop_id: planned.shop.id.0,
-            shop_name: &planned.shop.name,
-        };
-        return compiled.trace(&subject).1;
-    }
-    let Some(source) = trigger.draft.condition.as_deref() else {
-        return Vec::new();
-    };
-    let ctx = RenderContext {
-        event_id: planned.id.0,
-        event_type: event_type.clone(),
-        occurred_at,
-        entity_id: event.entity_id.clone(),
-        shop_id: planned.shop.id.0,
-        shop_name: planned.shop.name.clone(),
-        entity: Arc::new(event.entity.clone()),
-        previous: event.previous.clone().map(Arc::new),
-    }
-    .into_value();
-    let mut templates = TemplateSet::new();
-    let (result, note) = match templates
-        .add_condition("dry-run", source)
-        .and_then(|id| templates.condition_holds(&id, &ctx))
-    {
-        Ok(holds) => (holds, None),
-        Err(err) => (
-            false,
-            Some(format!(
-                "the condition could not be evaluated ({err}), so it does not fire"
-            )),
-        ),
-    };
-    vec![TraceStep {
-        path: "condition".into(),
-        field: String::new(),
-        op: "expression",
-        expected: Some(Value::from(source)),
-        actual: Value::Null,
-        previous: None,
-        result,
-        note,
-    }]
 }

@@ -72,8 +72,9 @@ pub struct Evaluation {
     pub trigger_id: TriggerId,
     pub matched: bool,
     /// What decided: the path of the rule clause read last (`rules.all[1]`), `condition` for
-    /// an expression, `None` for a trigger without either (it always fires).
-    pub decided_by: Option<String>,
+    /// an expression, `None` for a trigger without either (it always fires). Shared with the
+    /// compiled trigger: recording it allocates nothing.
+    pub decided_by: Option<Arc<str>>,
 }
 
 /// An event as stored.

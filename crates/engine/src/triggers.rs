@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use hookflow_templating::rules::{CompiledRule, Subject};
+use hookflow_templating::rules::{CompiledRule, Subject, TraceStep};
 use hookflow_templating::{
     default_payload, Catalog, ConditionId, ContextValue, EventType, MimeType, RenderContext,
     TemplateError, TemplateErrorKind, TemplateId, TemplateKind, TemplateSet,
@@ -110,6 +110,8 @@ pub struct CompiledTriggers {
     generation: Option<i64>,
     /// Whether planning reports each trigger's evaluation (its activity).
     record_activity: bool,
+    /// What decided an evaluation by a condition, shared by every such evaluation.
+    condition_label: Arc<str>,
 }
 
 impl CompiledTriggers {
@@ -158,6 +160,7 @@ impl CompiledTriggers {
             by_type,
             generation: None,
             record_activity: true,
+            condition_label: Arc::from("condition"),
         }
     }
 
@@ -423,10 +426,10 @@ impl CompiledTriggers {
         &self,
         trigger: &CompiledTrigger,
         shared: &mut EventRender<'_>,
-    ) -> (bool, Option<String>) {
+    ) -> (bool, Option<Arc<str>>) {
         if let Some(rule) = &trigger.rule {
             let (matched, decided) = rule.matches_decided(&shared.subject());
-            return (matched, rule.clause_path(decided).map(str::to_owned));
+            return (matched, rule.decided_by(decided));
         }
         let Some(condition) = &trigger.condition else {
             return (true, None);
@@ -438,7 +441,55 @@ impl CompiledTriggers {
                 false
             }
         };
-        (holds, Some("condition".to_owned()))
+        (holds, Some(self.condition_label.clone()))
+    }
+
+    /// How `trigger`'s rule or condition (its source: `condition`) came to its verdict for
+    /// the event, with the compiled rule or condition ingest uses: every rule clause with the
+    /// value it saw, or one step for the expression. Empty for a trigger without either, or
+    /// not among these.
+    pub fn trace(
+        &self,
+        trigger: TriggerId,
+        planned: &PlannedEvent<'_>,
+        condition: Option<&str>,
+    ) -> Vec<TraceStep> {
+        let Some(TypeTriggers {
+            event_type,
+            triggers,
+        }) = self.by_type.get(&planned.event.event_type)
+        else {
+            return Vec::new();
+        };
+        let Some(compiled) = triggers.iter().find(|t| t.id == trigger) else {
+            return Vec::new();
+        };
+        let mut shared = EventRender::new(planned, event_type);
+        if let Some(rule) = &compiled.rule {
+            return rule.trace(&shared.subject()).1;
+        }
+        let (Some(id), Some(source)) = (&compiled.condition, condition) else {
+            return Vec::new();
+        };
+        let (result, note) = match self.templates.condition_holds(id, &shared.context()) {
+            Ok(holds) => (holds, None),
+            Err(err) => (
+                false,
+                Some(format!(
+                    "the condition could not be evaluated ({err}), so it does not fire"
+                )),
+            ),
+        };
+        vec![TraceStep {
+            path: "condition".into(),
+            field: String::new(),
+            op: "expression",
+            expected: Some(serde_json::Value::from(source)),
+            actual: serde_json::Value::Null,
+            previous: None,
+            result,
+            note,
+        }]
     }
 
     /// One action's call for the event: rendered, or failed with the reason when it could not

@@ -1,6 +1,8 @@
 //! The save-time step: a rule's fields resolved against an event type, its operators and values
 //! checked to fit, and the whole compiled for evaluation.
 
+use std::sync::Arc;
+
 use serde_json::Value as Json;
 
 use crate::catalog::EventType;
@@ -21,8 +23,9 @@ pub struct CompiledRule {
 /// What the trace says about a clause besides what it saw.
 #[derive(Debug, Clone)]
 pub(crate) struct ClauseInfo {
-    /// `rules.all[1].any[0]`.
-    pub path: String,
+    /// `rules.all[1].any[0]`; shared, so naming the deciding clause of an evaluation (once
+    /// per trigger per event at ingest) allocates nothing.
+    pub path: Arc<str>,
     /// As written (relative to the item inside a `where`).
     pub field: String,
     pub op: Op,
@@ -406,7 +409,7 @@ impl Compiler<'_> {
         }
         let id = self.clauses.len() as u32;
         self.clauses.push(ClauseInfo {
-            path: path.to_owned(),
+            path: Arc::from(path),
             field: clause.field.clone(),
             op,
             expected: clause.value.clone(),
@@ -686,6 +689,9 @@ pub(crate) fn parse_date(s: &str) -> Option<i64> {
         .map(|d| d.timestamp_millis())
 }
 
+/// What decided an evaluation that ran out of clause tests.
+const OVER_LIMIT_PATH: &str = "rules (more clause tests than allowed)";
+
 impl CompiledRule {
     /// How many clauses it has (nested ones included).
     pub fn clause_count(&self) -> usize {
@@ -696,8 +702,16 @@ impl CompiledRule {
     /// the clause that decided.
     pub fn clause_path(&self, id: u32) -> Option<&str> {
         if id == crate::rules::eval::OVER_LIMIT {
-            return Some("rules (more clause tests than allowed)");
+            return Some(OVER_LIMIT_PATH);
         }
-        self.clauses.get(id as usize).map(|c| c.path.as_str())
+        self.clauses.get(id as usize).map(|c| &*c.path)
+    }
+
+    /// [`CompiledRule::clause_path`], shared: what an evaluation records as having decided.
+    pub fn decided_by(&self, id: u32) -> Option<Arc<str>> {
+        if id == crate::rules::eval::OVER_LIMIT {
+            return Some(Arc::from(OVER_LIMIT_PATH));
+        }
+        self.clauses.get(id as usize).map(|c| c.path.clone())
     }
 }

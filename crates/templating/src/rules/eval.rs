@@ -441,7 +441,7 @@ impl Tracer<'_, '_> {
         };
         let path = match at {
             Some(at) => format!("{} (item {})", info.path, at.index),
-            None => info.path.clone(),
+            None => info.path.to_string(),
         };
         let actual = read(&leaf.target, scope);
         let mut run = Run::new();
